@@ -1,0 +1,101 @@
+// Command imprint is the single, statically linked multi-call binary of the
+// imprint provisioning system: the agent that runs in the bootstrap ramdisk,
+// the single-step tools (plan, partition, write-image, configdrive, ...) and
+// the operator CLI.
+//
+// It dispatches on its first argument (imprint plan FILE) or, when invoked
+// through a link, on the name it was called by, so the fuel-agent console
+// script names Astute knows (provision, fa_partition, ...) work unchanged.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+)
+
+// command is one subcommand. run returns the process exit status:
+// 0 success, 1 runtime failure, 2 usage or invalid input.
+type command struct {
+	name    string
+	aliases []string // names the binary may be invoked as (fuel-agent's console scripts)
+	summary string
+	run     func(ctx context.Context, env *cmdEnv, args []string) int
+}
+
+// cmdEnv is what a subcommand may touch of the process: its streams. Passing
+// it in keeps the subcommands testable without globals.
+type cmdEnv struct {
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+}
+
+// commands lists every subcommand; each lives in its own file of this package.
+func commands() []command {
+	return []command{
+		{name: "plan", summary: "validate a provision.json and print the partition plan", run: runPlan},
+		{name: "version", summary: "print the version", run: runVersion},
+	}
+}
+
+var version = "dev" // set with -ldflags "-X main.version=..."
+
+func runVersion(_ context.Context, env *cmdEnv, _ []string) int {
+	fmt.Fprintln(env.stdout, "imprint", version)
+	return 0
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	env := &cmdEnv{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}
+	os.Exit(dispatch(ctx, env, os.Args))
+}
+
+func dispatch(ctx context.Context, env *cmdEnv, argv []string) int {
+	cmds := commands()
+	self := filepath.Base(argv[0])
+	for _, c := range cmds {
+		for _, a := range c.aliases {
+			if a == self {
+				return c.run(ctx, env, argv[1:])
+			}
+		}
+	}
+	if len(argv) < 2 || argv[1] == "-h" || argv[1] == "--help" || argv[1] == "help" {
+		usage(env.stderr, cmds)
+		if len(argv) < 2 {
+			return 2
+		}
+		return 0
+	}
+	for _, c := range cmds {
+		if c.name == argv[1] {
+			return c.run(ctx, env, argv[2:])
+		}
+	}
+	fmt.Fprintf(env.stderr, "imprint: unknown command %q\n\n", argv[1])
+	usage(env.stderr, cmds)
+	return 2
+}
+
+func usage(w io.Writer, cmds []command) {
+	sort.Slice(cmds, func(i, j int) bool { return cmds[i].name < cmds[j].name })
+	fmt.Fprintln(w, "usage: imprint COMMAND [ARGS]")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "commands:")
+	for _, c := range cmds {
+		line := fmt.Sprintf("  %-14s %s", c.name, c.summary)
+		if len(c.aliases) > 0 {
+			line += " (also as " + strings.Join(c.aliases, ", ") + ")"
+		}
+		fmt.Fprintln(w, line)
+	}
+}
