@@ -40,7 +40,6 @@ type cmdEnv struct {
 // commands lists every subcommand; each lives in its own file of this package.
 func commands() []command {
 	return []command{
-		{name: "plan", summary: "validate a provision.json and print the partition plan", run: runPlan},
 		{name: "version", summary: "print the version", run: runVersion},
 	}
 }
