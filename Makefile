@@ -40,7 +40,7 @@ test-vm:
 # fuzz runs each fuzz target for FUZZTIME (corpus kept under testdata/fuzz).
 FUZZTIME ?= 60s
 fuzz:
-	$(GO) test ./provision -run '^$$' -fuzz FuzzParseValidatePlan -fuzztime $(FUZZTIME)
+	$(GO) test ./partition -run '^$$' -fuzz FuzzParseValidatePlan -fuzztime $(FUZZTIME)
 
 demo: deps build
 	scripts/demo.sh
