@@ -1,0 +1,91 @@
+// Package imagewriter streams an OS image (raw, gzip, zstd or xz) from
+// http, https or file onto a block device: verified inline, resumable,
+// never leaving a half-written bootable disk behind. It is the agent's
+// image_data step and `imprint write-image` (fuel-agent's fa_copyimage).
+//
+// # Pipeline
+//
+// Three goroutines joined by channels of reusable buffers:
+//
+//	download (8 × 512 KiB chunks, sha256/sha512 of the bytes as stored)
+//	  → decompress (detects the container from magic bytes; klauspost gzip
+//	    or zstd, `xz -dc` or ulikunitz/xz) into 4 × 4 MiB aligned buffers
+//	  → write (md5 of the image for Fuel's raw_md5, O_DIRECT pwrite,
+//	    fdatasync every 256 MiB, progress, "Next chunk: N" lines).
+//
+// Memory is the buffers (about 22 MiB) plus the decoder's window, whatever
+// the image size. O_DIRECT is used when the target accepts it (a tmpfs file
+// does not: buffered writes then); an unaligned tail goes through a second,
+// buffered descriptor; the final fdatasync covers both.
+//
+// # Verification
+//
+// SHA256/SHA512 cover the downloaded bytes (sha256sum IMAGE.gz). MD5 and
+// RawSize cover the decompressed image, as Fuel's metadata raw_md5/raw_size
+// (fuel-agent.md §4.3: FuelMetadataURLs derives <stem>.yaml, entries are
+// matched by container_name). A stream of another length than RawSize, a
+// truncated compressed stream (every decoder checks its end-of-stream
+// framing and checksum), a digest mismatch, a declared container the magic
+// bytes contradict: all are failures.
+//
+// # Never a half-written bootable disk
+//
+// Before streaming, the first HoldBack bytes (1 MiB: MBR, primary GPT, an
+// ext superblock) and, on a whole disk, the last MiB (backup GPT) are zeroed
+// and synced, so even a killed process leaves nothing that boots or mounts.
+// The image's own first MiB is kept in memory and written only after the
+// whole stream was written and verified; on any failure the same areas are
+// zeroed again.
+//
+// # Resume
+//
+// The download stage reads through resumingReader. Every byte it has
+// returned is final: it has been fed, in order, to the digests and to the
+// decompressor. When a connection breaks, stalls (no byte for IdleTimeout)
+// or ends before Content-Length, the reader reopens the URL with
+// "Range: bytes=N-", N being the count of bytes already delivered, and
+// checks that the 206 answer starts at N and describes the same object
+// (size, ETag, Last-Modified). The decompressor and the hash states are
+// never rebuilt: they live on in memory, exactly as consistent with N as
+// before the break, so a resumed write is byte-identical to an unbroken one
+// and the digest covers each byte exactly once. A server that ignores Range
+// (200 instead of 206) is read again from its start and the first N bytes
+// are discarded, after the same same-object check. Retries are bounded
+// (MaxRetries consecutive attempts without progress, exponential backoff);
+// a 4xx other than 408/429 is not retried.
+//
+// What the durable offset is for: the writer syncs every SyncEvery bytes and
+// reports BytesDurable, so progress is honest and the final flush short. It
+// is deliberately not used to resume across a restart of the process.
+// Resuming a compressed stream from a byte offset needs the decompressor's
+// state there: a single-member gzip stream has no restart points (the
+// 32 KiB window and the bit position live only in the decoder), and
+// checkpointing at gzip member or zstd frame boundaries only works for
+// images built with such boundaries at known output offsets, which would
+// also need the hash state (encoding.BinaryMarshaler) persisted next to it.
+// Inside one process none of that is needed, because the state is never
+// lost; after a crash the agent rewrites the image from the start (the
+// first MiB was zeroed first, so the half-written disk cannot boot).
+//
+// # Zero skipping
+//
+// All-zero 64 KiB blocks are skipped only when the target provably reads
+// back zeroes: a regular file that was created or empty at open, or when
+// the caller asserts it with Options.TargetZeroed (after BLKZEROOUT, or a
+// discard on a device that guarantees zeroes). Otherwise every byte is
+// written, zeros included (coreos-installer's reasoning).
+//
+// # Growing the filesystem
+//
+// With Request.Format and Options.Runner, ext2/3/4 get e2fsck -fy,
+// resize2fs, e2fsck -fy; xfs is mounted on a temporary directory,
+// xfs_growfs'd and unmounted (GrowPlan).
+//
+// # Progress and logs
+//
+// Options.Progress receives Progress events (bytes read/written/durable,
+// totals, rate, ETA) at most once per ProgressInterval from the writer
+// goroutine, then "grow" and "done". Options.ChunkLogger (default: Logger)
+// receives fuel-agent's "Next chunk: N" line at Debug level once per MiB
+// written (N counts from 0), the line Astute-style parsers count.
+package imagewriter

@@ -1,0 +1,580 @@
+package imagewriter
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/md5"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"log/slog"
+	"strconv"
+	"sync/atomic"
+	"time"
+)
+
+const (
+	dlChunkSize = 512 << 10 // download chunk handed to the decoder
+	dlChunks    = 8
+	zeroBlock   = 64 << 10 // granularity of zero skipping
+)
+
+// errVerify marks a verification failure (digest, size).
+var ErrVerify = errors.New("verification failed")
+
+// Write streams the image at req.URL onto req.Device: download, decompress
+// and write run in three goroutines over reusable buffers; digests are
+// checked inline; the first Options.HoldBack bytes are written last, after
+// everything verified, and are zeroed (with a whole disk's backup GPT area)
+// before the write starts and again on any failure. See doc.go.
+func Write(ctx context.Context, req Request, opts Options) (res Result, err error) {
+	start := time.Now()
+	if err := req.Validate(); err != nil {
+		return Result{}, fmt.Errorf("write image: %w", err)
+	}
+	opts = opts.withDefaults()
+	if opts.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, opts.Timeout, fmt.Errorf("write image: total timeout %s exceeded", opts.Timeout))
+		defer cancel()
+	}
+	log := opts.Logger.With("url", req.URL, "device", req.Device)
+	src, _ := parseSource(req.URL)
+
+	exp, err := resolveMetadata(ctx, req, &opts)
+	if err != nil {
+		return Result{}, fmt.Errorf("write image %s to %q: %w", req.URL, req.Device, err)
+	}
+	t, err := openTarget(req.Device, &opts)
+	if err != nil {
+		return Result{}, err
+	}
+	defer t.Close()
+	if t.isBlock && exp.rawSize > t.size {
+		return Result{}, fmt.Errorf("target %q: image is %d bytes (from %s), device only %d", req.Device, exp.rawSize, exp.source, t.size)
+	}
+	log.Info("writing image", "direct", t.isDirect, "block", t.isBlock, "whole_disk", t.wholeDisk,
+		"sparse", t.zeroed, "raw_size", exp.rawSize, "verify_md5", exp.rawMD5 != "",
+		"verify_sha256", req.SHA256 != "", "verify_sha512", req.SHA512 != "")
+
+	// Nothing bootable may survive an interrupted write: clear the start
+	// (and a whole disk's backup GPT) durably before streaming.
+	if err := t.scrub(opts.HoldBack); err != nil {
+		return Result{}, err
+	}
+	defer func() {
+		if err == nil {
+			return
+		}
+		if serr := t.scrub(opts.HoldBack); serr != nil {
+			err = errors.Join(err, fmt.Errorf("after the failure, could not clear the start of %q: %w", req.Device, serr))
+			return
+		}
+		log.Warn("write failed; cleared the start of the target", "bytes", opts.HoldBack, "backup_gpt_area", t.isBlock && t.wholeDisk, "err", err)
+	}()
+
+	held, freeHeld, err := alignedBuffer(opts.HoldBack)
+	if err != nil {
+		return Result{}, err
+	}
+	defer freeHeld()
+	p := &pipeline{req: req, opts: &opts, exp: exp, t: t, src: src, log: log, start: start, held: held}
+	if err := p.run(ctx); err != nil {
+		return Result{}, err
+	}
+	res = p.result()
+
+	// Everything verified: now the held-back start, then a final sync.
+	if p.heldN > 0 {
+		if err := t.writeAt(p.held[:p.heldN], 0); err != nil {
+			return Result{}, fmt.Errorf("write image to %q: first %d bytes: %w", req.Device, p.heldN, err)
+		}
+	}
+	if !t.isBlock {
+		if st, err := t.buffered.Stat(); err == nil && st.Size() < p.written {
+			if err := t.buffered.Truncate(p.written); err != nil {
+				return Result{}, fmt.Errorf("write image to %q: extend to %d: %w", req.Device, p.written, err)
+			}
+		}
+	}
+	if err := t.sync(); err != nil {
+		return Result{}, err
+	}
+	p.durable.Store(p.written)
+	log.Info("image written", "bytes", p.written, "read", res.BytesRead, "skipped_zero", res.SkippedZero,
+		"verified", res.Verified, "retries", res.Retries, "seconds", time.Since(start).Seconds(),
+		"mb_per_s", float64(p.written)/time.Since(start).Seconds()/1e6)
+
+	if req.Format != "" && opts.Runner != nil {
+		p.emit("grow", true)
+		t.Close() // fsck and resize need the device to themselves
+		if err := Grow(ctx, opts.Runner, req.Format, req.Device); err != nil {
+			return Result{}, err
+		}
+		res.Grown = true
+		log.Info("filesystem grown", "format", req.Format)
+	}
+	res.Duration = time.Since(start)
+	p.emit("done", true)
+	return res, nil
+}
+
+// pipeline is one run of download → decompress → write.
+type pipeline struct {
+	req   Request
+	opts  *Options
+	exp   expectations
+	t     *target
+	src   source
+	log   *slog.Logger
+	start time.Time
+
+	rr        *resumingReader
+	container Container
+	sha256    hash.Hash
+	sha512    hash.Hash
+	rawMD5    hash.Hash
+
+	bytesRead atomic.Int64
+	totalRead atomic.Int64
+	written   int64 // owned by the writer goroutine until run returns
+	wrAtomic  atomic.Int64
+	durable   atomic.Int64
+	skipped   int64
+	held      []byte
+	heldN     int
+
+	lastEmit  time.Time
+	nextChunk int64
+	chunkNo   int64
+}
+
+type dlChunk struct {
+	b   []byte
+	n   int
+	err error
+}
+
+type outBuf struct {
+	b []byte
+	n int
+}
+
+// downloadError marks an error of the download stage as it crosses the
+// decoder, so it is reported as is rather than as a decompression error.
+type downloadError struct{ err error }
+
+func (e downloadError) Error() string { return e.err.Error() }
+func (e downloadError) Unwrap() error { return e.err }
+
+func (p *pipeline) run(parent context.Context) error {
+	ctx, cancel := context.WithCancelCause(parent)
+	defer cancel(nil)
+
+	p.rr = newResumingReader(ctx, p.src, p.opts, p.log)
+	p.totalRead.Store(-1)
+	defer p.rr.Close()
+	p.sha256 = sha256.New()
+	if p.req.SHA512 != "" {
+		p.sha512 = sha512.New()
+	}
+	if p.exp.rawMD5 != "" {
+		p.rawMD5 = md5.New()
+	}
+
+	// Buffers: download chunks from the heap, write buffers and the
+	// held-back start aligned for O_DIRECT.
+	dlFree := make(chan []byte, dlChunks)
+	for range dlChunks {
+		dlFree <- make([]byte, dlChunkSize)
+	}
+	dlFull := make(chan dlChunk, dlChunks)
+	outFree := make(chan []byte, p.opts.Buffers)
+	outFull := make(chan outBuf, p.opts.Buffers)
+	for range p.opts.Buffers {
+		b, free, err := alignedBuffer(p.opts.BufferSize)
+		if err != nil {
+			return err
+		}
+		defer free()
+		outFree <- b
+	}
+
+	// Stage 1: download, hashing the bytes as stored.
+	dlDone := make(chan struct{})
+	go func() {
+		defer close(dlDone)
+		defer close(dlFull)
+		for {
+			var b []byte
+			select {
+			case b = <-dlFree:
+			case <-ctx.Done():
+				return
+			}
+			n, err := io.ReadFull(p.rr, b)
+			if err == io.ErrUnexpectedEOF {
+				err = io.EOF
+			}
+			if n > 0 {
+				p.sha256.Write(b[:n])
+				if p.sha512 != nil {
+					p.sha512.Write(b[:n])
+				}
+				p.bytesRead.Add(int64(n))
+				p.totalRead.Store(p.rr.total)
+			}
+			if err != nil && err != io.EOF {
+				err = downloadError{err}
+			}
+			select {
+			case dlFull <- dlChunk{b, n, err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+
+	// Stage 3: write.
+	wrDone := make(chan error, 1)
+	go func() {
+		err := p.writer(ctx, outFull, outFree)
+		if err != nil {
+			cancel(err) // unblocks the decoder and the download
+		}
+		wrDone <- err
+	}()
+
+	// Stage 2 (this goroutine): detect and decompress.
+	decErr := p.decode(ctx, &chanReader{ctx: ctx, full: dlFull, free: dlFree}, outFull, outFree)
+	close(outFull)
+	if decErr != nil {
+		cancel(decErr)
+	}
+	wrErr := <-wrDone
+	if wrErr != nil {
+		cancel(wrErr)
+	}
+	<-dlDone
+	if wrErr != nil {
+		return fmt.Errorf("write image %s to %q: %w", p.req.URL, p.req.Device, wrErr)
+	}
+	if decErr != nil {
+		var de downloadError
+		if errors.As(decErr, &de) {
+			return fmt.Errorf("write image to %q: %w", p.req.Device, de.err)
+		}
+		return fmt.Errorf("write image %s to %q: %w", p.req.URL, p.req.Device, decErr)
+	}
+	if err := context.Cause(parent); err != nil {
+		return fmt.Errorf("write image %s to %q: %w", p.req.URL, p.req.Device, err)
+	}
+	return p.verify()
+}
+
+// decode detects the container and decompresses into write buffers.
+func (p *pipeline) decode(ctx context.Context, cr *chanReader, outFull chan<- outBuf, outFree chan []byte) error {
+	br := bufio.NewReaderSize(cr, 256<<10)
+	head, err := br.Peek(8)
+	if len(head) == 0 {
+		if err == io.EOF {
+			return fmt.Errorf("the image at %s is empty", p.req.URL)
+		}
+		return err
+	}
+	c, err := Detect(head)
+	if err != nil {
+		return fmt.Errorf("%s: %w", p.req.URL, err)
+	}
+	if err := checkDeclared(p.req.Container, c, p.req.URL); err != nil {
+		return err
+	}
+	p.container = c
+	p.log.Info("container detected", "container", c, "declared", p.req.Container)
+	dec, err := newDecoder(ctx, c, br, p.opts)
+	if err != nil {
+		return err
+	}
+	defer dec.close()
+	for {
+		var b []byte
+		select {
+		case b = <-outFree:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+		n := 0
+		var rerr error
+		for n < len(b) {
+			m, e := dec.Read(b[n:])
+			n += m
+			if e != nil {
+				rerr = e
+				break
+			}
+		}
+		if n > 0 {
+			select {
+			case outFull <- outBuf{b, n}:
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			}
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			var de downloadError
+			if errors.As(rerr, &de) {
+				return rerr
+			}
+			if c == ContainerRaw {
+				return rerr
+			}
+			return fmt.Errorf("decompress %s: %w", c, rerr)
+		}
+	}
+	// Read whatever follows the compressed stream, so the digest covers
+	// the whole object and a short download cannot pass.
+	if _, err := io.Copy(io.Discard, br); err != nil {
+		return err
+	}
+	return nil
+}
+
+// chanReader turns the download stage's chunks into an io.Reader.
+type chanReader struct {
+	ctx  context.Context
+	full <-chan dlChunk
+	free chan<- []byte
+	cur  []byte
+	buf  []byte
+	err  error
+}
+
+func (r *chanReader) Read(p []byte) (int, error) {
+	for len(r.cur) == 0 {
+		if r.buf != nil {
+			r.free <- r.buf
+			r.buf = nil
+		}
+		if r.err != nil {
+			return 0, r.err
+		}
+		select {
+		case c, ok := <-r.full:
+			if !ok {
+				if err := context.Cause(r.ctx); err != nil {
+					return 0, err
+				}
+				return 0, io.ErrUnexpectedEOF
+			}
+			r.buf, r.cur, r.err = c.b, c.b[:c.n], c.err
+		case <-r.ctx.Done():
+			return 0, context.Cause(r.ctx)
+		}
+	}
+	n := copy(p, r.cur)
+	r.cur = r.cur[n:]
+	return n, nil
+}
+
+// writer is stage 3: hash the image, hold back its start, write the rest
+// (skipping zero blocks on a zeroed target), sync periodically, report.
+func (p *pipeline) writer(ctx context.Context, full <-chan outBuf, free chan<- []byte) error {
+	hold := int64(p.opts.HoldBack)
+	sinceSync := int64(0)
+	p.nextChunk = 1 << 20
+	for o := range full {
+		b := o.b[:o.n]
+		off := p.written
+		if p.t.isBlock && off+int64(len(b)) > p.t.size {
+			return fmt.Errorf("the image is larger than %q (%d bytes)", p.req.Device, p.t.size)
+		}
+		if p.rawMD5 != nil && off < p.exp.rawSize {
+			p.rawMD5.Write(b[:min(int64(len(b)), p.exp.rawSize-off)])
+		}
+		if off < hold {
+			k := int(min(int64(len(b)), hold-off))
+			copy(p.held[off:], b[:k])
+			p.heldN = int(off) + k
+			b, off = b[k:], off+int64(k)
+		}
+		if len(b) > 0 {
+			if err := p.writeData(b, off); err != nil {
+				return err
+			}
+		}
+		p.written += int64(o.n)
+		p.wrAtomic.Store(p.written)
+		sinceSync += int64(o.n)
+		free <- o.b
+		for p.written >= p.nextChunk {
+			// fuel-agent logs this line per 1 MiB chunk; Astute's progress
+			// parser counts them.
+			p.opts.ChunkLogger.Debug("Next chunk: " + strconv.FormatInt(p.chunkNo, 10))
+			p.chunkNo++
+			p.nextChunk += 1 << 20
+		}
+		if sinceSync >= p.opts.SyncEvery {
+			if err := p.t.sync(); err != nil {
+				return err
+			}
+			sinceSync = 0
+			p.durable.Store(p.written - int64(p.heldN))
+		}
+		p.emit("download", false)
+		if err := ctx.Err(); err != nil {
+			return context.Cause(ctx)
+		}
+	}
+	return nil
+}
+
+// writeData writes b at off, leaving zero blocks unwritten when the target
+// is known to read back as zeroes.
+func (p *pipeline) writeData(b []byte, off int64) error {
+	if !p.t.zeroed {
+		return p.t.writeAt(b, off)
+	}
+	runStart := -1
+	flush := func(end int) error {
+		if runStart < 0 {
+			return nil
+		}
+		err := p.t.writeAt(b[runStart:end], off+int64(runStart))
+		runStart = -1
+		return err
+	}
+	for i := 0; i < len(b); {
+		// blocks are aligned to the device offset so O_DIRECT stays usable
+		end := i + zeroBlock - int((off+int64(i))%zeroBlock)
+		end = min(end, len(b))
+		if isZero(b[i:end]) {
+			if err := flush(i); err != nil {
+				return err
+			}
+			p.skipped += int64(end - i)
+		} else if runStart < 0 {
+			runStart = i
+		}
+		i = end
+	}
+	return flush(len(b))
+}
+
+var zeroes = make([]byte, zeroBlock)
+
+func isZero(b []byte) bool { return bytes.Equal(b, zeroes[:len(b)]) }
+
+// verify checks the digests and sizes once the stream ended.
+func (p *pipeline) verify() error {
+	var errs []error
+	fail := func(format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrVerify}, a...)...))
+	}
+	if p.written == 0 {
+		fail("the image at %s decompressed to 0 bytes", p.req.URL)
+	}
+	if p.exp.rawSize > 0 && p.written != p.exp.rawSize {
+		fail("image is %d bytes, expected %d (raw_size from %s)", p.written, p.exp.rawSize, p.exp.source)
+	}
+	if p.rawMD5 != nil {
+		if got := hex.EncodeToString(p.rawMD5.Sum(nil)); got != p.exp.rawMD5 {
+			fail("md5 of the image is %s, expected %s (from %s)", got, p.exp.rawMD5, p.exp.source)
+		}
+	}
+	if p.req.SHA256 != "" {
+		if got := hex.EncodeToString(p.sha256.Sum(nil)); !equalFoldHex(got, p.req.SHA256) {
+			fail("sha256 of %s is %s, expected %s", p.req.URL, got, p.req.SHA256)
+		}
+	}
+	if p.sha512 != nil {
+		if got := hex.EncodeToString(p.sha512.Sum(nil)); !equalFoldHex(got, p.req.SHA512) {
+			fail("sha512 of %s is %s, expected %s", p.req.URL, got, p.req.SHA512)
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("write image %s to %q: %w", p.req.URL, p.req.Device, errors.Join(errs...))
+	}
+	return nil
+}
+
+func equalFoldHex(a, b string) bool { return bytes.EqualFold([]byte(a), []byte(b)) }
+
+func (p *pipeline) result() Result {
+	r := Result{
+		Container:    p.container,
+		BytesRead:    p.bytesRead.Load(),
+		BytesWritten: p.written,
+		SkippedZero:  p.skipped,
+		SHA256:       hex.EncodeToString(p.sha256.Sum(nil)),
+		Direct:       p.t.isDirect,
+		Retries:      int(p.rr.reopens.Load()),
+	}
+	if p.sha512 != nil {
+		r.SHA512 = hex.EncodeToString(p.sha512.Sum(nil))
+		r.Verified = append(r.Verified, "sha512")
+	}
+	if p.req.SHA256 != "" {
+		r.Verified = append(r.Verified, "sha256")
+	}
+	if p.rawMD5 != nil {
+		r.RawMD5 = hex.EncodeToString(p.rawMD5.Sum(nil))
+		r.Verified = append(r.Verified, "md5")
+	}
+	if p.exp.rawSize > 0 {
+		r.Verified = append(r.Verified, "size")
+	}
+	return r
+}
+
+// emit sends a progress event, at most every ProgressInterval unless force.
+func (p *pipeline) emit(phase string, force bool) {
+	if p.opts.Progress == nil {
+		return
+	}
+	now := time.Now()
+	if !force && now.Sub(p.lastEmit) < p.opts.ProgressInterval {
+		return
+	}
+	p.lastEmit = now
+	ev := Progress{
+		Phase:        phase,
+		BytesRead:    p.bytesRead.Load(),
+		TotalRead:    -1,
+		BytesWritten: p.wrAtomic.Load(),
+		BytesDurable: p.durable.Load(),
+		TotalWritten: -1,
+		Elapsed:      now.Sub(p.start),
+		ETA:          -1,
+	}
+	if p.rr != nil {
+		ev.TotalRead = p.totalRead.Load()
+		ev.Retries = int(p.rr.reopens.Load())
+	}
+	if p.exp.rawSize > 0 {
+		ev.TotalWritten = p.exp.rawSize
+	}
+	if s := ev.Elapsed.Seconds(); s > 0 {
+		ev.Rate = float64(ev.BytesWritten) / s
+	}
+	switch {
+	case phase == "done":
+		ev.ETA = 0
+	case ev.TotalWritten > 0 && ev.Rate > 0:
+		ev.ETA = time.Duration(float64(ev.TotalWritten-ev.BytesWritten) / ev.Rate * float64(time.Second))
+	case ev.TotalRead > 0 && ev.BytesRead > 0:
+		frac := float64(ev.BytesRead) / float64(ev.TotalRead)
+		ev.ETA = time.Duration(float64(ev.Elapsed) * (1 - frac) / frac)
+	}
+	p.opts.Progress(ev)
+}
