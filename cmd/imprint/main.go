@@ -41,6 +41,7 @@ type cmdEnv struct {
 func commands() []command {
 	return []command{
 		{name: "version", summary: "print the version", run: runVersion},
+		{name: "write-image", aliases: []string{"fa_copyimage"}, summary: "stream a compressed image onto a block device, verified and resumable", run: runWriteImage},
 	}
 }
 
