@@ -132,4 +132,3 @@ func progressPrinter(log *slog.Logger) func(imagewriter.Progress) {
 		log.Info("progress", attrs...)
 	}
 }
-
