@@ -42,6 +42,10 @@ FUZZTIME ?= 60s
 fuzz:
 	$(GO) test ./partition -run '^$$' -fuzz FuzzParseValidatePlan -fuzztime $(FUZZTIME)
 
+# bench: image writer vs curl|gzip|dd and friends (docs/bench.md); minutes, never in test.
+bench:
+	scripts/bench-image.sh
+
 demo: deps build
 	scripts/demo.sh
 

@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# bench-image.sh: `make bench`. Builds a realistic OS image (a 2 GiB ext4
+# filesystem holding ~700 MiB of real files from /usr, so partly sparse),
+# compresses it (gzip -6, zstd -3, xz -6), serves it on 127.0.0.1 and writes
+# it with imprint write-image and with the shell pipelines fuel-agent and
+# curtin use, onto a loop device (root, direct I/O on) and a fresh file.
+# Prints median MB/s of uncompressed output, min/max, peak RSS (largest
+# process of the command, GNU time %M) and the imprint/contender ratio.
+#
+# Environment: BENCH_DIR (default build/bench; artifacts are reused),
+# BENCH_RUNS (default 3), BENCH_TARGETS (default "loop file"; loop needs
+# root), BENCH_SIZE (default 2G), BENCH_ROOT_MIB (default 700).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DIR=${BENCH_DIR:-build/bench}
+RUNS=${BENCH_RUNS:-3}
+TARGETS=${BENCH_TARGETS:-loop file}
+SIZE=${BENCH_SIZE:-2G}
+ROOT_MIB=${BENCH_ROOT_MIB:-700}
+mkdir -p "$DIR"
+DIR=$(cd "$DIR" && pwd)
+
+need=(curl gzip pigz igzip zstd xz dd bmaptool mkfs.ext4 /usr/bin/time)
+missing=()
+for t in "${need[@]}"; do command -v "$t" >/dev/null || missing+=("$t"); done
+if ((${#missing[@]})); then
+	if [[ $(id -u) -eq 0 ]]; then
+		echo "bench: installing contenders (missing: ${missing[*]})"
+		export DEBIAN_FRONTEND=noninteractive
+		apt-get update -qq
+		apt-get install -y -qq --no-install-recommends curl gzip pigz isal zstd xz-utils coreutils bmap-tools e2fsprogs time >/dev/null
+	else
+		echo "bench: missing ${missing[*]} (run as root to install)" >&2
+		exit 1
+	fi
+fi
+if [[ $(id -u) -ne 0 && " $TARGETS " == *" loop "* ]]; then
+	echo "bench: not root: loop device target skipped"
+	TARGETS=${TARGETS//loop/}
+fi
+
+echo "bench: building imprint and the file server"
+go build -o "$DIR/imprint" ./cmd/imprint
+go build -o "$DIR/benchserve" ./scripts/benchserve
+
+img=$DIR/x.img
+if [[ ! -s $img.done ]]; then
+	echo "bench: building a $SIZE ext4 image with ~$ROOT_MIB MiB of files from /usr"
+	root=$DIR/root
+	rm -rf "$root" && mkdir -p "$root/usr/lib" "$root/usr/share"
+	budget=$((ROOT_MIB * 1024 * 1024))
+	for d in /usr/bin /usr/sbin /usr/include /usr/libexec /usr/lib/python3* /usr/lib/gcc /etc /usr/share/perl* /usr/lib/x86_64-linux-gnu /usr/share/locale; do
+		[[ -e $d ]] || continue
+		used=$(du -sb --apparent-size "$root" | cut -f1)
+		((used < budget)) || break
+		dest=$root$(dirname "$d")
+		mkdir -p "$dest"
+		cp -a "$d" "$dest/" 2>/dev/null || true
+	done
+	rm -f "$img" && truncate -s "$SIZE" "$img"
+	mkfs.ext4 -q -F -d "$root" "$img"
+	rm -rf "$root"
+	gzip -6 -c "$img" >"$img.gz"
+	zstd -q -3 -T1 -f "$img" -o "$img.zst"
+	xz -6 -T2 -c "$img" >"$img.xz"
+	bmaptool -q create -o "$DIR/x.bmap" "$img"
+	date >"$img.done"
+fi
+RAW=$(stat -c %s "$img")
+echo "bench: image $RAW bytes; gzip $(stat -c %s "$img.gz"), zstd $(stat -c %s "$img.zst"), xz $(stat -c %s "$img.xz")"
+SHA_GZ=$(sha256sum "$img.gz" | cut -d' ' -f1)
+SHA_ZST=$(sha256sum "$img.zst" | cut -d' ' -f1)
+SHA_XZ=$(sha256sum "$img.xz" | cut -d' ' -f1)
+
+"$DIR/benchserve" -dir "$DIR" >"$DIR/serve.addr" 2>"$DIR/serve.log" &
+SERVER=$!
+LOOP=""
+cleanup() {
+	kill "$SERVER" 2>/dev/null || true
+	[[ -n $LOOP ]] && losetup -d "$LOOP" 2>/dev/null || true
+	rm -f "$DIR/target.img" "$DIR/loop-backing.img"
+}
+trap cleanup EXIT
+for _ in $(seq 50); do [[ -s $DIR/serve.addr ]] && break; sleep 0.1; done
+URL=http://$(cat "$DIR/serve.addr")
+
+if [[ " $TARGETS " == *" loop "* ]]; then
+	truncate -s "$RAW" "$DIR/loop-backing.img"
+	LOOP=$(losetup --find --show --direct-io=on "$DIR/loop-backing.img")
+	[[ $LOOP == /dev/loop* ]] || { echo "bench: losetup gave '$LOOP'" >&2; exit 1; }
+	echo "bench: loop target $LOOP (direct-io on) over $DIR/loop-backing.img"
+fi
+
+DD="dd bs=4M iflag=fullblock oflag=direct conv=fsync status=none"
+# contender name @ format @ command (TARGET and FILEFLAG substituted)
+contenders=(
+	"imprint@gzip@$DIR/imprint write-image $URL/x.img.gz TARGET --sha256 $SHA_GZ --progress 0 FILEFLAG"
+	"curl | gzip -dc | dd@gzip@curl -s $URL/x.img.gz | gzip -dc | $DD of=TARGET"
+	"curl | pigz -dc | dd@gzip@curl -s $URL/x.img.gz | pigz -dc | $DD of=TARGET"
+	"curl | igzip -dc | dd@gzip@curl -s $URL/x.img.gz | igzip -dc | $DD of=TARGET"
+	"bmaptool copy@gzip@bmaptool -q copy --bmap $DIR/x.bmap $URL/x.img.gz TARGET"
+	"imprint@zstd@$DIR/imprint write-image $URL/x.img.zst TARGET --sha256 $SHA_ZST --progress 0 FILEFLAG"
+	"curl | zstd -dc | dd@zstd@curl -s $URL/x.img.zst | zstd -dc | $DD of=TARGET"
+	"imprint@xz@$DIR/imprint write-image $URL/x.img.xz TARGET --sha256 $SHA_XZ --progress 0 FILEFLAG"
+	"curl | xz -dc | dd@xz@curl -s $URL/x.img.xz | xz -dc | $DD of=TARGET"
+)
+
+results=$DIR/results.txt
+: >"$results"
+for round in $(seq "$RUNS"); do
+	for tgt in $TARGETS; do
+		for c in "${contenders[@]}"; do
+			IFS=@ read -r name fmt cmd <<<"$c"
+			if [[ $tgt == loop ]]; then
+				dev=$LOOP
+				cmd=${cmd//FILEFLAG/}
+			else
+				dev=$DIR/target.img
+				rm -f "$dev"
+				cmd=${cmd//FILEFLAG/--file}
+			fi
+			cmd=${cmd//TARGET/$dev}
+			sync
+			t0=$(date +%s%N)
+			if ! /usr/bin/time -f '%M' -o "$DIR/time.out" bash -o pipefail -c "$cmd" >"$DIR/run.log" 2>&1; then
+				echo "bench: FAILED: $cmd" >&2
+				tail -5 "$DIR/run.log" >&2
+				exit 1
+			fi
+			t1=$(date +%s%N)
+			rss=$(tail -1 "$DIR/time.out")
+			mbs=$(awk -v b="$RAW" -v ns=$((t1 - t0)) 'BEGIN{printf "%.0f", b / (ns / 1e9) / 1e6}')
+			printf '%s\t%s\t%s\t%s\t%s\n' "$tgt" "$fmt" "$name" "$mbs" "$rss" >>"$results"
+			printf 'round %d  %-5s %-5s %-22s %6s MB/s  %6d KiB RSS\n' "$round" "$tgt" "$fmt" "$name" "$mbs" "$rss"
+		done
+	done
+done
+
+echo
+echo "Median of $RUNS runs, MB/s of uncompressed output ($RAW bytes), peak RSS of the largest process:"
+echo
+awk -F'\t' '
+function median(s,   a, n, i, j, t) {
+	n = split(s, a, " ")
+	for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
+	return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+}
+function minv(s,   a, n, i, m) { n = split(s, a, " "); m = a[1]; for (i = 2; i <= n; i++) if (a[i] + 0 < m + 0) m = a[i]; return m }
+function maxv(s,   a, n, i, m) { n = split(s, a, " "); m = a[1]; for (i = 2; i <= n; i++) if (a[i] + 0 > m + 0) m = a[i]; return m }
+{
+	k = $1 SUBSEP $2 SUBSEP $3
+	if (!(k in mbs)) order[++nk] = k
+	mbs[k] = mbs[k] " " $4
+	rss[k] = rss[k] " " $5
+}
+END {
+	for (i = 1; i <= nk; i++) { split(order[i], f, SUBSEP); if (f[3] == "imprint") imp[f[1] SUBSEP f[2]] = median(mbs[order[i]]) }
+	printf "| target | format | command | median MB/s | min | max | peak RSS MiB | imprint / this |\n"
+	printf "|---|---|---|---|---|---|---|---|\n"
+	for (i = 1; i <= nk; i++) {
+		split(order[i], f, SUBSEP)
+		name = f[3]; gsub(/\|/, "\\|", name)
+		m = median(mbs[order[i]])
+		r = imp[f[1] SUBSEP f[2]]
+		ratio = (f[3] == "imprint" || m == 0) ? "—" : sprintf("%.2f×", r / m)
+		printf "| %s | %s | `%s` | %.0f | %s | %s | %.1f | %s |\n", f[1], f[2], name, m, minv(mbs[order[i]]), maxv(mbs[order[i]]), maxv(rss[order[i]]) / 1024, ratio
+	}
+}' "$results"
