@@ -24,7 +24,7 @@ const (
 	zeroBlock   = 64 << 10 // granularity of zero skipping
 )
 
-// errVerify marks a verification failure (digest, size).
+// ErrVerify marks a verification failure (digest, size, md5).
 var ErrVerify = errors.New("verification failed")
 
 // Write streams the image at req.URL onto req.Device: download, decompress

@@ -422,6 +422,8 @@ func TestHTTPErrorsNameURL(t *testing.T) {
 func TestVerificationFailuresZeroTheStart(t *testing.T) {
 	img := testImage(t)
 	gz := compress(t, ContainerGzip, img)
+	xzData := compress(t, ContainerXZ, img)
+	zst := compress(t, ContainerZstd, img)
 	corrupt := bytes.Clone(gz)
 	corrupt[len(corrupt)/2] ^= 0x40
 	tests := []struct {
@@ -435,6 +437,8 @@ func TestVerificationFailuresZeroTheStart(t *testing.T) {
 		{"md5 mismatch", gz, Request{MD5: md5hex(img[1:]), RawSize: int64(len(img))}, "md5 of the image"},
 		{"raw size mismatch", gz, Request{RawSize: int64(len(img)) + 1}, "expected " + strconv.Itoa(len(img)+1)},
 		{"truncated gzip", gz[:len(gz)-1000], Request{}, "decompress gzip"},
+		{"truncated xz", xzData[:len(xzData)-1000], Request{}, "xz"},
+		{"truncated zstd", zst[:len(zst)-1000], Request{}, "decompress zstd"},
 		{"short raw stream", img[:len(img)-4096], Request{RawSize: int64(len(img))}, "image is"},
 		{"declared zstd is gzip", gz, Request{Container: ContainerZstd}, "declared zstd but the data"},
 		{"declared raw is gzip", gz, Request{Container: ContainerRaw}, "is gzip (by its magic bytes)"},
