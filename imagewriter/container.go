@@ -71,6 +71,9 @@ func newDecoder(ctx context.Context, c Container, br *bufio.Reader, opts *Option
 	case ContainerRaw:
 		return &decoder{Reader: br, close: func() error { return nil }}, nil
 	case ContainerGzip:
+		if _, ok := peekGzipIndex(br); ok {
+			return newParallelGzip(ctx, br, opts.GzipWorkers), nil
+		}
 		// Multistream: an image made of independent members (as the image
 		// builder writes them) is one gzip stream to every reader.
 		zr, err := kgzip.NewReader(br)

@@ -13,6 +13,12 @@
 //	  → write (md5 of the image for Fuel's raw_md5, O_DIRECT pwrite,
 //	    fdatasync every 256 MiB, progress, "Next chunk: N" lines).
 //
+// An indexed gzip image (independent members whose headers give their
+// lengths: IndexedGzipWriter's "IM" field, or BGZF's "BC") is inflated on
+// Options.GzipWorkers goroutines, member by member, and reassembled in order
+// (gzindex.go); to every other reader it is one ordinary gzip stream. A plain
+// single-stream gzip has no restart points and is inflated on one core.
+//
 // Memory is the buffers (about 22 MiB) plus the decoder's window, whatever
 // the image size. O_DIRECT is used when the target accepts it (a tmpfs file
 // does not: buffered writes then); an unaligned tail goes through a second,

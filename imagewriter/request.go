@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"runtime"
 	"strings"
 	"time"
 )
@@ -122,6 +123,10 @@ type Options struct {
 	// ZstdConcurrency is the zstd decoder concurrency (default 1: fastest on
 	// small machines, research/perf-baseline.md pitfall 2).
 	ZstdConcurrency int
+	// GzipWorkers is how many goroutines inflate the members of an indexed
+	// gzip image (IndexedGzipWriter, BGZF) at once (default GOMAXPROCS). A
+	// plain gzip stream is always inflated on one goroutine.
+	GzipWorkers int
 	// PureGoXZ forces the Go xz decoder; by default `xz -dc` from PATH is
 	// used when present (2.5x faster), else the Go decoder.
 	PureGoXZ bool
@@ -297,6 +302,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxBackoff <= 0 {
 		o.MaxBackoff = 10 * time.Second
+	}
+	if o.GzipWorkers <= 0 {
+		o.GzipWorkers = runtime.GOMAXPROCS(0)
 	}
 	if o.ZstdConcurrency <= 0 {
 		o.ZstdConcurrency = 1

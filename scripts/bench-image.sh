@@ -43,6 +43,7 @@ fi
 echo "bench: building imprint and the file server"
 go build -o "$DIR/imprint" ./cmd/imprint
 go build -o "$DIR/benchserve" ./scripts/benchserve
+go build -o "$DIR/indexgz" ./scripts/indexgz
 
 img=$DIR/x.img
 if [[ ! -s $img.done ]]; then
@@ -71,14 +72,17 @@ if [[ ! -s $img.done ]]; then
 	mkfs.ext4 -q -F -d "$root" "$img"
 	rm -rf "$root"
 	gzip -6 -c "$img" >"$img.gz"
+	"$DIR/indexgz" -l 6 <"$img" >"$img.igz"
 	zstd -q -3 -T1 -f "$img" -o "$img.zst"
 	xz -6 -T2 -c "$img" >"$img.xz"
 	bmaptool -q create -o "$DIR/x.bmap" "$img"
 	date >"$img.done"
 fi
 RAW=$(stat -c %s "$img")
-echo "bench: image $RAW bytes; gzip $(stat -c %s "$img.gz"), zstd $(stat -c %s "$img.zst"), xz $(stat -c %s "$img.xz")"
+echo "bench: image $RAW bytes; gzip $(stat -c %s "$img.gz"), indexed gzip $(stat -c %s "$img.igz"), zstd $(stat -c %s "$img.zst"), xz $(stat -c %s "$img.xz")"
 SHA_GZ=$(sha256sum "$img.gz" | cut -d' ' -f1)
+[[ -s $img.igz ]] || "$DIR/indexgz" -l 6 <"$img" >"$img.igz"
+SHA_IGZ=$(sha256sum "$img.igz" | cut -d' ' -f1)
 SHA_ZST=$(sha256sum "$img.zst" | cut -d' ' -f1)
 SHA_XZ=$(sha256sum "$img.xz" | cut -d' ' -f1)
 
@@ -108,6 +112,8 @@ contenders=(
 	"curl | gzip -dc | dd@gzip@curl -s $URL/x.img.gz | gzip -dc | $DD of=TARGET"
 	"curl | pigz -dc | dd@gzip@curl -s $URL/x.img.gz | pigz -dc | $DD of=TARGET"
 	"curl | igzip -dc | dd@gzip@curl -s $URL/x.img.gz | igzip -dc | $DD of=TARGET"
+	"imprint@gzip-indexed@$DIR/imprint write-image $URL/x.img.igz TARGET --sha256 $SHA_IGZ --progress 0 FILEFLAG"
+	"curl | igzip -dc | dd@gzip-indexed@curl -s $URL/x.img.igz | igzip -dc | $DD of=TARGET"
 	"bmaptool copy@gzip@bmaptool -q copy --bmap $DIR/x.bmap $URL/x.img.gz TARGET"
 	"imprint@zstd@$DIR/imprint write-image $URL/x.img.zst TARGET --sha256 $SHA_ZST --progress 0 FILEFLAG"
 	"curl | zstd -dc | dd@zstd@curl -s $URL/x.img.zst | zstd -dc | $DD of=TARGET"
