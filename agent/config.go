@@ -1,0 +1,248 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the agent's configuration, resolved from flags, environment and
+// the kernel command line (see Settings and Resolve).
+type Config struct {
+	Listen     string        // address the API listens on
+	Token      string        // bearer token every /v1 call must carry
+	TokenFile  string        // file the token was read from, if any
+	Controller string        // base URL of the controller's callback API
+	Insecure   bool          // serve /v1 without a token
+	TLS        bool          // serve HTTPS with a certificate generated at start
+	LogFormat  string        // json or text
+	LogLevel   string        // debug, info, warn, error
+	Heartbeat  time.Duration // interval of progress heartbeats to the controller
+	Input      string        // provision document read by `imprint provision`
+	StateDir   string        // where the lock file (node provisioned) is kept
+	NodeID     string        // identity sent to the controller (default: DMI uuid or hostname)
+	PowerOff   bool          // allow /v1/reboot and /v1/poweroff to act on this machine
+}
+
+// Setting is one configuration knob: its flag, environment variable and
+// kernel command-line parameter, default and meaning. Settings() is the single
+// table the command's flags, the README and Resolve are built from.
+type Setting struct {
+	Name    string // flag name without dashes: listen
+	Env     string // IMPRINT_LISTEN
+	Cmdline string // imprint.listen
+	Default string
+	Bool    bool
+	Usage   string
+}
+
+// Settings returns the configuration table, in documentation order.
+func Settings() []Setting {
+	s := func(name, def string, boolean bool, usage string) Setting {
+		return Setting{
+			Name:    name,
+			Env:     "IMPRINT_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_")),
+			Cmdline: "imprint." + strings.ReplaceAll(name, "-", "_"),
+			Default: def,
+			Bool:    boolean,
+			Usage:   usage,
+		}
+	}
+	return []Setting{
+		s("listen", ":9999", false, "address (host:port) the API listens on"),
+		s("token", "", false, "bearer token required on every /v1 call (prefer token-file or the kernel command line; never put it in a URL)"),
+		s("token-file", "/etc/imprint/token", false, "file holding the token (e.g. added by an extra initrd); a missing default file is ignored"),
+		s("controller", "", false, "controller base URL: discovery, heartbeats and the final result are POSTed to <url>/discovery, /progress, /result"),
+		s("insecure", "false", true, "serve /v1 and accept provisioning without a token (lab use only)"),
+		s("tls", "false", true, "serve HTTPS with a self-signed certificate generated at start; its SHA-256 fingerprint is logged and sent in discovery"),
+		s("log-format", "json", false, "log format on stderr: json or text"),
+		s("log-level", "info", false, "log level: debug, info, warn, error"),
+		s("heartbeat", "10s", false, "interval of progress heartbeats to the controller"),
+		s("input", "/tmp/provision.json", false, "provision document read by `imprint provision` (Astute uploads it there)"),
+		s("state-dir", "/run/imprint", false, "directory of the provisioned-node lock file (tmpfs in the ramdisk)"),
+		s("node-id", "", false, "node identity sent to the controller (default: DMI system UUID, else hostname)"),
+		s("power", "auto", false, "reboot/poweroff through the kernel: auto (only when running as the ramdisk's PID 1 tree, i.e. / is a ramfs/tmpfs), yes, no"),
+	}
+}
+
+// Source says where a resolved value came from.
+type Source string
+
+// Sources, highest precedence first.
+const (
+	FromFlag    Source = "flag"
+	FromEnv     Source = "env"
+	FromCmdline Source = "cmdline"
+	FromDefault Source = "default"
+)
+
+// Values are raw setting values by Setting.Name.
+type Values map[string]string
+
+// Resolve merges the sources (flags > environment > kernel command line >
+// defaults) and validates the result, reporting every problem with the
+// setting's name. flags holds only the flags given explicitly; getenv looks
+// up the environment; cmdline is the kernel command line's contents (may be
+// empty). It also returns where each value came from, for logging.
+func Resolve(flags Values, getenv func(string) string, cmdline string) (Config, map[string]Source, error) {
+	kc := ParseCmdline(cmdline)
+	raw := Values{}
+	src := map[string]Source{}
+	for _, s := range Settings() {
+		v, from := s.Default, FromDefault
+		if c, ok := kc[s.Cmdline]; ok {
+			v, from = c, FromCmdline
+			if s.Bool && c == "" {
+				v = "true" // bare imprint.insecure
+			}
+		}
+		if getenv != nil {
+			if e := getenv(s.Env); e != "" {
+				v, from = e, FromEnv
+			}
+		}
+		if f, ok := flags[s.Name]; ok {
+			v, from = f, FromFlag
+		}
+		raw[s.Name], src[s.Name] = v, from
+	}
+
+	var errs []error
+	bad := func(name string, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%s (from %s): %s", name, src[name], fmt.Sprintf(format, a...)))
+	}
+	boolean := func(name string) bool {
+		b, err := strconv.ParseBool(raw[name])
+		if err != nil {
+			bad(name, "%q is not a boolean", raw[name])
+		}
+		return b
+	}
+	cfg := Config{
+		Listen:     raw["listen"],
+		Token:      raw["token"],
+		Controller: strings.TrimRight(raw["controller"], "/"),
+		Insecure:   boolean("insecure"),
+		TLS:        boolean("tls"),
+		LogFormat:  raw["log-format"],
+		LogLevel:   raw["log-level"],
+		Input:      raw["input"],
+		StateDir:   raw["state-dir"],
+		NodeID:     raw["node-id"],
+	}
+	if _, _, err := net.SplitHostPort(cfg.Listen); err != nil {
+		bad("listen", "%q is not host:port: %v", cfg.Listen, err)
+	}
+	if cfg.Token == "" && raw["token-file"] != "" {
+		b, err := os.ReadFile(raw["token-file"])
+		switch {
+		case err == nil:
+			cfg.Token = strings.TrimSpace(string(b))
+			cfg.TokenFile = raw["token-file"]
+			if cfg.Token == "" {
+				bad("token-file", "%q is empty", raw["token-file"])
+			}
+		case errors.Is(err, os.ErrNotExist) && src["token-file"] == FromDefault:
+			// the default file only exists when an extra initrd adds it
+		default:
+			bad("token-file", "%v", err)
+		}
+	}
+	if strings.ContainsAny(cfg.Token, " \t\r\n") {
+		bad("token", "must not contain whitespace")
+	}
+	if cfg.Controller != "" {
+		u, err := url.Parse(cfg.Controller)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("controller", "%q is not an http(s)://host[:port][/path] URL", cfg.Controller)
+		} else if u.User != nil || u.RawQuery != "" {
+			bad("controller", "%q: credentials and query strings do not belong in the URL", cfg.Controller)
+		}
+	}
+	switch cfg.LogFormat {
+	case "json", "text":
+	default:
+		bad("log-format", "%q is not json or text", cfg.LogFormat)
+	}
+	switch cfg.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log-level", "%q is not debug, info, warn or error", cfg.LogLevel)
+	}
+	hb, err := time.ParseDuration(raw["heartbeat"])
+	if err != nil || hb <= 0 {
+		bad("heartbeat", "%q is not a positive duration", raw["heartbeat"])
+	}
+	cfg.Heartbeat = hb
+	switch raw["power"] {
+	case "auto":
+		cfg.PowerOff = IsRamdisk()
+	case "yes", "true":
+		cfg.PowerOff = true
+	case "no", "false":
+	default:
+		bad("power", "%q is not auto, yes or no", raw["power"])
+	}
+	return cfg, src, errors.Join(errs...)
+}
+
+// ParseCmdline splits a kernel command line into its parameters. Values may
+// be double-quoted (imprint.x="a b"); a parameter without '=' maps to "".
+// Later parameters override earlier ones, as the kernel does for most.
+func ParseCmdline(s string) map[string]string {
+	out := map[string]string{}
+	var fields []string
+	var cur strings.Builder
+	inQuote, have := false, false
+	for _, r := range s {
+		switch {
+		case r == '"':
+			inQuote = !inQuote
+			have = true
+		case !inQuote && (r == ' ' || r == '\t' || r == '\n' || r == '\r'):
+			if have {
+				fields = append(fields, cur.String())
+				cur.Reset()
+				have = false
+			}
+		default:
+			cur.WriteRune(r)
+			have = true
+		}
+	}
+	if have {
+		fields = append(fields, cur.String())
+	}
+	for _, f := range fields {
+		k, v, _ := strings.Cut(f, "=")
+		out[k] = v
+	}
+	return out
+}
+
+// IsRamdisk reports whether the root filesystem is a ramfs/tmpfs, i.e. the
+// agent runs in the bootstrap initramfs rather than on an installed system
+// (a developer's box). It only reads /proc/mounts.
+func IsRamdisk() bool {
+	b, err := os.ReadFile("/proc/mounts")
+	if err != nil {
+		return false
+	}
+	return rootIsRAM(string(b))
+}
+
+func rootIsRAM(mounts string) bool {
+	fstype := ""
+	for _, line := range strings.Split(mounts, "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 3 && f[1] == "/" {
+			fstype = f[2] // the last mount on / wins
+		}
+	}
+	return fstype == "rootfs" || fstype == "ramfs" || fstype == "tmpfs"
+}
