@@ -42,6 +42,11 @@ type Plan struct {
 	// recreated; only non-kept, non-image filesystems are made (fuel-agent's
 	// skip_partitioning).
 	KeepData bool `json:"keep_data"`
+	// Warnings are things worth a look that do not stop the plan (a layout
+	// larger than a disk's declared size when planning without inventory,
+	// a type GUID that is not a GUID, no bootloader disk in a pre-computed
+	// scheme).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Disk is one disk the plan touches, with its GPT.
