@@ -1,0 +1,128 @@
+package provision
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"reflect"
+	"strings"
+)
+
+const (
+	pathKsMeta   = "ks_meta"
+	pathPmData   = "ks_meta.pm_data"
+	pathKsSpaces = "ks_meta.pm_data.ks_spaces"
+)
+
+// Parse reads a Nailgun provision document, JSON or YAML (fuel-agent reads
+// provision.json with a YAML loader, so both are accepted).
+//
+// Unknown keys are tolerated; the unknown top-level ones are kept in
+// Document.Extra. The literal double quotes Nailgun wraps around
+// name_servers, name_servers_search, each authorized_keys entry and auth_key
+// are stripped.
+//
+// A document that is not JSON or YAML gives a *SyntaxError naming the line
+// and, for JSON, the byte offset. Otherwise Parse checks fuel-agent's
+// ks_spaces JSON schema and the type of every known field on the generic
+// tree and reports every problem, with its path, in one *ValidationError;
+// the returned Document is then filled as far as the values allowed (a bad
+// value is left zero). The semantic rules are Validate's.
+func Parse(data []byte) (*Document, error) {
+	tree, err := parseTree(data)
+	if err != nil {
+		return nil, err
+	}
+	if tree.kind != kObject {
+		return nil, &ValidationError{Problems: []FieldError{{Path: "document", Msg: "must be an object, got " + tree.describe()}}}
+	}
+	var ps problems
+	checkTree(tree, &ps)
+
+	doc := &Document{}
+	d := &decoder{}
+	d.decode(tree, reflect.ValueOf(doc).Elem(), "")
+	ps = append(ps, d.problems...)
+
+	known := jsonNames(reflect.TypeOf(Document{}))
+	for _, m := range tree.members() {
+		if known[m.key] {
+			continue
+		}
+		if doc.Extra == nil {
+			doc.Extra = map[string]json.RawMessage{}
+		}
+		var b bytes.Buffer
+		m.val.toJSON(&b)
+		doc.Extra[m.key] = json.RawMessage(b.Bytes())
+	}
+	doc.stripQuotes()
+
+	doc.pos = map[string]int64{}
+	tree.positions("", doc.pos)
+
+	if len(ps) == 0 {
+		return doc, nil
+	}
+	out := dedupe(ps)
+	sortProblems(out, doc.pos)
+	return doc, &ValidationError{Problems: out}
+}
+
+// ParseAndValidate parses data and validates the document; the problems of
+// both steps come in one *ValidationError, in document order. A syntax error
+// is returned as is (*SyntaxError). The Document is returned whenever the
+// input was a JSON or YAML object, even with problems.
+func ParseAndValidate(data []byte) (*Document, error) {
+	doc, err := Parse(data)
+	if doc == nil {
+		return nil, err
+	}
+	var all []FieldError
+	parsed := map[string]bool{}
+	if err != nil {
+		var ve *ValidationError
+		if !errors.As(err, &ve) {
+			return doc, err
+		}
+		for _, p := range ve.Problems {
+			parsed[p.Path] = true
+		}
+		all = append(all, ve.Problems...)
+	}
+	for _, p := range doc.check().errs {
+		// A field Parse already found wrong would only be reported twice
+		// (for instance a missing type, then an unknown type "").
+		if !parsed[p.Path] {
+			all = append(all, p)
+		}
+	}
+	if len(all) == 0 {
+		return doc, nil
+	}
+	all = dedupe(all)
+	sortProblems(all, doc.pos)
+	return doc, &ValidationError{Problems: all}
+}
+
+// stripQuotes removes the literal double quotes Nailgun puts around some
+// values (fuel-agent.md §1.1, §1.2, §9 fact 9). Name servers cannot contain
+// quotes, so all are dropped (the templates do replace('"', ”)); keys keep
+// any inner quotes (authorized_keys options such as command="...") and lose
+// only one enclosing pair.
+func (d *Document) stripQuotes() {
+	d.NameServers = strings.TrimSpace(strings.ReplaceAll(d.NameServers, `"`, ""))
+	d.NameServersSearch = strings.TrimSpace(strings.ReplaceAll(d.NameServersSearch, `"`, ""))
+	d.KsMeta.AuthKey = unquote(d.KsMeta.AuthKey)
+	for i, k := range d.KsMeta.AuthorizedKeys {
+		d.KsMeta.AuthorizedKeys[i] = unquote(k)
+	}
+}
+
+func unquote(s string) string {
+	t := strings.TrimSpace(s)
+	if len(t) >= 2 && t[0] == '"' && t[len(t)-1] == '"' {
+		return strings.TrimSpace(t[1 : len(t)-1])
+	}
+	return t
+}
