@@ -1,0 +1,177 @@
+package partition
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/imprint-dev/imprint/inventory"
+	"github.com/imprint-dev/imprint/provision"
+)
+
+const planMiB = 1 << 20
+
+// DevicesFromInventory turns the inventory's disks into the planner's
+// devices: size in whole MiB (rounded down), links = by-id then by-path.
+// Read-only disks are left out (nothing can be written to them).
+func DevicesFromInventory(inv *inventory.Inventory) []Device {
+	if inv == nil {
+		return nil
+	}
+	out := make([]Device, 0, len(inv.Disks))
+	for _, d := range inv.Disks {
+		if d.ReadOnly {
+			continue
+		}
+		path := d.Path
+		if path == "" && d.Name != "" {
+			path = "/dev/" + d.Name
+		}
+		name := d.Name
+		if name == "" {
+			name = strings.TrimPrefix(path, "/dev/")
+		}
+		links := make([]string, 0, len(d.ByID)+len(d.ByPath))
+		links = append(links, d.ByID...)
+		links = append(links, d.ByPath...)
+		out = append(out, Device{
+			Name:              name,
+			Path:              path,
+			SizeMiB:           d.SizeBytes / planMiB,
+			LogicalSectorSize: d.LogicalSectorSize,
+			Links:             links,
+		})
+	}
+	return out
+}
+
+// matchDisk finds the device of one ks_spaces disk the way fuel-agent's
+// Nailgun._disk_dev does (fuel-agent.md §1.5):
+//
+//  1. extra non-empty: a device matches when one of "/dev/"+extra[i] that
+//     starts with /dev/disk/by-id is among its links (id is then ignored);
+//  2. extra empty: a device matches when "/dev/"+id is among its links
+//     (the by-path link);
+//  3. otherwise (no match by links) the device named "/dev/"+name;
+//  4. several matched by links and exactly one by name: that one (NVMe
+//     disks reporting the same WWN).
+//
+// It returns the indexes into inv of the candidates found: exactly one is a
+// match, none or several is an error.
+func matchDisk(s *provision.Space, inv []Device) (found []int) {
+	var byLink, byName []int
+	for i, d := range inv {
+		if planLinkMatch(s, d) {
+			byLink = append(byLink, i)
+		}
+		if "/dev/"+s.Name == d.Path {
+			byName = append(byName, i)
+		}
+	}
+	if len(byLink) > 1 && len(byName) == 1 {
+		return byName
+	}
+	if len(byLink) > 0 {
+		return byLink
+	}
+	return byName
+}
+
+func planLinkMatch(s *provision.Space, d Device) bool {
+	has := func(l string) bool {
+		for _, x := range d.Links {
+			if x == l {
+				return true
+			}
+		}
+		return false
+	}
+	if len(s.Extra) > 0 {
+		for _, e := range s.Extra {
+			l := "/dev/" + e
+			if strings.HasPrefix(l, "/dev/disk/by-id") && has(l) {
+				return true
+			}
+		}
+		return false
+	}
+	return s.ID != "" && has("/dev/"+s.ID)
+}
+
+// matchAll resolves every ks disk to a device. Without an inventory the
+// disk is taken as declared. Problems are recorded on the planner; the
+// declared disk stands in so that planning goes on and reports the rest.
+func (pl *planner) matchAll(disks []ksDisk) []Device {
+	out := make([]Device, len(disks))
+	claimed := map[string]int{} // device path → ks_spaces index
+	for i, d := range disks {
+		declared := Device{Name: d.space.Name, Path: "/dev/" + d.space.Name, SizeMiB: d.space.Size}
+		out[i] = declared
+		if pl.inv == nil {
+			continue
+		}
+		// Only disks the layout touches must exist.
+		if !planHasRealVolume(d.space) {
+			continue
+		}
+		found := matchDisk(d.space, pl.inv)
+		switch len(found) {
+		case 1:
+			dev := pl.inv[found[0]]
+			if prev, ok := claimed[dev.Path]; ok {
+				pl.fail(ErrDiskNotFound, spacePath(d.idx), "disk %q matches %s, already matched by %s (%q)", d.space.Name, dev.Path, spacePath(prev), pl.doc.KsMeta.PmData.KsSpaces[prev].Name)
+				continue
+			}
+			claimed[dev.Path] = d.idx
+			if dev.Name == "" {
+				dev.Name = strings.TrimPrefix(dev.Path, "/dev/")
+			}
+			out[i] = dev
+		case 0:
+			pl.fail(ErrDiskNotFound, spacePath(d.idx), "disk %q not found: %s; inventory has %s", d.space.Name, planDescribeKey(d.space), planDescribeInv(pl.inv, nil))
+		default:
+			pl.fail(ErrDiskNotFound, spacePath(d.idx), "disk %q is ambiguous: %s matches %s", d.space.Name, planDescribeKey(d.space), planDescribeInv(pl.inv, found))
+		}
+	}
+	return out
+}
+
+func planDescribeKey(s *provision.Space) string {
+	var parts []string
+	if len(s.Extra) > 0 {
+		parts = append(parts, fmt.Sprintf("extra %s", planQuoteList(s.Extra)))
+	} else if s.ID != "" {
+		parts = append(parts, fmt.Sprintf("id %q", s.ID))
+	}
+	parts = append(parts, fmt.Sprintf("name %q", s.Name))
+	return strings.Join(parts, ", ")
+}
+
+func planQuoteList(l []string) string {
+	q := make([]string, len(l))
+	for i, s := range l {
+		q[i] = fmt.Sprintf("%q", s)
+	}
+	return "[" + strings.Join(q, " ") + "]"
+}
+
+func planDescribeInv(inv []Device, only []int) string {
+	if only == nil {
+		only = make([]int, len(inv))
+		for i := range inv {
+			only[i] = i
+		}
+	}
+	if len(only) == 0 {
+		return "no disks"
+	}
+	var parts []string
+	for _, i := range only {
+		d := inv[i]
+		s := d.Path
+		if len(d.Links) > 0 {
+			s += " (" + strings.Join(d.Links, " ") + ")"
+		}
+		parts = append(parts, s)
+	}
+	return strings.Join(parts, ", ")
+}

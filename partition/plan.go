@@ -1,0 +1,875 @@
+package partition
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/imprint-dev/imprint/provision"
+)
+
+// GPT partition type GUIDs the planner assigns by purpose. A volume's
+// partition_guid always wins over these.
+const (
+	GUIDBIOSBoot    = "21686148-6449-6E6F-744E-656564454649"
+	GUIDLinuxFS     = "0FC63DAF-8483-4772-8E79-3D69D8477DE4"
+	GUIDLinuxLVM    = "E6D6D379-F507-44C2-A23C-238F2A3DF928"
+	GUIDLinuxRAID   = "A19D880F-05FC-4D3B-A006-743F0F84911E"
+	GUIDLinuxSwap   = "0657FD6D-A4AB-43C4-84E5-0933C84B4F4F"
+	GUIDCephJournal = "45B0969E-9B03-4F30-B4C6-B4B80CEFF106"
+	GUIDCephOSD     = "4FBD7E29-9D25-41B8-AFD0-062C0CEFF05D"
+
+	// GUIDUEFIPlaceholder is the type of the 200 MiB "UEFI" placeholder:
+	// Linux filesystem data, not EFI System. fuel-agent creates it with a
+	// bare `parted mkpart` (which yields Linux filesystem data) and never
+	// formats it; marking an unformatted partition as an ESP would make
+	// firmware and installers take an empty partition for the system
+	// partition.
+	GUIDUEFIPlaceholder = GUIDLinuxFS
+)
+
+// Fixed sizes of fuel-agent's layout, MiB.
+const (
+	planFirstBeginMiB   = 1
+	planBiosGrubMiB     = 24
+	planUEFIMiB         = 200
+	planConfigdriveMiB  = 20
+	planGapMiB          = 1 // begin = previous end + 1
+	planBackupGPTMiB    = 1 // room left at the end of the disk for the backup GPT
+	planJournalCapMiB   = 10240
+	planMaxMD           = 127
+	planFSLabelMax      = 12
+	planDefaultMetaSize = 64
+	// planMaxSizeMiB bounds every size the planner adds up (1 EiB), so that
+	// sums cannot overflow int64 whatever the document says.
+	planMaxSizeMiB = int64(1) << 40
+	// planMaxRootMiB is fuel-agent's limit on "/" (16 TiB).
+	planMaxRootMiB = 16777216
+)
+
+// Known error classes of planning.
+var (
+	// ErrDiskNotFound: a ks_spaces disk matches no inventory device, or
+	// several.
+	ErrDiskNotFound = errors.New("disk not found")
+	// ErrDoesNotFit: a disk's layout is larger than the real disk.
+	ErrDoesNotFit = errors.New("layout does not fit the disk")
+	// ErrLayout: the document describes a layout fuel-agent's algorithm
+	// cannot build (no disk for /boot or the configdrive, a VG without PV,
+	// bad lvm_meta_size, ...).
+	ErrLayout = errors.New("impossible layout")
+)
+
+// PlanOptions tune NewPlan. The zero value is NOT fuel-agent's default: use
+// DefaultPlanOptions() and change what you need.
+type PlanOptions struct {
+	// PrepareConfigdrive reserves the 20 MiB configdrive partition at the
+	// end of the first disk holding "/" or a PV of VG "os" (fuel-agent's
+	// prepare_configdrive, default true). Without it no configdrive
+	// partition is planned and Plan.Configdrive is empty.
+	PrepareConfigdrive bool
+	// GrubVersion is 1 (grub-legacy: md metadata 0.90) or 2 (md metadata
+	// 1.2, "default"). 0 derives it from the document's profile as
+	// fuel-agent does: a CentOS profile without "7" means grub 1.
+	GrubVersion int
+}
+
+// DefaultPlanOptions are fuel-agent's defaults: a configdrive partition, the
+// grub version guessed from the profile.
+func DefaultPlanOptions() PlanOptions {
+	return PlanOptions{PrepareConfigdrive: true}
+}
+
+// NewPlan computes the storage plan of a provision document against the
+// node's disks. It is pure: it reads nothing but its arguments.
+//
+// When doc.Partitioning (the nailgun_simple driver's pre-computed scheme) is
+// present it is converted into a Plan; otherwise the layout is computed from
+// ks_meta.pm_data.ks_spaces exactly as fuel-agent's Nailgun driver does
+// (see docs in this package and fuel-agent.md §3.2).
+//
+// With inv == nil every ks_spaces disk is taken as declared (/dev/<name>,
+// the declared size, no fit check: a layout larger than the declared size
+// only yields a warning). With an inventory each ks_spaces disk is matched
+// to one device (extra by-id links, then id, then name) and the layout must
+// fit the real disk, leaving 1 MiB for the backup GPT.
+//
+// All problems found are returned together (errors.Join), each naming its
+// document path; they wrap ErrDiskNotFound, ErrDoesNotFit or ErrLayout.
+func NewPlan(doc *provision.Document, inv []Device, opts PlanOptions) (*Plan, error) {
+	if doc == nil {
+		return nil, fmt.Errorf("plan: no document: %w", ErrLayout)
+	}
+	pl := &planner{doc: doc, inv: inv, opts: opts}
+	if doc.Partitioning != nil {
+		return pl.fromScheme(doc.Partitioning)
+	}
+	return pl.compute()
+}
+
+// planner holds the state of one NewPlan call.
+type planner struct {
+	doc  *provision.Document
+	inv  []Device
+	opts PlanOptions
+
+	plan  *Plan
+	errs  []error
+	warns []string
+}
+
+func (pl *planner) fail(sentinel error, path, format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	if path != "" {
+		msg = path + ": " + msg
+	}
+	pl.errs = append(pl.errs, fmt.Errorf("%s: %w", msg, sentinel))
+}
+
+func (pl *planner) warn(path, format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	if path != "" {
+		msg = path + ": " + msg
+	}
+	pl.warns = append(pl.warns, msg)
+}
+
+func newEmptyPlan() *Plan {
+	return &Plan{
+		Disks:      []Disk{},
+		MDs:        []MD{},
+		PVs:        []PV{},
+		VGs:        []VG{},
+		LVs:        []LV{},
+		FSs:        []FS{},
+		Images:     []Image{},
+		Bootloader: []string{},
+	}
+}
+
+func (pl *planner) finish() (*Plan, error) {
+	if len(pl.errs) > 0 {
+		return nil, errors.Join(pl.errs...)
+	}
+	if len(pl.warns) > 0 {
+		pl.plan.Warnings = pl.warns
+	}
+	return pl.plan, nil
+}
+
+const ksSpacesPath = "ks_meta.pm_data.ks_spaces"
+
+func spacePath(i int) string             { return fmt.Sprintf("%s[%d]", ksSpacesPath, i) }
+func volumePath(i, j int) string         { return fmt.Sprintf("%s[%d].volumes[%d]", ksSpacesPath, i, j) }
+func planIsNVMe(s *provision.Space) bool { return strings.Contains(s.Name, "nvme") }
+
+// ksDisk is a ks_spaces disk entry with size > 0, with its index.
+type ksDisk struct {
+	idx   int
+	space *provision.Space
+}
+
+func planIsBootDisk(s *provision.Space) bool {
+	for _, v := range s.Volumes {
+		if (v.Type == provision.VolPartition || v.Type == provision.VolRaid) && v.Mount == "/boot" {
+			return true
+		}
+	}
+	return false
+}
+
+func planIsRootDisk(s *provision.Space) bool {
+	for _, v := range s.Volumes {
+		if (v.Type == provision.VolPartition || v.Type == provision.VolRaid) && v.Mount == "/" {
+			return true
+		}
+	}
+	return false
+}
+
+func planIsOSDisk(s *provision.Space) bool {
+	for _, v := range s.Volumes {
+		if v.Size > 0 && v.Type == provision.VolPV && v.VG == "os" {
+			return true
+		}
+	}
+	return false
+}
+
+// planHasRealVolume: some volume other than boot, lvm_meta_pool and /boot has
+// size > 0. Disks without one are left untouched.
+func planHasRealVolume(s *provision.Space) bool {
+	for _, v := range s.Volumes {
+		if v.Type == provision.VolBoot || v.Type == provision.VolLVMMetaPool || v.Mount == "/boot" {
+			continue
+		}
+		if v.Size > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// bootDisks is fuel-agent's boot_disks: the disks /boot may be placed on,
+// as indexes into ks_spaces.
+func (pl *planner) bootDisks(disks []ksDisk) []int {
+	var suitable []ksDisk
+	anyBoot := false
+	for _, d := range disks {
+		if planIsBootDisk(d.space) {
+			anyBoot = true
+			if !planIsNVMe(d.space) {
+				suitable = append(suitable, d)
+			}
+		}
+	}
+	if len(suitable) == 0 && !anyBoot {
+		// No /boot anywhere: grub goes where "/" lands (Ironic's case).
+		var out []int
+		for _, d := range disks {
+			if planIsRootDisk(d.space) && !planIsNVMe(d.space) {
+				out = append(out, d.idx)
+			}
+		}
+		return out
+	}
+	// Root on fake RAID: /boot must land on it too.
+	var md []ksDisk
+	for _, d := range suitable {
+		if strings.HasPrefix(d.space.Name, "md") && planIsOSDisk(d.space) {
+			md = append(md, d)
+		}
+	}
+	cands := suitable
+	if len(md) > 0 {
+		cands = md
+	}
+	var bootable []ksDisk
+	for _, d := range cands {
+		if d.space.Bootable {
+			bootable = append(bootable, d)
+		}
+	}
+	if len(bootable) >= 2 {
+		var names []string
+		for _, d := range bootable {
+			names = append(names, fmt.Sprintf("%s (%s)", spacePath(d.idx), d.space.Name))
+		}
+		pl.fail(ErrLayout, ksSpacesPath, "more than one bootable disk: %s", strings.Join(names, ", "))
+		return nil
+	}
+	if len(bootable) == 1 {
+		return []int{bootable[0].idx}
+	}
+	out := make([]int, 0, len(cands))
+	for _, d := range cands {
+		out = append(out, d.idx)
+	}
+	return out
+}
+
+// partitionDevice names partition n of disk dev the way the kernel and
+// udev do (fuel-agent's Parted.next_name): "p" for cciss, nvme, loop and md
+// devices, "-part" for device-mapper (multipath) devices, nothing otherwise.
+func planPartitionDevice(dev string, n int) string {
+	sep := ""
+	switch {
+	case strings.Contains(dev, "cciss"), strings.Contains(dev, "nvme"),
+		strings.Contains(dev, "loop"), strings.Contains(dev, "md"):
+		sep = "p"
+	case strings.Contains(dev, "/dev/mapper"):
+		sep = "-part"
+	}
+	return fmt.Sprintf("%s%s%d", dev, sep, n)
+}
+
+// LVDevice is the device-mapper path of LV lv in VG vg: /dev/mapper/<vg>-<lv>
+// with every dash of either name doubled.
+func LVDevice(vg, lv string) string {
+	esc := func(s string) string { return strings.ReplaceAll(s, "-", "--") }
+	return "/dev/mapper/" + esc(vg) + "-" + esc(lv)
+}
+
+// planTruncLabel truncates a filesystem label to 12 bytes (fuel-agent's
+// limit, xfs's maximum) without splitting a UTF-8 sequence.
+func planTruncLabel(s string) string {
+	if len(s) <= planFSLabelMax {
+		return s
+	}
+	s = s[:planFSLabelMax]
+	for len(s) > 0 && !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+func planGUIDForFS(fsType string) string {
+	if fsType == "swap" {
+		return GUIDLinuxSwap
+	}
+	return GUIDLinuxFS
+}
+
+// planDisk is the disk being laid out.
+type planDisk struct {
+	d *Disk
+}
+
+func (pd *planDisk) nextBegin() int64 {
+	if len(pd.d.Partitions) == 0 {
+		return planFirstBeginMiB
+	}
+	return pd.d.Partitions[len(pd.d.Partitions)-1].EndMiB + planGapMiB
+}
+
+func (pd *planDisk) add(size int64, p Partition) *Partition {
+	p.Number = len(pd.d.Partitions) + 1
+	p.Disk = pd.d.Device
+	p.Device = planPartitionDevice(pd.d.Device, p.Number)
+	p.BeginMiB = pd.nextBegin()
+	p.EndMiB = p.BeginMiB + size
+	if p.Flags == nil {
+		p.Flags = []string{}
+	}
+	pd.d.Partitions = append(pd.d.Partitions, p)
+	return &pd.d.Partitions[len(pd.d.Partitions)-1]
+}
+
+func (pl *planner) grubVersion() int {
+	if pl.opts.GrubVersion == 1 || pl.opts.GrubVersion == 2 {
+		return pl.opts.GrubVersion
+	}
+	p := strings.ToLower(pl.doc.Profile)
+	if strings.Contains(p, "centos") && !strings.Contains(p, "7") {
+		return 1
+	}
+	return 2
+}
+
+// compute runs fuel-agent's Nailgun.parse_partition_scheme.
+func (pl *planner) compute() (*Plan, error) {
+	pl.plan = newEmptyPlan()
+	p := pl.plan
+	spaces := pl.doc.KsMeta.PmData.KsSpaces
+
+	var disks []ksDisk
+	for i := range spaces {
+		s := &spaces[i]
+		if s.Type == provision.SpaceDisk && s.Size > 0 {
+			disks = append(disks, ksDisk{idx: i, space: s})
+		}
+	}
+	if len(disks) == 0 {
+		pl.fail(ErrLayout, ksSpacesPath, "no disk entry with size > 0: nothing to partition")
+		return pl.finish()
+	}
+	// Bound every size so that the arithmetic below cannot overflow.
+	for i := range spaces {
+		for j, v := range spaces[i].Volumes {
+			if v.Size > planMaxSizeMiB {
+				pl.fail(ErrLayout, volumePath(i, j)+".size", "%d MiB is beyond any disk (max %d)", v.Size, planMaxSizeMiB)
+			}
+		}
+	}
+	if len(pl.errs) > 0 {
+		return pl.finish()
+	}
+
+	mdMeta := "default"
+	if pl.grubVersion() == 1 {
+		mdMeta = "0.90"
+	}
+
+	// Ceph: one journal partition per OSD, spread over the journal volumes.
+	cephOSDs, cephJournals := 0, 0
+	for _, d := range disks {
+		for _, v := range d.space.Volumes {
+			if v.Size <= 0 {
+				continue
+			}
+			switch v.Name {
+			case "ceph":
+				cephOSDs++
+			case "cephjournal":
+				cephJournals++
+			}
+		}
+	}
+	journalsLeft := cephOSDs
+
+	devs := pl.matchAll(disks)
+
+	var bootDisks []int
+	needBoot := false
+	for _, d := range disks {
+		if planIsBootDisk(d.space) {
+			needBoot = true
+		}
+	}
+	if needBoot {
+		bootDisks = pl.bootDisks(disks)
+	}
+	inBoot := func(idx int) bool {
+		for _, b := range bootDisks {
+			if b == idx {
+				return true
+			}
+		}
+		return false
+	}
+	bootPartDone, bootFSDone := false, false
+	configdriveDone := false
+
+	for di, d := range disks {
+		s := d.space
+		if !planHasRealVolume(s) {
+			continue // unallocated: no label, no bootloader
+		}
+		dev := devs[di]
+		p.Disks = append(p.Disks, Disk{
+			Device:            dev.Path,
+			Name:              dev.Name,
+			SizeMiB:           dev.SizeMiB,
+			LogicalSectorSize: dev.LogicalSectorSize,
+			Label:             "gpt",
+			Partitions:        []Partition{},
+			Bootloader:        true,
+		})
+		pd := &planDisk{d: &p.Disks[len(p.Disks)-1]}
+		pd.add(planBiosGrubMiB, Partition{Purpose: PurposeBiosGrub, Flags: []string{"bios_grub"}, TypeGUID: GUIDBIOSBoot, Name: "bios_grub"})
+		pd.add(planUEFIMiB, Partition{Purpose: PurposeUEFI, TypeGUID: GUIDUEFIPlaceholder, Name: "uefi"})
+
+		for vj, v := range s.Volumes {
+			vpath := volumePath(d.idx, vj)
+			if v.Size <= 0 {
+				continue
+			}
+			if v.Name == "cephjournal" {
+				if cephOSDs == 0 {
+					pl.fail(ErrLayout, vpath, "ceph journal volume but no ceph OSD volume (name \"ceph\") of size > 0 on any disk")
+					continue
+				}
+				ratio := (cephOSDs + cephJournals - 1) / cephJournals
+				size := v.Size / int64(ratio)
+				if size > planJournalCapMiB {
+					size = planJournalCapMiB
+				}
+				n := min(ratio, journalsLeft)
+				for range n {
+					journalsLeft--
+					if v.Type != provision.VolPartition {
+						continue
+					}
+					if size <= 0 {
+						pl.fail(ErrLayout, vpath+".size", "%d MiB split over %d journals leaves 0 MiB each", v.Size, ratio)
+						break
+					}
+					guid := GUIDCephJournal
+					if v.PartitionGUID != "" {
+						guid = v.PartitionGUID
+					}
+					pd.add(size, Partition{Purpose: PurposeCephJournal, TypeGUID: guid, Name: v.Name})
+				}
+				continue
+			}
+			if v.Type != provision.VolPartition && v.Type != provision.VolPV && v.Type != provision.VolRaid {
+				continue // boot, lvm_meta_pool: Nailgun's accounting
+			}
+			if v.Mount == "/boot" {
+				if bootPartDone || !inBoot(d.idx) {
+					continue // /boot lives on one disk only
+				}
+				bootPartDone = true
+			}
+			if v.Mount != "" && v.Mount != "none" && v.Mount != "swap" && !strings.HasPrefix(v.Mount, "/") {
+				pl.fail(ErrLayout, vpath+".mount", "must be an absolute path, \"swap\" or \"none\", got %q", v.Mount)
+				continue
+			}
+			if v.Mount == "/" && v.Size > planMaxRootMiB {
+				pl.fail(ErrLayout, vpath+".size", "root file system must be less than 16 TiB (%d MiB), got %d MiB", planMaxRootMiB, v.Size)
+			}
+			part := pd.add(v.Size, Partition{KeepData: v.KeepData, Name: v.Name, Purpose: PurposeNone, TypeGUID: GUIDLinuxFS})
+
+			switch v.Type {
+			case provision.VolPartition:
+				fsType, mount := v.FileSystem, v.Mount
+				if fsType == "none" {
+					fsType = ""
+				}
+				if mount == "none" {
+					mount = ""
+				}
+				if fsType != "" || mount != "" {
+					if fsType == "" {
+						fsType = "xfs"
+						if mount == "/boot" {
+							fsType = "ext2"
+						}
+					}
+					p.FSs = append(p.FSs, FS{Device: part.Device, Mount: mount, Type: fsType, Label: planTruncLabel(v.DiskLabel)})
+					part.Purpose, part.Mount, part.TypeGUID = PurposeFS, mount, planGUIDForFS(fsType)
+					if mount == "/boot" {
+						bootFSDone = true
+					}
+				}
+				if v.Name == "ceph" {
+					part.TypeGUID = GUIDCephOSD
+				}
+			case provision.VolPV:
+				meta := v.LVMMetaSize
+				if meta < 10 {
+					pl.fail(ErrLayout, vpath+".lvm_meta_size", "must be >= 10, got %d", meta)
+					continue
+				}
+				part.Purpose, part.VG, part.TypeGUID = PurposePV, v.VG, GUIDLinuxLVM
+				pl.attachPV(part.Device, v.VG, (meta-8)/2)
+			case provision.VolRaid:
+				switch v.Mount {
+				case "", "none":
+				case "/boot":
+					fsType := v.FileSystem
+					if fsType == "" || fsType == "none" {
+						fsType = "ext2"
+					}
+					p.FSs = append(p.FSs, FS{Device: part.Device, Mount: "/boot", Type: fsType, Label: planTruncLabel(v.DiskLabel)})
+					part.Purpose, part.Mount, part.TypeGUID = PurposeFS, "/boot", planGUIDForFS(fsType)
+					bootFSDone = true
+				default:
+					md := pl.attachMD(vpath, part.Device, v, mdMeta)
+					if md != "" {
+						part.Purpose, part.MD, part.TypeGUID = PurposeRaid, md, GUIDLinuxRAID
+					}
+				}
+			}
+			if v.PartitionGUID != "" {
+				part.TypeGUID = v.PartitionGUID
+			}
+		}
+
+		if !configdriveDone && pl.opts.PrepareConfigdrive && (planIsRootDisk(s) || planIsOSDisk(s)) {
+			part := pd.add(planConfigdriveMiB, Partition{Purpose: PurposeConfigdrive, Configdrive: true, TypeGUID: GUIDLinuxFS, Name: "config-2"})
+			p.Configdrive = part.Device
+			configdriveDone = true
+		}
+		pl.checkFit(d.idx, pd.d)
+		p.Bootloader = append(p.Bootloader, pd.d.Device)
+	}
+
+	if needBoot && (!bootPartDone || !bootFSDone) {
+		pl.failBoot(disks, bootDisks)
+	}
+	if pl.opts.PrepareConfigdrive && !configdriveDone {
+		pl.fail(ErrLayout, ksSpacesPath, "no partitioned disk holds \"/\" (partition or raid volume) or a pv of vg \"os\": there is no disk for the 20 MiB configdrive partition")
+	}
+
+	pl.planLVs(spaces)
+	pl.planImages()
+	pl.elevateKeepData()
+	pl.checkGUIDs()
+	return pl.finish()
+}
+
+// failBoot explains why /boot could not be placed.
+func (pl *planner) failBoot(disks []ksDisk, bootDisks []int) {
+	var withBoot, nvme []string
+	for _, d := range disks {
+		if planIsBootDisk(d.space) {
+			withBoot = append(withBoot, d.space.Name)
+			if planIsNVMe(d.space) {
+				nvme = append(nvme, d.space.Name)
+			}
+		}
+	}
+	switch {
+	case len(nvme) == len(withBoot):
+		pl.fail(ErrLayout, ksSpacesPath, "/boot partition has not been created: every disk with a /boot volume is NVMe (%s), and BIOS grub cannot boot from NVMe; put a /boot volume on a non-NVMe disk", strings.Join(nvme, ", "))
+	case len(bootDisks) == 0:
+		pl.fail(ErrLayout, ksSpacesPath, "/boot partition has not been created: no disk qualifies for /boot (disks with a /boot volume: %s)", strings.Join(withBoot, ", "))
+	default:
+		var names []string
+		for _, i := range bootDisks {
+			names = append(names, pl.doc.KsMeta.PmData.KsSpaces[i].Name)
+		}
+		pl.fail(ErrLayout, ksSpacesPath, "/boot partition has not been created: the disks chosen for /boot (%s) get no /boot partition of size > 0 (unallocated disk or zero-size /boot volume)", strings.Join(names, ", "))
+	}
+}
+
+// attachPV is fuel-agent's vg_attach_by_name: the VG exists from its first PV.
+func (pl *planner) attachPV(dev, vg string, metaSize int64) {
+	p := pl.plan
+	p.PVs = append(p.PVs, PV{Device: dev, VG: vg, MetadataSizeMiB: metaSize, MetadataCopies: 2})
+	for i := range p.VGs {
+		if p.VGs[i].Name == vg {
+			p.VGs[i].PVs = append(p.VGs[i].PVs, dev)
+			return
+		}
+	}
+	p.VGs = append(p.VGs, VG{Name: vg, PVs: []string{dev}})
+}
+
+// attachMD is fuel-agent's md_attach_by_mount: the md for a mount point is
+// created with its first member, /dev/mdN with the first free N.
+func (pl *planner) attachMD(vpath, dev string, v provision.Volume, meta string) string {
+	p := pl.plan
+	for _, fs := range p.FSs {
+		if fs.Mount != v.Mount {
+			continue
+		}
+		for i := range p.MDs {
+			if p.MDs[i].Device == fs.Device {
+				p.MDs[i].Members = append(p.MDs[i].Members, dev)
+				return p.MDs[i].Device
+			}
+		}
+		break
+	}
+	name := ""
+	for n := 0; n <= planMaxMD; n++ {
+		cand := fmt.Sprintf("/dev/md%d", n)
+		used := false
+		for _, md := range p.MDs {
+			if md.Device == cand {
+				used = true
+				break
+			}
+		}
+		if !used {
+			name = cand
+			break
+		}
+	}
+	if name == "" {
+		pl.fail(ErrLayout, vpath, "no free md device: /dev/md0 to /dev/md%d are all planned", planMaxMD)
+		return ""
+	}
+	fsType := v.FileSystem
+	if fsType == "" || fsType == "none" {
+		fsType = "xfs"
+	}
+	p.MDs = append(p.MDs, MD{Device: name, Level: "mirror", Metadata: meta, Members: []string{dev}, Spares: []string{}, Mount: v.Mount})
+	p.FSs = append(p.FSs, FS{Device: name, Mount: v.Mount, Type: fsType, Label: planTruncLabel(v.DiskLabel)})
+	return name
+}
+
+// planLVs adds the LVs of every vg entry (size > 0) and their filesystems.
+// fuel-agent schedules LVs even for a VG no PV created (lvcreate then
+// fails); the planner rejects that up front.
+func (pl *planner) planLVs(spaces []provision.Space) {
+	p := pl.plan
+	for i := range spaces {
+		s := &spaces[i]
+		if s.Type != provision.SpaceVG {
+			continue
+		}
+		hasPV := false
+		for _, vg := range p.VGs {
+			if vg.Name == s.ID {
+				hasPV = true
+			}
+		}
+		for j, v := range s.Volumes {
+			vpath := volumePath(i, j)
+			if v.Size <= 0 || v.Type != provision.VolLV {
+				continue
+			}
+			if !hasPV {
+				pl.fail(ErrLayout, vpath, "logical volume %q of vg %q has no physical volume: no partitioned disk carries a pv volume of vg %q with size > 0", v.Name, s.ID, s.ID)
+				continue
+			}
+			if v.Mount != "" && v.Mount != "none" && v.Mount != "swap" && !strings.HasPrefix(v.Mount, "/") {
+				pl.fail(ErrLayout, vpath+".mount", "must be an absolute path, \"swap\" or \"none\", got %q", v.Mount)
+				continue
+			}
+			if v.Mount == "/" && v.Size > planMaxRootMiB {
+				pl.fail(ErrLayout, vpath+".size", "root file system must be less than 16 TiB (%d MiB), got %d MiB", planMaxRootMiB, v.Size)
+			}
+			dev := LVDevice(s.ID, v.Name)
+			p.LVs = append(p.LVs, LV{Name: v.Name, VG: s.ID, SizeMiB: v.Size, Device: dev})
+			if v.Mount != "" && v.Mount != "none" {
+				fsType := v.FileSystem
+				if fsType == "" || fsType == "none" {
+					fsType = "xfs"
+				}
+				p.FSs = append(p.FSs, FS{Device: dev, Mount: v.Mount, Type: fsType, Label: planTruncLabel(v.DiskLabel)})
+			}
+		}
+	}
+}
+
+// planImageMounts orders image_data mount points: shallow first, then by
+// name ("/" before "/boot").
+func planImageMounts(m map[string]provision.ImageData) []string {
+	mounts := make([]string, 0, len(m))
+	for k := range m {
+		mounts = append(mounts, k)
+	}
+	sort.Slice(mounts, func(i, j int) bool {
+		di := strings.Count(strings.TrimRight(mounts[i], "/"), "/")
+		dj := strings.Count(strings.TrimRight(mounts[j], "/"), "/")
+		if di != dj {
+			return di < dj
+		}
+		return mounts[i] < mounts[j]
+	})
+	return mounts
+}
+
+// planImages assigns each image_data entry to the filesystem mounted at
+// its key; that filesystem is then an image target, never mkfs'd.
+func (pl *planner) planImages() {
+	p := pl.plan
+	for _, mount := range planImageMounts(pl.doc.KsMeta.ImageData) {
+		img := pl.doc.KsMeta.ImageData[mount]
+		found := false
+		for i := range p.FSs {
+			if p.FSs[i].Mount == mount {
+				p.FSs[i].Image = true
+				p.Images = append(p.Images, Image{Mount: mount, URI: img.URI, Format: img.Format, Container: img.Container, Device: p.FSs[i].Device})
+				found = true
+				break
+			}
+		}
+		if !found {
+			pl.fail(ErrLayout, fmt.Sprintf("ks_meta.image_data[%q]", mount), "no filesystem of the layout is mounted at %s", mount)
+		}
+	}
+}
+
+// elevateKeepData is fuel-agent's elevate_keep_data (fuel-agent.md §3.3):
+// keep flags move from PV partitions to their VG, from the VG to all its
+// LVs, and from an LV or partition to the filesystem on it. Any flag left
+// means the existing layout is reused: Plan.KeepData.
+func (pl *planner) elevateKeepData() {
+	p := pl.plan
+	partByDev := map[string]*Partition{}
+	for i := range p.Disks {
+		for j := range p.Disks[i].Partitions {
+			part := &p.Disks[i].Partitions[j]
+			partByDev[part.Device] = part
+		}
+	}
+	vgByName := map[string]*VG{}
+	for i := range p.VGs {
+		vgByName[p.VGs[i].Name] = &p.VGs[i]
+	}
+	for i := range p.VGs {
+		for _, pv := range p.VGs[i].PVs {
+			if part := partByDev[pv]; part != nil && part.KeepData {
+				part.KeepData = false
+				p.VGs[i].KeepData = true
+			}
+		}
+	}
+	for i := range p.LVs {
+		if vg := vgByName[p.LVs[i].VG]; vg != nil && vg.KeepData {
+			p.LVs[i].KeepData = true
+		}
+	}
+	for i := range p.LVs {
+		if vg := vgByName[p.LVs[i].VG]; vg != nil && vg.KeepData && p.LVs[i].KeepData {
+			vg.KeepData = false
+		}
+	}
+	lvByDev := map[string]*LV{}
+	for i := range p.LVs {
+		lvByDev[p.LVs[i].Device] = &p.LVs[i]
+	}
+	for i := range p.FSs {
+		fs := &p.FSs[i]
+		if lv := lvByDev[fs.Device]; lv != nil {
+			if lv.KeepData {
+				lv.KeepData = false
+				fs.KeepData = true
+			}
+			continue
+		}
+		if part := partByDev[fs.Device]; part != nil && part.KeepData {
+			part.KeepData = false
+			fs.KeepData = true
+		}
+	}
+	p.KeepData = planAnyKeep(p)
+}
+
+func planAnyKeep(p *Plan) bool {
+	for _, fs := range p.FSs {
+		if fs.KeepData {
+			return true
+		}
+	}
+	for _, lv := range p.LVs {
+		if lv.KeepData {
+			return true
+		}
+	}
+	for _, vg := range p.VGs {
+		if vg.KeepData {
+			return true
+		}
+	}
+	for _, md := range p.MDs {
+		if md.KeepData {
+			return true
+		}
+	}
+	for _, d := range p.Disks {
+		for _, part := range d.Partitions {
+			if part.KeepData {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// checkFit: the last partition must end at least 1 MiB before the end of
+// the disk (the backup GPT). Against a real disk this is an error; against
+// a declared size (no inventory) a warning.
+func (pl *planner) checkFit(idx int, d *Disk) {
+	if len(d.Partitions) == 0 {
+		return
+	}
+	end := d.Partitions[len(d.Partitions)-1].EndMiB
+	need := end + planBackupGPTMiB
+	if need <= d.SizeMiB {
+		return
+	}
+	if pl.inv != nil {
+		pl.fail(ErrDoesNotFit, spacePath(idx), "disk %s: layout needs %d MiB (last partition ends at %d MiB, plus %d MiB for the backup GPT), the disk has %d MiB", d.Device, need, end, planBackupGPTMiB, d.SizeMiB)
+		return
+	}
+	pl.warn(spacePath(idx), "disk %s: layout needs %d MiB (last partition ends at %d MiB, plus %d MiB for the backup GPT), more than the declared size %d MiB", d.Device, need, end, planBackupGPTMiB, d.SizeMiB)
+}
+
+// checkGUIDs warns about type GUIDs that are not GUIDs (the fuel-agent test
+// fixtures use "fake_guid"): applying such a plan fails at sgdisk time.
+func (pl *planner) checkGUIDs() {
+	for _, d := range pl.plan.Disks {
+		for _, part := range d.Partitions {
+			if !planIsGUID(part.TypeGUID) {
+				pl.warn("", "partition %s: type GUID %q is not a GUID", part.Device, part.TypeGUID)
+			}
+		}
+	}
+}
+
+func planIsGUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i, c := range s {
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+				return false
+			}
+		}
+	}
+	return true
+}

@@ -1,0 +1,285 @@
+package partition
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/imprint-dev/imprint/provision"
+)
+
+// Scheme renders the plan in the field names of fuel-agent's
+// PartitionScheme (what `imprint plan -o json` prints and what the
+// nailgun_simple driver reads from "partitioning"). Partition guid is the
+// type GUID the plan sets (fuel-agent leaves it null unless the volume gave
+// one); label is truncated as it will be written.
+func (p *Plan) Scheme() provision.PartitionScheme {
+	s := provision.PartitionScheme{
+		Parteds: []provision.Parted{},
+		MDs:     []provision.MultipleDevice{},
+		PVs:     []provision.PhysicalVolume{},
+		VGs:     []provision.VolumeGroup{},
+		LVs:     []provision.LogicalVolume{},
+		FSs:     []provision.FileSystem{},
+	}
+	for _, d := range p.Disks {
+		pd := provision.Parted{Name: d.Device, Label: d.Label, Partitions: []provision.Partition{}, InstallBootloader: d.Bootloader}
+		for _, part := range d.Partitions {
+			flags := append([]string{}, part.Flags...)
+			var guid *string
+			if part.TypeGUID != "" {
+				g := part.TypeGUID
+				guid = &g
+			}
+			pd.Partitions = append(pd.Partitions, provision.Partition{
+				Name: part.Device, Count: part.Number, Device: d.Device,
+				Begin: part.BeginMiB, End: part.EndMiB, PartitionType: "primary",
+				Flags: flags, GUID: guid, Configdrive: part.Configdrive, KeepData: part.KeepData,
+			})
+		}
+		s.Parteds = append(s.Parteds, pd)
+	}
+	for _, md := range p.MDs {
+		s.MDs = append(s.MDs, provision.MultipleDevice{
+			Name: md.Device, Level: md.Level, Metadata: md.Metadata, KeepData: md.KeepData,
+			Devices: append([]string{}, md.Members...), Spares: append([]string{}, md.Spares...),
+		})
+	}
+	for _, pv := range p.PVs {
+		s.PVs = append(s.PVs, provision.PhysicalVolume{Name: pv.Device, MetadataSize: pv.MetadataSizeMiB, MetadataCopies: pv.MetadataCopies, KeepData: pv.KeepData})
+	}
+	for _, vg := range p.VGs {
+		s.VGs = append(s.VGs, provision.VolumeGroup{Name: vg.Name, PVNames: append([]string{}, vg.PVs...), KeepData: vg.KeepData})
+	}
+	for _, lv := range p.LVs {
+		s.LVs = append(s.LVs, provision.LogicalVolume{Name: lv.Name, VGName: lv.VG, Size: lv.SizeMiB, KeepData: lv.KeepData})
+	}
+	for _, fs := range p.FSs {
+		s.FSs = append(s.FSs, provision.FileSystem{Device: fs.Device, Mount: fs.Mount, FSType: fs.Type, FSOptions: fs.Options, FSLabel: fs.Label, KeepData: fs.KeepData})
+	}
+	return s
+}
+
+const partitioningPath = "partitioning"
+
+// fromScheme converts the nailgun_simple driver's pre-computed scheme into
+// a Plan. Boundaries, numbers, names and flags are taken verbatim; each
+// partition's purpose is inferred from what refers to it (PV, md member,
+// filesystem, configdrive, bios_grub flag); a null guid gets the type GUID
+// of that purpose. Bootloader disks are the parteds with
+// install_bootloader true, as in fuel-agent.
+func (pl *planner) fromScheme(s *provision.PartitionScheme) (*Plan, error) {
+	pl.plan = newEmptyPlan()
+	p := pl.plan
+
+	pvVG := map[string]string{}
+	for i, vg := range s.VGs {
+		for _, pv := range vg.PVNames {
+			if prev, ok := pvVG[pv]; ok && prev != vg.Name {
+				pl.fail(ErrLayout, fmt.Sprintf("%s.vgs[%d].pvnames", partitioningPath, i), "%s is already in vg %q", pv, prev)
+			}
+			pvVG[pv] = vg.Name
+		}
+	}
+	isPV := map[string]bool{}
+	for _, pv := range s.PVs {
+		isPV[pv.Name] = true
+	}
+	mdOf := map[string]string{}
+	for _, md := range s.MDs {
+		for _, d := range md.Devices {
+			mdOf[d] = md.Name
+		}
+		for _, d := range md.Spares {
+			mdOf[d] = md.Name
+		}
+	}
+	fsOf := map[string]provision.FileSystem{}
+	for _, fs := range s.FSs {
+		if _, ok := fsOf[fs.Device]; !ok {
+			fsOf[fs.Device] = fs
+		}
+	}
+
+	partDevs := map[string]bool{}
+	for i, pd := range s.Parteds {
+		dpath := fmt.Sprintf("%s.parteds[%d]", partitioningPath, i)
+		if !strings.HasPrefix(pd.Name, "/dev/") {
+			pl.fail(ErrLayout, dpath+".name", "must be a device path under /dev, got %q", pd.Name)
+			continue
+		}
+		dev := Device{Name: strings.TrimPrefix(pd.Name, "/dev/"), Path: pd.Name}
+		if pl.inv != nil {
+			found := -1
+			for k, d := range pl.inv {
+				if d.Path == pd.Name {
+					found = k
+				}
+				for _, l := range d.Links {
+					if l == pd.Name {
+						found = k
+					}
+				}
+			}
+			if found < 0 {
+				pl.fail(ErrDiskNotFound, dpath+".name", "disk %s not found; inventory has %s", pd.Name, planDescribeInv(pl.inv, nil))
+				continue
+			}
+			dev = pl.inv[found]
+		}
+		label := pd.Label
+		if label == "" {
+			label = "gpt"
+		}
+		disk := Disk{Device: dev.Path, Name: dev.Name, SizeMiB: dev.SizeMiB, LogicalSectorSize: dev.LogicalSectorSize,
+			Label: label, Partitions: []Partition{}, Bootloader: pd.InstallBootloader}
+		var prevEnd int64
+		for j, sp := range pd.Partitions {
+			ppath := fmt.Sprintf("%s.partitions[%d]", dpath, j)
+			if sp.Begin < 0 || sp.End > planMaxSizeMiB || sp.Begin >= sp.End {
+				pl.fail(ErrLayout, ppath, "begin %d, end %d: must have 0 <= begin < end", sp.Begin, sp.End)
+				continue
+			}
+			if sp.Begin < prevEnd {
+				pl.fail(ErrLayout, ppath, "begin %d overlaps the previous partition, which ends at %d", sp.Begin, prevEnd)
+			}
+			prevEnd = sp.End
+			name := sp.Name
+			if name == "" {
+				name = planPartitionDevice(pd.Name, sp.Count)
+			}
+			part := Partition{
+				Number: sp.Count, Device: name, Disk: dev.Path, BeginMiB: sp.Begin, EndMiB: sp.End,
+				Flags: append([]string{}, sp.Flags...), Configdrive: sp.Configdrive, KeepData: sp.KeepData,
+				Purpose: PurposeNone,
+			}
+			hasFlag := func(f string) bool {
+				for _, x := range sp.Flags {
+					if x == f {
+						return true
+					}
+				}
+				return false
+			}
+			fs, hasFS := fsOf[name]
+			switch {
+			case sp.Configdrive:
+				part.Purpose, part.TypeGUID = PurposeConfigdrive, GUIDLinuxFS
+				if p.Configdrive == "" {
+					p.Configdrive = name
+				}
+			case hasFlag("bios_grub"):
+				part.Purpose, part.TypeGUID = PurposeBiosGrub, GUIDBIOSBoot
+			case isPV[name]:
+				part.Purpose, part.VG, part.TypeGUID = PurposePV, pvVG[name], GUIDLinuxLVM
+			case mdOf[name] != "":
+				part.Purpose, part.MD, part.TypeGUID = PurposeRaid, mdOf[name], GUIDLinuxRAID
+			case hasFS:
+				part.Purpose, part.Mount, part.TypeGUID = PurposeFS, fs.Mount, planGUIDForFS(fs.FSType)
+			case sp.GUID != nil && strings.EqualFold(*sp.GUID, GUIDCephJournal):
+				part.Purpose = PurposeCephJournal
+			case j == 1 && len(disk.Partitions) == 1 && disk.Partitions[0].Purpose == PurposeBiosGrub:
+				part.Purpose, part.TypeGUID = PurposeUEFI, GUIDUEFIPlaceholder
+			default:
+				part.TypeGUID = GUIDLinuxFS
+			}
+			if sp.GUID != nil && *sp.GUID != "" {
+				part.TypeGUID = *sp.GUID
+			}
+			if partDevs[name] {
+				pl.fail(ErrLayout, ppath+".name", "partition %s appears twice", name)
+			}
+			partDevs[name] = true
+			disk.Partitions = append(disk.Partitions, part)
+		}
+		p.Disks = append(p.Disks, disk)
+		if disk.Bootloader {
+			p.Bootloader = append(p.Bootloader, disk.Device)
+		}
+		if pl.inv != nil {
+			pl.checkFitScheme(dpath, &p.Disks[len(p.Disks)-1])
+		}
+	}
+	if len(s.Parteds) > 0 && len(p.Bootloader) == 0 {
+		pl.warn(partitioningPath+".parteds", "no parted has install_bootloader: true, so grub is installed on no disk")
+	}
+
+	for _, md := range s.MDs {
+		m := MD{Device: md.Name, Level: md.Level, Metadata: md.Metadata, Members: append([]string{}, md.Devices...),
+			Spares: append([]string{}, md.Spares...), KeepData: md.KeepData}
+		if m.Level == "" {
+			m.Level = "mirror"
+		}
+		if m.Metadata == "" {
+			m.Metadata = "default"
+		}
+		if fs, ok := fsOf[md.Name]; ok {
+			m.Mount = fs.Mount
+		}
+		p.MDs = append(p.MDs, m)
+	}
+	for i, pv := range s.PVs {
+		if !partDevs[pv.Name] && !planSchemeHasMD(s, pv.Name) {
+			pl.warn(fmt.Sprintf("%s.pvs[%d]", partitioningPath, i), "%s is not a partition of any parted nor an md", pv.Name)
+		}
+		p.PVs = append(p.PVs, PV{Device: pv.Name, VG: pvVG[pv.Name], MetadataSizeMiB: pv.MetadataSize, MetadataCopies: pv.MetadataCopies, KeepData: pv.KeepData})
+	}
+	for i, vg := range s.VGs {
+		for _, pv := range vg.PVNames {
+			if !isPV[pv] {
+				pl.fail(ErrLayout, fmt.Sprintf("%s.vgs[%d].pvnames", partitioningPath, i), "%s is not in pvs", pv)
+			}
+		}
+		p.VGs = append(p.VGs, VG{Name: vg.Name, PVs: append([]string{}, vg.PVNames...), KeepData: vg.KeepData})
+	}
+	for i, lv := range s.LVs {
+		found := false
+		for _, vg := range s.VGs {
+			if vg.Name == lv.VGName {
+				found = true
+			}
+		}
+		if !found {
+			pl.fail(ErrLayout, fmt.Sprintf("%s.lvs[%d].vgname", partitioningPath, i), "vg %q is not in vgs", lv.VGName)
+		}
+		if lv.Size <= 0 || lv.Size > planMaxSizeMiB {
+			pl.fail(ErrLayout, fmt.Sprintf("%s.lvs[%d].size", partitioningPath, i), "must be > 0, got %d", lv.Size)
+		}
+		p.LVs = append(p.LVs, LV{Name: lv.Name, VG: lv.VGName, SizeMiB: lv.Size, Device: LVDevice(lv.VGName, lv.Name), KeepData: lv.KeepData})
+	}
+	for i, fs := range s.FSs {
+		if fs.Mount != "" && fs.Mount != "swap" && !strings.HasPrefix(fs.Mount, "/") {
+			pl.fail(ErrLayout, fmt.Sprintf("%s.fss[%d].mount", partitioningPath, i), "must be an absolute path, \"swap\" or empty, got %q", fs.Mount)
+		}
+		t := fs.FSType
+		if t == "" {
+			t = "xfs"
+		}
+		p.FSs = append(p.FSs, FS{Device: fs.Device, Mount: fs.Mount, Type: t, Options: fs.FSOptions, Label: planTruncLabel(fs.FSLabel), KeepData: fs.KeepData})
+	}
+	if pl.opts.PrepareConfigdrive && p.Configdrive == "" {
+		pl.fail(ErrLayout, partitioningPath+".parteds", "no partition has configdrive: true, but a configdrive is to be written")
+	}
+	pl.planImages()
+	p.KeepData = planAnyKeep(p)
+	pl.checkGUIDs()
+	return pl.finish()
+}
+
+func planSchemeHasMD(s *provision.PartitionScheme, name string) bool {
+	for _, md := range s.MDs {
+		if md.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func (pl *planner) checkFitScheme(path string, d *Disk) {
+	var end int64
+	for _, part := range d.Partitions {
+		end = max(end, part.EndMiB)
+	}
+	if need := end + planBackupGPTMiB; need > d.SizeMiB {
+		pl.fail(ErrDoesNotFit, path, "disk %s: layout needs %d MiB (last partition ends at %d MiB, plus %d MiB for the backup GPT), the disk has %d MiB", d.Device, need, end, planBackupGPTMiB, d.SizeMiB)
+	}
+}
