@@ -1,0 +1,415 @@
+package bootloader
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/imprint-dev/imprint/partition"
+)
+
+// Runner runs a command and returns its standard output; a failure's error
+// names the argv and carries the standard error.
+type Runner interface {
+	Run(ctx context.Context, name string, args ...string) ([]byte, error)
+}
+
+// Mounter mounts and unmounts filesystems.
+type Mounter interface {
+	// Mount mounts source (a device) of type fstype on target.
+	Mount(source, target, fstype string) error
+	// Bind bind-mounts the directory source on target.
+	Bind(source, target string) error
+	// Unmount unmounts target (never lazily).
+	Unmount(target string) error
+}
+
+// Request is one bootloader installation.
+type Request struct {
+	Plan *partition.Plan
+	// KernelParams is pm_data.kernel_params: GRUB_CMDLINE_LINUX.
+	KernelParams string
+	// UdevRules is kernel_options.udevrules: "mac1_eth0,mac2_eth1".
+	UdevRules string
+	// Target is the directory the target tree is mounted on (default
+	// /tmp/target); it is created when missing.
+	Target string
+	// GrubTimeout is GRUB_TIMEOUT and GRUB_RECORDFAIL_TIMEOUT (default 10).
+	GrubTimeout int
+}
+
+// Installer carries out Requests.
+type Installer struct {
+	Runner  Runner
+	Mounter Mounter
+	Logger  *slog.Logger
+}
+
+// Validate reports every problem of the request that can be known without
+// touching anything.
+func (r Request) Validate() error {
+	if r.Plan == nil {
+		return errors.New("bootloader: no plan")
+	}
+	var errs []error
+	root := false
+	for i, fs := range r.Plan.FSs {
+		if fs.Mount == "/" {
+			root = true
+		}
+		if strings.HasPrefix(fs.Mount, "/") && path.Clean(fs.Mount) != fs.Mount {
+			errs = append(errs, fmt.Errorf("fss[%d].mount: %q is not a clean absolute path", i, fs.Mount))
+		}
+		if strings.Contains(fs.Mount, "..") {
+			errs = append(errs, fmt.Errorf("fss[%d].mount: %q must not contain ..", i, fs.Mount))
+		}
+	}
+	if !root {
+		errs = append(errs, errors.New("fss: no filesystem is mounted on /"))
+	}
+	if len(bootDisks(r.Plan)) == 0 {
+		errs = append(errs, errors.New("bootloader: the plan marks no disk for grub"))
+	}
+	if _, err := parseUdevRules(r.UdevRules); err != nil {
+		errs = append(errs, fmt.Errorf("kernel_options.udevrules: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// bootDisks are the disks that get grub's stage 1: Plan.Bootloader, or the
+// disks flagged Bootloader.
+func bootDisks(p *partition.Plan) []string {
+	if len(p.Bootloader) > 0 {
+		return p.Bootloader
+	}
+	var out []string
+	for _, d := range p.Disks {
+		if d.Bootloader {
+			out = append(out, d.Device)
+		}
+	}
+	return out
+}
+
+// mountsByDepth are the plan's filesystems with an absolute mount point,
+// parents before children (/, /boot, /var, /var/lib).
+func mountsByDepth(p *partition.Plan) []partition.FS {
+	var out []partition.FS
+	for _, fs := range p.FSs {
+		if strings.HasPrefix(fs.Mount, "/") && fs.Type != "swap" {
+			out = append(out, fs)
+		}
+	}
+	depth := func(m string) int {
+		if m == "/" {
+			return 0
+		}
+		return strings.Count(m, "/")
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		di, dj := depth(out[i].Mount), depth(out[j].Mount)
+		if di != dj {
+			return di < dj
+		}
+		return out[i].Mount < out[j].Mount
+	})
+	return out
+}
+
+// Install runs the whole step. Everything it mounted is unmounted before it
+// returns, in reverse order, whatever happened; unmount failures are part of
+// the returned error.
+func (in *Installer) Install(ctx context.Context, req Request) (err error) {
+	if err := req.Validate(); err != nil {
+		return err
+	}
+	log := in.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if req.Target == "" {
+		req.Target = "/tmp/target"
+	}
+	if req.GrubTimeout <= 0 {
+		req.GrubTimeout = 10
+	}
+	t := req.Target
+
+	var mounted []string
+	defer func() {
+		var uerrs []error
+		for i := len(mounted) - 1; i >= 0; i-- {
+			if e := in.Mounter.Unmount(mounted[i]); e != nil {
+				uerrs = append(uerrs, fmt.Errorf("bootloader: unmount %q: %w", mounted[i], e))
+			} else {
+				log.Debug("unmounted", "target", mounted[i])
+			}
+		}
+		err = errors.Join(append([]error{err}, uerrs...)...)
+	}()
+
+	if err := os.MkdirAll(t, 0o755); err != nil {
+		return fmt.Errorf("bootloader: create target %q: %w", t, err)
+	}
+	for _, fs := range mountsByDepth(req.Plan) {
+		dir := filepath.Join(t, fs.Mount)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("bootloader: mount %q: create %q: %w", fs.Device, dir, err)
+		}
+		if err := in.Mounter.Mount(fs.Device, dir, fs.Type); err != nil {
+			return &DeviceError{Device: fs.Device, Err: fmt.Errorf("bootloader: mount %q (%s) on %q: %w", fs.Device, fs.Type, dir, err)}
+		}
+		mounted = append(mounted, dir)
+		log.Info("mounted", "device", fs.Device, "mount", fs.Mount, "type", fs.Type, "target", dir)
+	}
+	for _, pseudo := range []string{"/sys", "/dev", "/proc"} {
+		dir := filepath.Join(t, pseudo)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("bootloader: bind %s: create %q: %w", pseudo, dir, err)
+		}
+		if err := in.Mounter.Bind(pseudo, dir); err != nil {
+			return fmt.Errorf("bootloader: bind %s on %q: %w", pseudo, dir, err)
+		}
+		mounted = append(mounted, dir)
+	}
+
+	fstab, err := in.fstab(ctx, req.Plan)
+	if err != nil {
+		return err
+	}
+	grubDefault, err := findGrubDefault(t)
+	if err != nil {
+		return err
+	}
+	old, err := os.ReadFile(filepath.Join(t, grubDefault))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("bootloader: read %s: %w", grubDefault, err)
+	}
+	if err := writeFile(t, grubDefault, EditGrubDefault(old, req.KernelParams, req.GrubTimeout)); err != nil {
+		return err
+	}
+	log.Info("grub defaults written", "file", grubDefault, "kernel_params", req.KernelParams, "timeout", req.GrubTimeout)
+
+	tools, err := findGrub(t)
+	if err != nil {
+		return err
+	}
+	if _, err := in.Runner.Run(ctx, "chroot", t, tools.mkconfig, "-o", tools.cfg); err != nil {
+		return fmt.Errorf("bootloader: grub config: %w", err)
+	}
+	for _, disk := range bootDisks(req.Plan) {
+		if _, err := in.Runner.Run(ctx, "chroot", t, tools.install, "--target=i386-pc", disk); err != nil {
+			return &DeviceError{Device: disk, Err: fmt.Errorf("bootloader: grub-install on %q: %w", disk, err)}
+		}
+		log.Info("grub installed", "disk", disk)
+	}
+
+	rules, _ := parseUdevRules(req.UdevRules)
+	if err := writeFile(t, "/etc/udev/rules.d/70-persistent-net.rules", UdevNetRules(rules)); err != nil {
+		return err
+	}
+	if err := writeFile(t, "/etc/udev/rules.d/75-persistent-net-generator.rules", nil); err != nil {
+		return err
+	}
+	// Fuel's first-boot hook removes it before starting nailgun-agent.
+	if err := writeFile(t, "/etc/nailgun-agent/nodiscover", nil); err != nil {
+		return err
+	}
+	if err := writeFile(t, "/etc/fstab", fstab); err != nil {
+		return err
+	}
+	log.Info("fstab written", "entries", bytes.Count(fstab, []byte("\n")))
+	if _, err := in.Runner.Run(ctx, "sync"); err != nil {
+		return fmt.Errorf("bootloader: %w", err)
+	}
+	return nil
+}
+
+// DeviceError names the device a failure is about.
+type DeviceError struct {
+	Device string
+	Err    error
+}
+
+func (e *DeviceError) Error() string { return e.Err.Error() }
+func (e *DeviceError) Unwrap() error { return e.Err }
+
+// DeviceName returns the device (the agent reports it).
+func (e *DeviceError) DeviceName() string { return e.Device }
+
+// fstab reads every filesystem's UUID with blkid and renders /etc/fstab.
+func (in *Installer) fstab(ctx context.Context, p *partition.Plan) ([]byte, error) {
+	var entries []FstabEntry
+	for _, fs := range p.FSs {
+		if fs.Mount == "" || fs.Mount == "none" {
+			continue
+		}
+		out, err := in.Runner.Run(ctx, "blkid", "-c", "/dev/null", "-o", "value", "-s", "UUID", fs.Device)
+		uuid := strings.TrimSpace(string(out))
+		if err != nil || uuid == "" {
+			if err == nil {
+				err = errors.New("no UUID")
+			}
+			return nil, &DeviceError{Device: fs.Device, Err: fmt.Errorf("bootloader: fstab: UUID of %q: %w", fs.Device, err)}
+		}
+		entries = append(entries, FstabEntry{UUID: uuid, Mount: fs.Mount, Type: fs.Type})
+	}
+	return Fstab(entries), nil
+}
+
+// FstabEntry is one filesystem of /etc/fstab.
+type FstabEntry struct {
+	UUID  string
+	Mount string // absolute path or "swap"
+	Type  string
+}
+
+// Fstab renders fuel-agent's /etc/fstab: one line per filesystem,
+// "UUID=<uuid> <mount> <type> defaults 0 0", errors=panic on /, in plan
+// order.
+func Fstab(entries []FstabEntry) []byte {
+	var b bytes.Buffer
+	b.WriteString("# written by imprint\n")
+	for _, e := range entries {
+		opts := "defaults"
+		mount, typ := e.Mount, e.Type
+		switch {
+		case mount == "/":
+			opts = "defaults,errors=panic"
+		case mount == "swap" || typ == "swap":
+			mount, typ = "swap", "swap"
+		}
+		fmt.Fprintf(&b, "UUID=%s %s %s %s 0 0\n", e.UUID, mount, typ, opts)
+	}
+	return b.Bytes()
+}
+
+// EditGrubDefault rewrites /etc/default/grub as fuel-agent does: the
+// GRUB_CMDLINE_LINUX line becomes the kernel parameters, GRUB_TIMEOUT the
+// timeout, GRUB_HIDDEN_TIMEOUT* lines go, GRUB_RECORDFAIL_TIMEOUT is set.
+// Every other line (GRUB_CMDLINE_LINUX_DEFAULT included) is kept.
+func EditGrubDefault(old []byte, kernelParams string, timeout int) []byte {
+	var out []string
+	setCmdline, setTimeout := false, false
+	lines := strings.Split(strings.TrimRight(string(old), "\n"), "\n")
+	if len(old) == 0 {
+		lines = nil
+	}
+	for _, l := range lines {
+		key, _, _ := strings.Cut(strings.TrimSpace(l), "=")
+		switch {
+		case key == "GRUB_CMDLINE_LINUX":
+			if !setCmdline {
+				out = append(out, fmt.Sprintf("GRUB_CMDLINE_LINUX=%q", kernelParams))
+				setCmdline = true
+			}
+		case key == "GRUB_TIMEOUT":
+			if !setTimeout {
+				out = append(out, fmt.Sprintf("GRUB_TIMEOUT=%d", timeout))
+				setTimeout = true
+			}
+		case strings.HasPrefix(key, "GRUB_HIDDEN_TIMEOUT"), key == "GRUB_RECORDFAIL_TIMEOUT":
+		default:
+			out = append(out, l)
+		}
+	}
+	if !setCmdline {
+		out = append(out, fmt.Sprintf("GRUB_CMDLINE_LINUX=%q", kernelParams))
+	}
+	if !setTimeout {
+		out = append(out, fmt.Sprintf("GRUB_TIMEOUT=%d", timeout))
+	}
+	out = append(out, fmt.Sprintf("GRUB_RECORDFAIL_TIMEOUT=%d", timeout))
+	return []byte(strings.Join(out, "\n") + "\n")
+}
+
+// findGrubDefault picks /etc/default/grub, or /etc/sysconfig/grub when only
+// that exists (fuel-agent's order).
+func findGrubDefault(t string) (string, error) {
+	for _, f := range []string{"/etc/default/grub", "/etc/sysconfig/grub"} {
+		if _, err := os.Stat(filepath.Join(t, f)); err == nil {
+			return f, nil
+		}
+	}
+	return "/etc/default/grub", nil
+}
+
+type grubTools struct{ install, mkconfig, cfg string }
+
+// findGrub finds grub2's tools in the target: Debian's grub-* or Red Hat's
+// grub2-*.
+func findGrub(t string) (grubTools, error) {
+	dirs := []string{"/usr/sbin", "/sbin", "/usr/bin", "/bin"}
+	has := func(name string) bool {
+		for _, d := range dirs {
+			if fi, err := os.Stat(filepath.Join(t, d, name)); err == nil && !fi.IsDir() {
+				return true
+			}
+		}
+		return false
+	}
+	switch {
+	case has("grub-install") && has("grub-mkconfig"):
+		return grubTools{"grub-install", "grub-mkconfig", "/boot/grub/grub.cfg"}, nil
+	case has("grub2-install") && has("grub2-mkconfig"):
+		return grubTools{"grub2-install", "grub2-mkconfig", "/boot/grub2/grub.cfg"}, nil
+	}
+	return grubTools{}, fmt.Errorf("bootloader: the target image has no grub2 (grub-install and grub-mkconfig, or grub2-*, under %s)", strings.Join(dirs, ", "))
+}
+
+// UdevRule names the NIC with a MAC.
+type UdevRule struct{ MAC, Name string }
+
+// parseUdevRules parses kernel_options.udevrules ("mac_name,mac_name").
+func parseUdevRules(s string) ([]UdevRule, error) {
+	var out []UdevRule
+	var errs []error
+	for _, item := range strings.Split(s, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		mac, name, ok := strings.Cut(item, "_")
+		if !ok || mac == "" || name == "" || strings.Count(mac, ":") != 5 {
+			errs = append(errs, fmt.Errorf("%q is not MAC_NAME", item))
+			continue
+		}
+		out = append(out, UdevRule{MAC: strings.ToLower(mac), Name: name})
+	}
+	return out, errors.Join(errs...)
+}
+
+// UdevNetRules renders 70-persistent-net.rules as fuel-agent does.
+func UdevNetRules(rules []UdevRule) []byte {
+	var b bytes.Buffer
+	b.WriteString("# Generated by imprint (fuel-agent fix_udev_net_rules)\n")
+	for _, r := range rules {
+		fmt.Fprintf(&b, "SUBSYSTEM==\"net\", ACTION==\"add\", DRIVERS==\"?*\", ATTR{address}==\"%s\", ATTR{type}==\"1\", KERNEL==\"eth*\", NAME=\"%s\"\n", r.MAC, r.Name)
+	}
+	return b.Bytes()
+}
+
+// writeFile writes name (absolute inside the target t), creating parents.
+// A symlink there is replaced, never followed out of the target.
+func writeFile(t, name string, data []byte) error {
+	p := filepath.Join(t, name)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return fmt.Errorf("bootloader: write %s: %w", name, err)
+	}
+	if fi, err := os.Lstat(p); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		if err := os.Remove(p); err != nil {
+			return fmt.Errorf("bootloader: write %s: replace symlink: %w", name, err)
+		}
+	}
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		return fmt.Errorf("bootloader: write %s: %w", name, err)
+	}
+	return nil
+}
