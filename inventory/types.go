@@ -32,6 +32,15 @@ type Disk struct {
 	Partitions         []Partition `json:"partitions,omitempty"`
 	Holders            []string    `json:"holders,omitempty"`    // md*, dm-* holding the disk or its partitions
 	Signatures         []string    `json:"signatures,omitempty"` // gpt, mbr, ext4, xfs, LVM2_member, linux_raid_member ...
+
+	// LegacyByID and LegacyByPath are names older udev releases gave the
+	// same disk (scsi-SATA_<model>_<serial>, pci-...-scsi-H:B:T:L for an
+	// ATA disk) that a Nailgun database filled from an old bootstrap may
+	// hold; match them after ByID and ByPath.
+	LegacyByID   []string `json:"legacy_by_id,omitempty"`
+	LegacyByPath []string `json:"legacy_by_path,omitempty"`
+	// ProbeError says why Signatures could not be read (node missing, I/O error).
+	ProbeError string `json:"probe_error,omitempty"`
 }
 
 // Partition is an existing partition of a disk.
