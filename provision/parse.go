@@ -80,6 +80,7 @@ func ParseAndValidate(data []byte) (*Document, error) {
 	}
 	var all []FieldError
 	parsed := map[string]bool{}
+	partial := false
 	if err != nil {
 		var ve *ValidationError
 		if !errors.As(err, &ve) {
@@ -87,10 +88,13 @@ func ParseAndValidate(data []byte) (*Document, error) {
 		}
 		for _, p := range ve.Problems {
 			parsed[p.Path] = true
+			if strings.HasPrefix(p.Path, pathKsSpaces) || strings.HasPrefix(pathKsSpaces, p.Path) {
+				partial = true
+			}
 		}
 		all = append(all, ve.Problems...)
 	}
-	for _, p := range doc.check().errs {
+	for _, p := range doc.check(partial).errs {
 		// A field Parse already found wrong would only be reported twice
 		// (for instance a missing type, then an unknown type "").
 		if !parsed[p.Path] {

@@ -232,25 +232,15 @@ const (
 	maxNodes = 1 << 20
 )
 
-// parseTree decodes JSON or YAML. Documents starting with '{' or '[' are
-// read as JSON (exact byte offsets in errors); anything else, or JSON that
-// fails but is valid YAML (fuel-agent reads provision.json with a YAML
-// loader), as YAML.
+// parseTree decodes JSON or YAML. A document whose first character is '{'
+// or '[' is JSON (Nailgun's provision.json; errors carry exact byte
+// offsets); anything else is YAML, which fuel-agent's loader also accepted.
+// JSON that fails is not retried as YAML: YAML's flow syntax would accept
+// many broken JSON documents with another meaning (a bare word as a string).
 func parseTree(data []byte) (*node, error) {
 	trimmed := bytes.TrimLeft(data, " \t\r\n\ufeff")
 	if len(trimmed) > 0 && (trimmed[0] == '{' || trimmed[0] == '[') {
-		n, jerr := parseJSON(data)
-		if jerr == nil {
-			return n, nil
-		}
-		var serr *SyntaxError
-		if !errors.As(jerr, &serr) {
-			return nil, jerr // a limit, not a syntax question
-		}
-		if n, yerr := parseYAML(data); yerr == nil {
-			return n, nil
-		}
-		return nil, jerr
+		return parseJSON(data)
 	}
 	return parseYAML(data)
 }
@@ -264,7 +254,7 @@ func parseJSON(data []byte) (*node, error) {
 	}
 	if _, err := p.dec.Token(); err != io.EOF {
 		if err == nil {
-			return nil, p.syntaxError(p.dec.InputOffset(), "unexpected data after the top-level value")
+			return nil, p.convert(errors.New("unexpected data after the top-level value"))
 		}
 		return nil, p.convert(err)
 	}
@@ -290,10 +280,20 @@ func (p *jsonParser) syntaxError(off int64, msg string) *SyntaxError {
 }
 
 func (p *jsonParser) convert(err error) error {
+	// The token decoder's offsets are not reliable; a one-shot decode of
+	// the whole input finds the same error with its exact offset.
+	var v any
+	if uerr := json.Unmarshal(p.data, &v); uerr != nil {
+		err = uerr
+	}
 	var se *json.SyntaxError
 	switch {
 	case errors.As(err, &se):
-		return p.syntaxError(se.Offset, se.Error())
+		off := se.Offset - 1 // Offset counts the offending byte; report where it is
+		if strings.Contains(se.Error(), "unexpected end") {
+			off = se.Offset
+		}
+		return p.syntaxError(off, se.Error())
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return p.syntaxError(int64(len(p.data)), "unexpected end of input")
 	default:
@@ -361,7 +361,7 @@ func (p *jsonParser) value(depth int) (*node, error) {
 	return n, nil
 }
 
-var yamlLine = regexp.MustCompile(`line (\d+)`)
+var yamlLine = regexp.MustCompile(`^(line (\d+): )`)
 
 func parseYAML(data []byte) (n *node, err error) {
 	var root yaml.Node
@@ -381,7 +381,8 @@ func parseYAML(data []byte) (n *node, err error) {
 		msg := strings.TrimPrefix(err.Error(), "yaml: ")
 		line := 0
 		if m := yamlLine.FindStringSubmatch(msg); m != nil {
-			line, _ = strconv.Atoi(m[1])
+			line, _ = strconv.Atoi(m[2])
+			msg = strings.TrimPrefix(msg, m[0])
 		}
 		return nil, &SyntaxError{Format: "yaml", Line: line, Offset: -1, Msg: msg}
 	}

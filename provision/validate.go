@@ -42,7 +42,7 @@ var MDLevels = []string{"mirror", "stripe", "raid0", "raid1", "0", "1"}
 // problem with its path. It does not repeat the type checks Parse made on
 // the input; use ParseAndValidate for both.
 func (d *Document) Validate() error {
-	f := d.check()
+	f := d.check(false)
 	if len(f.errs) == 0 {
 		return nil
 	}
@@ -53,18 +53,21 @@ func (d *Document) Validate() error {
 // that does not add up, a type GUID that is not a GUID, a pre-computed
 // scheme that uses devices it does not create. They never fail validation.
 func (d *Document) Warnings() []FieldError {
-	return d.check().warns
+	return d.check(false).warns
 }
 
 type findings struct {
 	errs, warns problems
+	// partial: Parse found ks_spaces broken (a value left zero), so the
+	// rules that cross-reference entries would only report follow-ons.
+	partial bool
 }
 
 func (f *findings) err(path, format string, args ...any)  { f.errs.add(path, format, args...) }
 func (f *findings) warn(path, format string, args ...any) { f.warns.add(path, format, args...) }
 
-func (d *Document) check() findings {
-	var f findings
+func (d *Document) check(partial bool) findings {
+	f := findings{partial: partial}
 	d.checkTop(&f)
 	mounts := d.checkSpaces(&f)
 	if d.Partitioning != nil {
@@ -299,7 +302,9 @@ func (d *Document) checkSpaces(f *findings) map[string]mountSite {
 				case v.VG == "":
 					f.err(field(vp, "vg"), "required")
 				case !ok:
-					f.err(field(vp, "vg"), "no volume group %q is declared in ks_spaces", v.VG)
+					if !f.partial {
+						f.err(field(vp, "vg"), "no volume group %q is declared in ks_spaces", v.VG)
+					}
 				default:
 					pvsOf[v.VG] = append(pvsOf[v.VG], pvRef{v.Size, v.LVMMetaSize})
 				}
@@ -358,7 +363,7 @@ func (d *Document) checkSpaces(f *findings) map[string]mountSite {
 			asked += v.Size
 			need += (v.Size + ExtentMiB - 1) / ExtentMiB * ExtentMiB
 		}
-		if asked == 0 || s.ID == "" || vgIndex[s.ID] != i {
+		if asked == 0 || s.ID == "" || vgIndex[s.ID] != i || f.partial {
 			continue
 		}
 		pvs := pvsOf[s.ID]
@@ -462,7 +467,7 @@ func (d *Document) checkImages(f *findings, mounts map[string]mountSite) {
 		ip := field(p, mnt)
 		if !strings.HasPrefix(mnt, "/") {
 			f.err(ip, "the key must be the absolute mount point the image is written to")
-		} else if _, ok := mounts[mnt]; !ok {
+		} else if _, ok := mounts[mnt]; !ok && !f.partial {
 			f.err(ip, "no volume is mounted at %q to write this image to", mnt)
 		}
 		switch u, err := url.Parse(img.URI); {
