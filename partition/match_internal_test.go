@@ -1,0 +1,195 @@
+package partition
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/imprint-dev/imprint/inventory"
+	"github.com/imprint-dev/imprint/provision"
+)
+
+func TestMatchDisk(t *testing.T) {
+	inv := []Device{
+		{Name: "sda", Path: "/dev/sda", Links: []string{"/dev/disk/by-id/wwn-0xaaa", "/dev/disk/by-id/ata-A", "/dev/disk/by-path/pci-0000:00:1f.2-ata-1"}},
+		{Name: "sdb", Path: "/dev/sdb", Links: []string{"/dev/disk/by-id/wwn-0xbbb", "/dev/disk/by-path/pci-0000:00:1f.2-ata-2"}},
+		{Name: "vda", Path: "/dev/vda", Links: []string{"/dev/disk/by-path/virtio-pci-0000:00:04.0"}},
+		// Two NVMe disks reporting the same WWN (LP #1503987).
+		{Name: "nvme0n1", Path: "/dev/nvme0n1", Links: []string{"/dev/disk/by-id/nvme-eui.dup"}},
+		{Name: "nvme1n1", Path: "/dev/nvme1n1", Links: []string{"/dev/disk/by-id/nvme-eui.dup"}},
+		{Name: "mapper/mpatha", Path: "/dev/mapper/mpatha", Links: []string{"/dev/disk/by-id/dm-uuid-mpath-3600"}},
+	}
+	tests := []struct {
+		name  string
+		space provision.Space
+		want  []string
+	}{
+		{"by-id extra", provision.Space{Name: "sdx", ID: "sdx", Extra: []string{"disk/by-id/nope", "disk/by-id/ata-A"}}, []string{"/dev/sda"}},
+		{"extra wins over id", provision.Space{Name: "sdx", ID: "disk/by-path/pci-0000:00:1f.2-ata-2", Extra: []string{"disk/by-id/wwn-0xaaa"}}, []string{"/dev/sda"}},
+		{"non-empty extra ignores id, falls back to name", provision.Space{Name: "sdb", ID: "disk/by-path/pci-0000:00:1f.2-ata-1", Extra: []string{"disk/by-id/gone"}}, []string{"/dev/sdb"}},
+		{"extra not by-id is ignored", provision.Space{Name: "sdb", Extra: []string{"disk/by-path/pci-0000:00:1f.2-ata-1"}}, []string{"/dev/sdb"}},
+		{"by-path id", provision.Space{Name: "sdx", ID: "disk/by-path/pci-0000:00:1f.2-ata-2"}, []string{"/dev/sdb"}},
+		{"kernel name id falls back to name", provision.Space{Name: "vda", ID: "vda"}, []string{"/dev/vda"}},
+		{"name only", provision.Space{Name: "sda"}, []string{"/dev/sda"}},
+		{"multipath by name", provision.Space{Name: "mapper/mpatha", ID: "dm-0"}, []string{"/dev/mapper/mpatha"}},
+		{"missing", provision.Space{Name: "sdz", ID: "sdz", Extra: []string{"disk/by-id/zzz"}}, nil},
+		{"ambiguous by-id", provision.Space{Name: "nvme9n1", Extra: []string{"disk/by-id/nvme-eui.dup"}}, []string{"/dev/nvme0n1", "/dev/nvme1n1"}},
+		{"duplicate WWN resolved by name (rule 4)", provision.Space{Name: "nvme1n1", Extra: []string{"disk/by-id/nvme-eui.dup"}}, []string{"/dev/nvme1n1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []string
+			for _, i := range matchDisk(&tt.space, inv) {
+				got = append(got, inv[i].Path)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("matchDisk(%+v) (-want +got):\n%s", tt.space, diff)
+			}
+		})
+	}
+}
+
+// planInv3 is an inventory for the 3-disk sample, under other kernel
+// names: each disk is found by one of its by-id links.
+func planInv3(sizeMiB int64) []Device {
+	return []Device{
+		{Name: "sdx", Path: "/dev/sdx", SizeMiB: sizeMiB, Links: []string{"/dev/disk/by-id/ata-VBOX_HARDDISK_VB69050467-b385c7cd"}},
+		{Name: "sdy", Path: "/dev/sdy", SizeMiB: sizeMiB, Links: []string{"/dev/disk/by-id/scsi-SATA_VBOX_HARDDISK_VBf2923215-708af674"}},
+		{Name: "sdz", Path: "/dev/sdz", SizeMiB: sizeMiB, LogicalSectorSize: 4096, Links: []string{"/dev/disk/by-id/ata-VBOX_HARDDISK_VB50ee61eb-84e74fdf", "/dev/disk/by-path/pci-0000:00:0d.0-scsi-0:0:0:0"}},
+	}
+}
+
+func TestPlanWithInventory(t *testing.T) {
+	doc := planLoadDoc(t, "provision_sample_nailgun_3disks.json")
+	p := mustPlan(t, doc, planInv3(70000), DefaultPlanOptions())
+	var got []string
+	for _, d := range p.Disks {
+		got = append(got, d.Device+"="+d.Partitions[len(d.Partitions)-1].Device)
+	}
+	if diff := cmp.Diff([]string{"/dev/sdx=/dev/sdx7", "/dev/sdy=/dev/sdy3", "/dev/sdz=/dev/sdz3"}, got); diff != "" {
+		t.Errorf("matched disks (-want +got):\n%s", diff)
+	}
+	if d := p.Disks[2]; d.SizeMiB != 70000 || d.LogicalSectorSize != 4096 || d.Name != "sdz" {
+		t.Errorf("disk 3 = %+v, want the inventory's size, name and sector size", d)
+	}
+	if diff := cmp.Diff([]string{"/dev/sdx5"}, p.VGs[0].PVs); diff != "" {
+		t.Errorf("vg os (-want +got):\n%s", diff)
+	}
+	for _, w := range p.Warnings {
+		if strings.Contains(w, "layout needs") {
+			t.Errorf("unexpected fit warning %q", w)
+		}
+	}
+}
+
+func TestPlanInventoryErrors(t *testing.T) {
+	tests := []struct {
+		name    string
+		inv     []Device
+		want    []string
+		wantErr error
+	}{
+		{
+			name:    "too small",
+			inv:     planInv3(65535),
+			want:    []string{"ks_meta.pm_data.ks_spaces[0]: disk /dev/sdx: layout needs 65687 MiB (last partition ends at 65686 MiB, plus 1 MiB for the backup GPT), the disk has 65535 MiB"},
+			wantErr: ErrDoesNotFit,
+		},
+		{
+			name:    "exactly one MiB short",
+			inv:     append(planInv3(70000)[1:], Device{Name: "sdx", Path: "/dev/sdx", SizeMiB: 65686, Links: []string{"/dev/disk/by-id/ata-VBOX_HARDDISK_VB69050467-b385c7cd"}}),
+			want:    []string{"disk /dev/sdx: layout needs 65687 MiB"},
+			wantErr: ErrDoesNotFit,
+		},
+		{
+			name: "missing",
+			inv:  planInv3(70000)[:2],
+			want: []string{
+				`ks_meta.pm_data.ks_spaces[2]: disk "sdc" not found: extra ["disk/by-id/scsi-SATA_VBOX_HARDDISK_VB50ee61eb-84e74fdf" "disk/by-id/ata-VBOX_HARDDISK_VB50ee61eb-84e74fdf"], name "sdc"; inventory has /dev/sdx (/dev/disk/by-id/ata-VBOX_HARDDISK_VB69050467-b385c7cd), /dev/sdy`,
+			},
+			wantErr: ErrDiskNotFound,
+		},
+		{
+			name: "ambiguous",
+			inv: append(planInv3(70000), Device{Name: "sdw", Path: "/dev/sdw", SizeMiB: 70000,
+				Links: []string{"/dev/disk/by-id/scsi-SATA_VBOX_HARDDISK_VBf2923215-708af674"}}),
+			want:    []string{`ks_meta.pm_data.ks_spaces[1]: disk "sdb" is ambiguous: extra ["disk/by-id/scsi-SATA_VBOX_HARDDISK_VBf2923215-708af674" "disk/by-id/ata-VBOX_HARDDISK_VBf2923215-708af674"], name "sdb" matches /dev/sdy`, "/dev/sdw"},
+			wantErr: ErrDiskNotFound,
+		},
+		{
+			name: "two ks disks on one device",
+			inv: []Device{
+				{Name: "sda", Path: "/dev/sda", SizeMiB: 70000, Links: []string{"/dev/disk/by-id/ata-VBOX_HARDDISK_VB69050467-b385c7cd", "/dev/disk/by-id/ata-VBOX_HARDDISK_VBf2923215-708af674"}},
+				{Name: "sdc", Path: "/dev/sdc", SizeMiB: 70000},
+			},
+			want:    []string{`ks_meta.pm_data.ks_spaces[1]: disk "sdb" matches /dev/sda, already matched by ks_meta.pm_data.ks_spaces[0] ("sda")`},
+			wantErr: ErrDiskNotFound,
+		},
+		{
+			// sdc has by-id extra links, so its by-path id is ignored and
+			// the name fallback lands on the disk sda's by-id link found:
+			// fuel-agent would partition /dev/sdc twice.
+			name: "name fallback onto a disk another entry matched",
+			inv: []Device{
+				{Name: "sdc", Path: "/dev/sdc", SizeMiB: 70000, Links: []string{"/dev/disk/by-id/ata-VBOX_HARDDISK_VB69050467-b385c7cd"}},
+				{Name: "sdy", Path: "/dev/sdy", SizeMiB: 70000, Links: []string{"/dev/disk/by-id/ata-VBOX_HARDDISK_VBf2923215-708af674"}},
+				{Name: "sdz", Path: "/dev/sdz", SizeMiB: 70000, Links: []string{"/dev/disk/by-path/pci-0000:00:0d.0-scsi-0:0:0:0"}},
+			},
+			want:    []string{`ks_meta.pm_data.ks_spaces[2]: disk "sdc" matches /dev/sdc, already matched by ks_meta.pm_data.ks_spaces[0] ("sda")`},
+			wantErr: ErrDiskNotFound,
+		},
+		{
+			name:    "empty inventory",
+			inv:     []Device{},
+			want:    []string{`ks_spaces[0]: disk "sda" not found`, `ks_spaces[1]: disk "sdb" not found`, `ks_spaces[2]: disk "sdc" not found`, "inventory has no disks"},
+			wantErr: ErrDiskNotFound,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			doc := planLoadDoc(t, "provision_sample_nailgun_3disks.json")
+			_, err := NewPlan(doc, tt.inv, DefaultPlanOptions())
+			if err == nil {
+				t.Fatal("NewPlan succeeded")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error:\n%s\ndoes not contain:\n%s", err, w)
+				}
+			}
+			if !errors.Is(err, tt.wantErr) {
+				t.Errorf("error does not wrap %v", tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestPlanInventoryUnallocatedDiskNeedNotExist(t *testing.T) {
+	// LVM_META_POOL: sdb and sdc carry nothing; only sda must be present.
+	doc := variantDoc(t, loadVariants(t)["LVM_META_POOL_KS_SPACES"])
+	p := mustPlan(t, doc, []Device{{Name: "sda", Path: "/dev/sda", SizeMiB: 102400}}, DefaultPlanOptions())
+	if len(p.Disks) != 1 || p.Disks[0].Device != "/dev/sda" {
+		t.Errorf("disks = %+v", p.Disks)
+	}
+}
+
+func TestDevicesFromInventory(t *testing.T) {
+	inv := &inventory.Inventory{Disks: []inventory.Disk{
+		{Name: "sda", Path: "/dev/sda", SizeBytes: 65535<<20 + 4096, LogicalSectorSize: 512,
+			ByID: []string{"/dev/disk/by-id/wwn-0x1"}, ByPath: []string{"/dev/disk/by-path/pci-1"}},
+		{Name: "sr0", Path: "/dev/sr0", SizeBytes: 1 << 30, ReadOnly: true},
+		{Name: "mapper/mpatha", SizeBytes: 10 << 20},
+	}}
+	want := []Device{
+		{Name: "sda", Path: "/dev/sda", SizeMiB: 65535, LogicalSectorSize: 512, Links: []string{"/dev/disk/by-id/wwn-0x1", "/dev/disk/by-path/pci-1"}},
+		{Name: "mapper/mpatha", Path: "/dev/mapper/mpatha", SizeMiB: 10, Links: []string{}},
+	}
+	if diff := cmp.Diff(want, DevicesFromInventory(inv)); diff != "" {
+		t.Errorf("DevicesFromInventory (-want +got):\n%s", diff)
+	}
+	if DevicesFromInventory(nil) != nil {
+		t.Error("DevicesFromInventory(nil) != nil")
+	}
+}

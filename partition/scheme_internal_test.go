@@ -1,0 +1,201 @@
+package partition
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/imprint-dev/imprint/provision"
+)
+
+func TestPlanFromSimpleNailgunScheme(t *testing.T) {
+	doc := planLoadDoc(t, "simple_nailgun_driver.json")
+	if doc.Partitioning == nil {
+		t.Fatal("fixture has no partitioning")
+	}
+	p := mustPlan(t, doc, nil, DefaultPlanOptions())
+	want := []row{
+		{"/dev/sdb1", 1, 1, 25, PurposeBiosGrub, GUIDBIOSBoot, ""},
+		{"/dev/sdb2", 2, 25, 225, PurposeUEFI, GUIDUEFIPlaceholder, ""},
+		{"/dev/sdb3", 3, 225, 65196, PurposePV, GUIDLinuxLVM, "image"},
+		{"/dev/sda1", 1, 1, 25, PurposeBiosGrub, GUIDBIOSBoot, ""},
+		{"/dev/sda2", 2, 25, 225, PurposeUEFI, GUIDUEFIPlaceholder, ""},
+		{"/dev/sda3", 3, 225, 425, PurposeFS, GUIDLinuxFS, "/boot"},
+		{"/dev/sda4", 4, 425, 625, PurposeFS, "fake_guid", "/tmp"},
+		{"/dev/sda5", 5, 625, 20063, PurposePV, GUIDLinuxLVM, "os"},
+		{"/dev/sda6", 6, 20063, 65660, PurposePV, GUIDLinuxLVM, "image"},
+		{"/dev/sda7", 7, 65660, 65680, PurposeConfigdrive, GUIDLinuxFS, ""},
+	}
+	if diff := cmp.Diff(want, planRows(p)); diff != "" {
+		t.Errorf("partitions (-want +got):\n%s", diff)
+	}
+	if p.Configdrive != "/dev/sda7" {
+		t.Errorf("configdrive %q", p.Configdrive)
+	}
+	wantVGs := []VG{
+		{Name: "image", PVs: []string{"/dev/sda6", "/dev/sdb3", "/dev/sdc3"}},
+		{Name: "os", PVs: []string{"/dev/sda5"}},
+	}
+	if diff := cmp.Diff(wantVGs, p.VGs); diff != "" {
+		t.Errorf("vgs (-want +got):\n%s", diff)
+	}
+	if p.PVs[0].VG != "os" || p.PVs[3].VG != "image" || p.PVs[0].MetadataSizeMiB != 28 {
+		t.Errorf("pvs = %+v", p.PVs)
+	}
+	if diff := cmp.Diff([]Image{{Mount: "/", URI: "http://fake.host.org:123/imgs/fake_image.img.gz", Format: "ext4", Container: "gzip", Device: "/dev/mapper/os-root"}}, p.Images); diff != "" {
+		t.Errorf("images (-want +got):\n%s", diff)
+	}
+	if len(p.FSs) != 5 || !p.FSs[2].Image || p.FSs[2].Device != "/dev/mapper/os-root" {
+		t.Errorf("fss = %+v", p.FSs)
+	}
+	// The fixture is fuel-agent's test data: no install_bootloader, a PV on
+	// an sdc no parted creates, a "fake_guid".
+	wantWarn := []string{
+		"partitioning.parteds: no parted has install_bootloader: true",
+		"partitioning.pvs[3]: /dev/sdc3 is not a partition of any parted",
+		`partition /dev/sda4: type GUID "fake_guid" is not a GUID`,
+	}
+	if len(p.Warnings) != len(wantWarn) {
+		t.Fatalf("warnings = %q", p.Warnings)
+	}
+	for i, w := range wantWarn {
+		if !strings.Contains(p.Warnings[i], w) {
+			t.Errorf("warning %d = %q, want %q", i, p.Warnings[i], w)
+		}
+	}
+}
+
+func TestPlanFromSchemeErrors(t *testing.T) {
+	base := func(t *testing.T) *provision.Document { return planLoadDoc(t, "simple_nailgun_driver.json") }
+	tests := []struct {
+		name   string
+		mutate func(d *provision.Document)
+		inv    []Device
+		want   []string
+	}{
+		{
+			name:   "overlap",
+			mutate: func(d *provision.Document) { d.Partitioning.Parteds[1].Partitions[3].Begin = 400 },
+			want:   []string{"partitioning.parteds[1].partitions[3]: begin 400 overlaps the previous partition, which ends at 425"},
+		},
+		{
+			name:   "begin after end",
+			mutate: func(d *provision.Document) { d.Partitioning.Parteds[0].Partitions[2].End = 1 },
+			want:   []string{"partitioning.parteds[0].partitions[2]: begin 225, end 1: must have 0 <= begin < end"},
+		},
+		{
+			name:   "lv of an unknown vg",
+			mutate: func(d *provision.Document) { d.Partitioning.LVs[0].VGName = "nope" },
+			want:   []string{`partitioning.lvs[0].vgname: vg "nope" is not in vgs`},
+		},
+		{
+			name:   "no configdrive",
+			mutate: func(d *provision.Document) { d.Partitioning.Parteds[1].Partitions[6].Configdrive = false },
+			want:   []string{"partitioning.parteds: no partition has configdrive: true"},
+		},
+		{
+			name:   "relative mount",
+			mutate: func(d *provision.Document) { d.Partitioning.FSs[1].Mount = "tmp" },
+			want:   []string{`partitioning.fss[1].mount: must be an absolute path, "swap" or empty, got "tmp"`},
+		},
+		{
+			name:   "not a device",
+			mutate: func(d *provision.Document) { d.Partitioning.Parteds[0].Name = "sdb" },
+			want:   []string{`partitioning.parteds[0].name: must be a device path under /dev, got "sdb"`},
+		},
+		{
+			name:   "disk missing from inventory",
+			mutate: func(d *provision.Document) {},
+			inv:    []Device{{Name: "sda", Path: "/dev/sda", SizeMiB: 70000}},
+			want:   []string{"partitioning.parteds[0].name: disk /dev/sdb not found; inventory has /dev/sda"},
+		},
+		{
+			name:   "disk too small",
+			mutate: func(d *provision.Document) {},
+			inv:    []Device{{Name: "sda", Path: "/dev/sda", SizeMiB: 65680}, {Name: "sdb", Path: "/dev/sdb", SizeMiB: 70000}},
+			want:   []string{"partitioning.parteds[1]: disk /dev/sda: layout needs 65681 MiB"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			doc := base(t)
+			tt.mutate(doc)
+			_, err := NewPlan(doc, tt.inv, DefaultPlanOptions())
+			if err == nil {
+				t.Fatal("NewPlan succeeded")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error:\n%s\ndoes not contain:\n%s", err, w)
+				}
+			}
+		})
+	}
+}
+
+// A computed plan, rendered with Scheme and fed back as "partitioning",
+// gives the same plan.
+func TestSchemeRoundTrip(t *testing.T) {
+	for _, name := range []string{"provision_sample_nailgun_3disks.json", "provision_fuel90_ubuntu_1disk.json"} {
+		t.Run(name, func(t *testing.T) {
+			doc := planLoadDoc(t, name)
+			p := mustPlan(t, doc, nil, DefaultPlanOptions())
+			data, err := json.Marshal(p.Scheme())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var s provision.PartitionScheme
+			if err := json.Unmarshal(data, &s); err != nil {
+				t.Fatal(err)
+			}
+			doc.Partitioning = &s
+			q := mustPlan(t, doc, nil, DefaultPlanOptions())
+			// Only the GPT names and the declared sizes are not carried by
+			// fuel-agent's scheme.
+			for _, pl := range []*Plan{p, q} {
+				for i := range pl.Disks {
+					pl.Disks[i].SizeMiB = 0
+					for j := range pl.Disks[i].Partitions {
+						pl.Disks[i].Partitions[j].Name = ""
+					}
+				}
+				pl.Warnings = nil
+			}
+			if diff := cmp.Diff(p, q); diff != "" {
+				t.Errorf("round trip (-computed +converted):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestSchemeFieldNames(t *testing.T) {
+	p := mustPlan(t, planLoadDoc(t, "provision_fuel90_ubuntu_1disk.json"), nil, DefaultPlanOptions())
+	data, err := json.Marshal(p.Scheme())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string][]map[string]any
+	if err := json.Unmarshal(data, &m); err != nil {
+		t.Fatal(err)
+	}
+	part := m["parteds"][0]["partitions"].([]any)[0].(map[string]any)
+	for _, k := range []string{"name", "count", "device", "begin", "end", "flags", "guid", "configdrive", "partition_type"} {
+		if _, ok := part[k]; !ok {
+			t.Errorf("partition lacks %q: %v", k, part)
+		}
+	}
+	if part["name"] != "/dev/vda1" || part["begin"] != 1.0 || part["end"] != 25.0 || part["guid"] != GUIDBIOSBoot {
+		t.Errorf("partition 1 = %v", part)
+	}
+	if m["pvs"][0]["metadatasize"] != 28.0 || m["pvs"][0]["metadatacopies"] != 2.0 {
+		t.Errorf("pv = %v", m["pvs"][0])
+	}
+	if m["lvs"][0]["vgname"] != "os" || m["vgs"][0]["pvnames"] == nil || m["fss"][0]["fs_type"] != "ext2" {
+		t.Errorf("lvs %v vgs %v fss %v", m["lvs"][0], m["vgs"][0], m["fss"][0])
+	}
+	if m["mds"] == nil {
+		t.Error(`"mds" is null, want []`)
+	}
+}
