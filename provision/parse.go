@@ -87,7 +87,9 @@ func ParseAndValidate(data []byte) (*Document, error) {
 			return doc, err
 		}
 		for _, p := range ve.Problems {
-			parsed[p.Path] = true
+			if p.Path != pathKsSpaces { // a problem of the whole list does not hide its items'
+				parsed[p.Path] = true
+			}
 			if strings.HasPrefix(p.Path, pathKsSpaces) || strings.HasPrefix(pathKsSpaces, p.Path) {
 				partial = true
 			}
@@ -95,9 +97,9 @@ func ParseAndValidate(data []byte) (*Document, error) {
 		all = append(all, ve.Problems...)
 	}
 	for _, p := range doc.check(partial).errs {
-		// A field Parse already found wrong would only be reported twice
-		// (for instance a missing type, then an unknown type "").
-		if !parsed[p.Path] {
+		// A field Parse already found wrong (or a field inside it) would
+		// only be reported twice: a missing type, then an unknown type "".
+		if !underAny(p.Path, parsed) {
 			all = append(all, p)
 		}
 	}
@@ -129,4 +131,17 @@ func unquote(s string) string {
 		return strings.TrimSpace(t[1 : len(t)-1])
 	}
 	return t
+}
+
+// underAny tells whether path or one of its ancestors is in set.
+func underAny(path string, set map[string]bool) bool {
+	for {
+		if set[path] {
+			return true
+		}
+		if path == "" {
+			return false
+		}
+		path = parentPath(path)
+	}
 }

@@ -336,6 +336,9 @@ func (d *Document) checkSpaces(f *findings) map[string]mountSite {
 		} else if !validLVMName(s.ID) {
 			f.err(field(p, "id"), "%q is not a valid volume group name", s.ID)
 		}
+		if s.ID != "" && vgIndex[s.ID] != i {
+			continue // a second declaration, reported above
+		}
 		lvNames := map[string]int{}
 		var need, asked int64
 		for j, v := range s.Volumes {
@@ -363,7 +366,7 @@ func (d *Document) checkSpaces(f *findings) map[string]mountSite {
 			asked += v.Size
 			need += (v.Size + ExtentMiB - 1) / ExtentMiB * ExtentMiB
 		}
-		if asked == 0 || s.ID == "" || vgIndex[s.ID] != i || f.partial {
+		if asked == 0 || s.ID == "" || f.partial {
 			continue
 		}
 		pvs := pvsOf[s.ID]

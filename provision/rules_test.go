@@ -1,0 +1,413 @@
+package provision
+
+import (
+	"encoding/json"
+	"strconv"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// The base of the rule tests is the Fuel 9.0 one-disk fixture:
+// ks_spaces[0] is disk vda with volumes [0] boot, [1] /boot partition,
+// [2] lvm_meta_pool, [3] pv os, [4] pv logs, [5] pv mysql, [6] pv horizon,
+// [7] pv image; ks_spaces[1..5] are the VGs os, logs, image, mysql, horizon.
+const ks = "ks_meta.pm_data.ks_spaces"
+
+func TestRules(t *testing.T) {
+	num := func(i int64) json.Number { return json.Number(strconv.FormatInt(i, 10)) }
+	tests := []struct {
+		name   string
+		mutate func(t *testing.T, m map[string]any)
+		want   []string
+	}{
+		// fuel-agent's JSON schema (§2 rules 1-5)
+		{"ks_spaces not an array", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta", "pm_data")["ks_spaces"] = map[string]any{}
+		}, []string{ks + ": must be an array, got object"}},
+		{"ks_spaces empty", func(t *testing.T, m map[string]any) {
+			setSpaces(m, []any{})
+		}, []string{ks + ": must contain at least one disk (partition scheme is empty)"}},
+		{"ks_spaces missing", func(t *testing.T, m map[string]any) {
+			delete(obj(t, m, "ks_meta", "pm_data"), "ks_spaces")
+		}, []string{ks + ": required"}},
+		{"ks_spaces items unique", func(t *testing.T, m map[string]any) {
+			s := spaces(t, m)
+			setSpaces(m, append(s, s[2]))
+		}, []string{ks + "[6]: duplicate of ks_spaces[2] (items must be unique)"}},
+		{"item not an object", func(t *testing.T, m map[string]any) {
+			setSpaces(m, append(spaces(t, m), "sdb"))
+		}, []string{ks + `[6]: must be an object, got string "sdb"`}},
+		{"item without type", func(t *testing.T, m map[string]any) {
+			delete(obj(t, m, "ks_meta", "pm_data", "ks_spaces", 5), "type")
+		}, []string{ks + `[5].type: required ("disk" or "vg")`}},
+		{"item of unknown type", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta", "pm_data", "ks_spaces", 5)["type"] = "raid"
+		}, []string{ks + `[5].type: must be "disk" or "vg", got string "raid"`}},
+		{"disk required fields", func(t *testing.T, m map[string]any) {
+			d := obj(t, m, "ks_meta", "pm_data", "ks_spaces", 0)
+			for _, k := range []string{"id", "name", "extra", "free_space"} {
+				delete(d, k)
+			}
+		}, []string{ks + "[0].id: required", ks + "[0].name: required", ks + "[0].extra: required", ks + "[0].free_space: required"}},
+		{"disk field types", func(t *testing.T, m map[string]any) {
+			d := obj(t, m, "ks_meta", "pm_data", "ks_spaces", 0)
+			d["id"] = 7
+			d["extra"] = []any{"disk/by-id/x", 1}
+			d["free_space"] = "lots"
+			d["bootable"] = "true"
+		}, []string{
+			ks + "[0].bootable: must be true or false, got string \"true\"",
+			ks + "[0].extra[1]: must be a string, got number 1",
+			ks + `[0].free_space: must be an integer, got string "lots"`,
+			ks + "[0].id: must be a string, got number 7",
+		}},
+		{"size not an integer", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta", "pm_data", "ks_spaces", 0, "volumes", 3)["size"] = "abc"
+			obj(t, m, "ks_meta", "pm_data", "ks_spaces", 0, "volumes", 4)["size"] = json.Number("10304.5")
+		}, []string{
+			ks + `[0].volumes[3].size: must be an integer, got string "abc"`,
+			ks + `[0].volumes[4].size: must be an integer, got number 10304.5`,
+		}},
+		{"pv required fields", func(t *testing.T, m map[string]any) {
+			v := obj(t, m, "ks_meta", "pm_data", "ks_spaces", 0, "volumes", 4)
+			delete(v, "vg")
+			delete(v, "lvm_meta_size")
+		}, []string{ks + "[0].volumes[4].lvm_meta_size: required", ks + "[0].volumes[4].vg: required"}},
+		{"partition field types", func(t *testing.T, m map[string]any) {
+			v := obj(t, m, "ks_meta", "pm_data", "ks_spaces", 0, "volumes", 1)
+			v["mount"] = nil
+			v["file_system"] = 2
+			v["keep_data"] = "no"
+			v["partition_guid"] = false
+		}, []string{
+			ks + `[0].volumes[1].file_system: must be a string, got number 2`,
+			ks + `[0].volumes[1].keep_data: must be true or false, got string "no"`,
+			ks + `[0].volumes[1].mount: must be a string, got null`,
+			ks + `[0].volumes[1].partition_guid: must be a string, got boolean false`,
+		}},
+		{"unknown disk volume type", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta", "pm_data", "ks_spaces", 0, "volumes", 2)["type"] = "lv"
+		}, []string{ks + `[0].volumes[2].type: unknown disk volume type, got string "lv" (want pv, raid, partition, boot or lvm_meta_pool)`}},
+		{"volume without type", func(t *testing.T, m map[string]any) {
+			delete(obj(t, m, "ks_meta", "pm_data", "ks_spaces", 0, "volumes", 0), "type")
+		}, []string{ks + `[0].volumes[0].type: required (pv, raid, partition, boot or lvm_meta_pool)`}},
+		{"vg required fields", func(t *testing.T, m map[string]any) {
+			delete(obj(t, m, "ks_meta", "pm_data", "ks_spaces", 2), "id")
+			delete(obj(t, m, "ks_meta", "pm_data", "ks_spaces", 3), "volumes")
+		}, []string{ks + "[2].id: required", ks + "[3].volumes: required"}},
+		{"lv required fields and type", func(t *testing.T, m map[string]any) {
+			delete(obj(t, m, "ks_meta", "pm_data", "ks_spaces", 1, "volumes", 0), "name")
+			obj(t, m, "ks_meta", "pm_data", "ks_spaces", 1, "volumes", 1)["type"] = "partition"
+			obj(t, m, "ks_meta", "pm_data", "ks_spaces", 2)["min_size"] = "10G"
+		}, []string{
+			ks + "[1].volumes[0].name: required",
+			ks + `[1].volumes[1].type: must be "lv" in a volume group, got string "partition"`,
+			ks + `[2].min_size: must be an integer, got string "10G"`,
+		}},
+		{"no disk", func(t *testing.T, m map[string]any) {
+			setSpaces(m, spaces(t, m)[1:])
+		}, []string{ks + `: no entry of type "disk" (partition scheme is empty)`}},
+
+		// fuel-agent's scheme-building failures (§2)
+		{"lvm_meta_size below 10", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta", "pm_data", "ks_spaces", 0, "volumes", 3)["lvm_meta_size"] = 8
+		}, []string{ks + "[0].volumes[3].lvm_meta_size: must be >= 10, got 8"}},
+		{"lvm_meta_size of an absent pv is not checked", func(t *testing.T, m map[string]any) {
+			v := obj(t, m, "ks_meta", "pm_data", "ks_spaces", 0, "volumes", 4)
+			v["size"], v["lvm_meta_size"] = 0, 0
+			obj(t, m, "ks_meta", "pm_data", "ks_spaces", 2, "volumes", 0)["size"] = 0
+		}, nil},
+		{"two bootable disks", func(t *testing.T, m map[string]any) {
+			setSpaces(m, append(spaces(t, m), map[string]any{
+				"type": "disk", "id": "vdb", "name": "vdb", "extra": []any{}, "size": 10240, "free_space": 0, "bootable": true,
+				"volumes": []any{map[string]any{"type": "partition", "size": 1000, "mount": "/srv", "file_system": "xfs"}},
+			}))
+		}, []string{ks + "[6].bootable: only one disk may be bootable, ks_spaces[0] is bootable too"}},
+		{"mount not absolute", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta", "pm_data", "ks_spaces", 2, "volumes", 0)["mount"] = "var/log"
+		}, []string{ks + `[2].volumes[0].mount: must be an absolute path, "swap" or "none", got "var/log"`}},
+		{"unknown file system", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta", "pm_data", "ks_spaces", 2, "volumes", 0)["file_system"] = "reiserfs"
+		}, []string{ks + `[2].volumes[0].file_system: unknown file system "reiserfs" (want ext2, ext3, ext4, xfs, swap, vfat or none)`}},
+		{"root larger than 16 TiB", func(t *testing.T, m map[string]any) {
+			d := obj(t, m, "ks_meta", "pm_data", "ks_spaces", 0)
+			d["size"] = num(20000000)
+			obj(t, d, "volumes", 3)["size"] = num(16777300 + 24640)
+			obj(t, m, "ks_meta", "pm_data", "ks_spaces", 1, "volumes", 0)["size"] = num(16777217)
+		}, []string{ks + "[1].volumes[0].size: the root file system must be at most 16777216 MiB (16 TiB), got 16777217"}},
+		{"root partition larger than 16 TiB", func(t *testing.T, m map[string]any) {
+			setSpaces(m, append(spaces(t, m)[:1], map[string]any{
+				"type": "disk", "id": "sdb", "name": "sdb", "extra": []any{}, "size": num(17000000), "free_space": 0,
+				"volumes": []any{map[string]any{"type": "partition", "size": num(16777217), "mount": "/", "file_system": "ext4"}},
+			}))
+		}, []string{
+			ks + "[0].volumes[3].vg: no volume group \"os\" is declared in ks_spaces",
+			ks + "[0].volumes[4].vg: no volume group \"logs\" is declared in ks_spaces",
+			ks + "[0].volumes[5].vg: no volume group \"mysql\" is declared in ks_spaces",
+			ks + "[0].volumes[6].vg: no volume group \"horizon\" is declared in ks_spaces",
+			ks + "[0].volumes[7].vg: no volume group \"image\" is declared in ks_spaces",
+			ks + "[1].volumes[0].size: the root file system must be at most 16777216 MiB (16 TiB), got 16777217",
+		}},
+		{"vg with lvs but no pv", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta", "pm_data", "ks_spaces", 0, "volumes", 4)["size"] = 0
+		}, []string{ks + `[2].id: volume group "logs" has logical volumes but no physical volume (a pv volume with size > 0 on a disk) references it`}},
+		{"pv of an undeclared vg", func(t *testing.T, m map[string]any) {
+			setSpaces(m, append(spaces(t, m)[:2], spaces(t, m)[3:]...)) // drop VG logs
+		}, []string{ks + `[0].volumes[4].vg: no volume group "logs" is declared in ks_spaces`}},
+		{"volumes larger than the disk", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta", "pm_data", "ks_spaces", 0)["size"] = 80000
+		}, []string{ks + "[0].size: the disk has 80000 MiB but its partition, raid and pv volumes need 81620 MiB"}},
+		{"lvs larger than their vg", func(t *testing.T, m map[string]any) {
+			// PV 10304 MiB, lvm_meta_size 64: 10304-29-28 = 10247 → 10244 MiB of extents.
+			obj(t, m, "ks_meta", "pm_data", "ks_spaces", 2, "volumes", 0)["size"] = 10245
+		}, []string{ks + `[2].volumes: logical volumes need 10248 MiB (10245 MiB asked, rounded up to 4 MiB extents) but volume group "logs" has 10244 MiB after PV metadata`}},
+		{"lvs exactly fill their vg", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta", "pm_data", "ks_spaces", 2, "volumes", 0)["size"] = 10244
+		}, nil},
+		{"duplicate mount", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta", "pm_data", "ks_spaces", 4, "volumes", 0)["mount"] = "/var/log"
+		}, []string{ks + `[4].volumes[0].mount: "/var/log" is already mounted by ks_meta.pm_data.ks_spaces[2].volumes[0]`}},
+		{"duplicate lv name", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta", "pm_data", "ks_spaces", 1, "volumes", 1)["name"] = "root"
+		}, []string{ks + `[1].volumes[1].name: logical volume "root" is already declared by ks_meta.pm_data.ks_spaces[1].volumes[0]`}},
+		{"duplicate disk", func(t *testing.T, m map[string]any) {
+			setSpaces(m, append(spaces(t, m), map[string]any{
+				"type": "disk", "id": "vda", "name": "vda", "extra": []any{}, "size": 10240, "free_space": 0, "volumes": []any{},
+			}))
+		}, []string{ks + `[6].name: disk "vda" is already declared by ks_spaces[0]`}},
+
+		// image_data
+		{"image_data missing", func(t *testing.T, m map[string]any) {
+			delete(obj(t, m, "ks_meta"), "image_data")
+		}, []string{`ks_meta.image_data: required, with an image for "/"`}},
+		{"image_data without /", func(t *testing.T, m map[string]any) {
+			delete(obj(t, m, "ks_meta", "image_data"), "/")
+		}, []string{`ks_meta.image_data: must contain an image for "/"`}},
+		{"image container", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta", "image_data", "/")["container"] = "bzip2"
+		}, []string{`ks_meta.image_data["/"].container: must be gzip, raw, zstd or xz, got "bzip2"`}},
+		{"image uri scheme", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta", "image_data", "/boot")["uri"] = "ftp://10.20.0.2/boot.img.gz"
+		}, []string{`ks_meta.image_data["/boot"].uri: scheme must be http, https or file, got "ftp"`}},
+		{"image format", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta", "image_data", "/")["format"] = "btrfs"
+		}, []string{`ks_meta.image_data["/"].format: must be ext2, ext3, ext4 or xfs, got "btrfs"`}},
+		{"image for a mount nothing provides", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta", "image_data")["/var/lib/nova"] = map[string]any{"uri": "file:///images/nova.img", "format": "xfs", "container": "raw"}
+		}, []string{`ks_meta.image_data["/var/lib/nova"]: no volume is mounted at "/var/lib/nova" to write this image to`}},
+		{"image zstd and xz accepted", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta", "image_data", "/")["container"] = "zstd"
+			obj(t, m, "ks_meta", "image_data", "/boot")["container"] = "xz"
+			obj(t, m, "ks_meta", "image_data", "/boot")["uri"] = "https://images.example.test/boot.img.xz"
+		}, nil},
+
+		// network and host
+		{"hostname missing", func(t *testing.T, m map[string]any) {
+			delete(m, "hostname")
+		}, []string{"hostname: required"}},
+		{"hostname not a string", func(t *testing.T, m map[string]any) {
+			m["hostname"] = map[string]any{"fqdn": "x"}
+		}, []string{"hostname: must be a string, got object"}},
+		{"invalid MAC", func(t *testing.T, m map[string]any) {
+			obj(t, m, "interfaces", "eth1")["mac_address"] = "52:54:00:4f:5a"
+			obj(t, m, "kernel_options")["udevrules"] = "52:54:00:16:ea:68_eth0,52:54:00:4f:5a:zz_eth1"
+		}, []string{
+			`interfaces.eth1.mac_address: invalid MAC address "52:54:00:4f:5a"`,
+			`kernel_options.udevrules: entry 2 "52:54:00:4f:5a:zz_eth1": invalid MAC address "52:54:00:4f:5a:zz"`,
+		}},
+		{"admin NIC unknown", func(t *testing.T, m map[string]any) {
+			obj(t, m, "kernel_options")["netcfg/choose_interface"] = "52:54:00:00:00:01"
+		}, []string{`kernel_options["netcfg/choose_interface"]: no interface has MAC address "52:54:00:00:00:01" (the admin interface)`}},
+		{"admin NIC without address", func(t *testing.T, m map[string]any) {
+			delete(obj(t, m, "interfaces", "eth0"), "ip_address")
+			delete(obj(t, m, "interfaces", "eth0"), "netmask")
+		}, []string{
+			`interfaces.eth0.ip_address: required on the admin interface (MAC 52:54:00:16:ea:68, kernel_options["netcfg/choose_interface"])`,
+			`interfaces.eth0.netmask: required on the admin interface (MAC 52:54:00:16:ea:68, kernel_options["netcfg/choose_interface"])`,
+		}},
+		{"admin NIC MAC case-insensitive", func(t *testing.T, m map[string]any) {
+			obj(t, m, "kernel_options")["netcfg/choose_interface"] = "52:54:00:16:EA:68"
+		}, nil},
+		{"bad ip address", func(t *testing.T, m map[string]any) {
+			obj(t, m, "interfaces", "eth0")["ip_address"] = "10.20.0.300"
+			obj(t, m, "interfaces", "eth0")["netmask"] = "255.0.255.0"
+		}, []string{`interfaces.eth0.ip_address: "10.20.0.300" is not an IP address`, `interfaces.eth0.netmask: "255.0.255.0" is not a netmask`}},
+		{"user account without name", func(t *testing.T, m map[string]any) {
+			delete(obj(t, m, "ks_meta", "user_accounts", 1), "name")
+		}, []string{"ks_meta.user_accounts[1].name: required"}},
+		{"kernel_params missing", func(t *testing.T, m map[string]any) {
+			delete(obj(t, m, "ks_meta", "pm_data"), "kernel_params")
+		}, []string{"ks_meta.pm_data.kernel_params: required"}},
+		{"type error outside ks_spaces", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta")["authorized_keys"] = "ssh-rsa AAAA"
+			obj(t, m, "ks_meta")["mco_identity"] = "four"
+			obj(t, m, "ks_meta")["puppet_enable"] = "0" // a numeric string is fine
+		}, []string{
+			`ks_meta.authorized_keys: must be an array, got string "ssh-rsa AAAA"`,
+			`ks_meta.mco_identity: must be an integer, got string "four"`,
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := generic(t, readFixture(t, "provision_fuel90_ubuntu_1disk.json"))
+			tt.mutate(t, m)
+			got := problemLines(t, encode(t, m))
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("problems (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// Rules that need more than one disk: the 3-disk sample.
+func TestRulesThreeDisks(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(t *testing.T, m map[string]any)
+		want   []string
+	}{
+		{"/boot raid on every disk is not a duplicate", func(t *testing.T, m map[string]any) {}, nil},
+		{"raid volumes with one mount form one md", func(t *testing.T, m map[string]any) {
+			for i := 1; i <= 2; i++ {
+				vols := obj(t, m, "ks_meta", "pm_data", "ks_spaces", i)
+				vols["volumes"] = append(vols["volumes"].([]any), map[string]any{"type": "raid", "size": 0, "mount": "/srv", "file_system": "xfs"})
+				obj(t, vols, "volumes", 5)["size"] = 100
+				obj(t, vols, "volumes", 4)["size"] = json.Number("64871")
+			}
+			obj(t, m, "ks_meta", "pm_data", "ks_spaces", 5, "volumes", 0)["size"] = json.Number("175147")
+		}, nil},
+		{"raid and partition on one mount", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta", "pm_data", "ks_spaces", 1, "volumes", 1)["mount"] = "/tmp"
+		}, []string{ks + `[1].volumes[1].mount: "/tmp" is already mounted by ks_meta.pm_data.ks_spaces[0].volumes[2]`}},
+		{"lvs of a vg spread over three pvs", func(t *testing.T, m map[string]any) {
+			// 45540 + 64912 + 64912 = 175364 MiB of extents in VG image.
+			obj(t, m, "ks_meta", "pm_data", "ks_spaces", 5, "volumes", 0)["size"] = json.Number("175365")
+		}, []string{ks + `[5].volumes: logical volumes need 175368 MiB (175365 MiB asked, rounded up to 4 MiB extents) but volume group "image" has 175364 MiB after PV metadata`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := generic(t, readFixture(t, "provision_sample_nailgun_3disks.json"))
+			tt.mutate(t, m)
+			got := problemLines(t, encode(t, m))
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("problems (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestRulesPartitioning(t *testing.T) {
+	const pp = "partitioning"
+	tests := []struct {
+		name   string
+		mutate func(t *testing.T, m map[string]any)
+		want   []string
+	}{
+		{"begin not before end", func(t *testing.T, m map[string]any) {
+			obj(t, m, pp, "parteds", 0, "partitions", 2)["end"] = 225
+		}, []string{pp + ".parteds[0].partitions[2].end: must be greater than begin (225), got 225"}},
+		{"overlap", func(t *testing.T, m map[string]any) {
+			obj(t, m, pp, "parteds", 1, "partitions", 3)["begin"] = 400
+		}, []string{pp + ".parteds[1].partitions[3].begin: 400 overlaps partitions[2], which ends at 425"}},
+		{"count below 1 and repeated", func(t *testing.T, m map[string]any) {
+			obj(t, m, pp, "parteds", 0, "partitions", 0)["count"] = 0
+			obj(t, m, pp, "parteds", 0, "partitions", 2)["count"] = 2
+		}, []string{pp + ".parteds[0].partitions[0].count: must be >= 1, got 0", pp + ".parteds[0].partitions[2].count: partition number 2 is already used by partitions[1]"}},
+		{"references", func(t *testing.T, m map[string]any) {
+			obj(t, m, pp, "vgs", 1)["pvnames"] = []any{"/dev/sda9"}
+			obj(t, m, pp, "lvs", 2)["vgname"] = "images"
+			obj(t, m, pp, "parteds", 0, "partitions", 1)["device"] = "/dev/sda"
+		}, []string{
+			pp + `.lvs[2].vgname: "images" is not in partitioning.vgs`,
+			pp + `.parteds[0].partitions[1].device: "/dev/sda" is not this table's disk "/dev/sdb"`,
+			pp + `.vgs[1].pvnames[0]: "/dev/sda9" is not in partitioning.pvs`,
+		}},
+		{"ks_spaces may be empty but image needs a file system", func(t *testing.T, m map[string]any) {
+			obj(t, m, pp, "fss", 2)["mount"] = "/srv"
+		}, []string{`ks_meta.image_data["/"]: no volume is mounted at "/" to write this image to`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := generic(t, readFixture(t, "simple_nailgun_driver.json"))
+			tt.mutate(t, m)
+			got := problemLines(t, encode(t, m))
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("problems (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// One document with five different mistakes reports all five, in document
+// order (json.Marshal sorts keys: hostname < ks_meta; in ks_meta
+// image_data < pm_data < user_accounts).
+func TestFiveMistakes(t *testing.T) {
+	m := generic(t, readFixture(t, "provision_fuel90_ubuntu_1disk.json"))
+	delete(m, "hostname")
+	obj(t, m, "ks_meta", "image_data", "/")["container"] = "rar"
+	obj(t, m, "ks_meta", "pm_data", "ks_spaces", 0, "volumes", 3)["lvm_meta_size"] = 8
+	obj(t, m, "ks_meta", "pm_data", "ks_spaces", 0, "volumes", 5)["size"] = "abc"
+	obj(t, m, "ks_meta", "user_accounts", 1)["name"] = ""
+	want := []string{
+		"hostname: required",
+		`ks_meta.image_data["/"].container: must be gzip, raw, zstd or xz, got "rar"`,
+		ks + "[0].volumes[3].lvm_meta_size: must be >= 10, got 8",
+		ks + `[0].volumes[5].size: must be an integer, got string "abc"`,
+		"ks_meta.user_accounts[1].name: required",
+	}
+	if diff := cmp.Diff(want, problemLines(t, encode(t, m))); diff != "" {
+		t.Errorf("problems (-want +got):\n%s", diff)
+	}
+}
+
+// Problems come in the order of the input, not of the checks.
+func TestProblemsInDocumentOrder(t *testing.T) {
+	doc := `{"ks_meta": {"user_accounts": [{"password": "x"}],
+  "pm_data": {"kernel_params": "", "ks_spaces": [
+    {"type": "disk", "id": "sda", "name": "sda", "extra": [], "free_space": 0, "size": 100,
+     "volumes": [{"type": "partition", "size": 50, "mount": "srv", "file_system": "zfs"}]}]},
+  "image_data": {"/": {"uri": "gopher://x/y", "format": "ext4", "container": "raw"}}},
+ "hostname": "",
+ "interfaces": {"eth0": {"mac_address": "nope"}}}`
+	want := []string{
+		"ks_meta.user_accounts[0].name: required",
+		ks + `[0].volumes[0].mount: must be an absolute path, "swap" or "none", got "srv"`,
+		ks + `[0].volumes[0].file_system: unknown file system "zfs" (want ext2, ext3, ext4, xfs, swap, vfat or none)`,
+		`ks_meta.image_data["/"]: no volume is mounted at "/" to write this image to`,
+		`ks_meta.image_data["/"].uri: scheme must be http, https or file, got "gopher"`,
+		"hostname: required",
+		`interfaces.eth0.mac_address: invalid MAC address "nope"`,
+	}
+	if diff := cmp.Diff(want, problemLines(t, []byte(doc))); diff != "" {
+		t.Errorf("problems (-want +got):\n%s", diff)
+	}
+}
+
+// Validate on a Document built in Go (no input positions): the problems come
+// in the order of the checks, deterministically.
+func TestValidateBuiltDocument(t *testing.T) {
+	d := &Document{
+		Hostname:      "n1",
+		Interfaces:    map[string]Interface{"eth0": {MACAddress: "52:54:00:00:00:01", IPAddress: "10.0.0.2", Netmask: "24"}},
+		KernelOptions: KernelOptions{ChooseInterface: "52:54:00:00:00:01"},
+		KsMeta: KsMeta{
+			ImageData: map[string]ImageData{"/": {URI: "file:///img/root.raw", Format: "ext4", Container: "raw"}},
+			PmData: PmData{KsSpaces: []Space{
+				{Type: SpaceDisk, ID: "sda", Name: "sda", Size: 1000, Volumes: []Volume{
+					{Type: VolPartition, Size: 900, Mount: "/", FileSystem: "ext4"},
+					{Type: "lvm", Size: 10},
+				}},
+			}},
+		},
+	}
+	err := d.Validate()
+	want := "ks_meta.pm_data.ks_spaces[0].volumes[1].type: unknown disk volume type, got \"lvm\" (want pv, raid, partition, boot or lvm_meta_pool)"
+	if err == nil || err.Error() != want {
+		t.Errorf("Validate() = %v, want %s", err, want)
+	}
+	d.KsMeta.PmData.KsSpaces[0].Volumes = d.KsMeta.PmData.KsSpaces[0].Volumes[:1]
+	if err := d.Validate(); err != nil {
+		t.Errorf("Validate() = %v, want nil", err)
+	}
+}
