@@ -1,0 +1,192 @@
+package imagebuild
+
+import (
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"fmt"
+	"hash"
+	"io"
+	"runtime"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+)
+
+// Sums are the sizes and md5s of an image before and after compression
+// (Fuel's raw_size, raw_md5, container_size, container_md5).
+type Sums struct {
+	RawSize       int64
+	RawMD5        string
+	ContainerSize int64
+	ContainerMD5  string
+}
+
+// DefaultGzipMember is how much input each gzip member holds.
+const DefaultGzipMember = 8 << 20
+
+// Compress copies src to dst in container (gzip, zstd or raw) and returns
+// the sums of both sides. gzip is written as independent members of
+// member bytes of input each (RFC 1952 allows any number; gzip -t, zcat
+// and Go's gzip.Reader read them as one stream), compressed by up to
+// workers goroutines in parallel, in order.
+func Compress(ctx context.Context, dst io.Writer, src io.Reader, container string, member, workers int) (Sums, error) {
+	rawH, outH := md5.New(), md5.New()
+	cw := &countWriter{w: io.MultiWriter(dst, outH)}
+	cr := &countReader{r: io.TeeReader(src, rawH)}
+	var err error
+	switch container {
+	case "gzip":
+		err = parallelGzip(ctx, cw, cr, member, workers)
+	case "zstd":
+		err = zstdCompress(ctx, cw, cr, workers)
+	case "raw":
+		_, err = io.Copy(cw, ctxReader{ctx, cr})
+	default:
+		err = fmt.Errorf("container %q not supported", container)
+	}
+	if err != nil {
+		return Sums{}, err
+	}
+	return Sums{RawSize: cr.n, RawMD5: hexSum(rawH), ContainerSize: cw.n, ContainerMD5: hexSum(outH)}, nil
+}
+
+func hexSum(h hash.Hash) string { return hex.EncodeToString(h.Sum(nil)) }
+
+func parallelGzip(ctx context.Context, dst io.Writer, src io.Reader, member, workers int) error {
+	if member <= 0 {
+		member = DefaultGzipMember
+	}
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	type job struct {
+		in   []byte
+		out  chan []byte
+		errc chan error
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	jobs := make(chan *job, workers)   // to the compressors
+	order := make(chan *job, workers*2) // to the writer, in input order
+	for range workers {
+		go func() {
+			for j := range jobs {
+				var b bytesBuffer
+				zw, _ := gzip.NewWriterLevel(&b, gzip.DefaultCompression)
+				_, err := zw.Write(j.in)
+				if err == nil {
+					err = zw.Close()
+				}
+				if err != nil {
+					j.errc <- err
+					continue
+				}
+				j.out <- b.b
+			}
+		}()
+	}
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(order)
+		defer close(jobs)
+		first := true
+		for {
+			buf := make([]byte, member)
+			n, err := io.ReadFull(src, buf)
+			if n > 0 || first {
+				// an empty input still gets one (empty) member: a valid gzip file
+				j := &job{in: buf[:n], out: make(chan []byte, 1), errc: make(chan error, 1)}
+				select {
+				case jobs <- j:
+				case <-ctx.Done():
+					readErr <- ctx.Err()
+					return
+				}
+				select {
+				case order <- j:
+				case <-ctx.Done():
+					readErr <- ctx.Err()
+					return
+				}
+			}
+			first = false
+			if err == io.EOF || err == io.ErrUnexpectedEOF {
+				readErr <- nil
+				return
+			}
+			if err != nil {
+				readErr <- fmt.Errorf("read: %w", err)
+				return
+			}
+		}
+	}()
+	for j := range order {
+		select {
+		case b := <-j.out:
+			if _, err := dst.Write(b); err != nil {
+				cancel()
+				return fmt.Errorf("write: %w", err)
+			}
+		case err := <-j.errc:
+			cancel()
+			return fmt.Errorf("gzip: %w", err)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return <-readErr
+}
+
+func zstdCompress(ctx context.Context, dst io.Writer, src io.Reader, workers int) error {
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	zw, err := zstd.NewWriter(dst, zstd.WithEncoderConcurrency(workers), zstd.WithEncoderCRC(true))
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(zw, ctxReader{ctx, src}); err != nil {
+		zw.Close()
+		return err
+	}
+	return zw.Close()
+}
+
+type bytesBuffer struct{ b []byte }
+
+func (b *bytesBuffer) Write(p []byte) (int, error) { b.b = append(b.b, p...); return len(p), nil }
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+type countReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}

@@ -1,0 +1,352 @@
+//go:build loop
+
+package imagebuild
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+func loopPrereqs(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (losetup, mount, chroot)")
+	}
+	for _, tool := range []string{"debootstrap", "losetup", "mkfs.ext4", "e2fsck", "resize2fs", "dumpe2fs", "debugfs", "gzip", "chroot"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed", tool)
+		}
+	}
+}
+
+// syncBuffer collects the log for assertions while it also goes to t.Log.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+	t  *testing.T
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.b.Write(p)
+	s.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+func testLogger(t *testing.T) (*slog.Logger, *syncBuffer) {
+	buf := &syncBuffer{t: t}
+	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelInfo})), buf
+}
+
+func writeHook(t *testing.T, dir, phase, name, body string) {
+	t.Helper()
+	p := filepath.Join(dir, phase, name)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte("#!/bin/sh\nset -e\n"+body+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// loopConfig builds a small bookworm config from the host's apt mirror.
+func loopConfig(t *testing.T, out string) Config {
+	mirror, err := HostMirror(os.DirFS("/"), "bookworm")
+	if err != nil {
+		t.Skipf("no host mirror: %v", err)
+	}
+	return Config{
+		ImageData: map[string]Image{"/": {Container: "gzip", Format: "ext4", URI: "file://" + out + "/loop-test.img.gz"}},
+		Output:    out,
+		Repos:     []Repo{{Name: "debian", Type: "deb", URI: mirror, Suite: "bookworm", Section: "main", Priority: ptr(700)}},
+		Codename:  "bookworm",
+		Packages:  []string{"less", "netbase"},
+	}
+}
+
+func loopOptions(t *testing.T, work string, elements ...string) BuildOptions {
+	cache, err := filepath.Abs("../build/imagebuild-cache")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return BuildOptions{WorkDir: work, Elements: elements,
+		Options: Options{Variant: "minbase", Cache: cache, ImageSize: 2 << 30}}
+}
+
+// leftovers lists mounts, loop devices and chroot processes under dir.
+func leftovers(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	mounts, err := SysMounter{}.MountedUnder(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range mounts {
+		out = append(out, "mount "+m)
+	}
+	la, _ := exec.Command("losetup", "-a").CombinedOutput()
+	for _, l := range strings.Split(string(la), "\n") {
+		if strings.Contains(l, dir) {
+			out = append(out, "loop "+l)
+		}
+	}
+	pids, _ := SysProcs{}.InRoot(dir)
+	for _, p := range pids {
+		out = append(out, "process "+strings.TrimSpace(string(must(os.ReadFile(filepath.Join("/proc", strconv.Itoa(p), "cmdline"))))))
+	}
+	return out
+}
+
+func must[T any](v T, _ error) T { return v }
+
+func TestLoopBuildImage(t *testing.T) {
+	loopPrereqs(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
+	defer cancel()
+	out, work, elem := t.TempDir(), t.TempDir(), filepath.Join(t.TempDir(), "testelem")
+	t.Cleanup(func() {
+		if l := leftovers(t, work); len(l) > 0 {
+			t.Errorf("left behind: %v", l)
+		}
+	})
+	writeHook(t, elem, "extra-data.d", "10-data", `echo "from the host" > "$TMP_HOOKS_PATH/extra-data"; test -d "$TARGET_ROOT/etc"`)
+	writeHook(t, elem, "pre-install.d", "10-pre", `echo "pre-install.d/10-pre $DIB_RELEASE $DISTRO_NAME" >> /etc/imprint-order`)
+	writeHook(t, elem, "install.d", "20-second", `echo install.d/20-second >> /etc/imprint-order; test -x /usr/bin/less`)
+	writeHook(t, elem, "install.d", "10-first", `echo install.d/10-first >> /etc/imprint-order; cp /tmp/in_target.d/extra-data /etc/imprint-extra`)
+	writeHook(t, elem, "post-install.d", "10-post", `echo post-install.d/10-post >> /etc/imprint-order`)
+	writeHook(t, elem, "block-device.d", "10-dev", `test -b "$IMAGE_BLOCK_DEVICE"; echo "block-device.d/10-dev" >> "$TARGET_ROOT/etc/imprint-order"`)
+	writeHook(t, elem, "finalise.d", "90-final", `echo finalise.d/90-final >> /etc/imprint-order`)
+	writeHook(t, elem, "cleanup.d", "10-clean", `grep -q finalise "$TARGET_ROOT/etc/imprint-order"`)
+	if err := os.WriteFile(filepath.Join(elem, "install.d", "README.md"), []byte("not a hook"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	cfg := loopConfig(t, out)
+	log, logs := testLogger(t)
+	t0 := time.Now()
+	res, err := Build(ctx, cfg, loopOptions(t, work, elem), SystemDeps(log))
+	if err != nil {
+		t.Fatalf("Build: %v", err)
+	}
+	t.Logf("build took %s (%d steps)", time.Since(t0).Round(time.Second), len(res.Plan.Steps))
+	for _, line := range []string{"--- Building image (do_build_image) ---", "Running deboostrap completed", "Running apt-get install completed", "--- Building image END (do_build_image) ---"} {
+		if !strings.Contains(logs.String(), line) {
+			t.Errorf("log lacks %q", line)
+		}
+	}
+
+	// the outputs
+	gz := filepath.Join(out, "loop-test.img.gz")
+	if b, err := exec.Command("gzip", "-t", gz).CombinedOutput(); err != nil {
+		t.Fatalf("gzip -t %s: %v %s", gz, err, b)
+	}
+	metaData, err := os.ReadFile(filepath.Join(out, "loop-test.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var meta map[string]any
+	if err := yaml.Unmarshal(metaData, &meta); err != nil {
+		t.Fatal(err)
+	}
+	if got := keys(meta); strings.Join(got, ",") != "images,os,packages,repos" {
+		t.Errorf("metadata keys = %v", got)
+	}
+	img := meta["images"].([]any)[0].(map[string]any)
+	if got := keys(img); strings.Join(got, ",") != "container,container_md5,container_name,container_size,format,raw_md5,raw_name,raw_size" {
+		t.Errorf("image keys = %v", got)
+	}
+	osm := meta["os"].(map[string]any)
+	if osm["name"] != "Debian" || osm["major"] != 12 {
+		t.Errorf("os = %v", osm)
+	}
+	repo := meta["repos"].([]any)[0].(map[string]any)
+	if got := keys(repo); strings.Join(got, ",") != "meta,name,priority,section,suite,type,uri" {
+		t.Errorf("repo keys = %v", got)
+	}
+	gzData, err := os.ReadFile(gz)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img["container_size"] != len(gzData) || img["container_md5"] != md5hex(gzData) {
+		t.Errorf("container size/md5 in metadata %v/%v, file %d/%s", img["container_size"], img["container_md5"], len(gzData), md5hex(gzData))
+	}
+	// decode with Go and count the members
+	raw := filepath.Join(t.TempDir(), "root.img")
+	rawF, err := os.Create(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(gzData))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := md5.New()
+	n, err := io.Copy(io.MultiWriter(rawF, h), zr)
+	rawF.Close()
+	if err != nil {
+		t.Fatalf("gunzip: %v", err)
+	}
+	if n != int64(img["raw_size"].(int)) || hex.EncodeToString(h.Sum(nil)) != img["raw_md5"] {
+		t.Errorf("raw size/md5: metadata %v/%v, decoded %d/%x", img["raw_size"], img["raw_md5"], n, h.Sum(nil))
+	}
+	if members := gzipMembers(t, gzData); members < 2 {
+		t.Errorf("gzip members = %d, want several (one per 8 MiB)", members)
+	} else {
+		t.Logf("raw %d MiB, gzip %d MiB in %d members", n>>20, len(gzData)>>20, members)
+	}
+	// filesystem clean, shrunk, with the packages and the hooks' effect
+	if b, err := exec.Command("e2fsck", "-fn", raw).CombinedOutput(); err != nil {
+		t.Errorf("e2fsck -fn: %v\n%s", err, b)
+	}
+	if n > 1<<30 {
+		t.Errorf("image not shrunk: %d bytes", n)
+	}
+	order := debugfsCat(t, raw, "/etc/imprint-order")
+	wantOrder := "pre-install.d/10-pre bookworm debian\ninstall.d/10-first\ninstall.d/20-second\npost-install.d/10-post\nblock-device.d/10-dev\nfinalise.d/90-final\n"
+	if order != wantOrder {
+		t.Errorf("hooks ran as\n%s\nwant\n%s", order, wantOrder)
+	}
+	if got := debugfsCat(t, raw, "/etc/imprint-extra"); got != "from the host\n" {
+		t.Errorf("extra-data = %q", got)
+	}
+	for _, f := range []string{"/usr/bin/less", "/etc/services", "/usr/bin/eatmydata"} {
+		if !debugfsExists(t, raw, f) {
+			t.Errorf("%s missing from the image", f)
+		}
+	}
+	for _, f := range []string{"/usr/sbin/policy-rc.d", "/etc/apt/sources.list.d/fuel-image-debian.list", "/etc/apt/preferences.d/fuel-image-debian.pref", "/etc/resolv.conf"} {
+		if debugfsExists(t, raw, f) {
+			t.Errorf("%s left in the image", f)
+		}
+	}
+
+	// again: nothing to do
+	log2, logs2 := testLogger(t)
+	res2, err := Build(ctx, cfg, loopOptions(t, work, elem), SystemDeps(log2))
+	if err != nil || !res2.Skipped {
+		t.Errorf("second Build = %+v, %v; want skipped", res2, err)
+	}
+	if !strings.Contains(logs2.String(), "All necessary images are available. Nothing needs to be done.") {
+		t.Errorf("second build log: %s", logs2.String())
+	}
+}
+
+func TestLoopBuildImageFailureCleansUp(t *testing.T) {
+	loopPrereqs(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	out, work, elem := t.TempDir(), t.TempDir(), filepath.Join(t.TempDir(), "failing")
+	// a daemon left running in the chroot, then a failure
+	writeHook(t, elem, "pre-install.d", "50-fail", `setsid sleep 600 </dev/null >/dev/null 2>&1 &
+echo "hook says no" >&2
+exit 3`)
+	log, _ := testLogger(t)
+	_, err := Build(ctx, loopConfig(t, out), loopOptions(t, work, elem), SystemDeps(log))
+	var se *StepError
+	if !errors.As(err, &se) || se.Step != "hook pre-install.d/50-fail (element failing)" {
+		t.Fatalf("Build = %v, want a StepError of the hook", err)
+	}
+	if !strings.Contains(err.Error(), "hook says no") || !strings.Contains(err.Error(), "exit status 3") {
+		t.Errorf("error lacks the hook's stderr and status: %v", err)
+	}
+	if l := leftovers(t, work); len(l) > 0 {
+		t.Errorf("left behind after failure: %v", l)
+	}
+	if entries, _ := os.ReadDir(work); len(entries) != 0 {
+		t.Errorf("work dir not removed: %v", entries)
+	}
+	if entries, _ := os.ReadDir(out); len(entries) != 0 {
+		t.Errorf("outputs after a failure: %v", entries)
+	}
+
+	// cancelled (SIGTERM) while a hook runs
+	elem2 := filepath.Join(t.TempDir(), "slow")
+	writeHook(t, elem2, "install.d", "10-slow", `touch /tmp/in_target.d/started; sleep 600`)
+	ctx2, cancel2 := context.WithCancel(ctx)
+	defer cancel2()
+	go func() {
+		tick := time.NewTicker(500 * time.Millisecond)
+		defer tick.Stop()
+		for range tick.C {
+			m, _ := filepath.Glob(filepath.Join(work, "*", "hooks", "started"))
+			if len(m) > 0 {
+				cancel2()
+				return
+			}
+		}
+	}()
+	t0 := time.Now()
+	_, err = Build(ctx2, loopConfig(t, out), loopOptions(t, work, elem2), SystemDeps(log))
+	if !errors.As(err, &se) || se.Step != "hook install.d/10-slow (element slow)" || !errors.Is(err, context.Canceled) && !strings.Contains(err.Error(), "signal") {
+		t.Errorf("cancelled Build = %v", err)
+	}
+	t.Logf("cancelled build returned after %s", time.Since(t0).Round(time.Second))
+	if l := leftovers(t, work); len(l) > 0 {
+		t.Errorf("left behind after cancel: %v", l)
+	}
+}
+
+func keys(m map[string]any) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func md5hex(b []byte) string { s := md5.Sum(b); return hex.EncodeToString(s[:]) }
+
+func gzipMembers(t *testing.T, data []byte) int {
+	br := bytes.NewReader(data)
+	zr, err := gzip.NewReader(br)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for {
+		zr.Multistream(false)
+		if _, err := io.Copy(io.Discard, zr); err != nil {
+			t.Fatal(err)
+		}
+		n++
+		if err := zr.Reset(br); err == io.EOF {
+			return n
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func debugfsCat(t *testing.T, img, path string) string {
+	out, err := exec.Command("debugfs", "-R", "cat "+path, img).Output()
+	if err != nil {
+		t.Fatalf("debugfs cat %s: %v", path, err)
+	}
+	return string(out)
+}
+
+func debugfsExists(t *testing.T, img, path string) bool {
+	out, _ := exec.Command("debugfs", "-R", "stat "+path, img).CombinedOutput()
+	return strings.Contains(string(out), "Inode:") && !strings.Contains(string(out), "File not found")
+}

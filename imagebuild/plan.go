@@ -1,0 +1,604 @@
+package imagebuild
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Op is what a Step does.
+type Op string
+
+// Step operations. Paths inside the image are absolute host paths under
+// the chroot; {loop:MOUNTPOINT} in Argv, Env and Source is the loop device
+// of that image, resolved by the Executor.
+const (
+	OpTruncate   Op = "truncate"    // create the sparse file Path of Size bytes
+	OpLoopAttach Op = "loop-attach" // attach Path to a free loop device for image Mount
+	OpLoopDetach Op = "loop-detach" // detach the loop device of image Mount
+	OpRun        Op = "run"         // run Argv on the host (Env, Stdin)
+	OpChroot     Op = "chroot"      // run Argv chrooted into Path (Env, Stdin)
+	OpMkdir      Op = "mkdir"       // mkdir -p Path
+	OpMount      Op = "mount"       // mount Source (FSType; "bind" binds) on Path
+	OpUnmount    Op = "umount"      // unmount Path
+	OpWrite      Op = "write"       // write Data to Path with Mode
+	OpCopy       Op = "copy"        // copy the file Source to Path with Mode
+	OpRemove     Op = "remove"      // remove the files matching the glob Path (not directories)
+	OpRemoveAll  Op = "remove-all"  // remove the directory tree Path (refused if anything is mounted below)
+	OpRename     Op = "rename"      // rename Source to Path
+	OpPin        Op = "pin"         // write the pin of Repo from the Release file apt downloaded
+	OpKill       Op = "kill"        // kill the processes whose root is inside Path
+	OpShrinkFile Op = "fit-file"    // truncate the image file Path to its ext filesystem's size
+	OpCompress   Op = "compress"    // compress the image file Source (Container) to Path, record sizes and md5s
+	OpReadOS     Op = "read-os"     // read the image's os-release under Path for the metadata
+	OpMetadata   Op = "metadata"    // write the metadata YAML to Path
+	OpDiskImage  Op = "disk-image"  // assemble the whole-disk image Path (Data: raw|qcow2)
+	OpTar        Op = "tar"         // write the tarball Path of the tree Source
+)
+
+// Step is one action of a build. Steps are data, so a Plan can be shown,
+// compared and tested; the Executor performs them.
+type Step struct {
+	Name   string // unique, names the step in logs and errors
+	Op     Op
+	Argv   []string
+	Env    []string
+	Stdin  string
+	Secret bool   // Stdin or Data are not shown
+	Path   string // target path (file, mount point, chroot)
+	Source string // source device or file
+	FSType string // mount type
+	Data   string
+	Mode   fs.FileMode
+	Size   int64
+	Mount  string // the image_data mount point the step is about
+	// SkipIfExists skips the step when this path exists (cached downloads).
+	SkipIfExists string
+	// OKExit lists exit codes that are success besides 0.
+	OKExit []int
+	// Attempts is how often a failing command is tried (0 and 1: once).
+	Attempts int
+	Repo     *Repo
+}
+
+// String renders the step on one line, secrets masked.
+func (s Step) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %s", s.Name, s.Op)
+	if len(s.Argv) > 0 {
+		fmt.Fprintf(&b, " %s", strings.Join(s.Argv, " "))
+	}
+	for _, kv := range [][2]string{{"path", s.Path}, {"source", s.Source}, {"type", s.FSType}, {"mount", s.Mount}, {"skip-if-exists", s.SkipIfExists}} {
+		if kv[1] != "" {
+			fmt.Fprintf(&b, " %s=%s", kv[0], kv[1])
+		}
+	}
+	if s.Size != 0 {
+		fmt.Fprintf(&b, " size=%d", s.Size)
+	}
+	if s.Mode != 0 {
+		fmt.Fprintf(&b, " mode=%o", s.Mode)
+	}
+	if len(s.Env) > 0 {
+		fmt.Fprintf(&b, " env=%s", strings.Join(s.Env, ","))
+	}
+	if s.Attempts > 1 {
+		fmt.Fprintf(&b, " attempts=%d", s.Attempts)
+	}
+	if len(s.OKExit) > 0 {
+		fmt.Fprintf(&b, " ok-exit=%v", s.OKExit)
+	}
+	for _, kv := range [][2]string{{"stdin", s.Stdin}, {"data", s.Data}} {
+		if kv[1] == "" {
+			continue
+		}
+		if s.Secret {
+			fmt.Fprintf(&b, " %s=<secret>", kv[0])
+		} else {
+			fmt.Fprintf(&b, " %s=%q", kv[0], kv[1])
+		}
+	}
+	return b.String()
+}
+
+// Plan is the ordered steps of one build.
+type Plan struct {
+	Steps []Step
+	// Outputs are the files the build produces (compressed images first,
+	// then the metadata YAML, then the optional outputs).
+	Outputs []string
+}
+
+// String renders the plan, one step a line.
+func (p Plan) String() string {
+	var b strings.Builder
+	for _, s := range p.Steps {
+		b.WriteString(s.String())
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// Options are the build settings that are not in the Fuel JSON.
+type Options struct {
+	// Chroot is the (existing, empty) directory the root image is mounted on.
+	Chroot string
+	// TmpDir holds the raw images while they are built (same filesystem as
+	// nothing else: they are compressed from there into Output).
+	TmpDir string
+	// ImageSize is the size of each sparse image file (default 8 GiB, so
+	// ext4's resize limit lets the filesystem grow to 8 TiB later).
+	ImageSize int64
+	// Arch is the Debian architecture (amd64).
+	Arch string
+	// Variant is the debootstrap variant ("" for the default, "minbase").
+	Variant string
+	// Cache is a directory where the debootstrap tarball is kept between
+	// builds ("" for none): debootstrap --make-tarball, then --unpack-tarball.
+	Cache string
+	// Container overrides every image's container (zstd instead of gzip).
+	Container string
+	// AllowUnsigned skips signature checks of debootstrap and apt (repos
+	// without a signed Release, as Fuel's were).
+	AllowUnsigned bool
+	// NoEatmydata runs apt without eatmydata.
+	NoEatmydata bool
+	// FSUUIDs are the filesystem UUIDs to create, by mount point (written
+	// to the image's fstab); the caller generates them.
+	FSUUIDs map[string]string
+	// Hooks are the element hooks by phase (LoadElements).
+	Hooks map[string][]Hook
+	// ElementNames are the names of the elements, for $IMAGE_ELEMENT.
+	ElementNames []string
+	// HooksDir is TMP_HOOKS_PATH (required when there are hooks).
+	HooksDir string
+	// DiskImage, when set, is a whole-disk image to write as well, with
+	// DiskFormat raw or qcow2.
+	DiskImage  string
+	DiskFormat string
+	// Tarball, when set, is a rootfs tar for docker import.
+	Tarball string
+}
+
+// DefaultImageSize is Fuel's sparse image size.
+const DefaultImageSize = 8 << 30
+
+// OutputPaths returns the files a build of cfg writes: the images in
+// image_data order of their mount points, then the metadata YAML.
+func OutputPaths(cfg Config) (images map[string]string, metadata string) {
+	images = map[string]string{}
+	for mp, img := range cfg.ImageData {
+		base, _ := imageBase(img.URI)
+		images[mp] = filepath.Join(cfg.Output, base)
+	}
+	root, _ := imageBase(cfg.ImageData["/"].URI)
+	return images, filepath.Join(cfg.Output, metadataStem(root)+".yaml")
+}
+
+// mountOrder sorts mount points by depth, then name ("/" first), the order
+// they are mounted in.
+func mountOrder(m map[string]Image) []string {
+	mps := sortedKeys(m)
+	sort.SliceStable(mps, func(i, j int) bool { return depth(mps[i]) < depth(mps[j]) })
+	return mps
+}
+
+func depth(mp string) int {
+	if mp == "/" {
+		return 0
+	}
+	return strings.Count(mp, "/")
+}
+
+// imageFileName is the raw image's name in TmpDir: root.img, boot.img,
+// var-log.img.
+func imageFileName(mp string) string {
+	if mp == "/" {
+		return "root.img"
+	}
+	return strings.ReplaceAll(strings.Trim(mp, "/"), "/", "-") + ".img"
+}
+
+func mkfsArgv(format, label, uuid, dev string) []string {
+	switch format {
+	case "xfs":
+		a := []string{"mkfs.xfs", "-f", "-q"}
+		if label != "" {
+			a = append(a, "-L", label)
+		}
+		if uuid != "" {
+			a = append(a, "-m", "uuid="+uuid)
+		}
+		return append(a, dev)
+	default:
+		a := []string{"mkfs." + format, "-F", "-q"}
+		if label != "" {
+			a = append(a, "-L", label)
+		}
+		if uuid != "" {
+			a = append(a, "-U", uuid)
+		}
+		return append(a, dev)
+	}
+}
+
+func fsLabel(mp string) string {
+	if mp == "/" {
+		return "root"
+	}
+	l := strings.ReplaceAll(strings.Trim(mp, "/"), "/", "-")
+	if len(l) > 12 {
+		l = l[:12]
+	}
+	return l
+}
+
+// chrootEnv is the environment of every command run in the chroot.
+func chrootEnv(cfg Config) []string {
+	return append([]string{
+		"DEBIAN_FRONTEND=noninteractive", "DEBCONF_NONINTERACTIVE_SEEN=true",
+		"HOME=/root", "LANG=C.UTF-8", "LC_ALL=C.UTF-8",
+		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+	}, ProxyEnv(cfg.Proxies)...)
+}
+
+// DebootstrapTarball is the cache file name of the base system of cfg.
+func DebootstrapTarball(cache string, cfg Config, o Options) string {
+	v := o.Variant
+	if v == "" {
+		v = "default"
+	}
+	return filepath.Join(cache, fmt.Sprintf("debootstrap-%s-%s-%s.tgz", cfg.Repos[0].Suite, o.Arch, v))
+}
+
+// BuildPlan returns the steps that build cfg (validated, with defaults
+// applied) with o. It is pure: nothing is read or changed.
+func BuildPlan(cfg Config, o Options) (Plan, error) {
+	var errs []error
+	if err := cfg.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if len(cfg.Repos) == 0 {
+		errs = append(errs, errors.New("repos: at least one repository is needed (the first is debootstrapped)"))
+	}
+	if len(cfg.Packages) == 0 {
+		errs = append(errs, errors.New("packages: empty"))
+	}
+	if o.Chroot == "" || !filepath.IsAbs(o.Chroot) {
+		errs = append(errs, fmt.Errorf("chroot %q: must be an absolute directory", o.Chroot))
+	}
+	if o.TmpDir == "" || !filepath.IsAbs(o.TmpDir) {
+		errs = append(errs, fmt.Errorf("tmp dir %q: must be an absolute directory", o.TmpDir))
+	}
+	if o.Container != "" && !contains(Containers, o.Container) {
+		errs = append(errs, fmt.Errorf("container %q: not one of %s", o.Container, strings.Join(Containers, ", ")))
+	}
+	nhooks := 0
+	for _, hs := range o.Hooks {
+		nhooks += len(hs)
+	}
+	if nhooks > 0 && (o.HooksDir == "" || !filepath.IsAbs(o.HooksDir)) {
+		errs = append(errs, fmt.Errorf("hooks dir %q: must be an absolute directory", o.HooksDir))
+	}
+	if o.DiskImage != "" && o.DiskFormat != "raw" && o.DiskFormat != "qcow2" {
+		errs = append(errs, fmt.Errorf("disk format %q: must be raw or qcow2", o.DiskFormat))
+	}
+	if o.DiskImage != "" {
+		if !contains(cfg.Packages, "grub-pc") {
+			errs = append(errs, errors.New("disk image: packages must include grub-pc (its boot code goes into the MBR)"))
+		}
+		for mp := range cfg.ImageData {
+			if o.FSUUIDs[mp] == "" {
+				errs = append(errs, fmt.Errorf("disk image: no filesystem UUID for %q", mp))
+			}
+		}
+		if len(cfg.ImageData) > 4 {
+			errs = append(errs, fmt.Errorf("disk image: %d filesystems, an MBR holds 4", len(cfg.ImageData)))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return Plan{}, err
+	}
+	if o.ImageSize == 0 {
+		o.ImageSize = DefaultImageSize
+	}
+	if o.Arch == "" {
+		o.Arch = "amd64"
+	}
+	root := o.Chroot
+	in := func(p string) string { return filepath.Join(root, p) }
+	env := chrootEnv(cfg)
+	var steps []Step
+	add := func(s Step) { steps = append(steps, s) }
+	chroot := func(name string, argv ...string) Step {
+		return Step{Name: name, Op: OpChroot, Path: root, Argv: argv, Env: env}
+	}
+	outImages, metaPath := OutputPaths(cfg)
+	order := mountOrder(cfg.ImageData)
+
+	// 1. one sparse file, loop device and filesystem per image
+	for _, mp := range order {
+		img := cfg.ImageData[mp]
+		file := filepath.Join(o.TmpDir, imageFileName(mp))
+		add(Step{Name: "create image " + mp, Op: OpTruncate, Path: file, Size: o.ImageSize, Mount: mp})
+		add(Step{Name: "attach loop " + mp, Op: OpLoopAttach, Path: file, Mount: mp})
+		add(Step{Name: "mkfs " + mp, Op: OpRun, Mount: mp,
+			Argv: mkfsArgv(img.Format, fsLabel(mp), o.FSUUIDs[mp], "{loop:"+mp+"}")})
+	}
+	// 2. mount by depth
+	for _, mp := range order {
+		target := root
+		if mp != "/" {
+			target = in(mp)
+			add(Step{Name: "mkdir " + mp, Op: OpMkdir, Path: target, Mode: 0o755})
+		}
+		add(Step{Name: "mount " + mp, Op: OpMount, Source: "{loop:" + mp + "}", Path: target, FSType: cfg.ImageData[mp].Format, Mount: mp})
+	}
+	add(Step{Name: "policy-rc.d", Op: OpWrite, Path: in("usr/sbin/policy-rc.d"), Data: "#!/bin/sh\n# written by imprint build-image: no service starts in the chroot\nexit 101\n", Mode: 0o755})
+
+	// 3. debootstrap the first repo
+	first := cfg.Repos[0]
+	dbs := []string{"debootstrap", "--verbose", "--arch=" + o.Arch}
+	if o.Variant != "" {
+		dbs = append(dbs, "--variant="+o.Variant)
+	}
+	include := "ca-certificates"
+	if !o.NoEatmydata {
+		include += ",eatmydata"
+	}
+	dbs = append(dbs, "--include="+include)
+	if o.AllowUnsigned {
+		dbs = append(dbs, "--no-check-gpg")
+	}
+	penv := ProxyEnv(cfg.Proxies)
+	if o.Cache != "" {
+		tarball := DebootstrapTarball(o.Cache, cfg, o)
+		scratch := filepath.Join(o.TmpDir, "debootstrap-download")
+		add(Step{Name: "mkdir debootstrap cache", Op: OpMkdir, Path: o.Cache, Mode: 0o755, SkipIfExists: tarball})
+		add(Step{Name: "debootstrap download", Op: OpRun, Env: penv, SkipIfExists: tarball,
+			Argv: append(append([]string(nil), dbs...), "--make-tarball="+tarball+".part", first.Suite, scratch, first.URI)})
+		add(Step{Name: "debootstrap cache", Op: OpRename, Source: tarball + ".part", Path: tarball, SkipIfExists: tarball})
+		add(Step{Name: "remove debootstrap download", Op: OpRemoveAll, Path: scratch})
+		dbs = append(dbs, "--unpack-tarball="+tarball)
+	}
+	add(Step{Name: "debootstrap", Op: OpRun, Env: penv, Argv: append(dbs, first.Suite, root, first.URI)})
+
+	// 4. the chroot's kernel filesystems, DNS, apt configuration
+	add(Step{Name: "mount /proc", Op: OpMount, Source: "proc", FSType: "proc", Path: in("proc")})
+	add(Step{Name: "mount /sys", Op: OpMount, Source: "sysfs", FSType: "sysfs", Path: in("sys")})
+	add(Step{Name: "mount /dev", Op: OpMount, Source: "/dev", FSType: "bind", Path: in("dev")})
+	add(Step{Name: "mount /dev/pts", Op: OpMount, Source: "/dev/pts", FSType: "bind", Path: in("dev/pts")})
+	add(Step{Name: "resolv.conf", Op: OpCopy, Source: "/etc/resolv.conf", Path: in("etc/resolv.conf"), Mode: 0o644})
+	add(Step{Name: "hostname", Op: OpWrite, Path: in("etc/hostname"), Data: "localhost\n", Mode: 0o644})
+	add(Step{Name: "remove apt sources.list", Op: OpRemove, Path: in("etc/apt/sources.list")})
+	var aptFiles []string
+	for _, r := range cfg.Repos {
+		p := in(SourcesListPath(r))
+		aptFiles = append(aptFiles, p)
+		add(Step{Name: "apt source " + r.Name, Op: OpWrite, Path: p, Data: SourcesList(r), Mode: 0o644})
+	}
+	conf := AptConfFiles(cfg.Proxies, o.AllowUnsigned)
+	for _, k := range sortedKeys(conf) {
+		aptFiles = append(aptFiles, in(k))
+		add(Step{Name: "apt conf " + path.Base(k), Op: OpWrite, Path: in(k), Data: conf[k], Mode: 0o644})
+	}
+	if nhooks > 0 {
+		for _, ph := range Phases {
+			for _, h := range o.Hooks[ph] {
+				add(Step{Name: "stage hook " + ph + "/" + h.Name, Op: OpCopy, Source: h.Path, Path: filepath.Join(o.HooksDir, ph, h.Name), Mode: 0o755})
+			}
+		}
+		add(Step{Name: "mkdir /tmp/in_target.d", Op: OpMkdir, Path: in("tmp/in_target.d"), Mode: 0o755})
+		add(Step{Name: "mount /tmp/in_target.d", Op: OpMount, Source: o.HooksDir, FSType: "bind", Path: in("tmp/in_target.d")})
+	}
+	stem := metadataStem(path.Base(outImages["/"]))
+	dibEnv := []string{
+		"ARCH=" + o.Arch, "DIB_RELEASE=" + cfg.Codename, "DISTRO_NAME=debian", "DIB_INIT_SYSTEM=systemd",
+		"IMAGE_NAME=" + stem, "IMAGE_ELEMENT=" + strings.Join(o.ElementNames, " "),
+	}
+	hooks := func(phase string, extra ...string) {
+		for _, h := range o.Hooks[phase] {
+			name := "hook " + phase + "/" + h.Name + " (element " + h.Element + ")"
+			if HostPhase(phase) {
+				e := append([]string{"TMP_HOOKS_PATH=" + o.HooksDir, "TARGET_ROOT=" + root, "TMP_MOUNT_PATH=" + root,
+					"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}, dibEnv...)
+				e = append(e, extra...)
+				add(Step{Name: name, Op: OpRun, Argv: []string{filepath.Join(o.HooksDir, phase, h.Name)}, Env: append(e, penv...)})
+				continue
+			}
+			e := append(append([]string{"TMP_HOOKS_PATH=/tmp/in_target.d"}, env...), dibEnv...)
+			add(Step{Name: name, Op: OpChroot, Path: root, Argv: []string{"/tmp/in_target.d/" + phase + "/" + h.Name}, Env: e})
+		}
+	}
+	hooks("extra-data.d")
+
+	// 5. apt: index, pins, packages
+	apt := func(args ...string) []string {
+		a := []string{"apt-get", "-y", "-q", "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold"}
+		if !o.NoEatmydata {
+			a = append([]string{"eatmydata"}, a...)
+		}
+		return append(a, args...)
+	}
+	upd := chroot("apt-get update", "apt-get", "-y", "-q", "update")
+	upd.Attempts = 3
+	add(upd)
+	for i := range cfg.Repos {
+		r := cfg.Repos[i]
+		if r.Priority == nil {
+			continue
+		}
+		p := in(PrefsPath(r))
+		aptFiles = append(aptFiles, p)
+		add(Step{Name: "apt pin " + r.Name, Op: OpPin, Path: p, Source: in("var/lib/apt/lists"), Repo: &r})
+	}
+	hooks("pre-install.d")
+	s := chroot("apt-get dist-upgrade", apt("dist-upgrade")...)
+	s.Attempts = 3
+	add(s)
+	s = chroot("apt-get install", apt(append([]string{"install"}, cfg.Packages...)...)...)
+	s.Attempts = 3
+	add(s)
+	hooks("install.d")
+
+	// 6. what makes the image boot in imprint's flow
+	add(Step{Name: "fstab", Op: OpWrite, Path: in("etc/fstab"), Data: fstab(cfg, order, o.FSUUIDs), Mode: 0o644})
+	if contains(cfg.Packages, "cloud-init") {
+		add(Step{Name: "cloud-init datasources", Op: OpWrite, Path: in("etc/cloud/cloud.cfg.d/90_imprint.cfg"), Data: cloudInitCfg, Mode: 0o644})
+	}
+	switch {
+	case cfg.HashedRootPassword != nil && *cfg.HashedRootPassword != "":
+		st := chroot("root password", "chpasswd", "-e")
+		st.Stdin, st.Secret = "root:"+*cfg.HashedRootPassword+"\n", true
+		add(st)
+	case cfg.RootPassword != nil && *cfg.RootPassword != "":
+		st := chroot("root password", "chpasswd")
+		st.Stdin, st.Secret = "root:"+*cfg.RootPassword+"\n", true
+		add(st)
+	}
+	add(Step{Name: "remove ssh host keys", Op: OpRemove, Path: in("etc/ssh/ssh_host_*")})
+	add(Step{Name: "machine-id", Op: OpWrite, Path: in("etc/machine-id"), Data: "", Mode: 0o444})
+	add(Step{Name: "remove dbus machine-id", Op: OpRemove, Path: in("var/lib/dbus/machine-id")})
+	hooks("post-install.d")
+	hooks("block-device.d", "IMAGE_BLOCK_DEVICE={loop:/}")
+	hooks("finalise.d")
+	if o.DiskImage != "" {
+		diskSteps(cfg, o, add, chroot, in)
+	}
+
+	// 7. cleanup inside the image
+	add(chroot("apt-get clean", "apt-get", "clean"))
+	for _, f := range aptFiles {
+		add(Step{Name: "remove " + strings.TrimPrefix(f, root), Op: OpRemove, Path: f})
+	}
+	add(Step{Name: "remove policy-rc.d", Op: OpRemove, Path: in("usr/sbin/policy-rc.d")})
+	add(Step{Name: "remove resolv.conf", Op: OpRemove, Path: in("etc/resolv.conf")})
+	add(Step{Name: "read os", Op: OpReadOS, Path: root})
+	hooks("cleanup.d")
+
+	// 8. leave the chroot
+	add(Step{Name: "kill chroot processes", Op: OpKill, Path: root})
+	if nhooks > 0 {
+		add(Step{Name: "umount /tmp/in_target.d", Op: OpUnmount, Path: in("tmp/in_target.d")})
+	}
+	for _, p := range []string{"dev/pts", "dev", "sys", "proc"} {
+		add(Step{Name: "umount /" + p, Op: OpUnmount, Path: in(p)})
+	}
+	var outputs []string
+	if o.Tarball != "" {
+		add(Step{Name: "rootfs tarball", Op: OpTar, Source: root, Path: o.Tarball})
+	}
+	for i := len(order) - 1; i >= 0; i-- {
+		mp := order[i]
+		target := root
+		if mp != "/" {
+			target = in(mp)
+		}
+		add(Step{Name: "umount " + mp, Op: OpUnmount, Path: target, Mount: mp})
+	}
+	for _, mp := range order {
+		add(Step{Name: "detach loop " + mp, Op: OpLoopDetach, Mount: mp})
+	}
+
+	// 9. shrink, compress, describe
+	for _, mp := range order {
+		img := cfg.ImageData[mp]
+		file := filepath.Join(o.TmpDir, imageFileName(mp))
+		if strings.HasPrefix(img.Format, "ext") {
+			add(Step{Name: "e2fsck " + mp, Op: OpRun, Argv: []string{"e2fsck", "-fy", file}, OKExit: []int{1}, Mount: mp})
+			add(Step{Name: "resize2fs " + mp, Op: OpRun, Argv: []string{"resize2fs", "-M", file}, Mount: mp})
+			add(Step{Name: "fit file " + mp, Op: OpShrinkFile, Path: file, Mount: mp})
+		}
+	}
+	if o.DiskImage != "" {
+		add(Step{Name: "disk image", Op: OpDiskImage, Path: o.DiskImage, Data: o.DiskFormat, Source: o.TmpDir})
+	}
+	for _, mp := range order {
+		img := cfg.ImageData[mp]
+		c := img.Container
+		if o.Container != "" {
+			c = o.Container
+		}
+		add(Step{Name: "compress " + mp, Op: OpCompress, Source: filepath.Join(o.TmpDir, imageFileName(mp)), Path: outImages[mp], Data: c, Mount: mp, FSType: img.Format})
+		outputs = append(outputs, outImages[mp])
+	}
+	add(Step{Name: "metadata", Op: OpMetadata, Path: metaPath})
+	outputs = append(outputs, metaPath)
+	if o.DiskImage != "" {
+		outputs = append(outputs, o.DiskImage)
+	}
+	if o.Tarball != "" {
+		outputs = append(outputs, o.Tarball)
+	}
+	for _, mp := range order {
+		add(Step{Name: "remove raw " + mp, Op: OpRemove, Path: filepath.Join(o.TmpDir, imageFileName(mp))})
+	}
+	if o.DiskImage != "" {
+		add(Step{Name: "remove grub boot code", Op: OpRemove, Path: filepath.Join(o.TmpDir, "*.img")})
+	}
+	names := map[string]bool{}
+	for _, s := range steps {
+		if names[s.Name] {
+			return Plan{}, fmt.Errorf("internal: step name %q twice", s.Name)
+		}
+		names[s.Name] = true
+	}
+	return Plan{Steps: steps, Outputs: outputs}, nil
+}
+
+// cloudInitCfg enables the datasources imprint's agent writes (a
+// config-2 configdrive, or a NoCloud seed) and grows the root partition
+// and filesystem on first boot.
+const cloudInitCfg = `# written by imprint build-image
+datasource_list: [ ConfigDrive, NoCloud, None ]
+growpart:
+  mode: auto
+  devices: ['/']
+resize_rootfs: true
+`
+
+func fstab(cfg Config, order []string, uuids map[string]string) string {
+	var b strings.Builder
+	b.WriteString("# written by imprint build-image; the provisioning agent rewrites it for its layout\n")
+	for _, mp := range order {
+		img := cfg.ImageData[mp]
+		src := "LABEL=" + fsLabel(mp)
+		if u := uuids[mp]; u != "" {
+			src = "UUID=" + u
+		}
+		opts, pass := "defaults", 2
+		if mp == "/" {
+			opts, pass = "errors=remount-ro", 1
+		}
+		if img.Format == "xfs" {
+			opts, pass = "defaults", 0
+		}
+		fmt.Fprintf(&b, "%s %s %s %s 0 %s\n", src, mp, img.Format, opts, strconv.Itoa(pass))
+	}
+	return b.String()
+}
+
+// diskSteps prepare grub for the whole-disk image while the chroot is
+// mounted: modules and grub.cfg into the image's /boot/grub, boot.img and
+// a core.img (finding /boot by UUID) out to TmpDir.
+func diskSteps(cfg Config, o Options, add func(Step), chroot func(string, ...string) Step, in func(string) string) {
+	bootMP, prefix := "/", "/boot"
+	if _, ok := cfg.ImageData["/boot"]; ok {
+		bootMP, prefix = "/boot", ""
+	}
+	bootUUID, rootUUID := o.FSUUIDs[bootMP], o.FSUUIDs["/"]
+	add(chroot("grub modules", "sh", "-c", "mkdir -p /boot/grub/i386-pc && cp /usr/lib/grub/i386-pc/*.mod /usr/lib/grub/i386-pc/*.lst /boot/grub/i386-pc/"))
+	add(Step{Name: "grub early config", Op: OpWrite, Path: in("tmp/imprint-grub-early.cfg"), Mode: 0o644,
+		Data: fmt.Sprintf("search.fs_uuid %s root\nset prefix=($root)%s/grub\n", bootUUID, prefix)})
+	add(chroot("grub core.img", "grub-mkimage", "-O", "i386-pc", "-o", "/tmp/imprint-core.img", "-c", "/tmp/imprint-grub-early.cfg",
+		"-p", prefix+"/grub", "biosdisk", "part_msdos", "ext2", "xfs", "search_fs_uuid"))
+	add(Step{Name: "copy core.img", Op: OpCopy, Source: in("tmp/imprint-core.img"), Path: filepath.Join(o.TmpDir, "core.img"), Mode: 0o644})
+	add(Step{Name: "copy boot.img", Op: OpCopy, Source: in("usr/lib/grub/i386-pc/boot.img"), Path: filepath.Join(o.TmpDir, "boot.img"), Mode: 0o644})
+	add(Step{Name: "remove grub scratch", Op: OpRemove, Path: in("tmp/imprint-*")})
+	add(Step{Name: "grub.cfg", Op: OpGrubCfg, Path: in("boot/grub/grub.cfg"), Source: in("boot"), Data: prefix, FSType: bootUUID + " " + rootUUID})
+}
