@@ -159,7 +159,7 @@ func uriToFileName(uri string) string {
 // Keys are paths relative to the image root.
 func AptConfFiles(p *Proxies, allowUnsigned bool) map[string]string {
 	files := map[string]string{
-		aptConfDir + "/install_rule": "APT::Install-Recommends \"false\";\nAPT::Install-Suggests \"false\";\n",
+		aptConfDir + "/install_rule":   "APT::Install-Recommends \"false\";\nAPT::Install-Suggests \"false\";\n",
 		aptConfDir + "/pipeline_depth": "Acquire::http::Pipeline-Depth 0;\n",
 	}
 	if allowUnsigned {

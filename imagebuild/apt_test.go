@@ -103,9 +103,9 @@ func TestReleaseListNames(t *testing.T) {
 func TestAptConfAndProxyEnv(t *testing.T) {
 	p := &Proxies{Protocols: map[string]string{"http": "http://10.20.0.3:3128", "https": "http://10.20.0.3:3129"}, DirectRepoAddrList: []string{"10.20.0.2", "10.20.0.1"}}
 	want := map[string]string{
-		"etc/apt/apt.conf.d/install_rule":                  "APT::Install-Recommends \"false\";\nAPT::Install-Suggests \"false\";\n",
-		"etc/apt/apt.conf.d/pipeline_depth":                "Acquire::http::Pipeline-Depth 0;\n",
-		"etc/apt/apt.conf.d/allow_unsigned_packages":       "APT::Get::AllowUnauthenticated 1;\n",
+		"etc/apt/apt.conf.d/install_rule":                 "APT::Install-Recommends \"false\";\nAPT::Install-Suggests \"false\";\n",
+		"etc/apt/apt.conf.d/pipeline_depth":               "Acquire::http::Pipeline-Depth 0;\n",
+		"etc/apt/apt.conf.d/allow_unsigned_packages":      "APT::Get::AllowUnauthenticated 1;\n",
 		"etc/apt/apt.conf.d/01fuel_agent-use-proxy-http":  "Acquire::http::proxy \"http://10.20.0.3:3128\";\nAcquire::http::proxy::10.20.0.2 \"DIRECT\";\nAcquire::http::proxy::10.20.0.1 \"DIRECT\";\n",
 		"etc/apt/apt.conf.d/01fuel_agent-use-proxy-https": "Acquire::https::proxy \"http://10.20.0.3:3129\";\nAcquire::https::proxy::10.20.0.2 \"DIRECT\";\nAcquire::https::proxy::10.20.0.1 \"DIRECT\";\n",
 	}

@@ -67,7 +67,7 @@ func parallelGzip(ctx context.Context, dst io.Writer, src io.Reader, member, wor
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	jobs := make(chan *job, workers)   // to the compressors
+	jobs := make(chan *job, workers)    // to the compressors
 	order := make(chan *job, workers*2) // to the writer, in input order
 	for range workers {
 		go func() {

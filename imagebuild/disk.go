@@ -128,7 +128,7 @@ func (e *Executor) grubCfg(s Step) error {
 	}
 	sort.Strings(ks)
 	ver := strings.TrimPrefix(filepath.Base(ks[len(ks)-1]), "vmlinuz-")
-	prefix := s.Data // "/boot" or "" when /boot is its own filesystem
+	prefix := s.Data              // "/boot" or "" when /boot is its own filesystem
 	f := strings.Fields(s.FSType) // boot uuid, root uuid
 	if len(f) != 2 {
 		return errors.New("grub.cfg: want the boot and root filesystem UUIDs")

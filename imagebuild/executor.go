@@ -71,12 +71,12 @@ type Executor struct {
 	// SIGKILL (default 10s).
 	KillGrace time.Duration
 
-	loops    map[string]string // mount point → loop device
-	cleanups []cleanup
+	loops      map[string]string // mount point → loop device
+	cleanups   []cleanup
 	sums       map[string]Sums
 	containers map[string]string // mount point → container used
 	os         MetadataOS
-	roots    []string // chroots to clear of processes on cleanup
+	roots      []string // chroots to clear of processes on cleanup
 }
 
 type cleanup struct {

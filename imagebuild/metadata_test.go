@@ -8,8 +8,8 @@ import (
 
 func TestMetadataYAML(t *testing.T) {
 	m := Metadata{
-		Images: []MetadataImage{{Container: "gzip", ContainerMD5: "0f2a", ContainerName: "env_1-boot.img.gz", ContainerSize: 46431234, Format: "ext2", RawMD5: "9e107d9d372bb6826bd81d3542a419d6", RawSize: 60817408}},
-		OS:     MetadataOS{Major: 12, Minor: 10, Name: "Debian"},
+		Images:   []MetadataImage{{Container: "gzip", ContainerMD5: "0f2a", ContainerName: "env_1-boot.img.gz", ContainerSize: 46431234, Format: "ext2", RawMD5: "9e107d9d372bb6826bd81d3542a419d6", RawSize: 60817408}},
+		OS:       MetadataOS{Major: 12, Minor: 10, Name: "Debian"},
 		Packages: []string{"acl", "anacron"},
 		Repos:    MetadataRepos([]Repo{{Name: "debian", Type: "deb", URI: "http://m.invalid/debian/", Suite: "bookworm", Section: "main contrib"}, {Name: "mos", Type: "deb", URI: "http://10.20.0.2:8080/mos", Suite: "mos9.0", Section: "main", Priority: ptr(1050)}}),
 	}
