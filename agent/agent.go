@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/imprint-dev/imprint/api"
+	"github.com/imprint-dev/imprint/inventory"
 )
 
 // Deps are the agent's collaborators. Logger and Inventory are required.
@@ -23,6 +24,11 @@ type Deps struct {
 	Power api.Power
 	// Jobs backs plan, provision and events (nil: 503).
 	Jobs api.Jobs
+	// Reporter, if set, receives the discovery callback once serving
+	// (retried until acknowledged or the agent stops).
+	Reporter Reporter
+	// Version is sent in discovery.
+	Version string
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -112,6 +118,15 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 	if a.Ready != nil {
 		a.Ready(addr, fingerprint)
 	}
+	discoveryDone := make(chan struct{})
+	if a.deps.Reporter != nil {
+		go func() {
+			defer close(discoveryDone)
+			a.discover(baseCtx, scheme, fingerprint)
+		}()
+	} else {
+		close(discoveryDone)
+	}
 
 	select {
 	case err := <-errc:
@@ -119,7 +134,11 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 	case <-ctx.Done():
 	}
 	log.Info("imprint agent stopping", "reason", context.Cause(ctx))
-	cancelBase() // ends event streams
+	cancelBase() // ends event streams and the discovery retries
+	<-discoveryDone
+	if w, ok := a.deps.Jobs.(interface{ Wait() }); ok {
+		w.Wait() // the running job was cancelled with ctx: let it record its failure and report
+	}
 	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(shutCtx); err != nil {
@@ -130,4 +149,35 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("agent: serve %s: %w", addr, err)
 	}
 	return nil
+}
+
+// discover posts the inventory to the controller until acknowledged.
+func (a *Agent) discover(ctx context.Context, scheme, fingerprint string) {
+	log := a.deps.Logger
+	var inv *inventory.Inventory
+	if a.deps.Inventory != nil {
+		var err error
+		if inv, err = a.deps.Inventory.Collect(ctx); err != nil {
+			log.Error("discovery: inventory", "err", err)
+		}
+	}
+	d := Discovery{
+		NodeID:         a.cfg.NodeID,
+		Listen:         a.cfg.Listen,
+		Scheme:         scheme,
+		Addresses:      localAddrs(),
+		TLSFingerprint: fingerprint,
+		Version:        a.deps.Version,
+		Inventory:      inv,
+	}
+	if d.NodeID == "" {
+		d.NodeID = DefaultNodeID(inv)
+	}
+	if err := a.deps.Reporter.Discovery(ctx, d); err != nil {
+		if ctx.Err() == nil {
+			log.Error("discovery not delivered", "controller", a.cfg.Controller, "err", err)
+		}
+		return
+	}
+	log.Info("discovery delivered", "controller", a.cfg.Controller, "node_id", d.NodeID)
 }

@@ -1,0 +1,179 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/imprint-dev/imprint/api"
+	"github.com/imprint-dev/imprint/inventory"
+)
+
+// Reporter tells the controller about the node and its job.
+type Reporter interface {
+	// Discovery announces the node; retried until acknowledged.
+	Discovery(ctx context.Context, d Discovery) error
+	// Progress is a heartbeat: one attempt, failures are only logged.
+	Progress(ctx context.Context, st api.Status) error
+	// Result is the job's outcome; retried until acknowledged or ctx ends.
+	Result(ctx context.Context, st api.Status) error
+}
+
+// Discovery is the body of the discovery callback.
+type Discovery struct {
+	NodeID string `json:"node_id"`
+	// Listen is the agent's API address as configured (":9999"); Addresses
+	// are the node's unicast IPs, so the controller can build the URL.
+	Listen    string   `json:"listen"`
+	Scheme    string   `json:"scheme"` // http or https
+	Addresses []string `json:"addresses,omitempty"`
+	// TLSFingerprint is the SHA-256 fingerprint of the agent's certificate
+	// (colon-separated hex), for the controller to pin.
+	TLSFingerprint string               `json:"tls_fingerprint,omitempty"`
+	Version        string               `json:"version,omitempty"`
+	Inventory      *inventory.Inventory `json:"inventory"`
+}
+
+// Callback is the body of the progress and result callbacks.
+type Callback struct {
+	NodeID string     `json:"node_id"`
+	Status api.Status `json:"status"`
+}
+
+// Controller is the HTTP Reporter: it POSTs JSON to <URL>/discovery,
+// <URL>/progress and <URL>/result, with "Authorization: Bearer <Token>" when a
+// token is set. Any 2xx is an acknowledgement; 4xx other than 408/429 are
+// not retried (the controller refuses the request as such).
+type Controller struct {
+	URL    string
+	Token  string
+	NodeID string
+	Client *http.Client // default: 10s timeout
+	Logger *slog.Logger
+	// Backoff is the first wait between attempts, doubling up to MaxBackoff
+	// (defaults 1s and 30s).
+	Backoff    time.Duration
+	MaxBackoff time.Duration
+	// Sleep waits between attempts (tests replace it); it returns ctx.Err()
+	// when ctx ends first.
+	Sleep func(ctx context.Context, d time.Duration) error
+}
+
+var _ Reporter = (*Controller)(nil)
+
+// Discovery implements Reporter.
+func (c *Controller) Discovery(ctx context.Context, d Discovery) error {
+	if d.NodeID == "" {
+		d.NodeID = c.NodeID
+	}
+	return c.postRetry(ctx, "discovery", d)
+}
+
+// Progress implements Reporter.
+func (c *Controller) Progress(ctx context.Context, st api.Status) error {
+	return c.post(ctx, "progress", Callback{NodeID: c.NodeID, Status: st})
+}
+
+// Result implements Reporter.
+func (c *Controller) Result(ctx context.Context, st api.Status) error {
+	return c.postRetry(ctx, "result", Callback{NodeID: c.NodeID, Status: st})
+}
+
+type permanentError struct{ error }
+
+func (c *Controller) postRetry(ctx context.Context, kind string, body any) error {
+	wait := c.Backoff
+	if wait <= 0 {
+		wait = time.Second
+	}
+	maxWait := c.MaxBackoff
+	if maxWait <= 0 {
+		maxWait = 30 * time.Second
+	}
+	sleep := c.Sleep
+	if sleep == nil {
+		sleep = sleepCtx
+	}
+	log := c.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	for attempt := 1; ; attempt++ {
+		err := c.post(ctx, kind, body)
+		if err == nil {
+			log.Info("controller acknowledged", "callback", kind, "attempts", attempt)
+			return nil
+		}
+		if _, ok := err.(permanentError); ok {
+			return err
+		}
+		log.Warn("controller callback failed; retrying", "callback", kind, "attempt", attempt, "retry_in", wait, "err", err)
+		if serr := sleep(ctx, wait); serr != nil {
+			return fmt.Errorf("%w (gave up after %d attempts: %v)", err, attempt, serr)
+		}
+		wait = min(2*wait, maxWait)
+	}
+}
+
+func (c *Controller) post(ctx context.Context, kind string, body any) error {
+	url := strings.TrimRight(c.URL, "/") + "/" + kind
+	b, err := json.Marshal(body)
+	if err != nil {
+		return permanentError{fmt.Errorf("controller %s: encode: %w", kind, err)}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(b))
+	if err != nil {
+		return permanentError{fmt.Errorf("controller %s: %w", url, err)}
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "imprint-agent")
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	client := c.Client
+	if client == nil {
+		client = &http.Client{Timeout: 10 * time.Second}
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("controller POST %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	if resp.StatusCode/100 == 2 {
+		return nil
+	}
+	err = fmt.Errorf("controller POST %s: %s: %s", url, resp.Status, bytes.TrimSpace(msg))
+	if resp.StatusCode/100 == 4 && resp.StatusCode != http.StatusRequestTimeout && resp.StatusCode != http.StatusTooManyRequests {
+		return permanentError{err}
+	}
+	return err
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// DefaultNodeID is the DMI system UUID when the inventory has one, else the
+// host name.
+func DefaultNodeID(inv *inventory.Inventory) string {
+	if inv != nil && inv.DMI.UUID != "" {
+		return inv.DMI.UUID
+	}
+	h, _ := os.Hostname()
+	return h
+}
