@@ -56,7 +56,6 @@ func newFlaky(failures int) *flakyController {
 	return &flakyController{failures: failures, seen: map[string]int{}, acked: map[string][]json.RawMessage{}}
 }
 
-
 func TestControllerRetriesUntilAcknowledged(t *testing.T) {
 	fc := newFlaky(3)
 	srv := httptest.NewServer(fc)
