@@ -106,11 +106,15 @@ func (pl *planner) matchAll(disks []ksDisk) []Device {
 	for i, d := range disks {
 		declared := Device{Name: d.space.Name, Path: "/dev/" + d.space.Name, SizeMiB: d.space.Size}
 		out[i] = declared
-		if pl.inv == nil {
-			continue
-		}
 		// Only disks the layout touches must exist.
 		if !planHasRealVolume(d.space) {
+			continue
+		}
+		if pl.inv == nil {
+			if prev, ok := claimed[declared.Path]; ok {
+				pl.fail(ErrDiskNotFound, spacePath(d.idx), "disk %q is also %s: one disk cannot be laid out twice", d.space.Name, spacePath(prev))
+			}
+			claimed[declared.Path] = d.idx
 			continue
 		}
 		found := matchDisk(d.space, pl.inv)

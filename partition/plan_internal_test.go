@@ -26,11 +26,11 @@ func planLoadDoc(t *testing.T, name string) *provision.Document {
 
 func planDecode(t *testing.T, data []byte) *provision.Document {
 	t.Helper()
-	var doc provision.Document
-	if err := json.Unmarshal(data, &doc); err != nil {
-		t.Fatalf("decode: %v", err)
+	doc, err := provision.Parse(data)
+	if err != nil {
+		t.Fatalf("parse: %v", err)
 	}
-	return &doc
+	return doc
 }
 
 // row is one partition of a golden table.
@@ -698,6 +698,7 @@ func TestPlanRejects(t *testing.T) {
 		name   string
 		mutate func(d *provision.Document)
 		want   []string
+		is     error // default ErrLayout
 	}{
 		{
 			name:   "lvm_meta_size below 10",
@@ -730,6 +731,12 @@ func TestPlanRejects(t *testing.T) {
 				d.KsMeta.PmData.KsSpaces[0].Volumes[4].Size = 19438
 			},
 			want: []string{`no partitioned disk holds "/"`},
+		},
+		{
+			name:   "same disk twice",
+			mutate: func(d *provision.Document) { d.KsMeta.PmData.KsSpaces[2].Name = "sdb" },
+			want:   []string{`ks_meta.pm_data.ks_spaces[2]: disk "sdb" is also ks_meta.pm_data.ks_spaces[1]: one disk cannot be laid out twice`},
+			is:     ErrDiskNotFound,
 		},
 		{
 			name:   "no disk at all",
@@ -776,8 +783,12 @@ func TestPlanRejects(t *testing.T) {
 					t.Errorf("error %q\ndoes not contain %q", err, w)
 				}
 			}
-			if !errors.Is(err, ErrLayout) {
-				t.Errorf("error does not wrap ErrLayout")
+			is := tt.is
+			if is == nil {
+				is = ErrLayout
+			}
+			if !errors.Is(err, is) {
+				t.Errorf("error does not wrap %v", is)
 			}
 		})
 	}
