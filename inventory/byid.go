@@ -119,7 +119,7 @@ func sdIdentity(dev device) identity {
 		if !ok {
 			return id
 		}
-		id.model, id.serial = ata.model, ata.serial
+		id.model, id.serial = ata.rawModel, ata.rawSerial
 		serial := ata.model
 		if ata.serial != "" {
 			serial += "_" + ata.serial
@@ -143,9 +143,9 @@ func sdIdentity(dev device) identity {
 		return id
 	}
 	if _, short, ok := scsiPage80(pg80, vendor, model); ok {
-		id.serial = replaceChars(replaceWhitespace(short), "")
-	} else {
-		id.serial = replaceChars(replaceWhitespace(sid.serialShort), "")
+		id.serial = strings.TrimSpace(short) // the unit serial number
+	} else if !strings.HasPrefix(sid.serial, "3") {
+		id.serial = strings.TrimSpace(sid.serialShort) // a vendor's designator, not a WWN
 	}
 	id.byID = append(id.byID, devLink("disk/by-id/scsi-"+replaceChars(replaceWhitespace(sid.serial), ""), "/ "))
 	if sid.wwn != "" {
@@ -157,8 +157,9 @@ func sdIdentity(dev device) identity {
 
 // ataIdent is the part of ATA IDENTIFY DEVICE that names a disk.
 type ataIdent struct {
-	model, serial string // whitespace already replaced as ata_id prints them
-	wwn           uint64
+	model, serial       string // whitespace replaced, as ata_id prints ID_MODEL / ID_SERIAL_SHORT
+	rawModel, rawSerial string // trimmed, for the inventory fields
+	wwn                 uint64
 }
 
 // ataIdentify reads IDENTIFY DEVICE from VPD page 0x89 (ATA Information,
@@ -177,8 +178,7 @@ func ataIdentify(pg89, pg83 []byte) (ataIdent, bool) {
 			return string(b)
 		}
 		var a ataIdent
-		a.serial = replaceChars(replaceWhitespace(trimNUL(str(10, 10))), "")
-		a.model = replaceChars(replaceWhitespace(trimNUL(str(27, 20))), "")
+		a.setStrings(str(27, 20), str(10, 10))
 		if w(108)&0xf000 == 0x5000 {
 			a.wwn = uint64(w(108))<<48 | uint64(w(109))<<32 | uint64(w(110))<<16 | uint64(w(111))
 		}
@@ -189,16 +189,23 @@ func ataIdentify(pg89, pg83 []byte) (ataIdent, bool) {
 	for _, d := range vpd83Descriptors(pg83) {
 		switch {
 		case d.codeSet == 2 && d.idType == 1 && d.assoc == 0 && len(d.id) >= 8+40 && string(d.id[:8]) == "ATA     ":
-			a.model = replaceChars(replaceWhitespace(trimNUL(string(d.id[8:48]))), "")
+			serial := ""
 			if len(d.id) >= 68 {
-				a.serial = replaceChars(replaceWhitespace(trimNUL(string(d.id[48:68]))), "")
+				serial = string(d.id[48:68])
 			}
+			a.setStrings(string(d.id[8:48]), serial)
 			found = a.model != ""
 		case d.codeSet == 1 && d.idType == 3 && d.assoc == 0 && len(d.id) == 8 && d.id[0]&0xf0 == 0x50:
 			a.wwn = binary.BigEndian.Uint64(d.id)
 		}
 	}
 	return a, found
+}
+
+func (a *ataIdent) setStrings(model, serial string) {
+	model, serial = trimNUL(model), trimNUL(serial)
+	a.model, a.serial = replaceChars(replaceWhitespace(model), ""), replaceChars(replaceWhitespace(serial), "")
+	a.rawModel, a.rawSerial = strings.Join(strings.Fields(model), " "), strings.TrimSpace(serial)
 }
 
 func trimNUL(s string) string {

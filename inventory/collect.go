@@ -91,6 +91,7 @@ func CollectDisks(ctx context.Context, opts Options) ([]Disk, error) {
 		disks = append(disks, d)
 	}
 	sort.Slice(disks, func(i, j int) bool { return disks[i].Name < disks[j].Name })
+	dropSharedLegacyPaths(disks)
 	return disks, nil
 }
 
@@ -260,4 +261,27 @@ func sortedUnique(in []string) []string {
 		}
 	}
 	return out[:j]
+}
+
+// dropSharedLegacyPaths removes legacy by-path names that more than one
+// disk would carry: old udev rebased the SCSI host number per ATA port, so
+// every SATA disk came out as ...-scsi-0:0:0:0 (the duplicate links of
+// fuel-agent's VirtualBox bug). A name that matches several disks must
+// match none.
+func dropSharedLegacyPaths(disks []Disk) {
+	count := map[string]int{}
+	for _, d := range disks {
+		for _, l := range d.LegacyByPath {
+			count[l]++
+		}
+	}
+	for i := range disks {
+		var keep []string
+		for _, l := range disks[i].LegacyByPath {
+			if count[l] == 1 {
+				keep = append(keep, l)
+			}
+		}
+		disks[i].LegacyByPath = keep
+	}
 }
