@@ -287,13 +287,13 @@ func (a *applier) guard(op Op, dev string, argv []string) error {
 			}
 			return nil
 		}
-		if op.Step == StepLVM || op.Step == StepTeardown {
-			if !a.vgs[d] {
-				return &StepError{Step: op.Step, Device: d, Err: fmt.Errorf("%w: volume group %q", ErrNotPlanned, d)}
-			}
+		if d != "" && d == op.VG && a.vgs[d] {
 			return nil
 		}
-		return &StepError{Step: op.Step, Device: d, Err: fmt.Errorf("%w: not a device path", ErrNotPlanned)}
+		return &StepError{Step: op.Step, Device: d, Err: fmt.Errorf("%w: not a planned device or volume group", ErrNotPlanned)}
+	}
+	if op.VG != "" && !a.vgs[op.VG] {
+		return &StepError{Step: op.Step, Device: op.VG, Err: fmt.Errorf("%w: volume group %q", ErrNotPlanned, op.VG)}
 	}
 	if err := check(dev); err != nil {
 		return err

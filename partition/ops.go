@@ -60,6 +60,7 @@ type Op struct {
 	Length  int64    `json:"length,omitempty"` // bytes
 	FromEnd bool     `json:"from_end,omitempty"`
 	FSType  string   `json:"fs_type,omitempty"`
+	VG      string   `json:"vg,omitempty"` // the volume group an lvm command works on
 	Why     string   `json:"why,omitempty"`
 }
 
@@ -90,7 +91,7 @@ func (o Op) String() string {
 func shellJoin(argv []string) string {
 	out := make([]string, len(argv))
 	for i, a := range argv {
-		if a == "" || strings.ContainsAny(a, " \t\n'\"{}=$*?;&|<>()\\") {
+		if a == "" || strings.ContainsAny(a, " \t\n'\"{}$*?;&|<>()\\") {
 			out[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
 		} else {
 			out[i] = a
@@ -207,14 +208,14 @@ func Operations(plan *Plan, lvmConfig string) ([]Op, error) {
 		}
 		argv := lvmArgv("vgcreate", lvmConfig, vg.Name)
 		argv = append(argv, vg.PVs...)
-		ops = append(ops, Op{Step: StepLVM, Kind: OpRun, Device: vg.Name, Argv: argv})
+		ops = append(ops, Op{Step: StepLVM, Kind: OpRun, Device: vg.Name, VG: vg.Name, Argv: argv})
 	}
 	for _, lv := range plan.LVs {
 		if lv.SizeMiB <= 0 {
 			return nil, fmt.Errorf("partition: lv %q in vg %q: size %d MiB must be > 0", lv.Name, lv.VG, lv.SizeMiB)
 		}
 		argv := lvmArgv("lvcreate", lvmConfig, "--yes", "-Wy", "-Zy", "-L", strconv.FormatInt(lv.SizeMiB, 10)+"m", "-n", lv.Name, lv.VG)
-		ops = append(ops, Op{Step: StepLVM, Kind: OpRun, Device: lvDevice(lv), Argv: argv})
+		ops = append(ops, Op{Step: StepLVM, Kind: OpRun, Device: lvDevice(lv), VG: lv.VG, Argv: argv})
 	}
 	for _, fs := range plan.FSs {
 		if fs.Image {

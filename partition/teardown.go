@@ -183,8 +183,8 @@ func (a *applier) discover(ctx context.Context) (*teardownState, error) {
 // teardownOps is the teardown of what st found, pure: remove the LVs and
 // VGs living only on the planned disks (or on md arrays made only of them),
 // pvremove their PVs, stop those md arrays and zero their members'
-// superblocks on the planned disks, zero the first and last MiB of every
-// existing partition, and check nothing holds the disks any more. It
+// superblocks on the planned disks, check nothing holds the disks any more,
+// and zero the first and last MiB of every existing partition. It
 // refuses a VG or md array that also lives on a device the plan does not
 // name: removing it would touch that device.
 func teardownOps(plan *Plan, st *teardownState, conf string) ([]Op, error) {
@@ -243,9 +243,9 @@ func teardownOps(plan *Plan, st *teardownState, conf string) ([]Op, error) {
 			}
 		}
 		if hasLV {
-			ops = append(ops, Op{Step: StepTeardown, Kind: OpRun, Device: vg, Argv: lvmArgv("lvremove", conf, "-ff", vg)})
+			ops = append(ops, Op{Step: StepTeardown, Kind: OpRun, Device: vg, VG: vg, Argv: lvmArgv("lvremove", conf, "-ff", vg)})
 		}
-		ops = append(ops, Op{Step: StepTeardown, Kind: OpRun, Device: vg, Argv: lvmArgv("vgremove", conf, "-ff", vg)})
+		ops = append(ops, Op{Step: StepTeardown, Kind: OpRun, Device: vg, VG: vg, Argv: lvmArgv("vgremove", conf, "-ff", vg)})
 	}
 	for _, pv := range st.pvs {
 		if onPlanned[pv.Name] {
@@ -268,6 +268,9 @@ func teardownOps(plan *Plan, st *teardownState, conf string) ([]Op, error) {
 		}
 	}
 	for _, d := range plan.Disks {
+		ops = append(ops, Op{Step: StepTeardown, Kind: OpCheckFree, Device: d.Device})
+	}
+	for _, d := range plan.Disks {
 		for _, p := range st.oldParts[d.Device] {
 			n := min(applyMiB, p.SizeBytes)
 			ops = append(ops,
@@ -275,9 +278,6 @@ func teardownOps(plan *Plan, st *teardownState, conf string) ([]Op, error) {
 				Op{Step: StepTeardown, Kind: OpZero, Device: d.Device, Offset: p.StartBytes + p.SizeBytes - n, Length: n, Why: "end of old partition " + p.Name},
 			)
 		}
-	}
-	for _, d := range plan.Disks {
-		ops = append(ops, Op{Step: StepTeardown, Kind: OpCheckFree, Device: d.Device})
 	}
 	return ops, nil
 }
