@@ -1,0 +1,419 @@
+package vmtest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// QEMU is the emulator binary.
+const QEMU = "qemu-system-x86_64"
+
+// AgentPort is the agent's port in the guest (imprint agent's default).
+const AgentPort = 9999
+
+// Disk is one virtual disk: a raw sparse image file on virtio-blk.
+type Disk struct {
+	Size   int64  // bytes
+	Serial string // virtio-blk serial (max 20 bytes); the guest's /sys/block/vdX/serial
+}
+
+// Options configure a VM.
+type Options struct {
+	Disks       []Disk
+	Cmdline     []string      // extra kernel parameters
+	Token       string        // agent bearer token; default random
+	MemoryMiB   int           // default 1024
+	CPUs        int           // default 2
+	BootTimeout time.Duration // QEMU start to agent ready; default 180s
+	StopTimeout time.Duration // poweroff to QEMU exit before it is killed; default 30s
+	Image       *Image        // default FindImage (built if missing)
+}
+
+// VM is a running guest.
+type VM struct {
+	Dir       string   // the test's directory for this VM
+	SerialLog string   // path of the serial console log
+	Disks     []string // image paths, in Options.Disks order (vda, vdb, ...)
+	Image     Image
+	BaseURL   string // http://127.0.0.1:PORT
+	Token     string
+	BootTime  time.Duration // QEMU start to the agent's ready line
+	Client    *Client
+
+	opts    Options
+	cmd     *exec.Cmd
+	console *lineWatcher
+	started time.Time
+	exited  chan struct{}
+	waitErr error
+	stop    sync.Once
+}
+
+// BootErrorKind classifies why a guest did not come up.
+type BootErrorKind string
+
+// Boot failure kinds.
+const (
+	KernelPanic   BootErrorKind = "kernel panic"
+	AgentExited   BootErrorKind = "agent or ramdisk-init exited"
+	QEMUExited    BootErrorKind = "qemu exited"
+	BootTimeout   BootErrorKind = "boot timeout"
+	APIUnanswered BootErrorKind = "api did not answer"
+)
+
+// BootError is a guest that did not reach a serving agent; it carries the
+// tail of the serial log.
+type BootError struct {
+	Kind    BootErrorKind
+	Detail  string
+	Elapsed time.Duration
+	Tail    string
+}
+
+func (e *BootError) Error() string {
+	return fmt.Sprintf("vmtest: %s after %.1fs: %s\n--- serial console (tail) ---\n%s", e.Kind, e.Elapsed.Seconds(), e.Detail, e.Tail)
+}
+
+// Start boots a VM and waits for its agent; any failure fails the test
+// with the serial log's tail. The VM is stopped in t.Cleanup.
+func Start(t testing.TB, opts Options) *VM {
+	t.Helper()
+	vm, err := Boot(t, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return vm
+}
+
+// Boot is Start returning the failure instead of failing the test; the
+// returned VM (nil on error) is stopped in t.Cleanup either way.
+func Boot(t testing.TB, opts Options) (*VM, error) {
+	t.Helper()
+	if opts.Image == nil {
+		im := Require(t)
+		opts.Image = &im
+	}
+	if opts.MemoryMiB == 0 {
+		opts.MemoryMiB = 1024
+	}
+	if opts.CPUs == 0 {
+		opts.CPUs = 2
+	}
+	if opts.BootTimeout == 0 {
+		opts.BootTimeout = 180 * time.Second
+	}
+	if opts.StopTimeout == 0 {
+		opts.StopTimeout = 30 * time.Second
+	}
+	if opts.Token == "" {
+		b := make([]byte, 16)
+		rand.Read(b)
+		opts.Token = hex.EncodeToString(b)
+	}
+	vm := &VM{Dir: t.TempDir(), Image: *opts.Image, Token: opts.Token, opts: opts, exited: make(chan struct{})}
+	vm.SerialLog = filepath.Join(vm.Dir, "serial.log")
+	args, err := vm.qemuArgs()
+	if err != nil {
+		return nil, err
+	}
+	logf, err := os.Create(vm.SerialLog)
+	if err != nil {
+		return nil, err
+	}
+	vm.console = newLineWatcher(logf)
+	vm.cmd = exec.Command(QEMU, args...)
+	vm.cmd.Stdout = vm.console
+	vm.cmd.Stderr = vm.console
+	vm.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	t.Logf("vmtest: %s %s", QEMU, strings.Join(args, " "))
+	vm.started = time.Now()
+	if err := vm.cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("vmtest: start %s: %w", QEMU, err)
+	}
+	go func() {
+		vm.waitErr = vm.cmd.Wait()
+		logf.Close()
+		close(vm.exited)
+	}()
+	t.Cleanup(func() {
+		if err := vm.Stop(); err != nil {
+			t.Logf("vmtest: stop: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("vmtest: serial console (tail):\n%s", vm.Tail(80))
+		}
+	})
+	if err := vm.waitReady(); err != nil {
+		vm.kill()
+		return nil, err
+	}
+	vm.Client = &Client{BaseURL: vm.BaseURL, Token: vm.Token}
+	t.Logf("vmtest: boot-to-API %.1fs (TCG), initramfs %.1f MiB (%s)", vm.BootTime.Seconds(),
+		float64(vm.Image.Size())/(1<<20), vm.Image.Initrd)
+	return vm, nil
+}
+
+func (vm *VM) qemuArgs() ([]string, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	vm.BaseURL = "http://127.0.0.1:" + strconv.Itoa(port)
+	cmdline := append([]string{"console=ttyS0", "panic=-1", "imprint.token=" + vm.Token, "imprint.on_exit=poweroff"}, vm.opts.Cmdline...)
+	args := []string{
+		"-accel", "tcg", "-smp", strconv.Itoa(vm.opts.CPUs), "-m", strconv.Itoa(vm.opts.MemoryMiB),
+		"-nodefaults", "-display", "none", "-serial", "stdio", "-no-reboot",
+		"-kernel", vm.Image.Kernel, "-initrd", vm.Image.Initrd, "-append", strings.Join(cmdline, " "),
+		"-device", "virtio-rng-pci",
+		"-netdev", fmt.Sprintf("user,id=n0,hostfwd=tcp:127.0.0.1:%d-:%d", port, AgentPort),
+		"-device", "virtio-net-pci,netdev=n0",
+	}
+	for i, d := range vm.opts.Disks {
+		if len(d.Serial) > 20 {
+			return nil, fmt.Errorf("vmtest: disk %d: serial %q longer than virtio-blk's 20 bytes", i, d.Serial)
+		}
+		if strings.ContainsAny(d.Serial, ",= ") {
+			return nil, fmt.Errorf("vmtest: disk %d: serial %q contains ',', '=' or a space", i, d.Serial)
+		}
+		p := filepath.Join(vm.Dir, fmt.Sprintf("disk%d.img", i))
+		f, err := os.Create(p)
+		if err != nil {
+			return nil, err
+		}
+		err = f.Truncate(d.Size) // sparse
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("vmtest: disk %d: truncate %s: %w", i, p, err)
+		}
+		vm.Disks = append(vm.Disks, p)
+		dev := fmt.Sprintf("virtio-blk-pci,drive=d%d", i)
+		if d.Serial != "" {
+			dev += ",serial=" + d.Serial
+		}
+		args = append(args, "-drive", fmt.Sprintf("file=%s,if=none,id=d%d,format=raw", p, i), "-device", dev)
+	}
+	return args, nil
+}
+
+// Markers on the serial console.
+const (
+	readyMarker = "imprint agent ready"
+	panicMarker = "Kernel panic"
+)
+
+var exitMarkers = []string{"imprint agent exited", "imprint ramdisk-init failed", "imprint ramdisk-init: refusing"}
+
+func (vm *VM) waitReady() error {
+	deadline := time.NewTimer(vm.opts.BootTimeout)
+	defer deadline.Stop()
+	fail := func(kind BootErrorKind, detail string) error {
+		return &BootError{Kind: kind, Detail: detail, Elapsed: time.Since(vm.started), Tail: vm.Tail(60)}
+	}
+	for {
+		select {
+		case ev := <-vm.console.events:
+			switch ev.kind {
+			case readyMarker:
+				vm.BootTime = time.Since(vm.started)
+				return vm.waitAPI()
+			case panicMarker:
+				// Let the panic message and trace reach the log.
+				select {
+				case <-vm.exited:
+				case <-time.After(3 * time.Second):
+				}
+				return fail(KernelPanic, ev.line)
+			default:
+				select {
+				case <-vm.exited:
+				case <-time.After(2 * time.Second):
+				}
+				return fail(AgentExited, ev.line)
+			}
+		case <-vm.exited:
+			return fail(QEMUExited, fmt.Sprintf("%v before the agent was ready", vm.waitErr))
+		case <-deadline.C:
+			return fail(BootTimeout, fmt.Sprintf("no %q line within %v", readyMarker, vm.opts.BootTimeout))
+		}
+	}
+}
+
+// waitAPI checks that /healthz answers through the port forward (bounded).
+func (vm *VM) waitAPI() error {
+	c := &Client{BaseURL: vm.BaseURL}
+	deadline := time.Now().Add(20 * time.Second)
+	var last error
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		_, last = c.Raw(ctx, "GET", "/healthz", nil)
+		cancel()
+		if last == nil {
+			return nil
+		}
+		select {
+		case <-vm.exited:
+			return &BootError{Kind: QEMUExited, Detail: fmt.Sprintf("after the ready line: %v", vm.waitErr), Elapsed: time.Since(vm.started), Tail: vm.Tail(60)}
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	return &BootError{Kind: APIUnanswered, Detail: fmt.Sprintf("GET %s/healthz: %v", vm.BaseURL, last), Elapsed: time.Since(vm.started), Tail: vm.Tail(60)}
+}
+
+// Stop powers the guest off through the agent (POST /v1/poweroff), waits
+// at most StopTimeout for QEMU to exit, then kills it. It is idempotent.
+func (vm *VM) Stop() error {
+	var err error
+	vm.stop.Do(func() {
+		select {
+		case <-vm.exited:
+			return
+		default:
+		}
+		if vm.Client != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_, perr := vm.Client.Raw(ctx, "POST", "/v1/poweroff", nil)
+			cancel()
+			if perr == nil {
+				select {
+				case <-vm.exited:
+					return
+				case <-time.After(vm.opts.StopTimeout):
+					err = fmt.Errorf("guest still running %v after POST /v1/poweroff; killed", vm.opts.StopTimeout)
+				}
+			} else {
+				err = fmt.Errorf("POST /v1/poweroff: %w; killed QEMU", perr)
+			}
+		}
+		vm.kill()
+	})
+	return err
+}
+
+// WaitExit waits at most d for QEMU to exit (a guest powering itself off).
+func (vm *VM) WaitExit(d time.Duration) error {
+	select {
+	case <-vm.exited:
+		return nil
+	case <-time.After(d):
+		return fmt.Errorf("vmtest: QEMU still running after %v", d)
+	}
+}
+
+func (vm *VM) kill() {
+	select {
+	case <-vm.exited:
+		return
+	default:
+	}
+	_ = vm.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-vm.exited:
+	case <-time.After(5 * time.Second):
+		_ = vm.cmd.Process.Kill()
+		<-vm.exited
+	}
+}
+
+// Tail returns the last n lines of the serial console.
+func (vm *VM) Tail(n int) string {
+	b, err := os.ReadFile(vm.SerialLog)
+	if err != nil {
+		return fmt.Sprintf("(serial log unreadable: %v)", err)
+	}
+	return tail(string(b), n)
+}
+
+// Console returns the whole serial console log so far.
+func (vm *VM) Console() string {
+	b, _ := os.ReadFile(vm.SerialLog)
+	return string(b)
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("vmtest: pick a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// lineWatcher copies the console into the log file and reports the lines
+// holding a marker.
+type lineWatcher struct {
+	mu     sync.Mutex
+	w      *os.File
+	buf    []byte
+	events chan consoleEvent
+}
+
+type consoleEvent struct{ kind, line string }
+
+func newLineWatcher(w *os.File) *lineWatcher {
+	return &lineWatcher{w: w, events: make(chan consoleEvent, 64)}
+}
+
+func (lw *lineWatcher) Write(p []byte) (int, error) {
+	lw.mu.Lock()
+	defer lw.mu.Unlock()
+	n, err := lw.w.Write(p)
+	lw.buf = append(lw.buf, p...)
+	for {
+		i := bytes.IndexByte(lw.buf, '\n')
+		if i < 0 {
+			break
+		}
+		lw.scan(string(lw.buf[:i]))
+		lw.buf = lw.buf[i+1:]
+	}
+	if len(lw.buf) > 64<<10 { // a line without end: scan what we have
+		lw.scan(string(lw.buf))
+		lw.buf = lw.buf[:0]
+	}
+	return n, err
+}
+
+func (lw *lineWatcher) scan(line string) {
+	kind := ""
+	switch {
+	case strings.Contains(line, readyMarker):
+		kind = readyMarker
+	case strings.Contains(line, panicMarker):
+		kind = panicMarker
+	default:
+		for _, m := range exitMarkers {
+			if strings.Contains(line, m) {
+				kind = m
+			}
+		}
+	}
+	if kind == "" {
+		return
+	}
+	select {
+	case lw.events <- consoleEvent{kind, strings.TrimSpace(line)}:
+	default:
+	}
+}
