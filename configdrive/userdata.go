@@ -50,24 +50,24 @@ func config2MetaData(n *node, iid string) ([]byte, error) {
 
 // cloud-config document. Field order is the order written.
 type cloudCfg struct {
-	ResizeRootfs       bool            `yaml:"resize_rootfs"`
-	Growpart           map[string]bool `yaml:"growpart"`
-	DisableEC2Metadata bool            `yaml:"disable_ec2_metadata"`
-	DisableRoot        bool            `yaml:"disable_root"`
-	SSHPwauth          bool            `yaml:"ssh_pwauth"`
-	Chpasswd           map[string]bool `yaml:"chpasswd"`
-	SSHAuthorizedKeys  []quoted        `yaml:"ssh_authorized_keys,omitempty"`
-	Users              []cloudUser     `yaml:"users,omitempty"`
-	Hostname           quoted          `yaml:"hostname"`
-	FQDN               quoted          `yaml:"fqdn"`
-	ManageEtcHosts     string          `yaml:"manage_etc_hosts"`
-	Locale             quoted          `yaml:"locale"`
-	Timezone           quoted          `yaml:"timezone"`
-	Rsyslog            *rsyslogCfg     `yaml:"rsyslog,omitempty"`
-	WriteFiles         []writeFile     `yaml:"write_files"`
-	Runcmd             [][]string      `yaml:"runcmd,omitempty"`
-	PhoneHome          *phoneHome      `yaml:"phone_home,omitempty"`
-	FinalMessage       string          `yaml:"final_message,omitempty"`
+	ResizeRootfs       bool              `yaml:"resize_rootfs"`
+	Growpart           map[string]string `yaml:"growpart"`
+	DisableEC2Metadata bool              `yaml:"disable_ec2_metadata"`
+	DisableRoot        bool              `yaml:"disable_root"`
+	SSHPwauth          bool              `yaml:"ssh_pwauth"`
+	Chpasswd           map[string]bool   `yaml:"chpasswd"`
+	SSHAuthorizedKeys  []quoted          `yaml:"ssh_authorized_keys,omitempty"`
+	Users              []cloudUser       `yaml:"users,omitempty"`
+	Hostname           quoted            `yaml:"hostname"`
+	FQDN               quoted            `yaml:"fqdn"`
+	ManageEtcHosts     string            `yaml:"manage_etc_hosts"`
+	Locale             quoted            `yaml:"locale"`
+	Timezone           quoted            `yaml:"timezone"`
+	Rsyslog            *rsyslogCfg       `yaml:"rsyslog,omitempty"`
+	WriteFiles         []writeFile       `yaml:"write_files"`
+	Runcmd             [][]string        `yaml:"runcmd,omitempty"`
+	PhoneHome          *phoneHome        `yaml:"phone_home,omitempty"`
+	FinalMessage       string            `yaml:"final_message,omitempty"`
 }
 
 type cloudUser struct {
@@ -76,7 +76,7 @@ type cloudUser struct {
 	LockPasswd        bool     `yaml:"lock_passwd"`
 	Homedir           quoted   `yaml:"homedir,omitempty"`
 	Shell             quoted   `yaml:"shell"`
-	Sudo              []quoted `yaml:"sudo,omitempty"`
+	Sudo              quoted   `yaml:"sudo,omitempty"`
 	SSHAuthorizedKeys []quoted `yaml:"ssh_authorized_keys,omitempty"`
 }
 
@@ -106,7 +106,7 @@ func cloudConfig(n *node, opts Options) ([]byte, error) {
 	km := n.km
 	cfg := cloudCfg{
 		ResizeRootfs:       false,
-		Growpart:           map[string]bool{"mode": false},
+		Growpart:           map[string]string{"mode": "off"},
 		DisableEC2Metadata: true,
 		DisableRoot:        false,
 		SSHPwauth:          false,
@@ -123,9 +123,22 @@ func cloudConfig(n *node, opts Options) ([]byte, error) {
 	if !n.cloudConfig.fuel9 {
 		cfg.SSHAuthorizedKeys = quoteAll(n.rootKeys)
 	}
+	var sudoers []writeFile
 	for _, u := range n.users {
 		cu := cloudUser{Name: quoted(u.name), Homedir: quoted(u.homedir), Shell: quoted(u.shell),
-			Sudo: quoteAll(u.sudo), SSHAuthorizedKeys: quoteAll(u.keys)}
+			SSHAuthorizedKeys: quoteAll(u.keys)}
+		switch len(u.sudo) {
+		case 0:
+		case 1:
+			cu.Sudo = quoted(u.sudo[0])
+		default:
+			// cloud-init's schema takes one rule per user; more go to sudoers.d.
+			var b strings.Builder
+			for _, r := range u.sudo {
+				fmt.Fprintf(&b, "%s %s\n", u.name, r)
+			}
+			sudoers = append(sudoers, writeFile{Path: "/etc/sudoers.d/90-imprint-" + strings.ReplaceAll(u.name, ".", "_"), Content: b.String(), Permissions: "0440"})
+		}
 		if u.hash != "" {
 			cu.HashedPasswd = quoted(u.hash)
 			cu.LockPasswd = false
@@ -147,6 +160,7 @@ func cloudConfig(n *node, opts Options) ([]byte, error) {
 		writeFile{Path: "/etc/nailgun_systemtype", Content: "target", Permissions: "0644"},
 		writeFile{Path: "/etc/nailgun-agent/config.yaml", Content: "url: 'http://" + hostPort(n.masterIP) + ":8000/api'\n", Permissions: "0644"},
 	)
+	cfg.WriteFiles = append(cfg.WriteFiles, sudoers...)
 	if len(n.udev) > 0 {
 		var b strings.Builder
 		b.WriteString("# Persistent network interface names, from Nailgun's kernel_options.udevrules.\n")
