@@ -88,6 +88,7 @@ func CollectDisks(ctx context.Context, opts Options) ([]Disk, error) {
 			opts.Log.Debug("inventory: not a disk", "device", sysname, "reason", reason)
 			continue
 		}
+		probe(opts, &d)
 		disks = append(disks, d)
 	}
 	sort.Slice(disks, func(i, j int) bool { return disks[i].Name < disks[j].Name })
@@ -117,6 +118,7 @@ func DescribeDisk(ctx context.Context, opts Options, name string) (Disk, error) 
 	if err != nil {
 		return Disk{}, fmt.Errorf("inventory: describe %q: %w", name, err)
 	}
+	probe(opts, &d)
 	return d, nil
 }
 
@@ -208,11 +210,15 @@ func describe(s sysfs, opts Options, sysname string) (Disk, error) {
 	sort.Slice(d.Partitions, func(i, j int) bool { return d.Partitions[i].Number < d.Partitions[j].Number })
 	d.Holders = sortedUnique(holders)
 
-	if err := probeDisk(&d); err != nil {
+	return d, nil
+}
+
+// probe fills the signatures, or ProbeError with why they are missing.
+func probe(opts Options, d *Disk) {
+	if err := probeDisk(d); err != nil {
 		d.ProbeError = err.Error()
 		opts.Log.Warn("inventory: signatures not probed", "device", d.Path, "err", err)
 	}
-	return d, nil
 }
 
 // probeDisk fills the signatures of the disk and of each partition, read

@@ -182,7 +182,7 @@ func (s sysfs) classDevice(subsystem, sysname string) (device, bool) {
 // listDir returns the entry names of a directory, sorted; nil when unreadable.
 func listDir(dir string) []string {
 	ents, err := os.ReadDir(dir)
-	if err != nil {
+	if err != nil || len(ents) == 0 {
 		return nil
 	}
 	names := make([]string, 0, len(ents))

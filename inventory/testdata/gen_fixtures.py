@@ -274,7 +274,7 @@ zram0: left out.
     t.l("class/nvme/nvme1", c1)
     t.block(c1 + "/nvme1n1", "nvme1n1", 259, 1, 1953525168, wwid="eui.01000000000000005cd2e4e1ab4b5051", nsid="1",
             dev_link=c1)
-    t.part(c1 + "/nvme1n1", "nvme1n1p1", 1, 259, 2, 2048, 1953523120)
+    t.part(c1 + "/nvme1n1", "nvme1n1p1", 1, 259, 2, 2048, 1953523087)
     t.virtual("zram0", 252, 0, 16777216)
     t.write("server-nvme.tree")
 
