@@ -302,7 +302,46 @@ sdb  scsi-hd serial=disk-b2 wwn=0x5000c50015ea71ad (NAA designator)
     t.write("vm-scsi.tree")
 
 
+def system():
+    t = Tree("""
+Not disks: NICs, DMI and CPU topology of a two-socket server.
+eno1  Intel X710 (i40e) with link at 10 Gb/s; eno2 its second port, no link
+bond0 a bond (virtual: no device link): left out; lo: left out
+""")
+    t.d("devices/pci0000:00")
+    t.f("devices/pci0000:00/uevent", "")
+    for fn, name, mac, carrier, speed, state in ((0, "eno1", "3c:fd:fe:a1:b2:c0", "1", "10000", "up"),
+                                                 (1, "eno2", "3c:fd:fe:a1:b2:c1", "0", None, "down")):
+        pci = "devices/pci0000:00/0000:00:02.0/0000:18:00.%d" % fn
+        if fn == 0:
+            t.pci("devices/pci0000:00/0000:00:02.0", "pcieport", "0x060400", "0x8086", "0x2030")
+        t.pci(pci, "i40e", "0x020000", "0x8086", "0x1572")
+        n = pci + "/net/" + name
+        attrs = dict(address=mac, carrier=carrier, operstate=state, mtu="1500", type="1")
+        if speed:
+            attrs["speed"] = speed
+        t.dev(n, "INTERFACE=%s\nIFINDEX=%d" % (name, fn + 2), "class/net", **attrs)
+        t.l(n + "/device", pci)
+        t.l("class/net/" + name, n)
+    for name, mac in (("bond0", "3c:fd:fe:a1:b2:c0"), ("lo", "00:00:00:00:00:00")):
+        n = "devices/virtual/net/" + name
+        t.dev(n, "INTERFACE=" + name, "class/net", address=mac, carrier="1", operstate="up")
+        t.l("class/net/" + name, n)
+    dmi = "devices/virtual/dmi/id"
+    t.dev(dmi, "MODALIAS=dmi:bvnDellInc.", "class/dmi", sys_vendor="Dell Inc.", product_name="PowerEdge R640",
+          product_serial="7XK9Q03", product_uuid="4c4c4544-0058-4b10-8039-b7c04f513033", board_vendor="Dell Inc.")
+    t.l("class/dmi/id", dmi)
+    for cpu in range(4):
+        c = "devices/system/cpu/cpu%d" % cpu
+        t.f(c + "/topology/physical_package_id", str(cpu // 2))
+        t.f(c + "/topology/core_id", str(cpu % 2))
+    t.f("devices/system/cpu/online", "0-3")
+    t.d("block")
+    t.write("system.tree")
+
+
 sata()
 sas()
+system()
 nvme()
 vmscsi()
