@@ -365,6 +365,11 @@ func (pl *planner) compute() (*Plan, error) {
 		pl.fail(ErrLayout, ksSpacesPath, "no disk entry with size > 0: nothing to partition")
 		return pl.finish()
 	}
+	for _, d := range disks {
+		if n := d.space.Name; n == "" || strings.HasPrefix(n, "/") || strings.Contains(n, "..") || strings.ContainsAny(n, " \t\n\x00") {
+			pl.fail(ErrLayout, spacePath(d.idx)+".name", "must be a kernel device name relative to /dev (sda, nvme0n1, mapper/mpatha), got %q", n)
+		}
+	}
 	// Bound every size so that the arithmetic below cannot overflow.
 	for i := range spaces {
 		for j, v := range spaces[i].Volumes {

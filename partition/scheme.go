@@ -103,7 +103,7 @@ func (pl *planner) fromScheme(s *provision.PartitionScheme) (*Plan, error) {
 	partDevs := map[string]bool{}
 	for i, pd := range s.Parteds {
 		dpath := fmt.Sprintf("%s.parteds[%d]", partitioningPath, i)
-		if !strings.HasPrefix(pd.Name, "/dev/") {
+		if !strings.HasPrefix(pd.Name, "/dev/") || len(pd.Name) == len("/dev/") || strings.Contains(pd.Name, "..") {
 			pl.fail(ErrLayout, dpath+".name", "must be a device path under /dev, got %q", pd.Name)
 			continue
 		}
