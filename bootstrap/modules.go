@@ -287,6 +287,7 @@ func (s *ModulesStep) Run(ctx context.Context) error {
 
 	var errs []error
 	attempted := map[string]bool{}
+	loadedFiles := map[string]bool{} // a dependency shared by several modules is loaded once
 	load := func(names []string, why string) int {
 		n := 0
 		for _, name := range names {
@@ -301,6 +302,10 @@ func (s *ModulesStep) Run(ctx context.Context) error {
 				continue
 			}
 			for _, f := range files {
+				if loadedFiles[f] {
+					continue
+				}
+				loadedFiles[f] = true
 				if err := s.Sys.Load(filepath.Join(s.Dir, f)); err != nil {
 					err = fmt.Errorf("module %q: load %s: %w", name, f, err)
 					errs = append(errs, err)
