@@ -31,8 +31,9 @@ const mib = 1 << 20
 // there is one (GRUB's prefix lives on partition 1), then /, then the rest
 // by depth; each starts on a MiB boundary, the first at 1 MiB (the gap
 // holds grub's core.img), and is as large as its filesystem rounded up to a
-// MiB. It returns the parts and the disk size (1 MiB spare at the end).
-func DiskLayout(mounts []string, sizes map[string]int64, files map[string]string) ([]DiskPart, int64) {
+// MiB, except / which gets what remains of diskSize (0: 1 GiB more than
+// it needs). It returns the parts and the disk size (1 MiB spare at the end).
+func DiskLayout(mounts []string, sizes map[string]int64, files map[string]string, diskSize int64) ([]DiskPart, int64) {
 	ord := append([]string(nil), mounts...)
 	sort.SliceStable(ord, func(i, j int) bool {
 		rank := func(mp string) int {
@@ -51,9 +52,19 @@ func DiskLayout(mounts []string, sizes map[string]int64, files map[string]string
 		return ord[i] < ord[j]
 	})
 	var parts []DiskPart
-	off := int64(mib)
+	off, need := int64(mib), int64(2*mib)
+	for _, mp := range ord {
+		need += (sizes[mp] + mib - 1) / mib * mib
+	}
+	extra := int64(1 << 30)
+	if diskSize > 0 {
+		extra = max(diskSize/mib*mib-need, 0)
+	}
 	for _, mp := range ord {
 		sz := (sizes[mp] + mib - 1) / mib * mib
+		if mp == "/" {
+			sz += extra
+		}
 		parts = append(parts, DiskPart{Mount: mp, File: files[mp], Start: off, Size: sz})
 		off += sz
 	}
@@ -120,7 +131,8 @@ menuentry 'Debian GNU/Linux' {
 `, bootUUID, kernelPath, rootUUID, initrdPath)
 }
 
-// grubCfg writes the grub.cfg step: the newest vmlinuz-* under s.Source.
+// grubCfg writes s.Data to s.Path with {kver} replaced by the version of
+// the newest vmlinuz-* under s.Source.
 func (e *Executor) grubCfg(s Step) error {
 	ks, _ := filepath.Glob(filepath.Join(s.Source, "vmlinuz-*"))
 	if len(ks) == 0 {
@@ -128,12 +140,7 @@ func (e *Executor) grubCfg(s Step) error {
 	}
 	sort.Strings(ks)
 	ver := strings.TrimPrefix(filepath.Base(ks[len(ks)-1]), "vmlinuz-")
-	prefix := s.Data              // "/boot" or "" when /boot is its own filesystem
-	f := strings.Fields(s.FSType) // boot uuid, root uuid
-	if len(f) != 2 {
-		return errors.New("grub.cfg: want the boot and root filesystem UUIDs")
-	}
-	return writeFile(s.Path, []byte(GrubCfg(f[0], f[1], prefix+"/vmlinuz-"+ver, prefix+"/initrd.img-"+ver)), 0o644)
+	return writeFile(s.Path, []byte(strings.ReplaceAll(s.Data, "{kver}", ver)), 0o644)
 }
 
 // diskImage assembles the whole-disk image s.Path from the raw filesystem
@@ -151,7 +158,19 @@ func (e *Executor) diskImage(ctx context.Context, s Step) error {
 		}
 		sizes[mp], files[mp] = fi.Size(), f
 	}
-	parts, total := DiskLayout(mounts, sizes, files)
+	parts, total := DiskLayout(mounts, sizes, files, s.Size)
+	// grow the root filesystem (already compressed) into its partition
+	for _, p := range parts {
+		if p.Mount != "/" || !strings.HasPrefix(e.Config.ImageData["/"].Format, "ext") || p.Size == sizes["/"] {
+			continue
+		}
+		if err := os.Truncate(p.File, p.Size); err != nil {
+			return err
+		}
+		if _, err := e.run(ctx, Cmd{Argv: []string{"resize2fs", p.File}}, nil); err != nil {
+			return err
+		}
+	}
 	boot, err := os.ReadFile(filepath.Join(s.Source, "boot.img"))
 	if err != nil {
 		return fmt.Errorf("grub boot.img: %w", err)

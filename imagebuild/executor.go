@@ -129,6 +129,10 @@ func (e *Executor) Run(ctx context.Context, p Plan) (err error) {
 			case <-ctx.Done():
 			}
 		}
+		if err != nil && s.Optional && ctx.Err() == nil {
+			log.Warn("optional step failed", "duration", time.Since(t0).Round(time.Millisecond), "err", err)
+			continue
+		}
 		if err != nil {
 			log.Error("step failed", "duration", time.Since(t0).Round(time.Millisecond), "err", err)
 			return &StepError{Step: s.Name, Err: err}

@@ -63,6 +63,8 @@ type Step struct {
 	OKExit []int
 	// Attempts is how often a failing command is tried (0 and 1: once).
 	Attempts int
+	// Optional steps may fail: the failure is logged, the build goes on.
+	Optional bool
 	Repo     *Repo
 }
 
@@ -92,6 +94,9 @@ func (s Step) String() string {
 	}
 	if len(s.OKExit) > 0 {
 		fmt.Fprintf(&b, " ok-exit=%v", s.OKExit)
+	}
+	if s.Optional {
+		b.WriteString(" optional")
 	}
 	for _, kv := range [][2]string{{"stdin", s.Stdin}, {"data", s.Data}} {
 		if kv[1] == "" {
@@ -161,6 +166,9 @@ type Options struct {
 	// DiskFormat raw or qcow2.
 	DiskImage  string
 	DiskFormat string
+	// DiskSize is the whole-disk image's size; the root partition gets
+	// what the filesystems do not need (0: they need plus 1 GiB).
+	DiskSize int64
 	// Tarball, when set, is a rootfs tar for docker import.
 	Tarball string
 }
@@ -473,6 +481,7 @@ func BuildPlan(cfg Config, o Options) (Plan, error) {
 
 	// 7. cleanup inside the image
 	add(chroot("apt-get clean", "apt-get", "clean"))
+	add(Step{Name: "remove apt lists", Op: OpRemove, Path: in("var/lib/apt/lists/*_*")})
 	for _, f := range aptFiles {
 		add(Step{Name: "remove " + strings.TrimPrefix(f, root), Op: OpRemove, Path: f})
 	}
@@ -481,8 +490,16 @@ func BuildPlan(cfg Config, o Options) (Plan, error) {
 	add(Step{Name: "read os", Op: OpReadOS, Path: root})
 	hooks("cleanup.d")
 
-	// 8. leave the chroot
+	// 8. leave the chroot; discard the free blocks (the loop device punches
+	// holes in the image file: deleted files then compress to nothing)
 	add(Step{Name: "kill chroot processes", Op: OpKill, Path: root})
+	for _, mp := range order {
+		target := root
+		if mp != "/" {
+			target = in(mp)
+		}
+		add(Step{Name: "fstrim " + mp, Op: OpRun, Argv: []string{"fstrim", target}, Mount: mp, Optional: true})
+	}
 	if nhooks > 0 {
 		add(Step{Name: "umount /tmp/in_target.d", Op: OpUnmount, Path: in("tmp/in_target.d")})
 	}
@@ -515,9 +532,6 @@ func BuildPlan(cfg Config, o Options) (Plan, error) {
 			add(Step{Name: "fit file " + mp, Op: OpShrinkFile, Path: file, Mount: mp})
 		}
 	}
-	if o.DiskImage != "" {
-		add(Step{Name: "disk image", Op: OpDiskImage, Path: o.DiskImage, Data: o.DiskFormat, Source: o.TmpDir})
-	}
 	for _, mp := range order {
 		img := cfg.ImageData[mp]
 		c := img.Container
@@ -528,6 +542,10 @@ func BuildPlan(cfg Config, o Options) (Plan, error) {
 		outputs = append(outputs, outImages[mp])
 	}
 	add(Step{Name: "metadata", Op: OpMetadata, Path: metaPath})
+	if o.DiskImage != "" {
+		// after the compression: the root filesystem is grown into its partition
+		add(Step{Name: "disk image", Op: OpDiskImage, Path: o.DiskImage, Data: o.DiskFormat, Source: o.TmpDir, Size: o.DiskSize})
+	}
 	outputs = append(outputs, metaPath)
 	if o.DiskImage != "" {
 		outputs = append(outputs, o.DiskImage)
@@ -539,7 +557,8 @@ func BuildPlan(cfg Config, o Options) (Plan, error) {
 		add(Step{Name: "remove raw " + mp, Op: OpRemove, Path: filepath.Join(o.TmpDir, imageFileName(mp))})
 	}
 	if o.DiskImage != "" {
-		add(Step{Name: "remove grub boot code", Op: OpRemove, Path: filepath.Join(o.TmpDir, "*.img")})
+		add(Step{Name: "remove grub boot.img", Op: OpRemove, Path: filepath.Join(o.TmpDir, "boot.img")})
+		add(Step{Name: "remove grub core.img", Op: OpRemove, Path: filepath.Join(o.TmpDir, "core.img")})
 	}
 	names := map[string]bool{}
 	for _, s := range steps {
@@ -600,5 +619,6 @@ func diskSteps(cfg Config, o Options, add func(Step), chroot func(string, ...str
 	add(Step{Name: "copy core.img", Op: OpCopy, Source: in("tmp/imprint-core.img"), Path: filepath.Join(o.TmpDir, "core.img"), Mode: 0o644})
 	add(Step{Name: "copy boot.img", Op: OpCopy, Source: in("usr/lib/grub/i386-pc/boot.img"), Path: filepath.Join(o.TmpDir, "boot.img"), Mode: 0o644})
 	add(Step{Name: "remove grub scratch", Op: OpRemove, Path: in("tmp/imprint-*")})
-	add(Step{Name: "grub.cfg", Op: OpGrubCfg, Path: in("boot/grub/grub.cfg"), Source: in("boot"), Data: prefix, FSType: bootUUID + " " + rootUUID})
+	add(Step{Name: "grub.cfg", Op: OpGrubCfg, Path: in("boot/grub/grub.cfg"), Source: in("boot"),
+		Data: GrubCfg(bootUUID, rootUUID, prefix+"/vmlinuz-{kver}", prefix+"/initrd.img-{kver}")})
 }

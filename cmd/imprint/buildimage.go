@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -46,12 +47,14 @@ func runBuildImage(ctx context.Context, env *cmdEnv, args []string) int {
 		elements              stringList
 		inputData, dataDriver string
 		logFile, imageSize    string
+		output, diskSize      string
 		verbose, jsonLog      bool
 	)
 	fs.StringVar(&inputData, "input_data", "", "the config as a JSON string (fuel-agent)")
 	fs.StringVar(&dataDriver, "data_driver", "nailgun_build_image", "fuel-agent's data driver: only nailgun_build_image")
 	fs.StringVar(&bo.WorkDir, "image_build_dir", "", "directory for the chroot and the raw images (default $TMPDIR)")
 	fs.StringVar(&logFile, "log-file", "", "also append the log to this file (JSON lines)")
+	fs.StringVar(&output, "output", "", "write the outputs to this directory instead of the config's output")
 	fs.Var(&elements, "element", "element directory with *.d hook dirs (repeatable, applied in order)")
 	fs.StringVar(&bo.Kernel, "kernel", imagebuild.KernelCloud, "kernel of the default package set: cloud (linux-image-cloud-amd64) or generic (linux-image-amd64)")
 	fs.StringVar(&bo.Mirror, "mirror", "", "Debian mirror when the config has no repos (default: the host's apt source)")
@@ -60,6 +63,7 @@ func runBuildImage(ctx context.Context, env *cmdEnv, args []string) int {
 	fs.StringVar(&bo.Options.Container, "compress", "", "compress every image with gzip, zstd or raw instead of its container")
 	fs.StringVar(&bo.Options.DiskImage, "disk", "", "also write a whole-disk image (MBR, grub boot code, the filesystems) to this file")
 	fs.StringVar(&bo.Options.DiskFormat, "disk-format", "qcow2", "format of --disk: raw or qcow2")
+	fs.StringVar(&diskSize, "disk-size", "", "size of --disk (default: what the filesystems need plus 1 GiB for /)")
 	fs.StringVar(&bo.Options.Tarball, "tarball", "", "also write the root tree as a tar for docker import to this file")
 	fs.StringVar(&imageSize, "image-size", "8G", "size of each sparse filesystem image while building (growth limit of ext4: 1024x)")
 	fs.BoolVar(&bo.Options.AllowUnsigned, "allow-unsigned", false, "do not check repository signatures (debootstrap --no-check-gpg, apt AllowUnauthenticated)")
@@ -117,6 +121,12 @@ func runBuildImage(ctx context.Context, env *cmdEnv, args []string) int {
 		return 2
 	}
 	bo.Options.ImageSize = size
+	if diskSize != "" {
+		if bo.Options.DiskSize, err = parseSize(diskSize); err != nil {
+			fmt.Fprintf(env.stderr, "build-image: --disk-size: %v\n", err)
+			return 2
+		}
+	}
 	bo.Elements = elements
 	if bo.Options.DiskImage == "" {
 		bo.Options.DiskFormat = ""
@@ -125,6 +135,12 @@ func runBuildImage(ctx context.Context, env *cmdEnv, args []string) int {
 	if err != nil {
 		fmt.Fprintf(env.stderr, "build-image: %v\n", err)
 		return 2
+	}
+	if output != "" {
+		if cfg.Output, err = filepath.Abs(output); err != nil {
+			fmt.Fprintf(env.stderr, "build-image: --output: %v\n", err)
+			return 2
+		}
 	}
 	if _, err := imagebuild.Prepare(cfg, bo); err != nil {
 		fmt.Fprintf(env.stderr, "build-image: invalid config:\n%v\n", err)
