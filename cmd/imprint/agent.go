@@ -124,7 +124,7 @@ func runAgent(ctx context.Context, env *cmdEnv, args []string) int {
 		"insecure", cfg.Insecure, "token_set", cfg.Token != "", "token_file", cfg.TokenFile,
 		"power", cfg.PowerOff, "sources", strings.Join(from, ","))
 
-	deps, err := agentDeps(cfg, log, logs)
+	deps, err := agentDeps(ctx, cfg, log, logs)
 	if err != nil {
 		log.Error("agent setup failed", "err", err)
 		return 1

@@ -1,15 +1,94 @@
 package main
 
 import (
+	"context"
 	"log/slog"
+	"time"
 
 	"github.com/imprint-dev/imprint/agent"
+	"github.com/imprint-dev/imprint/api"
+	"github.com/imprint-dev/imprint/bootloader"
+	"github.com/imprint-dev/imprint/imagewriter"
+	"github.com/imprint-dev/imprint/internal/sys"
+	"github.com/imprint-dev/imprint/inventory"
+	"github.com/imprint-dev/imprint/partition"
 )
 
+// realInventory is inventory.Collect on the live system (read-only).
+func realInventory(log *slog.Logger) api.InventorySource {
+	return api.InventoryFunc(func(ctx context.Context) (*inventory.Inventory, error) {
+		return inventory.Collect(ctx, inventory.Options{Log: log.With("component", "inventory")})
+	})
+}
+
+// realSteps wires the provisioning steps to the packages doing the work.
+// chunkLog receives fuel-agent's per-MiB "Next chunk" lines.
+func realSteps(log, chunkLog *slog.Logger) agent.Steps {
+	runner := &sys.Exec{Logger: log.With("component", "exec")}
+	return agent.Steps{
+		Parser:    agent.DefaultParser(),
+		Planner:   agent.DefaultPlanner(),
+		Inventory: realInventory(log),
+		Disks: agent.PartitionDisks{Deps: partition.ApplyDeps{
+			Logger:  log.With("step", agent.StepDisks),
+			Runner:  runner,
+			Devices: &sys.Devices{},
+		}},
+		Configdrive: agent.ConfigdriveWriter{Logger: log.With("step", agent.StepConfigdrive)},
+		Images: agent.ImageWriter{
+			Logger:      log.With("step", agent.StepImages),
+			ChunkLogger: chunkLog,
+			Runner:      imagewriter.ExecRunner{},
+		},
+		Bootloader: agent.GrubBootloader{Installer: &bootloader.Installer{
+			Runner:  bootloader.Exec{},
+			Mounter: bootloader.SysMounter{},
+			Logger:  log.With("step", agent.StepBootloader),
+		}},
+	}
+}
+
+// realReporter is the controller client, or nil without a controller.
+func realReporter(cfg agent.Config, log *slog.Logger) agent.Reporter {
+	if cfg.Controller == "" {
+		return nil
+	}
+	return &agent.Controller{
+		URL:    cfg.Controller,
+		Token:  cfg.Token,
+		NodeID: cfg.NodeID,
+		Logger: log.With("component", "controller"),
+	}
+}
+
 // agentDeps wires the real implementations of the agent's collaborators.
-func agentDeps(cfg agent.Config, log *slog.Logger, logs *agent.LogBuffer) (agent.Deps, error) {
+// Nothing here touches a disk, the network configuration, modules or
+// mounts: only a provision request does, through the steps.
+func agentDeps(ctx context.Context, cfg agent.Config, log *slog.Logger, logs *agent.LogBuffer) (agent.Deps, error) {
+	reporter := realReporter(cfg, log)
+	jobs, err := agent.NewJobs(ctx, realSteps(log, log), agent.JobsOptions{
+		Logger:           log,
+		StateDir:         cfg.StateDir,
+		AllowDestructive: cfg.Token != "" || cfg.Insecure,
+		Reporter:         reporter,
+		Heartbeat:        cfg.Heartbeat,
+	})
+	if err != nil {
+		return agent.Deps{}, err
+	}
+	power := &agent.Power{
+		Enabled: cfg.PowerOff,
+		Busy:    func() bool { s := jobs.Status().State; return s == api.StateRunning || s == api.StatePending },
+		Logger:  log,
+		Delay:   time.Second,
+	}
 	return agent.Deps{
-		Logger: log,
-		Logs:   logs,
+		Logger:    log,
+		Inventory: realInventory(log),
+		Logs:      logs,
+		Power:     power,
+		Jobs:      jobs,
+		Reporter:  reporter,
+		Version:   version,
 	}, nil
 }

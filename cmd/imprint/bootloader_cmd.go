@@ -1,0 +1,87 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/imprint-dev/imprint/agent"
+	"github.com/imprint-dev/imprint/bootloader"
+	"github.com/imprint-dev/imprint/inventory"
+)
+
+const bootloaderUsage = `usage: imprint bootloader [flags] FILE
+       (also as fa_bootloader)
+
+Runs only the bootloader step of the provision document FILE on disks that
+were already partitioned and imaged: plans the layout again (to know the
+filesystems and boot disks), mounts the target tree by depth under
+--target, binds /dev /proc /sys, writes /etc/fstab by UUID,
+/etc/default/grub (GRUB_CMDLINE_LINUX = pm_data.kernel_params,
+GRUB_TIMEOUT=10), runs grub-mkconfig and grub-install --target=i386-pc on
+every boot disk inside the target, writes the NIC udev rules, and unmounts
+everything again (also on failure).
+`
+
+// runBootloader is `imprint bootloader FILE`.
+func runBootloader(ctx context.Context, env *cmdEnv, args []string) int {
+	fs := flag.NewFlagSet("bootloader", flag.ContinueOnError)
+	fs.SetOutput(env.stderr)
+	target := fs.String("target", "/tmp/target", "directory the target tree is mounted on")
+	jsonLog := fs.Bool("json", false, "log as JSON")
+	fs.Usage = func() {
+		fmt.Fprint(env.stderr, bootloaderUsage)
+		fmt.Fprintln(env.stderr, "\nflags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintf(env.stderr, "bootloader: want one provision document, got %d argument(s)\n", fs.NArg())
+		fs.Usage()
+		return 2
+	}
+	var h slog.Handler = slog.NewTextHandler(env.stderr, nil)
+	if *jsonLog {
+		h = slog.NewJSONHandler(env.stderr, nil)
+	}
+	log := slog.New(h).With("cmd", "bootloader")
+
+	data, err := os.ReadFile(fs.Arg(0))
+	if err != nil {
+		fmt.Fprintf(env.stderr, "bootloader: %v\n", err)
+		return 2
+	}
+	doc, err := agent.DefaultParser().Parse(data)
+	if err != nil {
+		fmt.Fprintf(env.stderr, "bootloader: %s is invalid:\n%v\n", fs.Arg(0), err)
+		return 2
+	}
+	inv, err := inventory.Collect(ctx, inventory.Options{Log: log})
+	if err != nil {
+		fmt.Fprintf(env.stderr, "bootloader: inventory: %v\n", err)
+		return 1
+	}
+	plan, err := agent.DefaultPlanner().Plan(doc, inv)
+	if err != nil {
+		fmt.Fprintf(env.stderr, "bootloader: plan:\n%v\n", err)
+		return 2
+	}
+	log.Info("--- Installing bootloader (do_bootloader) ---")
+	step := agent.GrubBootloader{
+		Installer: &bootloader.Installer{Runner: bootloader.Exec{}, Mounter: bootloader.SysMounter{}, Logger: log},
+		Target:    *target,
+	}
+	if err := step.Install(ctx, doc, plan); err != nil {
+		fmt.Fprintf(env.stderr, "bootloader: %v\n", err)
+		return 1
+	}
+	return 0
+}

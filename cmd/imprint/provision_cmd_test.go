@@ -1,0 +1,60 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func runProvisionTest(t *testing.T, node *agentFakeNode, args ...string) (int, string) {
+	t.Helper()
+	var out bytes.Buffer
+	args = append([]string{"--kernel-cmdline", "", "--token-file", "", "--log-format", "text", "--state-dir", t.TempDir()}, args...)
+	code := provisionCommand(context.Background(), &cmdEnv{stdout: &out, stderr: &out}, args, node.steps)
+	return code, out.String()
+}
+
+func TestProvisionCommand(t *testing.T) {
+	node := &agentFakeNode{}
+	code, out := runProvisionTest(t, node, "--input", "testdata/provision_fuel90_ubuntu_1disk.json")
+	if code != 0 || !strings.Contains(out, "provision: succeeded") {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	last := -1
+	for _, line := range []string{"--- Provisioning (do_provisioning) ---", "--- Partitioning disks (do_partitioning) ---",
+		"--- Copying images (do_copyimage) ---", "--- Installing bootloader (do_bootloader) ---", "--- Provisioning END (do_provisioning) ---"} {
+		i := strings.Index(out, line)
+		if i < last {
+			t.Errorf("%q missing or out of order", line)
+		}
+		last = i
+	}
+	if got := strings.Join(node.calls, ","); !strings.HasPrefix(got, "disks,image ") || !strings.HasSuffix(got, ",bootloader") {
+		t.Errorf("steps: %s", got)
+	}
+}
+
+func TestProvisionCommandFailures(t *testing.T) {
+	code, out := runProvisionTest(t, &agentFakeNode{failURI: "-boot.img.gz"}, "--input", "testdata/provision_fuel90_ubuntu_1disk.json")
+	if code != 1 || !strings.Contains(out, `provision: failed at step images on "/dev/vda3"`) || !strings.Contains(out, "404 Not Found") {
+		t.Errorf("bad image URL: exit %d:\n%s", code, out)
+	}
+	if strings.Contains(out, "Provisioning END") {
+		t.Error("END line after a failure")
+	}
+
+	doc, _ := os.ReadFile("testdata/provision_fuel90_ubuntu_1disk.json")
+	bad := filepath.Join(t.TempDir(), "bad.json")
+	os.WriteFile(bad, bytes.Replace(doc, []byte(`"kernel_params"`), []byte(`"kernel_paramz"`), 1), 0o644)
+	code, out = runProvisionTest(t, &agentFakeNode{}, "--input_data_file", bad)
+	if code != 2 || !strings.Contains(out, "failed at step validate") || !strings.Contains(out, "ks_meta.pm_data.kernel_params: required") {
+		t.Errorf("invalid document: exit %d:\n%s", code, out)
+	}
+	code, out = runProvisionTest(t, &agentFakeNode{}, "--input", filepath.Join(t.TempDir(), "missing.json"))
+	if code != 2 || !strings.Contains(out, "missing.json") {
+		t.Errorf("missing document: exit %d:\n%s", code, out)
+	}
+}
