@@ -119,7 +119,7 @@ func TestPlanGolden3Disks(t *testing.T) {
 	if diff := cmp.Diff(wantFSs, p.FSs); diff != "" {
 		t.Errorf("fss (-want +got):\n%s", diff)
 	}
-	wantImages := []Image{{Mount: "/", URI: "http://fake.host.org:123/imgs/fake_image.img.gz", Format: "ext4", Container: "gzip", Device: "/dev/mapper/os-root"}}
+	wantImages := []Image{{Mount: "/", URI: "http://10.20.0.1:123/imgs/fake_image.img.gz", Format: "ext4", Container: "gzip", Device: "/dev/mapper/os-root"}}
 	if diff := cmp.Diff(wantImages, p.Images); diff != "" {
 		t.Errorf("images (-want +got):\n%s", diff)
 	}

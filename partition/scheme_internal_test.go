@@ -44,7 +44,7 @@ func TestPlanFromSimpleNailgunScheme(t *testing.T) {
 	if p.PVs[0].VG != "os" || p.PVs[3].VG != "image" || p.PVs[0].MetadataSizeMiB != 28 {
 		t.Errorf("pvs = %+v", p.PVs)
 	}
-	if diff := cmp.Diff([]Image{{Mount: "/", URI: "http://fake.host.org:123/imgs/fake_image.img.gz", Format: "ext4", Container: "gzip", Device: "/dev/mapper/os-root"}}, p.Images); diff != "" {
+	if diff := cmp.Diff([]Image{{Mount: "/", URI: "http://10.20.0.1:123/imgs/fake_image.img.gz", Format: "ext4", Container: "gzip", Device: "/dev/mapper/os-root"}}, p.Images); diff != "" {
 		t.Errorf("images (-want +got):\n%s", diff)
 	}
 	if len(p.FSs) != 5 || !p.FSs[2].Image || p.FSs[2].Device != "/dev/mapper/os-root" {
