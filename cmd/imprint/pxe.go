@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/imprint-dev/imprint/bootstrap"
@@ -95,7 +96,13 @@ func runPXE(_ context.Context, env *cmdEnv, args []string) int {
 		}
 		files["pxelinux.cfg/"+name] = lpx
 	}
-	for name, content := range files {
+	names := make([]string, 0, len(files))
+	for name := range files {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		content := files[name]
 		p := filepath.Join(*out, name)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			fmt.Fprintf(env.stderr, "imprint pxe: %v\n", err)
