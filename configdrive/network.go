@@ -95,6 +95,7 @@ type netNetwork struct {
 	Link           string     `json:"link"`
 	IPAddress      string     `json:"ip_address"`
 	Netmask        string     `json:"netmask"`
+	Gateway        string     `json:"gateway,omitempty"`
 	Routes         []netRoute `json:"routes"`
 	DNSNameservers []string   `json:"dns_nameservers,omitempty"`
 	DNSSearch      []string   `json:"dns_search,omitempty"`
@@ -122,9 +123,10 @@ func networkDataJSON(n *node) ([]byte, error) {
 		}},
 		Services: []netService{},
 	}
-	if n.gateway != "" {
-		nd.Networks[0].Routes = append(nd.Networks[0].Routes, netRoute{Network: "0.0.0.0", Netmask: "0.0.0.0", Gateway: n.gateway})
-	}
+	// The gateway goes on the network (cloud-init copies it to the subnet):
+	// a 0.0.0.0/0 route would render for ifupdown as "post-up route add
+	// default gw", and Debian 12 has no route(8) without net-tools.
+	nd.Networks[0].Gateway = n.gateway
 	for _, s := range n.nameServers {
 		nd.Services = append(nd.Services, netService{Type: "dns", Address: s})
 	}
