@@ -79,3 +79,13 @@ func TestParseDumpe2fs(t *testing.T) {
 		t.Error("ParseDumpe2fs(garbage) = nil error")
 	}
 }
+
+func TestNewestKernel(t *testing.T) {
+	ls := "/2/040755/0/0/./\n/2/040755/0/0/../\n/12/100644/0/0/vmlinuz-6.1.0-9-cloud-amd64/7000000/\n/13/100644/0/0/vmlinuz-6.1.0-10-cloud-amd64/7000000/\n/14/100644/0/0/initrd.img-6.1.0-10-cloud-amd64/30000000/\n/15/100644/0/0/config-6.1.0-10-cloud-amd64/1/\n"
+	if got := newestKernel(ls); got != "6.1.0-10-cloud-amd64" {
+		t.Errorf("newestKernel = %q", got)
+	}
+	if got := newestKernel("/2/040755/0/0/./\n"); got != "" {
+		t.Errorf("newestKernel(no kernel) = %q", got)
+	}
+}
