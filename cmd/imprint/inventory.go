@@ -20,6 +20,7 @@ and the disks themselves (opened read-only). No udev is needed.
 
 With DEVICE arguments (sda, /dev/loop3) only those disks are described,
 as a JSON array, even ones the inventory leaves out (loop, read-only).
+Flags may come before or after the device names.
 `
 
 // runInventory is `imprint inventory`.
@@ -41,11 +42,19 @@ func runInventory(ctx context.Context, env *cmdEnv, args []string) int {
 		fmt.Fprintln(env.stderr, "\nflags:")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
+	var names []string // flags may come before or after the device names
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return 0
+			}
+			return 2
 		}
-		return 2
+		if fs.NArg() == 0 {
+			break
+		}
+		names = append(names, fs.Arg(0))
+		args = fs.Args()[1:]
 	}
 	level := slog.LevelWarn
 	if verbose {
@@ -54,12 +63,12 @@ func runInventory(ctx context.Context, env *cmdEnv, args []string) int {
 	opts.Log = slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: level}))
 
 	var out any
-	if fs.NArg() > 0 {
+	if len(names) > 0 {
 		disks := []inventory.Disk{}
-		for _, name := range fs.Args() {
+		for _, name := range names {
 			d, err := inventory.DescribeDisk(ctx, opts, name)
 			if err != nil {
-				fmt.Fprintf(env.stderr, "imprint inventory: %v\n", err)
+				fmt.Fprintf(env.stderr, "imprint %v\n", err)
 				if errors.Is(err, inventory.ErrNoDevice) {
 					return 2
 				}
@@ -71,7 +80,7 @@ func runInventory(ctx context.Context, env *cmdEnv, args []string) int {
 	} else {
 		inv, err := inventory.Collect(ctx, opts)
 		if err != nil {
-			fmt.Fprintf(env.stderr, "imprint inventory: %v\n", err)
+			fmt.Fprintf(env.stderr, "imprint %v\n", err)
 			return 1
 		}
 		out = inv
