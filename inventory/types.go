@@ -1,6 +1,3 @@
-// Package inventory describes the node's hardware as the agent reports it
-// (disks with stable names, NICs, CPU, memory, DMI) and collects it from sysfs
-// and the devices themselves, without udev.
 package inventory
 
 // Inventory is the node's hardware, as `imprint inventory` prints it and the
