@@ -9,7 +9,10 @@ import (
 	"path"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
+
+	"sigs.k8s.io/yaml"
 )
 
 // Config is the Fuel image build JSON (fa_build_image --input_data,
@@ -31,6 +34,30 @@ type Config struct {
 	RootPassword *string `json:"root_password"`
 	// HashedRootPassword is a crypt(3) hash; it wins over RootPassword.
 	HashedRootPassword *string `json:"hashed_root_password"`
+
+	// Users and Files are imprint's declarative additions (Airship-style):
+	// accounts and files put into the image after the packages.
+	Users []User `json:"users,omitempty"`
+	Files []File `json:"files,omitempty"`
+}
+
+// User is an account created in the image.
+type User struct {
+	Name              string   `json:"name"`
+	Groups            []string `json:"groups,omitempty"`
+	Shell             string   `json:"shell,omitempty"` // default /bin/bash
+	HashedPassword    string   `json:"hashed_password,omitempty"`
+	SSHAuthorizedKeys []string `json:"ssh_authorized_keys,omitempty"`
+	// Sudo gives passwordless sudo (/etc/sudoers.d/90-imprint-<name>).
+	Sudo bool `json:"sudo,omitempty"`
+}
+
+// File is a file written into the image.
+type File struct {
+	Path    string `json:"path"`
+	Content string `json:"content"`
+	// Mode is octal ("0644", the default).
+	Mode string `json:"mode,omitempty"`
 }
 
 // Image is one filesystem image of image_data.
@@ -70,10 +97,18 @@ type Proxies struct {
 // DefaultCodename is the release built when the config names none.
 const DefaultCodename = "bookworm"
 
-// Parse decodes the Fuel build JSON. Unknown keys are ignored, as
-// fuel-agent does; use Validate for the content.
+// Parse decodes the Fuel build JSON, or the same keys as YAML (a document
+// not starting with '{'). Unknown keys are ignored, as fuel-agent does; use
+// Validate for the content.
 func Parse(data []byte) (Config, error) {
 	var c Config
+	if t := bytes.TrimSpace(data); len(t) > 0 && t[0] != '{' {
+		j, err := yaml.YAMLToJSON(data)
+		if err != nil {
+			return Config{}, fmt.Errorf("image build config: yaml: %w", err)
+		}
+		data = j
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&c); err != nil {
 		var te *json.UnmarshalTypeError
@@ -90,6 +125,7 @@ var (
 	codenameRe = regexp.MustCompile(`^[a-z][a-z0-9-]*$`)
 	// a Debian package name, optionally with =version, /release or :arch.
 	packageRe = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]*(:[a-z0-9-]+)?([=/][A-Za-z0-9+.~:_-]+)?$`)
+	userRe    = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
 	suiteRe   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/-]*$`)
 	sectionRe = regexp.MustCompile(`^[A-Za-z0-9._/-]+( [A-Za-z0-9._/-]+)*$`)
 )
@@ -202,6 +238,42 @@ func (c Config) Validate() error {
 	if p := c.RootPassword; p != nil && strings.ContainsAny(*p, "\n") {
 		add("root_password", "must be one line")
 	}
+	users := map[string]int{}
+	for i, u := range c.Users {
+		f := fmt.Sprintf("users[%d]", i)
+		if !userRe.MatchString(u.Name) || u.Name == "root" {
+			add(f+".name", "%q is not a user name (lower case, digits, '_', '-'; not root)", u.Name)
+		} else if j, dup := users[u.Name]; dup {
+			add(f+".name", "%q is also users[%d]", u.Name, j)
+		} else {
+			users[u.Name] = i
+		}
+		for j, g := range u.Groups {
+			if !userRe.MatchString(g) {
+				add(fmt.Sprintf("%s.groups[%d]", f, j), "%q is not a group name", g)
+			}
+		}
+		if u.Shell != "" && !strings.HasPrefix(u.Shell, "/") {
+			add(f+".shell", "%q must be an absolute path", u.Shell)
+		}
+		if u.HashedPassword != "" && (!strings.HasPrefix(u.HashedPassword, "$") || strings.ContainsAny(u.HashedPassword, ": \n")) {
+			add(f+".hashed_password", "must be a crypt(3) hash such as $6$salt$hash")
+		}
+		for j, k := range u.SSHAuthorizedKeys {
+			if k == "" || strings.Contains(k, "\n") {
+				add(fmt.Sprintf("%s.ssh_authorized_keys[%d]", f, j), "must be one non-empty line")
+			}
+		}
+	}
+	for i, fl := range c.Files {
+		f := fmt.Sprintf("files[%d]", i)
+		if !strings.HasPrefix(fl.Path, "/") || path.Clean(fl.Path) != fl.Path || fl.Path == "/" {
+			add(f+".path", "%q must be a clean absolute file path", fl.Path)
+		}
+		if _, err := fileMode(fl.Mode); err != nil {
+			add(f+".mode", "%v", err)
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -288,4 +360,16 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// fileMode parses an octal mode ("0644", "755"; empty: 0644).
+func fileMode(s string) (uint32, error) {
+	if s == "" {
+		return 0o644, nil
+	}
+	m, err := strconv.ParseUint(s, 8, 32)
+	if err != nil || m > 0o777 {
+		return 0, fmt.Errorf("%q is not an octal file mode such as 0644 (permission bits only)", s)
+	}
+	return uint32(m), nil
 }

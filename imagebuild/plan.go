@@ -469,6 +469,34 @@ func BuildPlan(cfg Config, o Options) (Plan, error) {
 		st.Stdin, st.Secret = "root:"+*cfg.RootPassword+"\n", true
 		add(st)
 	}
+	for _, u := range cfg.Users {
+		shell := u.Shell
+		if shell == "" {
+			shell = "/bin/bash"
+		}
+		argv := []string{"useradd", "--create-home", "--shell", shell}
+		if len(u.Groups) > 0 {
+			argv = append(argv, "--groups", strings.Join(u.Groups, ","))
+		}
+		add(chroot("user "+u.Name, append(argv, u.Name)...))
+		if u.HashedPassword != "" {
+			st := chroot("user "+u.Name+" password", "chpasswd", "-e")
+			st.Stdin, st.Secret = u.Name+":"+u.HashedPassword+"\n", true
+			add(st)
+		}
+		if len(u.SSHAuthorizedKeys) > 0 {
+			home := "home/" + u.Name
+			add(Step{Name: "user " + u.Name + " authorized_keys", Op: OpWrite, Path: in(home + "/.ssh/authorized_keys"), Data: strings.Join(u.SSHAuthorizedKeys, "\n") + "\n", Mode: 0o600})
+			add(chroot("user "+u.Name+" owns .ssh", "chown", "-R", u.Name+":", "/"+home+"/.ssh"))
+		}
+		if u.Sudo {
+			add(Step{Name: "user " + u.Name + " sudo", Op: OpWrite, Path: in("etc/sudoers.d/90-imprint-" + u.Name), Data: u.Name + " ALL=(ALL) NOPASSWD:ALL\n", Mode: 0o440})
+		}
+	}
+	for i, f := range cfg.Files {
+		m, _ := fileMode(f.Mode)
+		add(Step{Name: fmt.Sprintf("file %s (files[%d])", f.Path, i), Op: OpWrite, Path: in(strings.TrimPrefix(f.Path, "/")), Data: f.Content, Mode: fs.FileMode(m)})
+	}
 	add(Step{Name: "remove ssh host keys", Op: OpRemove, Path: in("etc/ssh/ssh_host_*")})
 	add(Step{Name: "machine-id", Op: OpWrite, Path: in("etc/machine-id"), Data: "", Mode: 0o444})
 	add(Step{Name: "remove dbus machine-id", Op: OpRemove, Path: in("var/lib/dbus/machine-id")})
