@@ -122,8 +122,10 @@ func (d *Devices) Stat(dev string) (partition.DeviceInfo, error) {
 		return partition.DeviceInfo{}, fmt.Errorf("%s: size: %w", dev, err)
 	}
 	lss, err := readInt(d.classBlock(name, "queue", "logical_block_size"))
-	if err != nil { // a partition: its disk's queue
-		lss, err = readInt(d.classBlock(name, "..", "queue", "logical_block_size"))
+	if err != nil { // a partition: its disk's queue, one directory up
+		if real, rerr := filepath.EvalSymlinks(d.classBlock(name)); rerr == nil {
+			lss, err = readInt(filepath.Join(filepath.Dir(real), "queue", "logical_block_size"))
+		}
 	}
 	if err != nil {
 		lss = 512
