@@ -291,3 +291,17 @@ func dropSharedLegacyPaths(disks []Disk) {
 		disks[i].LegacyByPath = keep
 	}
 }
+
+// Collector binds Options to the methods consumers declare interfaces for
+// (the agent's and the API's Collect(ctx) (*Inventory, error)).
+type Collector struct {
+	Options Options
+}
+
+// Collect is Collect(ctx, c.Options).
+func (c Collector) Collect(ctx context.Context) (*Inventory, error) { return Collect(ctx, c.Options) }
+
+// DescribeDisk is DescribeDisk(ctx, c.Options, name).
+func (c Collector) DescribeDisk(ctx context.Context, name string) (Disk, error) {
+	return DescribeDisk(ctx, c.Options, name)
+}

@@ -290,3 +290,16 @@ func TestSCSISerialPreference(t *testing.T) {
 		}
 	}
 }
+
+func TestCollector(t *testing.T) {
+	root := buildTree(t, "vm-scsi")
+	c := Collector{Options: Options{SysRoot: root, DevRoot: t.TempDir(), ProcRoot: t.TempDir()}}
+	inv, err := c.Collect(context.Background())
+	if err != nil || len(inv.Disks) != 2 {
+		t.Fatalf("Collector.Collect = %v, %v; want the two QEMU disks", inv, err)
+	}
+	d, err := c.DescribeDisk(context.Background(), "sdb")
+	if err != nil || d.WWN != "0x5000c50015ea71ad" {
+		t.Fatalf("Collector.DescribeDisk(sdb) = %+v, %v", d, err)
+	}
+}
