@@ -134,7 +134,7 @@ func TestLoopDescribeLoopDevice(t *testing.T) {
 // SCSI by-id names are checked by TestCollectDisksNaming only.
 func TestLoopNamingMatchesUdev(t *testing.T) {
 	needRoot(t, "unshare", "udevadm", "mount")
-	for _, fixture := range []string{"this-vm", "server-sata", "server-sas", "server-nvme", "vm-scsi"} {
+	for _, fixture := range []string{"this-vm", "server-sata", "server-sas", "server-nvme", "vm-scsi", "usb-stick"} {
 		t.Run(fixture, func(t *testing.T) {
 			root := buildTree(t, fixture)
 			s := sysfs{root: root}

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -126,6 +129,12 @@ func TestCollectDisksNaming(t *testing.T) {
 			},
 			ByPath:     []string{"/dev/disk/by-path/pci-0000:3e:00.0-nvme-1"},
 			Partitions: []Partition{{Name: "nvme1n1p1", Number: 1, StartBytes: 2048 * 512, SizeBytes: 1953523087 * 512}},
+		}},
+	}, {
+		fixture: "usb-stick",
+		want: []named{{
+			Name: "sde", SizeBytes: 60063744 * 512, Logical: 512, Physical: 512, Removable: true,
+			ByPath: []string{"/dev/disk/by-path/pci-0000:00:14.0-usb-0:1:1.0-scsi-0:0:0:0"},
 		}},
 	}, {
 		fixture: "vm-scsi",
@@ -301,5 +310,34 @@ func TestCollector(t *testing.T) {
 	d, err := c.DescribeDisk(context.Background(), "sdb")
 	if err != nil || d.WWN != "0x5000c50015ea71ad" {
 		t.Fatalf("Collector.DescribeDisk(sdb) = %+v, %v", d, err)
+	}
+}
+
+// An entry that leads outside the tree, or lacks a size, is skipped with a
+// warning; the other disks are still listed.
+func TestCollectDisksSkipsBrokenEntries(t *testing.T) {
+	root := buildTree(t, "vm-scsi")
+	if err := os.Symlink("/etc", filepath.Join(root, "block", "sdx")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(root, "devices", "virtual", "block", "sdy"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../devices/virtual/block/sdy", filepath.Join(root, "block", "sdy")); err != nil {
+		t.Fatal(err)
+	}
+	disks, err := CollectDisks(context.Background(), Options{SysRoot: root, DevRoot: t.TempDir(), Log: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, d := range disks {
+		names = append(names, d.Name)
+	}
+	if diff := cmp.Diff([]string{"sda", "sdb"}, names); diff != "" {
+		t.Errorf("CollectDisks with broken entries (-want +got):\n%s", diff)
+	}
+	if _, err := DescribeDisk(context.Background(), Options{SysRoot: root}, "sdx"); err == nil || !strings.Contains(err.Error(), "outside the sysfs root") {
+		t.Errorf("DescribeDisk(sdx -> /etc) = %v, want an outside-the-root error", err)
 	}
 }

@@ -340,8 +340,33 @@ bond0 a bond (virtual: no device link): left out; lo: left out
     t.write("system.tree")
 
 
+def usb():
+    t = Tree("""
+A USB stick on the xHCI controller 0000:00:14.0 (usb-storage): removable,
+listed, with a by-path name but no by-id (usb_id reads USB descriptors).
+""")
+    t.d("devices/pci0000:00")
+    t.f("devices/pci0000:00/uevent", "")
+    pci = "devices/pci0000:00/0000:00:14.0"
+    t.pci(pci, "xhci_hcd", "0x0c0330", "0x8086", "0xa36d")
+    t.dev(pci + "/usb2", "DEVTYPE=usb_device\nDRIVER=usb", "bus/usb", "bus/usb/drivers/usb", busnum="2", devnum="1")
+    t.dev(pci + "/usb2/2-1", "DEVTYPE=usb_device\nDRIVER=usb", "bus/usb", "bus/usb/drivers/usb",
+          busnum="2", devnum="2", manufacturer="SanDisk", product="Ultra", serial="4C530001230517115123")
+    intf = pci + "/usb2/2-1/2-1:1.0"
+    t.dev(intf, "DEVTYPE=usb_interface\nDRIVER=usb-storage", "bus/usb", "bus/usb/drivers/usb-storage",
+          bInterfaceClass="08")
+    host(t, intf + "/host6", 6)
+    tg = intf + "/host6/target6:0:0"
+    target(t, tg)
+    sd = tg + "/6:0:0:0"
+    t.scsi_dev(sd, "SanDisk ", "Ultra           ")
+    t.block(sd + "/block/sde", "sde", 8, 64, 60063744, removable=1, dev_link=sd)
+    t.write("usb-stick.tree")
+
+
 sata()
 sas()
+usb()
 system()
 nvme()
 vmscsi()
