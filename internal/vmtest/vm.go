@@ -28,6 +28,16 @@ const AgentPort = 9999
 type Disk struct {
 	Size   int64  // bytes
 	Serial string // virtio-blk serial (max 20 bytes); the guest's /sys/block/vdX/serial
+	// Path attaches an existing image (a previous VM's disk: reboot tests)
+	// instead of creating a new sparse one; Size is then ignored.
+	Path string
+}
+
+// NetBoot boots from the NIC's iPXE ROM through QEMU's built-in DHCP/TFTP
+// server instead of -kernel/-initrd; the disks come next in the boot order.
+type NetBoot struct {
+	TFTPDir  string // served by QEMU's TFTP server
+	BootFile string // the DHCP boot file name in TFTPDir (an iPXE script)
 }
 
 // Options configure a VM.
@@ -40,6 +50,14 @@ type Options struct {
 	BootTimeout time.Duration // QEMU start to agent ready; default 180s
 	StopTimeout time.Duration // poweroff to QEMU exit before it is killed; default 30s
 	Image       *Image        // default FindImage (built if missing)
+	// NetBoot: PXE instead of a direct kernel boot; the kernel command line
+	// (token, imprint.on_exit=poweroff) is then the iPXE script's business
+	// and Cmdline is ignored.
+	NetBoot *NetBoot
+	// Ready is the serial console line marking success (default "imprint
+	// agent ready", then /healthz is checked and Client set). Any other
+	// marker, e.g. a local disk's boot message, only waits for the line.
+	Ready string
 }
 
 // VM is a running guest.
@@ -118,6 +136,9 @@ func Boot(t testing.TB, opts Options) (*VM, error) {
 	if opts.StopTimeout == 0 {
 		opts.StopTimeout = 30 * time.Second
 	}
+	if opts.Ready == "" {
+		opts.Ready = readyMarker
+	}
 	if opts.Token == "" {
 		b := make([]byte, 16)
 		rand.Read(b)
@@ -133,7 +154,7 @@ func Boot(t testing.TB, opts Options) (*VM, error) {
 	if err != nil {
 		return nil, err
 	}
-	vm.console = newLineWatcher(logf)
+	vm.console = newLineWatcher(logf, opts.Ready)
 	vm.cmd = exec.Command(QEMU, args...)
 	vm.cmd.Stdout = vm.console
 	vm.cmd.Stderr = vm.console
@@ -161,6 +182,10 @@ func Boot(t testing.TB, opts Options) (*VM, error) {
 		vm.kill()
 		return nil, err
 	}
+	if opts.Ready != readyMarker {
+		t.Logf("vmtest: %q after %.1fs", opts.Ready, vm.BootTime.Seconds())
+		return vm, nil
+	}
 	vm.Client = &Client{BaseURL: vm.BaseURL, Token: vm.Token}
 	t.Logf("vmtest: boot-to-API %.1fs (TCG), initramfs %.1f MiB (%s)", vm.BootTime.Seconds(),
 		float64(vm.Image.Size())/(1<<20), vm.Image.Initrd)
@@ -174,14 +199,18 @@ func (vm *VM) qemuArgs() ([]string, error) {
 	}
 	vm.BaseURL = "http://127.0.0.1:" + strconv.Itoa(port)
 	cmdline := append([]string{"console=ttyS0", "panic=-1", "imprint.token=" + vm.Token, "imprint.on_exit=poweroff"}, vm.opts.Cmdline...)
+	netdev := fmt.Sprintf("user,id=n0,hostfwd=tcp:127.0.0.1:%d-:%d", port, AgentPort)
 	args := []string{
 		"-accel", "tcg", "-smp", strconv.Itoa(vm.opts.CPUs), "-m", strconv.Itoa(vm.opts.MemoryMiB),
 		"-nodefaults", "-display", "none", "-serial", "stdio", "-no-reboot",
-		"-kernel", vm.Image.Kernel, "-initrd", vm.Image.Initrd, "-append", strings.Join(cmdline, " "),
-		"-device", "virtio-rng-pci",
-		"-netdev", fmt.Sprintf("user,id=n0,hostfwd=tcp:127.0.0.1:%d-:%d", port, AgentPort),
-		"-device", "virtio-net-pci,netdev=n0",
 	}
+	if nb := vm.opts.NetBoot; nb != nil {
+		netdev += ",tftp=" + nb.TFTPDir + ",bootfile=" + nb.BootFile
+		args = append(args, "-boot", "order=nc")
+	} else {
+		args = append(args, "-kernel", vm.Image.Kernel, "-initrd", vm.Image.Initrd, "-append", strings.Join(cmdline, " "))
+	}
+	args = append(args, "-device", "virtio-rng-pci", "-netdev", netdev, "-device", "virtio-net-pci,netdev=n0")
 	for i, d := range vm.opts.Disks {
 		if len(d.Serial) > 20 {
 			return nil, fmt.Errorf("vmtest: disk %d: serial %q longer than virtio-blk's 20 bytes", i, d.Serial)
@@ -189,15 +218,20 @@ func (vm *VM) qemuArgs() ([]string, error) {
 		if strings.ContainsAny(d.Serial, ",= ") {
 			return nil, fmt.Errorf("vmtest: disk %d: serial %q contains ',', '=' or a space", i, d.Serial)
 		}
-		p := filepath.Join(vm.Dir, fmt.Sprintf("disk%d.img", i))
-		f, err := os.Create(p)
-		if err != nil {
-			return nil, err
-		}
-		err = f.Truncate(d.Size) // sparse
-		f.Close()
-		if err != nil {
-			return nil, fmt.Errorf("vmtest: disk %d: truncate %s: %w", i, p, err)
+		p := d.Path
+		if p == "" {
+			p = filepath.Join(vm.Dir, fmt.Sprintf("disk%d.img", i))
+			f, err := os.Create(p)
+			if err != nil {
+				return nil, err
+			}
+			err = f.Truncate(d.Size) // sparse
+			f.Close()
+			if err != nil {
+				return nil, fmt.Errorf("vmtest: disk %d: truncate %s: %w", i, p, err)
+			}
+		} else if _, err := os.Stat(p); err != nil {
+			return nil, fmt.Errorf("vmtest: disk %d: %w", i, err)
 		}
 		vm.Disks = append(vm.Disks, p)
 		dev := fmt.Sprintf("virtio-blk-pci,drive=d%d", i)
@@ -227,8 +261,11 @@ func (vm *VM) waitReady() error {
 		select {
 		case ev := <-vm.console.events:
 			switch ev.kind {
-			case readyMarker:
+			case vm.opts.Ready:
 				vm.BootTime = time.Since(vm.started)
+				if vm.opts.Ready != readyMarker {
+					return nil
+				}
 				return vm.waitAPI()
 			case panicMarker:
 				// Let the panic message and trace reach the log.
@@ -247,7 +284,7 @@ func (vm *VM) waitReady() error {
 		case <-vm.exited:
 			return fail(QEMUExited, fmt.Sprintf("%v before the agent was ready", vm.waitErr))
 		case <-deadline.C:
-			return fail(BootTimeout, fmt.Sprintf("no %q line within %v", readyMarker, vm.opts.BootTimeout))
+			return fail(BootTimeout, fmt.Sprintf("no %q line within %v", vm.opts.Ready, vm.opts.BootTimeout))
 		}
 	}
 }
@@ -363,6 +400,7 @@ func freePort() (int, error) {
 // lineWatcher copies the console into the log file and reports the lines
 // holding a marker.
 type lineWatcher struct {
+	ready  string
 	mu     sync.Mutex
 	w      *os.File
 	buf    []byte
@@ -371,8 +409,8 @@ type lineWatcher struct {
 
 type consoleEvent struct{ kind, line string }
 
-func newLineWatcher(w *os.File) *lineWatcher {
-	return &lineWatcher{w: w, events: make(chan consoleEvent, 64)}
+func newLineWatcher(w *os.File, ready string) *lineWatcher {
+	return &lineWatcher{w: w, ready: ready, events: make(chan consoleEvent, 64)}
 }
 
 func (lw *lineWatcher) Write(p []byte) (int, error) {
@@ -398,8 +436,8 @@ func (lw *lineWatcher) Write(p []byte) (int, error) {
 func (lw *lineWatcher) scan(line string) {
 	kind := ""
 	switch {
-	case strings.Contains(line, readyMarker):
-		kind = readyMarker
+	case strings.Contains(line, lw.ready):
+		kind = lw.ready
 	case strings.Contains(line, panicMarker):
 		kind = panicMarker
 	default:
