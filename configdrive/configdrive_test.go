@@ -408,7 +408,7 @@ func TestImagesReadBack(t *testing.T) {
 				if probe["BLOCK_SIZE"] != strconv.Itoa(tt.sector) {
 					t.Errorf("blkid BLOCK_SIZE %s, want %d", probe["BLOCK_SIZE"], tt.sector)
 				}
-				fsckFAT(t, p)
+				fsckFAT(t, p, tt.sector == SectorSize4096)
 			}
 		})
 	}

@@ -163,11 +163,11 @@ func blkid(t *testing.T, path string) map[string]string {
 }
 
 // fsckFAT runs dosfstools' checker read-only: cluster chains against file
-// sizes, FAT copies, directory entries. Known go-diskfs v1.9.4 blemishes are
-// tolerated and logged: one allocated-but-unused cluster, an unset FSInfo
-// free count, and (4 KiB FAT32) a ".." entry naming the root cluster instead
-// of 0; none affects reading the files.
-func fsckFAT(t *testing.T, img string) {
+// sizes, FAT copies, directory entries. FAT12/16 must be clean. FAT32 on 4
+// KiB sectors necessarily has fewer clusters than the FAT32 minimum (Linux
+// goes by the BPB and reads it; fsck.fat warns) and go-diskfs leaves the
+// FSInfo free count unset (legal: "unknown"); those are tolerated.
+func fsckFAT(t *testing.T, img string, fat32 bool) {
 	t.Helper()
 	if _, err := exec.LookPath("fsck.fat"); err != nil {
 		t.Log("fsck.fat not installed; FAT structure not cross-checked")
@@ -175,11 +175,11 @@ func fsckFAT(t *testing.T, img string) {
 	}
 	out, err := exec.Command("fsck.fat", "-n", img).CombinedOutput()
 	var ee *exec.ExitError
-	if err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 1) {
+	if err != nil && !(fat32 && errors.As(err, &ee) && ee.ExitCode() == 1) {
 		t.Fatalf("fsck.fat -n %s: %v\n%s", img, err, out)
 	}
-	benign := []string{"fsck.fat ", "Reclaimed ", "Free cluster summary uninitialized", "Invalid '..' entry in the second slot",
-		"Leaving filesystem unchanged", "/openstack", "Warning: Filesystem is FAT32 according to", "but has only", "This may lead to problems",
+	benign := []string{"fsck.fat ", "Free cluster summary uninitialized",
+		"Leaving filesystem unchanged", "Warning: Filesystem is FAT32 according to", "but has only", "This may lead to problems",
 		img + ":"}
 	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		l = strings.TrimSpace(l)

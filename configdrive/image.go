@@ -2,6 +2,7 @@ package configdrive
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -220,6 +221,13 @@ func buildFAT(img *sparseImage, f Format, files []File, sector int) (string, err
 	if err := populate(fsys, files); err != nil {
 		return "", fmt.Errorf("%s: %w", fsType, err)
 	}
+	if fsType == "vfat/FAT32" {
+		if err := fixFAT32DotDot(img); err != nil {
+			return "", fmt.Errorf("%s: fix '..' entries: %w", fsType, err)
+		}
+	} else if err := releaseCluster2(img, fsType == "vfat/FAT12"); err != nil {
+		return "", fmt.Errorf("%s: fix cluster 2: %w", fsType, err)
+	}
 	return fsType, nil
 }
 
@@ -273,4 +281,105 @@ func buildISO(img *sparseImage, f Format, files []File, tmp string) (string, err
 		return "", fmt.Errorf("finalize iso9660: %w", err)
 	}
 	return "iso9660", nil
+}
+
+// releaseCluster2 undoes a go-diskfs v1.9.4 slip on FAT12/FAT16: it marks
+// cluster 2 end-of-chain as if it held the root directory (FAT32 style),
+// although the root has its own region there and nothing uses the cluster,
+// so fsck.fat reports it as lost. The entry is cleared in every FAT copy.
+func releaseCluster2(img *sparseImage, fat12bits bool) error {
+	bpb := make([]byte, 512)
+	if _, err := img.ReadAt(bpb, 0); err != nil {
+		return err
+	}
+	bps := int64(binary.LittleEndian.Uint16(bpb[11:]))
+	reserved := int64(binary.LittleEndian.Uint16(bpb[14:]))
+	fats := int64(bpb[16])
+	perFAT := int64(binary.LittleEndian.Uint16(bpb[22:]))
+	if bps == 0 || perFAT == 0 || fats == 0 {
+		return errors.New("unexpected boot sector")
+	}
+	for i := range fats {
+		start := (reserved + i*perFAT) * bps
+		e := make([]byte, 2)
+		off := start + 4 // FAT16: entry 2 is bytes 4-5
+		if fat12bits {
+			off = start + 3 // FAT12: entry 2 is the low 12 bits at byte 3
+		}
+		if _, err := img.ReadAt(e, off); err != nil {
+			return err
+		}
+		v := binary.LittleEndian.Uint16(e)
+		if fat12bits {
+			if v&0x0fff < 0x0ff8 {
+				continue // in use: leave it
+			}
+			v &^= 0x0fff
+		} else {
+			if v < 0xfff8 {
+				continue
+			}
+			v = 0
+		}
+		binary.LittleEndian.PutUint16(e, v)
+		if _, err := img.WriteAt(e, off); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fixFAT32DotDot undoes another go-diskfs v1.9.4 slip: in a directory whose
+// parent is the root, ".." must name cluster 0, not the root's cluster
+// (fsck.fat: "Invalid '..' entry in the second slot"). Only directories in
+// the root's first cluster are visited; configdrives have one or two.
+func fixFAT32DotDot(img *sparseImage) error {
+	bpb := make([]byte, 512)
+	if _, err := img.ReadAt(bpb, 0); err != nil {
+		return err
+	}
+	bps := int64(binary.LittleEndian.Uint16(bpb[11:]))
+	spc := int64(bpb[13])
+	reserved := int64(binary.LittleEndian.Uint16(bpb[14:]))
+	fats := int64(bpb[16])
+	perFAT := int64(binary.LittleEndian.Uint32(bpb[36:]))
+	rootCluster := binary.LittleEndian.Uint32(bpb[44:])
+	if bps == 0 || spc == 0 || perFAT == 0 {
+		return errors.New("unexpected FAT32 boot sector")
+	}
+	clusterBytes := bps * spc
+	dataStart := (reserved + fats*perFAT) * bps
+	clusterOff := func(c uint32) int64 { return dataStart + int64(c-2)*clusterBytes }
+	root := make([]byte, clusterBytes)
+	if _, err := img.ReadAt(root, clusterOff(rootCluster)); err != nil {
+		return err
+	}
+	for i := 0; i+32 <= len(root); i += 32 {
+		e := root[i : i+32]
+		if e[0] == 0 {
+			break
+		}
+		if e[0] == 0xe5 || e[11] == 0x0f || e[11]&0x10 == 0 || e[0] == '.' {
+			continue
+		}
+		c := uint32(binary.LittleEndian.Uint16(e[20:]))<<16 | uint32(binary.LittleEndian.Uint16(e[26:]))
+		if c < 2 {
+			continue
+		}
+		dotdot := make([]byte, 32)
+		off := clusterOff(c) + 32
+		if _, err := img.ReadAt(dotdot, off); err != nil {
+			return err
+		}
+		pc := uint32(binary.LittleEndian.Uint16(dotdot[20:]))<<16 | uint32(binary.LittleEndian.Uint16(dotdot[26:]))
+		if string(dotdot[:2]) != ".." || pc != rootCluster {
+			continue
+		}
+		clear(dotdot[20:22])
+		clear(dotdot[26:28])
+		if _, err := img.WriteAt(dotdot, off); err != nil {
+			return err
+		}
+	}
+	return nil
 }

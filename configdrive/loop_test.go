@@ -39,10 +39,11 @@ func TestLoopWriteDevice(t *testing.T) {
 			dev := strings.TrimSpace(string(out))
 			t.Cleanup(func() { exec.Command("losetup", "-d", dev).Run() })
 
-			b, err := WriteDevice(context.Background(), c, Config2VFAT, dev, 0, ImageOptions{})
+			_, b, err := ToDevice(context.Background(), loadFixture(t, fixtures[0]), dev, 0, Config2VFAT, Options{InstanceID: c.InstanceID, Rand: &fixedRand{}})
 			if err != nil {
 				t.Fatal(err)
 			}
+			c, _ := Build(loadFixture(t, fixtures[0]), Options{Rand: &fixedRand{}})
 			want := map[int]string{512: "vfat/FAT16", 4096: "vfat/FAT32"}[sector]
 			if b.FSType != want || b.Size != 20<<20 {
 				t.Errorf("WriteDevice: %s, %d bytes; want %s, %d", b.FSType, b.Size, want, 20<<20)

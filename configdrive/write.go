@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/imprint-dev/imprint/provision"
 )
 
 // Write builds the configdrive image of exactly size bytes and writes all of
@@ -103,4 +105,19 @@ func WriteDevice(ctx context.Context, c *Content, f Format, dev string, size int
 		return nil, fmt.Errorf("configdrive %q: fsync: %w", dev, err)
 	}
 	return b, nil
+}
+
+// ToDevice is the agent's one call: render doc's configdrive and write it in
+// format f onto the partition dev of size bytes (0: the device's size).
+// Content.Warnings carries what the caller should log.
+func ToDevice(ctx context.Context, doc *provision.Document, dev string, size int64, f Format, opts Options) (*Content, *Built, error) {
+	c, err := Build(doc, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err := WriteDevice(ctx, c, f, dev, size, ImageOptions{})
+	if err != nil {
+		return c, nil, err
+	}
+	return c, b, nil
 }
