@@ -87,8 +87,42 @@ func DefaultPlanOptions() PlanOptions {
 //
 // When doc.Partitioning (the nailgun_simple driver's pre-computed scheme) is
 // present it is converted into a Plan; otherwise the layout is computed from
-// ks_meta.pm_data.ks_spaces exactly as fuel-agent's Nailgun driver does
-// (see docs in this package and fuel-agent.md §3.2).
+// ks_meta.pm_data.ks_spaces exactly as fuel-agent's Nailgun driver does:
+//
+//   - Disks are taken in ks_spaces order; entries with size <= 0, and disks
+//     whose volumes other than boot, lvm_meta_pool and /boot are all of size
+//     0, are left untouched (no label, no bootloader). Every other disk gets
+//     a GPT and grub's stage 1.
+//   - Partition 1 is bios_grub, 24 MiB at 1 MiB; partition 2 the empty
+//     200 MiB UEFI placeholder; then the volumes in listed order, each
+//     beginning 1 MiB after the previous end. Zero-size volumes, boot and
+//     lvm_meta_pool are skipped.
+//   - /boot (partition or raid volume) is created once, as a plain
+//     partition (ext2 by default), on the first disk of fuel-agent's
+//     boot_disks: non-NVMe disks with a /boot volume, narrowed to fake-RAID
+//     md disks holding the os PV if any, and to the bootable disk if one is
+//     marked (two is an error).
+//   - raid volumes of other mounts become members of /dev/mdN (the first
+//     free N) keyed by mount, level mirror, metadata 0.90 for grub 1 else
+//     default; pv volumes become LVM PVs with metadatasize
+//     floor((lvm_meta_size-8)/2) MiB and 2 metadata copies; VGs exist only
+//     through their PVs; LVs come from the vg entries (device
+//     /dev/mapper/<vg>-<lv>, dashes doubled).
+//   - Volumes named "cephjournal" are split in ceil(#ceph/#cephjournal)
+//     partitions of size/ratio MiB, at most 10240, with the Ceph journal
+//     type GUID.
+//   - The 20 MiB configdrive partition goes last on the first disk that
+//     holds "/" (partition or raid) or a PV of VG "os".
+//   - Filesystems default to xfs (ext2 for /boot); labels are cut to 12
+//     bytes; a filesystem an image_data entry targets is marked Image and
+//     never mkfs'd.
+//   - Type GUIDs follow the purpose: BIOS boot (bios_grub), Linux LVM
+//     (pv), Linux RAID (md member), Linux swap (swap filesystem), Ceph
+//     journal, Ceph OSD (a partition named "ceph"), Linux filesystem data
+//     for everything else (filesystems, the UEFI placeholder, the
+//     configdrive, empty partitions). A volume's partition_guid wins.
+//   - keep_data is elevated (PV partition → VG → LVs → filesystem;
+//     partition → filesystem) and Plan.KeepData set if any flag remains.
 //
 // With inv == nil every ks_spaces disk is taken as declared (/dev/<name>,
 // the declared size, no fit check: a layout larger than the declared size

@@ -65,7 +65,15 @@ func FuzzParseValidatePlan(f *testing.F) {
 	}
 	f.Add([]byte("hostname: n\nks_meta:\n  pm_data:\n    kernel_params: ''\n    ks_spaces:\n    - {type: disk, id: vda, name: vda, extra: [], size: 2000, free_space: 0,\n       volumes: [{type: partition, mount: /, size: 1000}]}\n  image_data: {/: {uri: 'file:///i', format: ext4, container: raw}}\n"))
 
+	// Structured seeds: 0x01 then bytes driving planFuzzGenerate.
+	f.Add([]byte{1, 0, 2, 3, 2, 4, 1, 2, 3, 4, 5, 6, 7, 8})
+	f.Add([]byte{1, 3, 1, 2, 4, 4, 3, 2, 1, 0, 9, 8, 7, 6, 5, 4, 3, 2, 1, 1, 2, 3})
+	f.Add([]byte("\x01 the quick brown fox jumps over the lazy dog 0123456789"))
+
 	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) > 0 && data[0] == 1 {
+			data = planFuzzGenerate(data[1:])
+		}
 		doc, verr := provision.ParseAndValidate(data)
 		if doc == nil {
 			return
@@ -234,4 +242,136 @@ func planConsistent(p *Plan, fit bool) error {
 		}
 	}
 	return nil
+}
+
+// planFuzzGenerate turns fuzz bytes into a provision document built from
+// small vocabularies (names, sizes, mounts, volume types), mostly valid, so
+// that the fuzzer explores layouts rather than JSON syntax.
+func planFuzzGenerate(b []byte) []byte {
+	next := func() int {
+		if len(b) == 0 {
+			return 0
+		}
+		c := int(b[0])
+		b = b[1:]
+		return c
+	}
+	pick := func(xs ...string) string { return xs[next()%len(xs)] }
+	// take picks from a pool without replacement ("" once empty).
+	take := func(pool *[]string) string {
+		if len(*pool) == 0 {
+			return ""
+		}
+		i := next() % len(*pool)
+		x := (*pool)[i]
+		*pool = append((*pool)[:i:i], (*pool)[i+1:]...)
+		return x
+	}
+	sizes := []int64{0, 1, 24, 200, 1000, 20000, 65535}
+	size := func() int64 { return sizes[next()%len(sizes)] }
+	type obj = map[string]any
+
+	var vgs []string
+	for _, vg := range []string{"os", "image", "vm"} {
+		if next()%3 != 0 {
+			vgs = append(vgs, vg)
+		}
+	}
+	names := []string{"sda", "sdb", "vda", "nvme0n1", "nvme1n1", "md123", "mapper/mpatha", "cciss/c0d0", "loop0"}
+	mounts := []string{"/", "/boot", "/tmp", "/var", "/var/lib/glance", "/srv"}
+	hasRoot := false
+	spaces := []any{}
+	for i := range 1 + next()%4 {
+		name := take(&names)
+		vols := []any{}
+		var sum int64
+		for range next() % 7 {
+			v := obj{"type": pick("partition", "raid", "pv", "boot", "lvm_meta_pool", "pv", "partition"), "size": size()}
+			switch v["type"] {
+			case "pv":
+				if len(vgs) == 0 {
+					continue
+				}
+				v["vg"] = vgs[next()%len(vgs)]
+				v["lvm_meta_size"] = []int{64, 64, 64, 10, 8}[next()%5]
+			case "partition", "raid":
+				m := pick("mount", "mount", "mount", "swap", "none")
+				if m == "mount" {
+					if m = take(&mounts); m == "" {
+						m = "none"
+					}
+				}
+				if m == "/" {
+					hasRoot = true
+				}
+				v["mount"] = m
+				if fs := pick("", "ext2", "ext4", "xfs", "swap", "none"); fs != "" {
+					v["file_system"] = fs
+				}
+				if n := pick("", "", "", "Boot", "ceph", "cephjournal"); n != "" {
+					v["name"] = n
+				}
+				if next()%5 == 0 {
+					v["disk_label"] = pick("a", "a-very-long-label")
+				}
+			}
+			if next()%9 == 0 {
+				v["keep_data"] = true
+			}
+			sum += v["size"].(int64)
+			vols = append(vols, v)
+		}
+		if i == 0 && !hasRoot && next()%4 != 0 {
+			for k, m := range mounts {
+				if m == "/" {
+					mounts = append(mounts[:k:k], mounts[k+1:]...)
+					break
+				}
+			}
+			vols = append(vols, obj{"type": "partition", "mount": "/", "file_system": "ext4", "size": int64(5000)})
+			sum += 5000
+			hasRoot = true
+		}
+		dsize := sum + []int64{0, 300, 5000, 70000}[next()%4]
+		if next()%10 == 0 {
+			dsize = 0
+		}
+		d := obj{"type": "disk", "id": name, "name": name, "size": dsize, "free_space": 0, "extra": []string{}, "volumes": vols}
+		if next()%2 == 0 {
+			d["extra"] = []string{"disk/by-id/wwn-" + name}
+		}
+		if next()%6 == 0 {
+			d["bootable"] = true
+		}
+		spaces = append(spaces, d)
+	}
+	for _, vg := range vgs {
+		lvs := []any{}
+		for range next() % 3 {
+			lv := obj{"type": "lv", "name": pick("root", "swap", "glance", "my-lv"), "size": []int64{0, 4, 100, 1000}[next()%4]}
+			m := pick("swap", "none", "", "mount", "mount")
+			if m == "mount" {
+				m = take(&mounts)
+			}
+			if m == "/" {
+				hasRoot = true
+			}
+			if m != "" {
+				lv["mount"] = m
+			}
+			lvs = append(lvs, lv)
+		}
+		spaces = append(spaces, obj{"type": "vg", "id": vg, "volumes": lvs})
+	}
+	images := obj{"/": obj{"uri": "http://10.20.0.2/r.img.gz", "format": "ext4", "container": "gzip"}}
+	if next()%4 == 1 {
+		images["/boot"] = obj{"uri": "http://10.20.0.2/b.img.gz", "format": "ext2", "container": "gzip"}
+	}
+	doc := obj{
+		"hostname": "node-1",
+		"profile":  pick("ubuntu_1404_x86_64", "centos-x86_64", "centos7-x86_64"),
+		"ks_meta":  obj{"pm_data": obj{"kernel_params": "", "ks_spaces": spaces}, "image_data": images},
+	}
+	out, _ := json.Marshal(doc)
+	return out
 }
