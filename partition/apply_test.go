@@ -73,7 +73,9 @@ func blkidOK(r *fakeRunner) {
 	r.onRun = func(argv []string) {
 		dev := argv[len(argv)-1]
 		switch argv[0] {
-		case "mkfs.ext2", "mkfs.ext3", "mkfs.ext4", "mkfs.xfs", "mkfs.vfat":
+		case "mke2fs":
+			made[dev] = argv[2]
+		case "mkfs.xfs", "mkfs.vfat":
 			made[dev] = strings.TrimPrefix(argv[0], "mkfs.")
 		case "mkswap":
 			made[dev] = "swap"
@@ -101,7 +103,7 @@ func TestApplyFakeCommands(t *testing.T) {
 		"lvm vgcreate os /dev/sda4",
 		"lvm lvcreate --yes -Wy -Zy -L 1000m -n root os",
 		"lvm lvcreate --yes -Wy -Zy -L 500m -n swap os",
-		"mkfs.ext2 -F -q -L boot /dev/sda3",
+		"mke2fs -t ext2 -F -q -L boot /dev/sda3",
 		"blkid -p -o value -s TYPE /dev/sda3",
 		"mkswap -f /dev/mapper/os-swap",
 		"blkid -p -o value -s TYPE /dev/mapper/os-swap",

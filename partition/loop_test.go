@@ -45,7 +45,7 @@ func loopRequire(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("loop tests need root")
 	}
-	for _, tool := range []string{"losetup", "sgdisk", "blkid", "wipefs", "dumpe2fs", "mkfs.ext4", "mkfs.xfs", "mkswap", "mkfs.vfat", "lvm"} {
+	for _, tool := range []string{"losetup", "sgdisk", "blkid", "wipefs", "dumpe2fs", "mke2fs", "mkfs.xfs", "mkswap", "mkfs.vfat", "lvm"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("%s not installed", tool)
 		}

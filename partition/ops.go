@@ -300,7 +300,8 @@ func mkfsOp(fs FS) (Op, error) {
 	var argv []string
 	switch fs.Type {
 	case "ext2", "ext3", "ext4":
-		argv = append([]string{"mkfs." + fs.Type, "-F", "-q"}, label("-L", 16)...)
+		// mke2fs itself: the ramdisk need not carry the mkfs.ext2/3 links.
+		argv = append([]string{"mke2fs", "-t", fs.Type, "-F", "-q"}, label("-L", 16)...)
 	case "xfs":
 		argv = append([]string{"mkfs.xfs", "-f", "-q"}, label("-L", 12)...)
 	case "swap":

@@ -99,9 +99,9 @@ func TestOperationsArgv(t *testing.T) {
 			{Device: "/dev/sda8", Type: "vfat", Label: "config-2"},
 			{Device: "/dev/sda9", Type: "ext4", Image: true},
 		}}, []string{
-			"mkfs.ext2 -F -q -L boot /dev/sda3",
-			"mkfs.ext3 -F -q /dev/sda4",
-			"mkfs.ext4 -F -q -L a-label-longer-t -b 4096 -O ^has_journal /dev/sda5",
+			"mke2fs -t ext2 -F -q -L boot /dev/sda3",
+			"mke2fs -t ext3 -F -q /dev/sda4",
+			"mke2fs -t ext4 -F -q -L a-label-longer-t -b 4096 -O ^has_journal /dev/sda5",
 			"mkfs.xfs -f -q -L mysql-data-l /dev/sda6",
 			"mkswap -f -L swap /dev/sda7",
 			"mkfs.vfat -n config-2 /dev/sda8",

@@ -47,14 +47,14 @@ func TestLoopPartitionCommand(t *testing.T) {
 	for _, want := range []string{
 		"wipe: zero " + dev + " [0 MiB, 3 MiB)",
 		"gpt: write-gpt " + dev,
-		"mkfs: mkfs.ext4 -F -q " + dev + "p5",
+		"mkfs: mke2fs -t ext4 -F -q " + dev + "p5",
 		"wipe: zero " + dev + "p6 [0 MiB, 1 MiB)",
 	} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("--dry-run output lacks %q:\n%s", want, stdout)
 		}
 	}
-	if strings.Contains(stdout, "mkfs.ext4 -F -q "+dev+"p4") {
+	if strings.Contains(stdout, "mke2fs -t ext4 -F -q "+dev+"p4") {
 		t.Errorf("--dry-run makes a filesystem on the image target %sp4:\n%s", dev, stdout)
 	}
 	if b, _ := exec.Command("sgdisk", "-p", img).CombinedOutput(); strings.Contains(string(b), "Number  Start") && strings.Contains(string(b), "\n   1 ") {
