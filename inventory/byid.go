@@ -12,6 +12,7 @@ import (
 // a disk, computed here from sysfs alone: no udev, no SG_IO.
 type identity struct {
 	vendor, model, serial, wwn string // for the inventory fields
+	bus                        string
 	byID                       []string
 	legacyByID                 []string
 }
@@ -30,7 +31,9 @@ func diskIdentity(s sysfs, dev device, name string) identity {
 	switch {
 	case nvmeNSRe.MatchString(name):
 		id = nvmeIdentity(dev)
+		id.bus = "nvme"
 	case vdRe.MatchString(name):
+		id.bus = "virtio"
 		if v, _, ok := attrs(dev, "serial"); ok {
 			serial := attrSubst(v)
 			id.serial = serial
@@ -105,8 +108,10 @@ func sdIdentity(dev device) identity {
 		return id
 	}
 	if _, found := dev.parentWith("usb", ""); found {
+		id.bus = "usb"
 		return id
 	}
+	id.bus = "scsi"
 	vendor, _ := sd.attr("vendor")
 	model, _ := sd.attr("model")
 	pg80 := dev.fs.attrBytes(sd.path, "vpd_pg80")
@@ -115,6 +120,7 @@ func sdIdentity(dev device) identity {
 	id.model = strings.TrimSpace(model)
 
 	if strings.TrimRight(vendor, " \t\n\r\v\f") == "ATA" {
+		id.bus = "ata"
 		ata, ok := ataIdentify(dev.fs.attrBytes(sd.path, "vpd_pg89"), pg83)
 		if !ok {
 			return id

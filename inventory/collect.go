@@ -171,7 +171,7 @@ func describe(s sysfs, opts Options, sysname string) (Disk, error) {
 	d.ReadOnly = s.attrTrim(real, "ro") == "1"
 
 	id := diskIdentity(s, dev, name)
-	d.Vendor, d.Model, d.Serial, d.WWN = id.vendor, id.model, id.serial, id.wwn
+	d.Vendor, d.Model, d.Serial, d.WWN, d.Bus = id.vendor, id.model, id.serial, id.wwn, id.bus
 	d.ByID = sortedUnique(id.byID)
 	d.LegacyByID = sortedUnique(id.legacyByID)
 	if idPath, compat := pathID(s, dev); idPath != "" {

@@ -19,6 +19,7 @@ type named struct {
 	Logical, Physical          int
 	Rotational, Removable      bool
 	Vendor, Model, Serial, WWN string
+	Bus                        string
 	ByID, ByPath               []string
 	LegacyByID, LegacyByPath   []string
 	Holders                    []string
@@ -31,7 +32,7 @@ func project(ds []Disk) []named {
 		out = append(out, named{
 			Name: d.Name, SizeBytes: d.SizeBytes, Logical: d.LogicalSectorSize, Physical: d.PhysicalSectorSize,
 			Rotational: d.Rotational, Removable: d.Removable,
-			Vendor: d.Vendor, Model: d.Model, Serial: d.Serial, WWN: d.WWN,
+			Vendor: d.Vendor, Model: d.Model, Serial: d.Serial, WWN: d.WWN, Bus: d.Bus,
 			ByID: d.ByID, ByPath: d.ByPath, LegacyByID: d.LegacyByID, LegacyByPath: d.LegacyByPath,
 			Holders: d.Holders, Partitions: d.Partitions,
 		})
@@ -58,7 +59,7 @@ func TestCollectDisksNaming(t *testing.T) {
 	}{{
 		fixture: "this-vm", // captured from this machine's own /sys, read-only
 		want: []named{{
-			Name: "vda", SizeBytes: 536870912 * 512, Logical: 512, Physical: 4096, Rotational: true,
+			Name: "vda", SizeBytes: 536870912 * 512, Logical: 512, Physical: 4096, Rotational: true, Bus: "virtio",
 			Serial: "overlayblk",
 			ByID:   []string{"/dev/disk/by-id/virtio-overlayblk"},
 			ByPath: []string{"/dev/disk/by-path/pci-0000:00:02.0", "/dev/disk/by-path/virtio-pci-0000:00:02.0"},
@@ -66,7 +67,7 @@ func TestCollectDisksNaming(t *testing.T) {
 	}, {
 		fixture: "server-sata",
 		want: []named{{
-			Name: "sda", SizeBytes: 976773168 * 512, Logical: 512, Physical: 512,
+			Name: "sda", SizeBytes: 976773168 * 512, Logical: 512, Physical: 512, Bus: "ata",
 			Vendor: "ATA", Model: "Samsung SSD 860 EVO 500GB", Serial: "S3Z9NB0K123456A", WWN: "0x5002538e40a1b2c3",
 			ByID: []string{
 				"/dev/disk/by-id/ata-Samsung_SSD_860_EVO_500GB_S3Z9NB0K123456A",
@@ -76,7 +77,7 @@ func TestCollectDisksNaming(t *testing.T) {
 			LegacyByID: []string{"/dev/disk/by-id/scsi-SATA_Samsung_SSD_860_S3Z9NB0K123456A"},
 			// pci-0000:00:1f.2-scsi-0:0:0:0 would be both disks' legacy name: dropped.
 		}, {
-			Name: "sdb", SizeBytes: 1953525168 * 512, Logical: 512, Physical: 4096, Rotational: true,
+			Name: "sdb", SizeBytes: 1953525168 * 512, Logical: 512, Physical: 4096, Rotational: true, Bus: "ata",
 			Vendor: "ATA", Model: "WDC WD10EFRX-68FYTN0", Serial: "WD-WCC4J1234567",
 			ByID:       []string{"/dev/disk/by-id/ata-WDC_WD10EFRX-68FYTN0_WD-WCC4J1234567"},
 			ByPath:     []string{"/dev/disk/by-path/pci-0000:00:1f.2-ata-2", "/dev/disk/by-path/pci-0000:00:1f.2-ata-2.0"},
@@ -90,18 +91,18 @@ func TestCollectDisksNaming(t *testing.T) {
 	}, {
 		fixture: "server-sas",
 		want: []named{{
-			Name: "sda", SizeBytes: 7814037168 * 512, Logical: 512, Physical: 4096, Rotational: true,
+			Name: "sda", SizeBytes: 7814037168 * 512, Logical: 512, Physical: 4096, Rotational: true, Bus: "scsi",
 			Vendor: "SEAGATE", Model: "ST4000NM0025", Serial: "ZC11ABCD0000C7301234", WWN: "0x5000c500a1b2c3d7",
 			ByID:   []string{"/dev/disk/by-id/scsi-35000c500a1b2c3d7", "/dev/disk/by-id/wwn-0x5000c500a1b2c3d7"},
 			ByPath: []string{"/dev/disk/by-path/pci-0000:03:00.0-sas-phy0-lun-0"},
 		}, {
-			Name: "sdb", SizeBytes: 15628053168 * 512, Logical: 512, Physical: 4096, Rotational: true,
+			Name: "sdb", SizeBytes: 15628053168 * 512, Logical: 512, Physical: 4096, Rotational: true, Bus: "ata",
 			Vendor: "ATA", Model: "ST8000NM0055-1RM112", Serial: "ZA1ABCDE", WWN: "0x5000c500b1c2d3e4",
 			ByID:       []string{"/dev/disk/by-id/ata-ST8000NM0055-1RM112_ZA1ABCDE", "/dev/disk/by-id/wwn-0x5000c500b1c2d3e4"},
 			ByPath:     []string{"/dev/disk/by-path/pci-0000:03:00.0-sas-exp0x500304801f3c2a7f-phy7-lun-0"},
 			LegacyByID: []string{"/dev/disk/by-id/scsi-SATA_ST8000NM0055-1RMZA1ABCDE"},
 		}, {
-			Name: "sdc", SizeBytes: 19532873728 * 512, Logical: 4096, Physical: 4096, Rotational: true,
+			Name: "sdc", SizeBytes: 19532873728 * 512, Logical: 4096, Physical: 4096, Rotational: true, Bus: "scsi",
 			Vendor: "HGST", Model: "HUH721010AL5200", Serial: "7JH0ABCD", WWN: "0x5000cca0a1b2c3d4",
 			ByID:       []string{"/dev/disk/by-id/scsi-35000cca0a1b2c3d4", "/dev/disk/by-id/wwn-0x5000cca0a1b2c3d4"},
 			ByPath:     []string{"/dev/disk/by-path/pci-0000:03:00.0-sas-0x5000cca0a1b2c3d5-lun-0"},
@@ -111,7 +112,7 @@ func TestCollectDisksNaming(t *testing.T) {
 	}, {
 		fixture: "server-nvme",
 		want: []named{{
-			Name: "nvme0n1", SizeBytes: 1953525168 * 512, Logical: 512, Physical: 512,
+			Name: "nvme0n1", SizeBytes: 1953525168 * 512, Logical: 512, Physical: 512, Bus: "nvme",
 			Model: "Samsung SSD 970 EVO Plus 1TB", Serial: "S4EWNX0R123456", WWN: "eui.0025388b91b4a1c2",
 			ByID: []string{
 				"/dev/disk/by-id/nvme-Samsung_SSD_970_EVO_Plus_1TB_S4EWNX0R123456",
@@ -120,7 +121,7 @@ func TestCollectDisksNaming(t *testing.T) {
 			},
 			ByPath: []string{"/dev/disk/by-path/pci-0000:3d:00.0-nvme-1"},
 		}, {
-			Name: "nvme1n1", SizeBytes: 1953525168 * 512, Logical: 512, Physical: 512,
+			Name: "nvme1n1", SizeBytes: 1953525168 * 512, Logical: 512, Physical: 512, Bus: "nvme",
 			Model: "INTEL SSDPE2KX010T8", Serial: "PHLJ912345671P0FGN", WWN: "eui.01000000000000005cd2e4e1ab4b5051",
 			ByID: []string{
 				"/dev/disk/by-id/nvme-INTEL_SSDPE2KX010T8_PHLJ912345671P0FGN",
@@ -133,18 +134,18 @@ func TestCollectDisksNaming(t *testing.T) {
 	}, {
 		fixture: "usb-stick",
 		want: []named{{
-			Name: "sde", SizeBytes: 60063744 * 512, Logical: 512, Physical: 512, Removable: true,
+			Name: "sde", SizeBytes: 60063744 * 512, Logical: 512, Physical: 512, Removable: true, Bus: "usb",
 			ByPath: []string{"/dev/disk/by-path/pci-0000:00:14.0-usb-0:1:1.0-scsi-0:0:0:0"},
 		}},
 	}, {
 		fixture: "vm-scsi",
 		want: []named{{
-			Name: "sda", SizeBytes: 20971520 * 512, Logical: 512, Physical: 512, Rotational: true,
+			Name: "sda", SizeBytes: 20971520 * 512, Logical: 512, Physical: 512, Rotational: true, Bus: "scsi",
 			Vendor: "QEMU", Model: "QEMU HARDDISK", Serial: "disk-a1",
 			ByID:   []string{"/dev/disk/by-id/scsi-0QEMU_QEMU_HARDDISK_disk-a1"},
 			ByPath: []string{"/dev/disk/by-path/pci-0000:00:04.0-scsi-0:0:0:0"},
 		}, {
-			Name: "sdb", SizeBytes: 20971520 * 512, Logical: 512, Physical: 512, Rotational: true,
+			Name: "sdb", SizeBytes: 20971520 * 512, Logical: 512, Physical: 512, Rotational: true, Bus: "scsi",
 			Vendor: "QEMU", Model: "QEMU HARDDISK", Serial: "disk-b2", WWN: "0x5000c50015ea71ad",
 			ByID:   []string{"/dev/disk/by-id/scsi-35000c50015ea71ad", "/dev/disk/by-id/wwn-0x5000c50015ea71ad"},
 			ByPath: []string{"/dev/disk/by-path/pci-0000:00:04.0-scsi-0:0:1:0"},

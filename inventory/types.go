@@ -38,6 +38,9 @@ type Disk struct {
 	LegacyByPath []string `json:"legacy_by_path,omitempty"`
 	// ProbeError says why Signatures could not be read (node missing, I/O error).
 	ProbeError string `json:"probe_error,omitempty"`
+	// Bus is how the disk is attached, as udev's ID_BUS names it where it
+	// has a name: ata, scsi, usb, nvme, virtio ("" when unknown).
+	Bus string `json:"bus,omitempty"`
 }
 
 // Partition is an existing partition of a disk.
