@@ -15,10 +15,13 @@ import (
 	"github.com/imprint-dev/imprint/partition"
 )
 
-// Runner runs a command and returns its standard output; a failure's error
+// Runner runs commands and returns their standard output; a failure's error
 // names the argv and carries the standard error.
 type Runner interface {
 	Run(ctx context.Context, name string, args ...string) ([]byte, error)
+	// RunChroot runs name (looked up in the PATH directories under root)
+	// with root as its root directory, as `chroot ROOT NAME ARGS...` would.
+	RunChroot(ctx context.Context, root, name string, args ...string) ([]byte, error)
 }
 
 // Mounter mounts and unmounts filesystems.
@@ -201,11 +204,11 @@ func (in *Installer) Install(ctx context.Context, req Request) (err error) {
 	if err != nil {
 		return err
 	}
-	if _, err := in.Runner.Run(ctx, "chroot", t, tools.mkconfig, "-o", tools.cfg); err != nil {
+	if _, err := in.Runner.RunChroot(ctx, t, tools.mkconfig, "-o", tools.cfg); err != nil {
 		return fmt.Errorf("bootloader: grub config: %w", err)
 	}
 	for _, disk := range bootDisks(req.Plan) {
-		if _, err := in.Runner.Run(ctx, "chroot", t, tools.install, "--target=i386-pc", disk); err != nil {
+		if _, err := in.Runner.RunChroot(ctx, t, tools.install, "--target=i386-pc", disk); err != nil {
 			return &DeviceError{Device: disk, Err: fmt.Errorf("bootloader: grub-install on %q: %w", disk, err)}
 		}
 		log.Info("grub installed", "disk", disk)
@@ -226,9 +229,7 @@ func (in *Installer) Install(ctx context.Context, req Request) (err error) {
 		return err
 	}
 	log.Info("fstab written", "entries", bytes.Count(fstab, []byte("\n")))
-	if _, err := in.Runner.Run(ctx, "sync"); err != nil {
-		return fmt.Errorf("bootloader: %w", err)
-	}
+	syncFS()
 	return nil
 }
 
@@ -346,7 +347,7 @@ type grubTools struct{ install, mkconfig, cfg string }
 // findGrub finds grub2's tools in the target: Debian's grub-* or Red Hat's
 // grub2-*.
 func findGrub(t string) (grubTools, error) {
-	dirs := []string{"/usr/sbin", "/sbin", "/usr/bin", "/bin"}
+	dirs := chrootPath
 	has := func(name string) bool {
 		for _, d := range dirs {
 			if fi, err := os.Stat(filepath.Join(t, d, name)); err == nil && !fi.IsDir() {

@@ -96,7 +96,6 @@ func TestInstall(t *testing.T) {
 		"chroot " + dir + " grub-mkconfig -o /boot/grub/grub.cfg",
 		"chroot " + dir + " grub-install --target=i386-pc /dev/vda",
 		"chroot " + dir + " grub-install --target=i386-pc /dev/vdb",
-		"sync",
 	}
 	if d := cmp.Diff(wantCalls, run.calls); d != "" {
 		t.Errorf("commands (-want +got):\n%s", d)

@@ -17,6 +17,10 @@ type fakeRunner struct {
 	fail  string
 }
 
+func (f *fakeRunner) RunChroot(ctx context.Context, root, name string, args ...string) ([]byte, error) {
+	return f.Run(ctx, "chroot", append([]string{root, name}, args...)...)
+}
+
 func (f *fakeRunner) Run(_ context.Context, name string, args ...string) ([]byte, error) {
 	argv := strings.Join(append([]string{name}, args...), " ")
 	f.mu.Lock()

@@ -1,0 +1,264 @@
+//go:build vm
+
+package agent_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/imprint-dev/imprint/api"
+	"github.com/imprint-dev/imprint/internal/vmtest"
+)
+
+// targetImage builds a gzip'd ext filesystem image of a minimal target
+// tree: /etc/default/grub as Ubuntu ships it and fakegrub as grub-install
+// and grub-mkconfig (a real grub needs a real OS image; fakegrub records
+// its argv and checks the device exists inside the chroot).
+func targetImage(t *testing.T, dir, name, fstype string, sizeMiB int, root bool) string {
+	t.Helper()
+	tree := filepath.Join(dir, name+".tree")
+	if root {
+		for _, d := range []string{"etc/default", "usr/sbin", "var/log", "boot"} {
+			os.MkdirAll(filepath.Join(tree, d), 0o755)
+		}
+		os.WriteFile(filepath.Join(tree, "etc/default/grub"), []byte("GRUB_DEFAULT=0\nGRUB_HIDDEN_TIMEOUT=0\nGRUB_TIMEOUT=2\nGRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"\nGRUB_CMDLINE_LINUX=\"\"\n"), 0o644)
+		fg := filepath.Join(tree, "usr/sbin/grub-install")
+		build := exec.Command("go", "build", "-o", fg, "./testdata/fakegrub")
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("build fakegrub: %v\n%s", err, out)
+		}
+		if err := os.Link(fg, filepath.Join(tree, "usr/sbin/grub-mkconfig")); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		os.MkdirAll(filepath.Join(tree, "grub"), 0o755)
+		os.WriteFile(filepath.Join(tree, "vmlinuz-test"), []byte("not a kernel\n"), 0o644)
+	}
+	img := filepath.Join(dir, name+".img")
+	if out, err := exec.Command("mke2fs", "-q", "-F", "-t", fstype, "-d", tree, img, fmt.Sprintf("%dM", sizeMiB)).CombinedOutput(); err != nil {
+		t.Fatalf("mke2fs: %v\n%s", err, out)
+	}
+	raw, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(raw)
+	zw.Close()
+	out := filepath.Join(dir, name+".img.gz")
+	os.WriteFile(out, gz.Bytes(), 0o644)
+	return out
+}
+
+// TestVMProvision boots the real ramdisk, drives a whole provision through
+// the agent's API (a bad image URL first, which must fail at images naming
+// the device; then the good document), follows it over SSE, asks for a
+// reboot, and inspects the disk from the host: GPT, the images grown to
+// their partitions, fstab by UUID, grub's defaults and the grub calls made
+// inside the target, the configdrive.
+func TestVMProvision(t *testing.T) {
+	for _, tool := range []string{"mke2fs", "debugfs", "blkid", "go"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not found", tool)
+		}
+	}
+	dir := t.TempDir()
+	targetImage(t, dir, "root", "ext4", 48, true)
+	targetImage(t, dir, "boot", "ext2", 16, false)
+
+	// The image server: the guest reaches the host's loopback as 10.0.2.2.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.FileServer(http.Dir(dir))}
+	go srv.Serve(ln)
+	defer srv.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+
+	doc := func(rootURI string) []byte {
+		b, err := os.ReadFile("testdata/provision_fuel90_ubuntu_1disk.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d map[string]any
+		json.Unmarshal(b, &d)
+		ks := d["ks_meta"].(map[string]any)
+		ks["pm_data"].(map[string]any)["ks_spaces"] = []any{map[string]any{
+			"type": "disk", "id": "vda", "name": "vda", "size": 2048, "free_space": 1500, "extra": []any{},
+			"volumes": []any{
+				map[string]any{"type": "boot", "size": 300},
+				map[string]any{"type": "partition", "mount": "/boot", "size": 200, "file_system": "ext2"},
+				map[string]any{"type": "partition", "mount": "/", "size": 1200, "file_system": "ext4"},
+				map[string]any{"type": "lvm_meta_pool", "size": 0},
+			},
+		}}
+		ks["image_data"] = map[string]any{
+			"/":     map[string]any{"uri": rootURI, "format": "ext4", "container": "gzip"},
+			"/boot": map[string]any{"uri": fmt.Sprintf("http://10.0.2.2:%d/boot.img.gz", port), "format": "ext2", "container": "gzip"},
+		}
+		out, _ := json.Marshal(d)
+		return out
+	}
+
+	vm := vmtest.Start(t, vmtest.Options{Disks: []vmtest.Disk{{Size: 2 << 30, Serial: "IMPRINT-VDA"}}, BootTimeout: 300 * time.Second})
+	c := &api.Client{URL: vm.BaseURL, Token: vm.Token, HTTP: &http.Client{Timeout: 60 * time.Second}}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+
+	// plan through the API, against the guest's real disk
+	plan, err := c.Plan(ctx, doc(fmt.Sprintf("http://10.0.2.2:%d/root.img.gz", port)))
+	if err != nil {
+		t.Fatalf("plan: %v", err)
+	}
+	if len(plan.Disks) != 1 || plan.Disks[0].Device != "/dev/vda" || plan.Configdrive != "/dev/vda5" {
+		t.Fatalf("plan %+v", plan)
+	}
+
+	watch := func(id string) api.Status {
+		t.Helper()
+		var final api.Status
+		sseCtx, stop := context.WithTimeout(ctx, 10*time.Minute)
+		defer stop()
+		steps := map[string]bool{}
+		err := (&api.Client{URL: vm.BaseURL, Token: vm.Token}).Events(sseCtx, 0, func(ev api.Event) error {
+			if ev.Job != id {
+				return nil
+			}
+			if ev.Type == api.EventStepStart {
+				steps[ev.Step] = true
+			}
+			if ev.Type == api.EventState && (ev.State == api.StateSucceeded || ev.State == api.StateFailed) {
+				return api.ErrStopEvents
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("events: %v\n%s", err, vm.Tail(80))
+		}
+		st, err := c.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		final = *st
+		t.Logf("job %s: %s; steps seen over SSE: %v", id, st.State, steps)
+		return final
+	}
+
+	// 1. a bad image URL: the job fails at images, naming the device
+	r, err := c.Provision(ctx, doc(fmt.Sprintf("http://10.0.2.2:%d/missing.img.gz", port)), false)
+	if err != nil {
+		t.Fatalf("provision (bad URL): %v", err)
+	}
+	st := watch(r.ID)
+	if st.State != api.StateFailed || st.Error == nil || st.Error.Step != "images" || st.Error.Device != "/dev/vda4" || !strings.Contains(st.Error.Message, "missing.img.gz") {
+		t.Fatalf("bad URL: status %+v error %+v", st, st.Error)
+	}
+
+	// 2. the good document
+	t0 := time.Now()
+	r, err = c.Provision(ctx, doc(fmt.Sprintf("http://10.0.2.2:%d/root.img.gz", port)), false)
+	if err != nil {
+		t.Fatalf("provision: %v", err)
+	}
+	st = watch(r.ID)
+	if st.State != api.StateSucceeded {
+		t.Fatalf("provision failed: %+v\n%s", st.Error, vm.Tail(120))
+	}
+	t.Logf("provisioned in %v; steps %+v", time.Since(t0).Round(time.Millisecond), st.Steps)
+	for _, s := range st.Steps {
+		if s.State != "succeeded" && !(s.Name == "report" && s.State == "skipped") {
+			t.Errorf("step %s: %s", s.Name, s.State)
+		}
+	}
+	// locked now
+	var re *api.ResponseError
+	if _, err := c.Provision(ctx, doc("http://10.0.2.2:1/x.img.gz"), false); !errors.As(err, &re) || re.StatusCode != 409 {
+		t.Errorf("second provision: %v, want 409", err)
+	}
+
+	// 3. reboot: the guest runs with -no-reboot, so QEMU exits
+	if err := c.Reboot(ctx); err != nil {
+		t.Fatalf("reboot: %v", err)
+	}
+	if err := vm.WaitExit(90 * time.Second); err != nil {
+		t.Fatalf("guest did not reboot: %v\n%s", err, vm.Tail(40))
+	}
+	console := vm.Console()
+	for _, line := range []string{"--- Provisioning (do_provisioning) ---", "--- Partitioning disks (do_partitioning) ---",
+		"--- Creating configdrive (do_configdrive) ---", "--- Installing bootloader (do_bootloader) ---", "--- Provisioning END (do_provisioning) ---"} {
+		if !strings.Contains(console, line) {
+			t.Errorf("console lacks %q", line)
+		}
+	}
+
+	// 4. the disk, from the host
+	disk := vm.Disks[0]
+	parts, err := vmtest.Partitions(disk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(parts) != 5 {
+		t.Fatalf("partitions %+v", parts)
+	}
+	offset := func(n int) int64 { return parts[n-1].StartBytes }
+	uuid := func(n int) string {
+		p, err := vmtest.Probe(disk, offset(n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p["UUID"]
+	}
+	cat := func(n int, file string) string {
+		out, err := exec.Command("debugfs", "-R", "cat "+file, fmt.Sprintf("%s?offset=%d", disk, offset(n))).Output()
+		if err != nil {
+			t.Fatalf("debugfs cat %s: %v", file, err)
+		}
+		return string(out)
+	}
+	fstab := cat(4, "/etc/fstab")
+	for _, want := range []string{"UUID=" + uuid(4) + " / ext4 defaults,errors=panic 0 0", "UUID=" + uuid(3) + " /boot ext2 defaults 0 0"} {
+		if !strings.Contains(fstab, want) {
+			t.Errorf("fstab lacks %q:\n%s", want, fstab)
+		}
+	}
+	grub := cat(4, "/etc/default/grub")
+	if !strings.Contains(grub, `GRUB_CMDLINE_LINUX="console=tty0 net.ifnames=1 biosdevname=0 rootdelay=90 nomodeset"`) || !strings.Contains(grub, "GRUB_TIMEOUT=10") || strings.Contains(grub, "HIDDEN") {
+		t.Errorf("/etc/default/grub:\n%s", grub)
+	}
+	if log := cat(4, "/var/log/fakegrub.log"); log != "grub-mkconfig -o /boot/grub/grub.cfg\ngrub-install --target=i386-pc /dev/vda\n" {
+		t.Errorf("grub calls in the chroot:\n%s", log)
+	}
+	// grub.cfg went to the separate /boot filesystem (mounted by depth)
+	if cfg := cat(3, "/grub/grub.cfg"); !strings.Contains(cfg, "written by fakegrub") {
+		t.Errorf("/boot/grub/grub.cfg on the boot partition: %q", cfg)
+	}
+	if rules := cat(4, "/etc/udev/rules.d/70-persistent-net.rules"); !strings.Contains(rules, `ATTR{address}=="52:54:00:16:ea:68"`) {
+		t.Errorf("udev rules:\n%s", rules)
+	}
+	// the root filesystem was grown to its 1200 MiB partition
+	sb, err := vmtest.Dumpe2fs(disk, offset(4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(sb, "Block count:              307200") && !strings.Contains(sb, "Block count:              1228800") {
+		t.Errorf("root filesystem not grown to 1200 MiB:\n%s", sb)
+	}
+	if p, err := vmtest.Probe(disk, offset(5)); err != nil || !strings.EqualFold(p["LABEL"], "config-2") {
+		t.Errorf("configdrive partition: %v %v", p, err)
+	}
+}
