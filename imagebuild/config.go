@@ -311,7 +311,7 @@ func DefaultPackages(kernel string) []string {
 	return []string{
 		"initramfs-tools", k, "grub-pc", "lvm2", "mdadm",
 		"cloud-init", "cloud-guest-utils", "openssh-server", "sudo",
-		"systemd-sysv", "udev", "kmod", "ifupdown", "isc-dhcp-client", "iproute2", "netbase",
+		"systemd-sysv", "dbus", "udev", "kmod", "ifupdown", "isc-dhcp-client", "iproute2", "netbase",
 		"e2fsprogs", "xfsprogs", "gdisk", "parted", "ca-certificates", "less", "procps",
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"crypto/md5"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -21,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
 	"gopkg.in/yaml.v3"
 )
 
@@ -349,4 +351,169 @@ func debugfsCat(t *testing.T, img, path string) string {
 func debugfsExists(t *testing.T, img, path string) bool {
 	out, _ := exec.Command("debugfs", "-R", "stat "+path, img).CombinedOutput()
 	return strings.Contains(string(out), "Inode:") && !strings.Contains(string(out), "File not found")
+}
+
+// TestLoopBuildDefaultImage builds the image of `make image` (minbase plus
+// the default package set: kernel, grub-pc, cloud-init, lvm2, mdadm, ssh)
+// with a whole-disk qcow2 and a rootfs tarball, and checks them with host
+// tools.
+func TestLoopBuildDefaultImage(t *testing.T) {
+	loopPrereqs(t)
+	for _, tool := range []string{"qemu-img", "tar"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed", tool)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	out, work := t.TempDir(), t.TempDir()
+	t.Cleanup(func() {
+		if l := leftovers(t, work); len(l) > 0 {
+			t.Errorf("left behind: %v", l)
+		}
+	})
+	cfg := loopConfig(t, out)
+	cfg.Packages = nil // the default set
+	cfg.Repos[0].Priority = nil
+	cfg.HashedRootPassword = ptr("$6$imprint$KPq3rCKbXdcz4x7Ck2xEa0Nuu0NmT5a2o5kU0k8ZfgkJ8c2sS0YvJ0VNrcD4Yn3pd5e2E0pAUQk0BTx5NQ7y8/")
+	bo := loopOptions(t, work)
+	bo.Options.DiskImage, bo.Options.DiskFormat = filepath.Join(out, "disk.qcow2"), "qcow2"
+	bo.Options.Tarball = filepath.Join(out, "rootfs.tar")
+	log, _ := testLogger(t)
+	t0 := time.Now()
+	res, err := Build(ctx, cfg, bo, SystemDeps(log))
+	if err != nil {
+		t.Fatalf("Build: %v", err)
+	}
+	t.Logf("default image built in %s", time.Since(t0).Round(time.Second))
+	gz := filepath.Join(out, "loop-test.img.gz")
+	raw := filepath.Join(t.TempDir(), "root.img")
+	if b, err := exec.Command("sh", "-c", "gzip -dc "+gz+" > "+raw).CombinedOutput(); err != nil {
+		t.Fatalf("gunzip: %v %s", err, b)
+	}
+	if b, err := exec.Command("e2fsck", "-fn", raw).CombinedOutput(); err != nil {
+		t.Errorf("e2fsck -fn: %v\n%s", err, b)
+	}
+	fi, _ := os.Stat(raw)
+	if fi.Size() != res.Sums["/"].RawSize {
+		t.Errorf("raw size %d, metadata %d", fi.Size(), res.Sums["/"].RawSize)
+	}
+	t.Logf("root image: raw %d MiB, gzip %d MiB", res.Sums["/"].RawSize>>20, res.Sums["/"].ContainerSize>>20)
+	for _, f := range []string{
+		"/usr/sbin/grub-install", "/usr/lib/grub/i386-pc/boot.img", "/usr/bin/cloud-init", "/usr/sbin/lvm", "/sbin/mdadm",
+		"/usr/sbin/sshd", "/usr/bin/growpart", "/etc/cloud/cloud.cfg.d/90_imprint.cfg", "/boot/grub/grub.cfg",
+		"/etc/systemd/system/ssh.service.d/10-imprint-host-keys.conf", "/usr/bin/dbus-daemon",
+	} {
+		if !debugfsExists(t, raw, f) {
+			t.Errorf("%s missing from the image", f)
+		}
+	}
+	ls, _ := exec.Command("debugfs", "-R", "ls -p /boot", raw).Output()
+	if !strings.Contains(string(ls), "vmlinuz-") || !strings.Contains(string(ls), "initrd.img-") {
+		t.Errorf("no kernel/initrd in /boot:\n%s", ls)
+	}
+	if shadow := debugfsCat(t, raw, "/etc/shadow"); !strings.HasPrefix(shadow, "root:$6$imprint$") {
+		t.Errorf("root password not set: %.40q", shadow)
+	}
+	if debugfsExists(t, raw, "/etc/ssh/ssh_host_ed25519_key") {
+		t.Errorf("ssh host keys left in the image")
+	}
+	// the initramfs assembles md and activates LVM
+	k, i, err := GetKernel(ctx, ExecRunner{}, gz, t.TempDir(), "node")
+	if err != nil {
+		t.Fatalf("GetKernel: %v", err)
+	}
+	names, err := initramfsNames(i)
+	if err != nil {
+		t.Fatalf("read initramfs %s: %v", i, err)
+	}
+	for _, w := range []string{"usr/sbin/mdadm", "usr/sbin/lvm", "scripts/local-top/mdadm", "scripts/local-top/lvm2", "scripts/local-bottom/mdadm"} {
+		if !names[w] && !names[strings.TrimPrefix(w, "usr/")] {
+			t.Errorf("initramfs lacks %s (%d entries)", w, len(names))
+		}
+	}
+	if b, _ := os.ReadFile(k); !bytes.Contains(b[:min(len(b), 1024)], []byte("HdrS")) {
+		t.Errorf("%s is not a bzImage", k)
+	}
+	// whole-disk image and tarball
+	info, err := exec.Command("qemu-img", "check", bo.Options.DiskImage).CombinedOutput()
+	if err != nil {
+		t.Errorf("qemu-img check: %v %s", err, info)
+	}
+	tl, err := exec.Command("tar", "-tf", bo.Options.Tarball, "./etc/os-release", "./usr/bin/cloud-init").CombinedOutput()
+	if err != nil {
+		t.Errorf("tar -t: %v %s", err, tl)
+	}
+}
+
+// initramfsNames lists the files of an initramfs: concatenated newc cpio
+// archives, each uncompressed, gzip or zstd.
+func initramfsNames(path string) (map[string]bool, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	names := map[string]bool{}
+	for len(data) > 0 {
+		for len(data) > 0 && data[0] == 0 {
+			data = data[1:]
+		}
+		if len(data) < 6 {
+			break
+		}
+		switch {
+		case bytes.HasPrefix(data, []byte("070701")):
+			rest, err := cpioNames(data, names)
+			if err != nil {
+				return nil, err
+			}
+			data = rest
+		case bytes.HasPrefix(data, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+			zr, err := zstd.NewReader(bytes.NewReader(data))
+			if err != nil {
+				return nil, err
+			}
+			dec, err := io.ReadAll(zr)
+			zr.Close()
+			if err != nil {
+				return nil, err
+			}
+			_, err = cpioNames(dec, names)
+			return names, err
+		case bytes.HasPrefix(data, []byte{0x1f, 0x8b}):
+			zr, err := gzip.NewReader(bytes.NewReader(data))
+			if err != nil {
+				return nil, err
+			}
+			dec, err := io.ReadAll(zr)
+			if err != nil {
+				return nil, err
+			}
+			_, err = cpioNames(dec, names)
+			return names, err
+		default:
+			return names, fmt.Errorf("unknown initramfs segment %x", data[:6])
+		}
+	}
+	return names, nil
+}
+
+// cpioNames reads one newc archive, returns what follows its trailer.
+func cpioNames(d []byte, names map[string]bool) ([]byte, error) {
+	pad := func(n int) int { return (n + 3) &^ 3 }
+	off := 0
+	for {
+		if off+110 > len(d) || string(d[off:off+6]) != "070701" {
+			return nil, fmt.Errorf("bad cpio header at %d", off)
+		}
+		fsize, _ := strconv.ParseUint(string(d[off+54:off+62]), 16, 32)
+		nsize, _ := strconv.ParseUint(string(d[off+94:off+102]), 16, 32)
+		name := string(d[off+110 : off+110+int(nsize)-1])
+		off = pad(off + 110 + int(nsize))
+		off = pad(off + int(fsize))
+		if name == "TRAILER!!!" {
+			return d[min(off, len(d)):], nil
+		}
+		names[strings.TrimPrefix(name, "./")] = true
+	}
 }

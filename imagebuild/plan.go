@@ -498,6 +498,10 @@ func BuildPlan(cfg Config, o Options) (Plan, error) {
 		add(Step{Name: fmt.Sprintf("file %s (files[%d])", f.Path, i), Op: OpWrite, Path: in(strings.TrimPrefix(f.Path, "/")), Data: f.Content, Mode: fs.FileMode(m)})
 	}
 	add(Step{Name: "remove ssh host keys", Op: OpRemove, Path: in("etc/ssh/ssh_host_*")})
+	if contains(cfg.Packages, "openssh-server") {
+		// each node makes its own keys on first boot, with or without cloud-init
+		add(Step{Name: "ssh host keys on boot", Op: OpWrite, Path: in("etc/systemd/system/ssh.service.d/10-imprint-host-keys.conf"), Data: sshKeygenDropIn, Mode: 0o644})
+	}
 	add(Step{Name: "machine-id", Op: OpWrite, Path: in("etc/machine-id"), Data: "", Mode: 0o444})
 	add(Step{Name: "remove dbus machine-id", Op: OpRemove, Path: in("var/lib/dbus/machine-id")})
 	hooks("post-install.d")
@@ -607,6 +611,15 @@ growpart:
   mode: auto
   devices: ['/']
 resize_rootfs: true
+`
+
+// sshKeygenDropIn makes ssh.service generate missing host keys before
+// its config test (the image ships none).
+const sshKeygenDropIn = `# written by imprint build-image: the image ships no host keys
+[Service]
+ExecStartPre=
+ExecStartPre=/usr/bin/ssh-keygen -A
+ExecStartPre=/usr/sbin/sshd -t
 `
 
 func fstab(cfg Config, order []string, uuids map[string]string) string {
