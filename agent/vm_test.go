@@ -9,12 +9,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -85,7 +87,12 @@ func TestVMProvision(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: http.FileServer(http.Dir(dir))}
+	// and the controller, failing the first answer of each callback
+	ctl := &vmController{seen: map[string]int{}, bodies: map[string][][]byte{}}
+	mux := http.NewServeMux()
+	mux.Handle("/cb/", ctl)
+	mux.Handle("/", http.FileServer(http.Dir(dir)))
+	srv := &http.Server{Handler: mux}
 	go srv.Serve(ln)
 	defer srv.Close()
 	port := ln.Addr().(*net.TCPAddr).Port
@@ -115,7 +122,11 @@ func TestVMProvision(t *testing.T) {
 		return out
 	}
 
-	vm := vmtest.Start(t, vmtest.Options{Disks: []vmtest.Disk{{Size: 2 << 30, Serial: "IMPRINT-VDA"}}, BootTimeout: 300 * time.Second})
+	vm := vmtest.Start(t, vmtest.Options{
+		Disks:       []vmtest.Disk{{Size: 2 << 30, Serial: "IMPRINT-VDA"}},
+		Cmdline:     []string{fmt.Sprintf("imprint.controller=http://10.0.2.2:%d/cb", port), "imprint.heartbeat=2s", "imprint.node_id=vm-node-1"},
+		BootTimeout: 300 * time.Second,
+	})
 	c := &api.Client{URL: vm.BaseURL, Token: vm.Token, HTTP: &http.Client{Timeout: 60 * time.Second}}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
@@ -181,7 +192,7 @@ func TestVMProvision(t *testing.T) {
 	}
 	t.Logf("provisioned in %v; steps %+v", time.Since(t0).Round(time.Millisecond), st.Steps)
 	for _, s := range st.Steps {
-		if s.State != "succeeded" && !(s.Name == "report" && s.State == "skipped") {
+		if s.State != "succeeded" && s.Name != "report" {
 			t.Errorf("step %s: %s", s.Name, s.State)
 		}
 	}
@@ -190,6 +201,38 @@ func TestVMProvision(t *testing.T) {
 	if _, err := c.Provision(ctx, doc("http://10.0.2.2:1/x.img.gz"), false); !errors.As(err, &re) || re.StatusCode != 409 {
 		t.Errorf("second provision: %v, want 409", err)
 	}
+
+	// the controller got discovery, heartbeats and both results, each
+	// retried after its first refusal
+	waitUntil(t, 60*time.Second, func() bool { return ctl.count("result") >= 2 })
+	ctl.mu.Lock()
+	var disc struct {
+		NodeID    string `json:"node_id"`
+		Scheme    string `json:"scheme"`
+		Inventory struct {
+			Disks []struct{ Name, Serial string }
+			NICs  []struct{ MAC string } `json:"nics"`
+		}
+	}
+	if len(ctl.bodies["discovery"]) != 1 || ctl.seen["discovery"] != 2 {
+		t.Errorf("discovery: %d acknowledged after %d posts", len(ctl.bodies["discovery"]), ctl.seen["discovery"])
+	} else if json.Unmarshal(ctl.bodies["discovery"][0], &disc); disc.NodeID != "vm-node-1" || len(disc.Inventory.Disks) != 1 || disc.Inventory.Disks[0].Serial != "IMPRINT-VDA" || len(disc.Inventory.NICs) == 0 {
+		t.Errorf("discovery body %+v", disc)
+	}
+	var results []string
+	for _, b := range ctl.bodies["result"] {
+		var cb struct{ Status api.Status }
+		json.Unmarshal(b, &cb)
+		results = append(results, cb.Status.State)
+	}
+	if strings.Join(results, ",") != "failed,succeeded" {
+		t.Errorf("results acknowledged: %v", results)
+	}
+	if ctl.auth != "Bearer "+vm.Token {
+		t.Errorf("callbacks carried Authorization %q", ctl.auth)
+	}
+	t.Logf("controller: %v posts, %d heartbeats acknowledged", ctl.seen, len(ctl.bodies["progress"]))
+	ctl.mu.Unlock()
 
 	// 3. reboot: the guest runs with -no-reboot, so QEMU exits
 	if err := c.Reboot(ctx); err != nil {
@@ -260,5 +303,46 @@ func TestVMProvision(t *testing.T) {
 	}
 	if p, err := vmtest.Probe(disk, offset(5)); err != nil || !strings.EqualFold(p["LABEL"], "config-2") {
 		t.Errorf("configdrive partition: %v %v", p, err)
+	}
+}
+
+// vmController is the test's controller: it refuses the first post of each
+// callback with 503 and acknowledges the rest.
+type vmController struct {
+	mu     sync.Mutex
+	seen   map[string]int
+	bodies map[string][][]byte
+	auth   string
+}
+
+func (c *vmController) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	kind := strings.TrimPrefix(r.URL.Path, "/cb/")
+	body, _ := io.ReadAll(r.Body)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.seen[kind]++
+	c.auth = r.Header.Get("Authorization")
+	if c.seen[kind] == 1 && kind != "progress" {
+		http.Error(w, "controller starting", http.StatusServiceUnavailable)
+		return
+	}
+	c.bodies[kind] = append(c.bodies[kind], body)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (c *vmController) count(kind string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.bodies[kind])
+}
+
+func waitUntil(t *testing.T, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %v", d)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
