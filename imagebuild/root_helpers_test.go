@@ -108,4 +108,3 @@ func leftovers(t *testing.T, dir string) []string {
 }
 
 func must[T any](v T, _ error) T { return v }
-
