@@ -18,7 +18,8 @@
 #   KERNEL_FLAVOUR  amd64 (default: Debian's generic linux-image-amd64, which has
 #                   the drivers real servers need) or cloud (linux-image-cloud-amd64,
 #                   VM drivers only: smaller and faster to boot; the VM tests use it)
-#   BUILD           output root (default build)
+#   BUILD           output root (default build); base.cpio is shared by the
+#                   flavours in build/bootstrap/common/
 #
 # Kernel packages are looked up through the flavour's metapackage (never a
 # hard-coded version), fetched with `apt-get download` and unpacked with
@@ -179,7 +180,9 @@ HOSTBINS=(
 	/sbin/blkid /sbin/wipefs /sbin/sgdisk
 )
 for b in "${HOSTBINS[@]}"; do [[ -e $b ]] || die "$b missing (install lvm2 mdadm e2fsprogs xfsprogs dosfstools util-linux gdisk)"; done
-ETC=$OUT/etc
+# The base is the same for every flavour: built once into build/bootstrap/common.
+COMMON=$BUILD/bootstrap/common
+ETC=$COMMON/etc
 mkdir -p "$ETC/lvm"
 # LVM without udev: udev_rules=0 makes LVM create /dev/mapper nodes itself
 # (without it lvcreate fails "device not cleared").
@@ -202,10 +205,11 @@ cp /etc/mke2fs.conf "$ETC/mke2fs.conf"
 BASESTAMP=$( (
 	echo "$UROOT_VERSION"
 	printf '%s\n' "${CMDS[@]}"
-	for b in "${HOSTBINS[@]}"; do readlink -f "$b"; done | xargs sha256sum
-	sha256sum go.sum "$ETC/lvm/lvm.conf" "$ETC/mke2fs.conf"
+	for f in $(for b in "${HOSTBINS[@]}"; do readlink -f "$b"; done) go.sum "$ETC/lvm/lvm.conf" "$ETC/mke2fs.conf"; do
+		sha256sum <"$f"
+	done
 ) | sha256sum | cut -c1-16)
-BASECPIO=$OUT/base-$BASESTAMP.cpio
+BASECPIO=$COMMON/base-$BASESTAMP.cpio
 if [[ ! -f $BASECPIO ]]; then
 	log "u-root build (${#CMDS[@]} commands, ${#HOSTBINS[@]} host tools)"
 	files=()
@@ -216,7 +220,7 @@ if [[ ! -f $BASECPIO ]]; then
 		-uinitcmd="/bbin/imprint --i-am-the-ramdisk" -defaultsh=gosh \
 		"${files[@]}" "${CMDS[@]}" 2>&1 | grep -v 'not using one of the recommended Go versions' >&2 || true
 	[[ -s $BASECPIO.tmp ]] || die "u-root build failed"
-	rm -f "$OUT"/base-*.cpio
+	rm -f "$COMMON"/base-*.cpio
 	mv "$BASECPIO.tmp" "$BASECPIO"
 fi
 
