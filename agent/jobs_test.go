@@ -210,7 +210,6 @@ func TestSubscribeReplaysAndFollows(t *testing.T) {
 	if d := cmp.Diff(want, dedupeProgress(got)); d != "" {
 		t.Errorf("replayed events (-want +got):\n%s", d)
 	}
-	_ = time.Second
 }
 
 // dedupeProgress keeps at most two progress events in a row (their count
@@ -230,4 +229,36 @@ func dedupeProgress(evs []string) []string {
 		out = append(out, e)
 	}
 	return out
+}
+
+func TestHeartbeatsWhileRunning(t *testing.T) {
+	f := newFakeSteps()
+	f.block = StepImages
+	ctx, cancel := context.WithCancel(context.Background())
+	rep := &fakeReporter{}
+	j, _ := newTestJobs(t, ctx, f, JobsOptions{Reporter: rep, Heartbeat: 2 * time.Millisecond})
+	if _, err := j.Start(context.Background(), fixture(t), false); err != nil {
+		t.Fatal(err)
+	}
+	<-f.blocking
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		rep.mu.Lock()
+		n := rep.progress
+		rep.mu.Unlock()
+		if n >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d heartbeats", n)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	cancel()
+	j.Wait()
+	rep.mu.Lock()
+	defer rep.mu.Unlock()
+	if len(rep.results) != 1 || rep.results[0].State != api.StateFailed || rep.results[0].Error.Step != StepImages {
+		t.Errorf("result after cancel: %+v", rep.results)
+	}
 }
