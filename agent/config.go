@@ -95,7 +95,11 @@ func Resolve(flags Values, getenv func(string) string, cmdline string) (Config, 
 	src := map[string]Source{}
 	for _, s := range Settings() {
 		v, from := s.Default, FromDefault
-		if c, ok := kc[s.Cmdline]; ok {
+		c, ok := kc[s.Cmdline]
+		if !ok { // imprint.log-format works as well as imprint.log_format
+			c, ok = kc["imprint."+s.Name]
+		}
+		if ok {
 			v, from = c, FromCmdline
 			if s.Bool && c == "" {
 				v = "true" // bare imprint.insecure

@@ -23,7 +23,7 @@ func TestParseCmdline(t *testing.T) {
 
 func TestResolvePrecedence(t *testing.T) {
 	env := map[string]string{"IMPRINT_LISTEN": "127.0.0.1:8000", "IMPRINT_CONTROLLER": "http://env:1/cb"}
-	cmdline := "imprint.listen=0.0.0.0:7000 imprint.controller=http://kernel:2/ imprint.token=fromkernel imprint.insecure imprint.heartbeat=3s"
+	cmdline := "imprint.listen=0.0.0.0:7000 imprint.controller=http://kernel:2/ imprint.token=fromkernel imprint.insecure imprint.heartbeat=3s imprint.state-dir=/run/x"
 	cfg, src, err := Resolve(Values{"listen": "127.0.0.1:9000"}, func(k string) string { return env[k] }, cmdline)
 	if err != nil {
 		t.Fatal(err)
@@ -36,6 +36,9 @@ func TestResolvePrecedence(t *testing.T) {
 	}
 	if cfg.Token != "fromkernel" || !cfg.Insecure || cfg.Heartbeat != 3*time.Second || src["token"] != FromCmdline {
 		t.Errorf("kernel command line not applied: %+v", cfg)
+	}
+	if cfg.StateDir != "/run/x" {
+		t.Errorf("imprint.state-dir (dash spelling) not applied: %q", cfg.StateDir)
 	}
 	if cfg.LogFormat != "json" || src["log-format"] != FromDefault {
 		t.Errorf("log-format = %q from %s, want the default json", cfg.LogFormat, src["log-format"])
