@@ -66,7 +66,7 @@ func Settings() []Setting {
 		s("input", "/tmp/provision.json", false, "provision document read by `imprint provision` (Astute uploads it there)"),
 		s("state-dir", "/run/imprint", false, "directory of the provisioned-node lock file (tmpfs in the ramdisk)"),
 		s("node-id", "", false, "node identity sent to the controller (default: DMI system UUID, else hostname)"),
-		s("power", "auto", false, "reboot/poweroff through the kernel: auto (only when running as the ramdisk's PID 1 tree, i.e. / is a ramfs/tmpfs), yes, no"),
+		s("power", "auto", false, "act on /v1/reboot and /v1/poweroff (sync, then reboot(2)): auto = only when / is the initramfs (rootfs, ramfs or tmpfs), yes, no"),
 	}
 }
 
