@@ -3,7 +3,6 @@ package provision
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"reflect"
 	"strings"
 )
@@ -58,14 +57,13 @@ func Parse(data []byte) (*Document, error) {
 	}
 	doc.stripQuotes()
 
-	doc.pos = map[string]int64{}
-	tree.positions("", doc.pos)
-
-	if len(ps) == 0 {
+	out := dedupe(ps)
+	doc.src = newSource(tree, out)
+	doc.src.warns = repeatedKeys(tree, "", nil)
+	if len(out) == 0 {
 		return doc, nil
 	}
-	out := dedupe(ps)
-	sortProblems(out, doc.pos)
+	sortProblems(out, doc.src.pos)
 	return doc, &ValidationError{Problems: out}
 }
 
@@ -79,36 +77,42 @@ func ParseAndValidate(data []byte) (*Document, error) {
 		return nil, err
 	}
 	var all []FieldError
-	parsed := map[string]bool{}
-	partial := false
-	if err != nil {
-		var ve *ValidationError
-		if !errors.As(err, &ve) {
-			return doc, err
-		}
-		for _, p := range ve.Problems {
-			if p.Path != pathKsSpaces { // a problem of the whole list does not hide its items'
-				parsed[p.Path] = true
-			}
-			if strings.HasPrefix(p.Path, pathKsSpaces) || strings.HasPrefix(pathKsSpaces, p.Path) {
-				partial = true
-			}
-		}
-		all = append(all, ve.Problems...)
-	}
-	for _, p := range doc.check(partial).errs {
-		// A field Parse already found wrong (or a field inside it) would
-		// only be reported twice: a missing type, then an unknown type "".
-		if !underAny(p.Path, parsed) {
-			all = append(all, p)
-		}
-	}
+	all = append(all, doc.src.problems...)
+	all = append(all, doc.check().errs...)
 	if len(all) == 0 {
 		return doc, nil
 	}
 	all = dedupe(all)
-	sortProblems(all, doc.pos)
+	sortProblems(all, doc.src.pos)
 	return doc, &ValidationError{Problems: all}
+}
+
+// source is what Parse learnt of the input.
+type source struct {
+	pos      map[string]int64 // path → position in the input
+	problems []FieldError     // Parse's own (schema and type) problems
+	warns    []FieldError
+	hidden   map[string]bool // paths whose semantic problems would repeat Parse's
+	partial  bool            // ks_spaces had problems: values were left zero
+}
+
+func newSource(tree *node, ps []FieldError) *source {
+	s := &source{pos: map[string]int64{}, problems: ps, hidden: map[string]bool{}}
+	tree.positions("", s.pos)
+	for _, p := range ps {
+		// A field Parse already found wrong (or a field inside it) would
+		// only be reported again (a missing type, then an unknown type "").
+		// A problem of the whole ks_spaces list does not hide its items'.
+		if p.Path != pathKsSpaces {
+			s.hidden[p.Path] = true
+		}
+		// Zeroed ks_spaces values would make the cross-reference rules
+		// (image targets, VG capacity, PV→VG) report follow-ons.
+		if strings.HasPrefix(p.Path, pathKsSpaces) || strings.HasPrefix(pathKsSpaces, p.Path) {
+			s.partial = true
+		}
+	}
+	return s
 }
 
 // stripQuotes removes the literal double quotes Nailgun puts around some
@@ -144,4 +148,27 @@ func underAny(path string, set map[string]bool) bool {
 		}
 		path = parentPath(path)
 	}
+}
+
+// repeatedKeys finds keys given twice in one object (JSON and YAML loaders
+// keep the last value silently).
+func repeatedKeys(n *node, path string, out []FieldError) []FieldError {
+	switch n.kind {
+	case kArray:
+		for i, e := range n.arr {
+			out = repeatedKeys(e, index(path, i), out)
+		}
+	case kObject:
+		seen := make(map[string]bool, len(n.obj))
+		for _, m := range n.obj {
+			if seen[m.key] {
+				out = append(out, FieldError{Path: field(path, m.key), Msg: "given more than once; the last value is used"})
+			}
+			seen[m.key] = true
+		}
+		for _, m := range n.members() {
+			out = repeatedKeys(m.val, field(path, m.key), out)
+		}
+	}
+	return out
 }

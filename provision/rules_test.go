@@ -2,6 +2,7 @@ package provision
 
 import (
 	"encoding/json"
+	"errors"
 	"strconv"
 	"testing"
 
@@ -409,5 +410,84 @@ func TestValidateBuiltDocument(t *testing.T) {
 	d.KsMeta.PmData.KsSpaces[0].Volumes = d.KsMeta.PmData.KsSpaces[0].Volumes[:1]
 	if err := d.Validate(); err != nil {
 		t.Errorf("Validate() = %v, want nil", err)
+	}
+}
+
+func TestWarnings(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(t *testing.T, m map[string]any)
+		want   []string
+	}{
+		{"none", func(t *testing.T, m map[string]any) {}, nil},
+		{"image file system differs from the volume's", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta", "pm_data", "ks_spaces", 1, "volumes", 0)["file_system"] = "xfs"
+		}, []string{`ks_meta.image_data["/"].format: the image holds ext4 but ks_meta.pm_data.ks_spaces[1].volumes[0] declares xfs; the image's file system is what the node gets`}},
+		{"no admin interface", func(t *testing.T, m map[string]any) {
+			delete(obj(t, m, "kernel_options"), "netcfg/choose_interface")
+		}, []string{`kernel_options["netcfg/choose_interface"]: not set: no admin interface, the provisioned node's network cannot be configured`}},
+		{"name server not an address", func(t *testing.T, m map[string]any) {
+			m["name_servers"] = `"10.20.0.2,dns.example.test"`
+		}, []string{`name_servers: "dns.example.test" is not an IP address`}},
+		{"nailgun accounting over the disk size", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta", "pm_data", "ks_spaces", 0)["size"] = 81800 // 81620 of real volumes fit
+		}, []string{ks + "[0].size: the disk has 81800 MiB but its volumes, with Nailgun's boot and lvm_meta_pool reservations, add up to 81920 MiB"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := generic(t, readFixture(t, "provision_fuel90_ubuntu_1disk.json"))
+			tt.mutate(t, m)
+			doc, err := ParseAndValidate(encode(t, m))
+			if err != nil {
+				t.Fatalf("ParseAndValidate: %v", err)
+			}
+			if diff := cmp.Diff(tt.want, lines(doc.Warnings())); diff != "" {
+				t.Errorf("Warnings() (-want +got):\n%s", diff)
+			}
+		})
+	}
+
+	// A key given twice (only visible in the raw text).
+	doc, err := ParseAndValidate([]byte(`{"hostname": "a", "hostname": "node-1", ` + string(readFixture(t, "provision_fuel90_ubuntu_1disk.json"))[1:]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"hostname: given more than once; the last value is used"} // three times, one warning
+	if diff := cmp.Diff(want, lines(doc.Warnings())); diff != "" {
+		t.Errorf("Warnings() (-want +got):\n%s", diff)
+	}
+}
+
+// Parse then Validate separately: Validate leaves out Parse's problems and
+// their follow-ons, so the two lists together are ParseAndValidate's.
+func TestParseThenValidate(t *testing.T) {
+	m := generic(t, readFixture(t, "provision_fuel90_ubuntu_1disk.json"))
+	obj(t, m, "ks_meta", "pm_data", "ks_spaces", 0, "volumes", 4)["size"] = "10304" // a string: schema error, PV left 0
+	obj(t, m, "ks_meta", "pm_data", "ks_spaces", 0, "volumes", 5)["size"] = json.Number("1e30")
+	obj(t, m, "ks_meta", "image_data", "/")["container"] = "lzma"
+	b := encode(t, m)
+
+	doc, err := Parse(b)
+	var ve *ValidationError
+	if !errors.As(err, &ve) || doc == nil {
+		t.Fatalf("Parse = %v, %v; want a document and a *ValidationError", doc, err)
+	}
+	wantParse := []string{
+		ks + `[0].volumes[4].size: must be an integer, got string "10304"`,
+		ks + `[0].volumes[5].size: must be an integer, got number 1e30 (out of range)`,
+	}
+	if diff := cmp.Diff(wantParse, lines(ve.Problems)); diff != "" {
+		t.Errorf("Parse problems (-want +got):\n%s", diff)
+	}
+	wantValidate := []string{`ks_meta.image_data["/"].container: must be gzip, raw, zstd or xz, got "lzma"`}
+	err = doc.Validate()
+	if !errors.As(err, &ve) {
+		t.Fatalf("Validate = %v", err)
+	}
+	if diff := cmp.Diff(wantValidate, lines(ve.Problems)); diff != "" {
+		t.Errorf("Validate problems (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(append(wantValidate, wantParse...), problemLines(t, b)); diff != "" {
+		t.Errorf("ParseAndValidate problems (-want +got):\n%s", diff)
 	}
 }

@@ -127,7 +127,11 @@ func checkType(v *node, path string, t propType, ps *problems) {
 		if v.kind != kNumber {
 			ps.add(path, "must be an integer, got %s", v.describe())
 		} else if _, err := v.int64Value(); err != nil {
-			ps.add(path, "must be an integer, got %s", v.describe())
+			if err.Error() == "out of range" {
+				ps.add(path, "must be an integer, got %s (out of range)", v.describe())
+			} else {
+				ps.add(path, "must be an integer, got %s", v.describe())
+			}
 		}
 	case tArray:
 		if v.kind != kArray {

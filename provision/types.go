@@ -27,10 +27,11 @@ type Document struct {
 	Partitioning      *PartitionScheme             `json:"partitioning,omitempty"` // nailgun_simple driver: pre-computed scheme
 	Extra             map[string]json.RawMessage   `json:"-"`                      // unknown top-level keys, kept for diagnostics
 
-	// pos maps field paths to their position in the parsed input, so that
-	// problems are reported in document order. Set by Parse; nil otherwise.
-	// (Comparing Documents with go-cmp needs cmpopts.IgnoreUnexported.)
-	pos map[string]int64
+	// src is what Parse learnt of the input: positions (problems are
+	// reported in document order) and its own findings. Nil for a Document
+	// built in Go. (Comparing Documents with go-cmp needs
+	// cmpopts.IgnoreUnexported(Document{}).)
+	src *source
 }
 
 // Interface is one entry of Document.Interfaces. Only the admin NIC carries

@@ -39,10 +39,11 @@ var MDLevels = []string{"mirror", "stripe", "raid0", "raid1", "0", "1"}
 
 // Validate applies every rule that can be known before touching a disk
 // (fuel-agent.md §2) and returns nil or a *ValidationError holding every
-// problem with its path. It does not repeat the type checks Parse made on
-// the input; use ParseAndValidate for both.
+// problem with its path. On a parsed Document it leaves out what Parse
+// already reported (and follow-ons of values Parse had to leave zero); use
+// ParseAndValidate to get both in one list.
 func (d *Document) Validate() error {
-	f := d.check(false)
+	f := d.check()
 	if len(f.errs) == 0 {
 		return nil
 	}
@@ -53,7 +54,7 @@ func (d *Document) Validate() error {
 // that does not add up, a type GUID that is not a GUID, a pre-computed
 // scheme that uses devices it does not create. They never fail validation.
 func (d *Document) Warnings() []FieldError {
-	return d.check(false).warns
+	return d.check().warns
 }
 
 type findings struct {
@@ -66,8 +67,14 @@ type findings struct {
 func (f *findings) err(path, format string, args ...any)  { f.errs.add(path, format, args...) }
 func (f *findings) warn(path, format string, args ...any) { f.warns.add(path, format, args...) }
 
-func (d *Document) check(partial bool) findings {
-	f := findings{partial: partial}
+func (d *Document) check() findings {
+	var f findings
+	var pos map[string]int64
+	if d.src != nil {
+		f.partial = d.src.partial
+		f.warns = append(f.warns, d.src.warns...)
+		pos = d.src.pos
+	}
 	d.checkTop(&f)
 	mounts := d.checkSpaces(&f)
 	if d.Partitioning != nil {
@@ -75,10 +82,19 @@ func (d *Document) check(partial bool) findings {
 	}
 	d.checkImages(&f, mounts)
 	d.checkAccounts(&f)
+	if d.src != nil {
+		kept := f.errs[:0]
+		for _, p := range f.errs {
+			if !underAny(p.Path, d.src.hidden) {
+				kept = append(kept, p)
+			}
+		}
+		f.errs = kept
+	}
 	f.errs = dedupe(f.errs)
 	f.warns = dedupe(f.warns)
-	sortProblems(f.errs, d.pos)
-	sortProblems(f.warns, d.pos)
+	sortProblems(f.errs, pos)
+	sortProblems(f.warns, pos)
 	return f
 }
 
@@ -230,6 +246,7 @@ type mountSite struct {
 	path string // field path of the volume
 	disk bool   // a partition or raid volume on a disk
 	raid bool   // a raid volume: others with the same mount join its md
+	fs   string // the file system declared for it, "" if none
 }
 
 func (d *Document) checkSpaces(f *findings) map[string]mountSite {
@@ -316,7 +333,7 @@ func (d *Document) checkSpaces(f *findings) map[string]mountSite {
 				if v.PartitionGUID != "" && !validGUID(v.PartitionGUID) {
 					f.warn(field(vp, "partition_guid"), "%q is not a GUID (sgdisk --typecode will refuse it)", v.PartitionGUID)
 				}
-				addMount(f, mounts, vp, v.Mount, mountSite{disk: true, raid: v.Type == VolRaid})
+				addMount(f, mounts, vp, v.Mount, mountSite{disk: true, raid: v.Type == VolRaid, fs: v.FileSystem})
 			}
 		}
 		if real > s.Size {
@@ -362,7 +379,7 @@ func (d *Document) checkSpaces(f *findings) map[string]mountSite {
 			}
 			checkFS(f, vp, v.Mount, v.FileSystem)
 			checkRoot(f, vp, v)
-			addMount(f, mounts, vp, v.Mount, mountSite{})
+			addMount(f, mounts, vp, v.Mount, mountSite{fs: v.FileSystem})
 			asked += v.Size
 			need += (v.Size + ExtentMiB - 1) / ExtentMiB * ExtentMiB
 		}
@@ -470,8 +487,10 @@ func (d *Document) checkImages(f *findings, mounts map[string]mountSite) {
 		ip := field(p, mnt)
 		if !strings.HasPrefix(mnt, "/") {
 			f.err(ip, "the key must be the absolute mount point the image is written to")
-		} else if _, ok := mounts[mnt]; !ok && !f.partial {
+		} else if site, ok := mounts[mnt]; !ok && !f.partial {
 			f.err(ip, "no volume is mounted at %q to write this image to", mnt)
+		} else if ok && site.fs != "" && img.Format != "" && site.fs != img.Format {
+			f.warn(field(ip, "format"), "the image holds %s but %s declares %s; the image's file system is what the node gets", img.Format, site.path, site.fs)
 		}
 		switch u, err := url.Parse(img.URI); {
 		case img.URI == "":
@@ -682,7 +701,7 @@ func (d *Document) checkPartitioning(f *findings, mounts map[string]mountSite) m
 			if prev, dup := fsMounts[fs.Mount]; dup {
 				f.err(field(p, "mount"), "%q is already mounted by %s", fs.Mount, prev.path)
 			} else {
-				fsMounts[fs.Mount] = mountSite{path: p}
+				fsMounts[fs.Mount] = mountSite{path: p, fs: fs.FSType}
 			}
 		}
 	}
