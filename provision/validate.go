@@ -39,9 +39,35 @@ var MDLevels = []string{"mirror", "stripe", "raid0", "raid1", "0", "1"}
 
 // Validate applies every rule that can be known before touching a disk
 // (fuel-agent.md §2) and returns nil or a *ValidationError holding every
-// problem with its path. On a parsed Document it leaves out what Parse
-// already reported (and follow-ons of values Parse had to leave zero); use
-// ParseAndValidate to get both in one list.
+// problem with its path.
+//
+// The rules, beyond the ks_spaces JSON schema Parse checks:
+//   - hostname present and a valid host name; every interface has a valid
+//     mac_address, ip_address and netmask are addresses when given;
+//     kernel_options["netcfg/choose_interface"], when set, is the MAC of an
+//     interface that has ip_address and netmask; kernel_options.udevrules
+//     entries are MAC_NAME with valid MACs.
+//   - ks_spaces (disks of size > 0, volumes of size > 0; zero means absent):
+//     space and volume types known; at most one bootable disk; no disk name
+//     twice; pv lvm_meta_size >= 10 and its vg declared; mount absolute,
+//     "swap" or "none"; file_system known; a "/" volume at most 16 TiB;
+//     partition, raid and pv volumes fit in the disk; a VG with LVs has a
+//     PV; its LVs, rounded up to 4 MiB extents, fit in its PVs after
+//     pvcreate's metadata (PVUsableMiB); LV names unique and valid; no
+//     mount point twice (/boot on several disks is created once; raid
+//     volumes sharing a mount form one md).
+//   - ks_meta.image_data holds "/", each key is a mount point some volume
+//     (or, with "partitioning", some fss entry) provides, uri is http,
+//     https or file, container gzip, raw, zstd or xz, format ext2-4 or xfs.
+//   - user_accounts: a valid, unique name each.
+//   - partitioning (nailgun_simple): parted names unique, label gpt or
+//     msdos; partitions numbered >= 1 without repeats, begin < end, no
+//     overlap, on their table's disk; md levels known; vgs use pvs, lvs use
+//     vgs, sizes > 0; fs types known, no mount twice.
+//
+// On a parsed Document it leaves out what Parse already reported (and
+// follow-ons of values Parse had to leave zero); use ParseAndValidate to
+// get both in one list.
 func (d *Document) Validate() error {
 	f := d.check()
 	if len(f.errs) == 0 {
