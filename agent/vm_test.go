@@ -98,28 +98,7 @@ func TestVMProvision(t *testing.T) {
 	port := ln.Addr().(*net.TCPAddr).Port
 
 	doc := func(rootURI string) []byte {
-		b, err := os.ReadFile("testdata/provision_fuel90_ubuntu_1disk.json")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var d map[string]any
-		json.Unmarshal(b, &d)
-		ks := d["ks_meta"].(map[string]any)
-		ks["pm_data"].(map[string]any)["ks_spaces"] = []any{map[string]any{
-			"type": "disk", "id": "vda", "name": "vda", "size": 2048, "free_space": 1500, "extra": []any{},
-			"volumes": []any{
-				map[string]any{"type": "boot", "size": 300},
-				map[string]any{"type": "partition", "mount": "/boot", "size": 200, "file_system": "ext2"},
-				map[string]any{"type": "partition", "mount": "/", "size": 1200, "file_system": "ext4"},
-				map[string]any{"type": "lvm_meta_pool", "size": 0},
-			},
-		}}
-		ks["image_data"] = map[string]any{
-			"/":     map[string]any{"uri": rootURI, "format": "ext4", "container": "gzip"},
-			"/boot": map[string]any{"uri": fmt.Sprintf("http://10.0.2.2:%d/boot.img.gz", port), "format": "ext2", "container": "gzip"},
-		}
-		out, _ := json.Marshal(d)
-		return out
+		return vmDoc(t, rootURI, fmt.Sprintf("http://10.0.2.2:%d/boot.img.gz", port))
 	}
 
 	vm := vmtest.Start(t, vmtest.Options{
@@ -344,5 +323,112 @@ func waitUntil(t *testing.T, d time.Duration, cond func() bool) {
 			t.Fatalf("condition not met within %v", d)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// vmDoc is the fixture document with one 2 GiB disk: /boot and / on plain
+// partitions (readable from the host with debugfs), the given image URIs.
+func vmDoc(t *testing.T, rootURI, bootURI string) []byte {
+	t.Helper()
+	b, err := os.ReadFile("testdata/provision_fuel90_ubuntu_1disk.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d map[string]any
+	json.Unmarshal(b, &d)
+	ks := d["ks_meta"].(map[string]any)
+	ks["pm_data"].(map[string]any)["ks_spaces"] = []any{map[string]any{
+		"type": "disk", "id": "vda", "name": "vda", "size": 2048, "free_space": 1500, "extra": []any{},
+		"volumes": []any{
+			map[string]any{"type": "boot", "size": 300},
+			map[string]any{"type": "partition", "mount": "/boot", "size": 200, "file_system": "ext2"},
+			map[string]any{"type": "partition", "mount": "/", "size": 1200, "file_system": "ext4"},
+			map[string]any{"type": "lvm_meta_pool", "size": 0},
+		},
+	}}
+	ks["image_data"] = map[string]any{
+		"/":     map[string]any{"uri": rootURI, "format": "ext4", "container": "gzip"},
+		"/boot": map[string]any{"uri": bootURI, "format": "ext2", "container": "gzip"},
+	}
+	out, _ := json.Marshal(d)
+	return out
+}
+
+// TestVMProvisionCommand runs `imprint provision` inside the guest, the way
+// Astute does (a document in a file, the exit status as the verdict): the
+// test's initramfs adds an /inito (testdata/vminito), which u-root's init
+// runs before the ramdisk's own uinit, with the documents and images baked
+// in (file:// URLs). A document with a missing image must exit 1 naming the
+// step and the device; the good one must exit 0 and leave a bootable
+// layout on the disk.
+func TestVMProvisionCommand(t *testing.T) {
+	for _, tool := range []string{"mke2fs", "debugfs", "cpio", "gzip", "go"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not found", tool)
+		}
+	}
+	base, err := vmtest.FindImage()
+	if err != nil {
+		t.Skipf("no VM image: %v", err)
+	}
+	dir := t.TempDir()
+	stage := filepath.Join(dir, "stage")
+	os.MkdirAll(filepath.Join(stage, "vmtest"), 0o755)
+	for _, name := range []string{"root", "boot"} {
+		gz := targetImage(t, dir, name, map[string]string{"root": "ext4", "boot": "ext2"}[name], map[string]int{"root": 48, "boot": 16}[name], name == "root")
+		if err := os.Rename(gz, filepath.Join(stage, "vmtest", name+".img.gz")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.WriteFile(filepath.Join(stage, "vmtest", "bad.json"), vmDoc(t, "file:///vmtest/missing.img.gz", "file:///vmtest/boot.img.gz"), 0o644)
+	os.WriteFile(filepath.Join(stage, "vmtest", "good.json"), vmDoc(t, "file:///vmtest/root.img.gz", "file:///vmtest/boot.img.gz"), 0o644)
+	os.WriteFile(filepath.Join(stage, "vmtest", "docs"), []byte("bad.json good.json\n"), 0o644)
+	build := exec.Command("go", "build", "-o", filepath.Join(stage, "inito"), "./testdata/vminito")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build vminito: %v\n%s", err, out)
+	}
+	initrd := filepath.Join(dir, "initramfs.cpio.gz")
+	pack := exec.Command("sh", "-c", `set -e; cp "$1" "$3"; cd "$2"; find . -mindepth 1 | sed 's|^\./||' | cpio -o -H newc -R 0:0 --quiet | gzip -1 >>"$3"`, "sh", base.Initrd, stage, initrd)
+	if out, err := pack.CombinedOutput(); err != nil {
+		t.Fatalf("pack initramfs: %v\n%s", err, out)
+	}
+
+	vm := vmtest.Start(t, vmtest.Options{
+		Disks:       []vmtest.Disk{{Size: 2 << 30, Serial: "IMPRINT-VDA"}},
+		Image:       &vmtest.Image{Kernel: base.Kernel, Initrd: initrd},
+		BootTimeout: 420 * time.Second,
+	})
+	console := vm.Console()
+	if err := vm.Stop(); err != nil {
+		t.Errorf("Stop: %v", err)
+	}
+	for _, want := range []string{
+		`provision: failed at step images on "/dev/vda4"`,
+		"missing.img.gz",
+		"vmtest-provision bad.json exit=1",
+		"--- Provisioning END (do_provisioning) ---",
+		"provision: succeeded",
+		"vmtest-provision good.json exit=0",
+	} {
+		if !strings.Contains(console, want) {
+			t.Errorf("console lacks %q", want)
+		}
+	}
+	if i, j := strings.Index(console, "vmtest-provision bad.json"), strings.Index(console, "Next chunk"); j < 0 || j < i {
+		t.Errorf("no fuel-agent \"Next chunk\" line for the good image")
+	}
+	disk := vm.Disks[0]
+	parts, err := vmtest.Partitions(disk)
+	if err != nil || len(parts) != 5 {
+		t.Fatalf("partitions %+v %v", parts, err)
+	}
+	p, err := vmtest.Probe(disk, parts[3].StartBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("debugfs", "-R", "cat /etc/fstab", fmt.Sprintf("%s?offset=%d", disk, parts[3].StartBytes)).Output()
+	if err != nil || !strings.Contains(string(out), "UUID="+p["UUID"]+" / ext4 defaults,errors=panic 0 0") {
+		t.Errorf("fstab written by imprint provision:\n%s (%v)", out, err)
 	}
 }

@@ -1,0 +1,59 @@
+// Command vminito is the VM test's /inito: u-root's init runs /inito (when
+// present) and waits for it before starting /bin/uinit (imprint
+// ramdisk-init). It loads the storage modules, then runs
+// `imprint provision` on each document named in /vmtest/docs, printing
+// "vmtest-provision NAME exit=N" on the console, and returns, so the
+// ramdisk then boots on as usual: it starts /bin/uinit itself (the agent
+// comes up, the test harness sees its ready line and powers the guest off).
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+)
+
+func main() {
+	os.Setenv("PATH", "/bbin:/bin:/sbin:/usr/sbin:/usr/bin")
+	mods := []string{"virtio_pci", "virtio_blk"}
+	if f, err := os.Open("/etc/imprint/modules.conf"); err == nil {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if m := strings.TrimSpace(sc.Text()); m != "" && !strings.HasPrefix(m, "#") {
+				mods = append(mods, m)
+			}
+		}
+		f.Close()
+	}
+	for _, m := range mods {
+		exec.Command("/bbin/modprobe", m).Run() // built-in modules fail harmlessly
+	}
+	for i := 0; i < 100; i++ {
+		if _, err := os.Stat("/dev/vda"); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	docs, _ := os.ReadFile("/vmtest/docs")
+	for _, name := range strings.Fields(string(docs)) {
+		cmd := exec.Command("/bbin/imprint", "provision", "--input", "/vmtest/"+name,
+			"--kernel-cmdline", "", "--token-file", "", "--log-format", "text", "--state-dir", "/tmp/vmtest-state")
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		code := 0
+		if err := cmd.Run(); err != nil {
+			code = -1
+			if ee, ok := err.(*exec.ExitError); ok {
+				code = ee.ExitCode()
+			}
+		}
+		fmt.Printf("vmtest-provision %s exit=%d\n", name, code)
+	}
+	// u-root's init runs only /inito when it exists: start the ramdisk's
+	// uinit as our child (we are PID 1 of the namespace, as it requires).
+	uinit := exec.Command("/bin/uinit", "--i-am-the-ramdisk")
+	uinit.Stdin, uinit.Stdout, uinit.Stderr = os.Stdin, os.Stdout, os.Stderr
+	uinit.Run()
+}
