@@ -122,12 +122,6 @@ func (n *node) int64Value() (int64, error) {
 	return int64(f), nil
 }
 
-// isInteger is JSON schema's "integer": a number with an integral value.
-func (n *node) isInteger() bool {
-	_, err := n.int64Value()
-	return err == nil
-}
-
 // toJSON renders the subtree as JSON (for Document.Extra).
 func (n *node) toJSON(b *bytes.Buffer) {
 	switch n.kind {
