@@ -4,11 +4,9 @@ package vmtest
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -16,43 +14,18 @@ import (
 	"github.com/imprint-dev/imprint/bootstrap"
 )
 
-// pxeServer is the controller's HTTP side of a PXE boot: the ramdisk's
-// files and the node's current iPXE script, which the test flips.
-type pxeServer struct {
-	mu     sync.Mutex
-	script string
-	hits   int // GET /boot.ipxe answered
-	port   int
+// script is the node's current iPXE script, which the test flips.
+type script struct {
+	mu sync.Mutex
+	s  string
 }
 
-func (s *pxeServer) scriptHits() int { s.mu.Lock(); defer s.mu.Unlock(); return s.hits }
+func (sc *script) set(s string) { sc.mu.Lock(); sc.s = s; sc.mu.Unlock() }
 
-func (s *pxeServer) set(script string) { s.mu.Lock(); s.script = script; s.mu.Unlock() }
-
-// guestURL is the server as the guest sees it (10.0.2.2 is the host's
-// loopback in QEMU's user-mode network).
-func (s *pxeServer) guestURL(p string) string { return "http://10.0.2.2:" + strconv.Itoa(s.port) + p }
-
-func startPXEServer(t *testing.T, im Image) *pxeServer {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &pxeServer{port: l.Addr().(*net.TCPAddr).Port}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/vmlinuz", func(w http.ResponseWriter, r *http.Request) { http.ServeFile(w, r, im.Kernel) })
-	mux.HandleFunc("/initramfs.cpio.gz", func(w http.ResponseWriter, r *http.Request) { http.ServeFile(w, r, im.Initrd) })
-	mux.HandleFunc("/boot.ipxe", func(w http.ResponseWriter, r *http.Request) {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		s.hits++
-		w.Write([]byte(s.script))
-	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Close() })
-	return s
+func (sc *script) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	w.Write([]byte(sc.s))
 }
 
 // TestVMPXE network-boots the bootstrap with the script `imprint pxe`
@@ -60,24 +33,28 @@ func startPXEServer(t *testing.T, im Image) *pxeServer {
 // flips the node to each local-disk script and boots the same disk again.
 func TestVMPXE(t *testing.T) {
 	im := Require(t)
-	srv := startPXEServer(t, im)
+	srv := NewHostServer(t)
+	srv.File("/vmlinuz", im.Kernel)
+	srv.File("/initramfs.cpio.gz", im.Initrd)
+	current := &script{}
+	srv.Handle("/boot.ipxe", current)
 	tftp := t.TempDir()
 	// The fixed TFTP boot file chains to the controller, which decides.
-	chain := "#!ipxe\nchain " + srv.guestURL("/boot.ipxe") + "\n"
+	chain := "#!ipxe\nchain " + srv.GuestURL("/boot.ipxe") + "\n"
 	if err := os.WriteFile(filepath.Join(tftp, "chain.ipxe"), []byte(chain), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	nb := &NetBoot{TFTPDir: tftp, BootFile: "chain.ipxe"}
 	token := "pxe-test-token"
 	p := bootstrap.PXE{
-		KernelURL: srv.guestURL("/vmlinuz"), InitrdURL: srv.guestURL("/initramfs.cpio.gz"),
+		KernelURL: srv.GuestURL("/vmlinuz"), InitrdURL: srv.GuestURL("/initramfs.cpio.gz"),
 		Token: token, Consoles: []string{"ttyS0"}, OnExit: "poweroff", Extra: []string{"panic=-1"},
 	}
 	boot, err := p.IPXEBoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.set(boot)
+	current.set(boot)
 
 	vm := Start(t, Options{NetBoot: nb, Token: token, Disks: []Disk{{Size: 64 << 20, Serial: "PXE-DISK"}}})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -98,17 +75,16 @@ func TestVMPXE(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			srv.set(script)
-			before := srv.scriptHits()
+			current.set(script)
+			before := srv.Hits("/boot.ipxe")
 			vm := Start(t, Options{NetBoot: nb, Ready: marker, BootTimeout: 90 * time.Second,
 				Disks: []Disk{{Path: disk}}})
 			vm.Stop()
 			// The disk booted because iPXE ran the flipped script, not
 			// because the chain failed and the firmware fell through.
-			if srv.scriptHits() != before+1 {
-				t.Errorf("boot.ipxe fetched %d times during the boot, want 1", srv.scriptHits()-before)
+			if n := srv.Hits("/boot.ipxe") - before; n != 1 {
+				t.Errorf("boot.ipxe fetched %d times during the boot, want 1", n)
 			}
-			t.Logf("console:\n%s", vm.Tail(12))
 		})
 	}
 }

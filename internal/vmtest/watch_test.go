@@ -1,0 +1,81 @@
+package vmtest
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// The console watcher copies everything to the log and reports marker
+// lines even when QEMU's writes split them.
+func TestLineWatcher(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "serial.log")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lw := newLineWatcher(f, readyMarker)
+	input := "[    1.0] Run /init as init process\r\n" +
+		`{"msg":"imprint agent ready","addr":"[::]:9999"}` + "\n" +
+		"[    5.6] Kernel panic - not syncing: VFS\n" +
+		"time=... level=ERROR msg=\"imprint agent exited\" err=\"exit status 2\"\n"
+	for _, chunk := range []string{input[:20], input[20:45], input[45:]} {
+		if _, err := lw.Write([]byte(chunk)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.Close()
+	close(lw.events)
+	var got []string
+	for ev := range lw.events {
+		got = append(got, ev.kind)
+	}
+	want := []string{readyMarker, panicMarker, "imprint agent exited"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("events (-want +got):\n%s", diff)
+	}
+	b, _ := os.ReadFile(p)
+	if string(b) != input {
+		t.Errorf("log = %q, want the whole console", b)
+	}
+}
+
+func TestTail(t *testing.T) {
+	if got := tail("a\nb\nc\nd\n", 2); got != "c\nd" {
+		t.Errorf("tail = %q", got)
+	}
+	if got := tail("a", 5); got != "a" {
+		t.Errorf("tail = %q", got)
+	}
+}
+
+func TestQEMUArgs(t *testing.T) {
+	vm := &VM{Dir: t.TempDir(), Token: "tok", Image: Image{Kernel: "/k", Initrd: "/i"},
+		opts: Options{CPUs: 2, MemoryMiB: 1024, Cmdline: []string{"x=y"}, Disks: []Disk{{Size: 1 << 20, Serial: "S1"}, {Size: 2 << 20}}}}
+	args, err := vm.qemuArgs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := strings.Join(args, " ")
+	for _, want := range []string{"-accel tcg", "-no-reboot", "-device virtio-rng-pci",
+		"-append console=ttyS0 panic=-1 imprint.token=tok imprint.on_exit=poweroff x=y",
+		"id=d0,format=raw -device virtio-blk-pci,drive=d0,serial=S1", "-device virtio-blk-pci,drive=d1 ",
+		"hostfwd=tcp:127.0.0.1:"} {
+		if !strings.Contains(s+" ", want) {
+			t.Errorf("qemu args lack %q:\n%s", want, s)
+		}
+	}
+	for i, size := range []int64{1 << 20, 2 << 20} {
+		st, err := os.Stat(vm.Disks[i])
+		if err != nil || st.Size() != size {
+			t.Errorf("disk %d: %v, size %v; want %d", i, err, st, size)
+		}
+	}
+	bad := &VM{Dir: t.TempDir(), opts: Options{Disks: []Disk{{Size: 1, Serial: "a,b"}}}}
+	if _, err := bad.qemuArgs(); err == nil || !strings.Contains(err.Error(), "serial") {
+		t.Errorf("serial with a comma: error = %v", err)
+	}
+}
