@@ -38,8 +38,13 @@ type probeResult struct {
 			URL string `json:"url"`
 		} `json:"phone_home"`
 	} `json:"cloud_config"`
-	ENI     string `json:"eni"`
-	Netplan string `json:"netplan"`
+	ENI             string                    `json:"eni"`
+	Netplan         string                    `json:"netplan"`
+	NormalizedUsers map[string]map[string]any `json:"normalized_users"`
+	DefaultUser     *string                   `json:"default_user"`
+	WrittenFiles    map[string]struct {
+		Content, Mode string
+	} `json:"written_files"`
 }
 
 // cloudInit returns the Debian python3 with cloud-init importable, or skips.
@@ -173,6 +178,27 @@ func TestCloudInitReadsImages(t *testing.T) {
 							t.Errorf("user %s: key %q missing", u.Name, k)
 						}
 					}
+				}
+				// cc_users_groups: exactly the document's accounts, no distro
+				// default user (so root gets the metadata keys, disable_root off).
+				if r.DefaultUser != nil || len(r.NormalizedUsers) != len(doc.KsMeta.UserAccounts) {
+					t.Errorf("cloud-init users: default %v, %d users; want none and %d", r.DefaultUser, len(r.NormalizedUsers), len(doc.KsMeta.UserAccounts))
+				}
+				for _, ua := range doc.KsMeta.UserAccounts {
+					if u, ok := r.NormalizedUsers[ua.Name]; !ok || u["lock_passwd"] != false {
+						t.Errorf("cloud-init user %s: %v", ua.Name, u)
+					}
+				}
+				// cc_write_files, rooted in a temp dir.
+				if f := r.WrittenFiles["/etc/nailgun_systemtype"]; f.Content != "target" || f.Mode != "0o644" {
+					t.Errorf("/etc/nailgun_systemtype written as %+v", f)
+				}
+				if f, ok := r.WrittenFiles["/etc/mcollective/server.cfg"]; ok != (doc.KsMeta.McoEnable == 1) || (ok && (f.Mode != "0o640" ||
+					!strings.Contains(f.Content, "plugin.rabbitmq.pool.1.host = "+doc.KsMeta.McoHost))) {
+					t.Errorf("mcollective server.cfg written as %+v (present %v)", f, ok)
+				}
+				if f := r.WrittenFiles["/etc/udev/rules.d/70-persistent-net.rules"]; strings.Count(f.Content, "NAME=") != len(doc.Interfaces) {
+					t.Errorf("udev rules written as %q", f.Content)
 				}
 				admin := doc.Interfaces["eth0"]
 				ones, _ := net.IPMask(net.ParseIP(admin.Netmask).To4()).Size()

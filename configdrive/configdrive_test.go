@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"github.com/imprint-dev/imprint/provision"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -155,6 +156,9 @@ func TestContentFromFixtures(t *testing.T) {
 			}
 			if cc.PhoneHome.URL != "http://10.0.2.2:8080/ph" {
 				t.Errorf("phone_home = %+v", cc.PhoneHome)
+			}
+			if out, err := exec.Command("sh", "-n", "-c", string(c.Boothook)).CombinedOutput(); err != nil {
+				t.Errorf("boothook is not valid sh: %v\n%s", err, out)
 			}
 			for _, want := range []string{"nameserver " + doc.KsMeta.MasterIP, "search domain.tld", "server " + doc.KsMeta.MasterIP} {
 				if !strings.Contains(string(c.Boothook), want) {

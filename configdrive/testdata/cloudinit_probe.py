@@ -84,6 +84,27 @@ if cloud_config is not None:
     schema_mod.validate_cloudconfig_schema(cfg, schema_mod.get_schema(), strict=True, log_deprecations=True)
     out["schema_valid"] = True
 
+    # How cc_users_groups / cc_ssh see the accounts on a Debian target.
+    from cloudinit import distros
+    from cloudinit.distros import ug_util
+    debian = distros.fetch("debian")("debian", {}, paths)
+    import copy
+    users, _groups = ug_util.normalize_users_groups(copy.deepcopy(cfg), debian)  # it consumes its input
+    out["normalized_users"] = users
+    out["default_user"] = ug_util.extract_default(users)[0]
+
+    # cc_write_files, rooted in WORK/root instead of /.
+    from cloudinit.config import cc_write_files
+    root = os.path.join(work, "root")
+    files = [dict(f, path=root + f["path"]) for f in copy.deepcopy(cfg.get("write_files", []))]
+    cc_write_files.write_files("write_files", files, "root:root")
+    written = {}
+    for f in cfg.get("write_files", []):
+        st = os.stat(root + f["path"])
+        with open(root + f["path"]) as fh:
+            written[f["path"]] = {"content": fh.read(), "mode": oct(st.st_mode & 0o7777)}
+    out["written_files"] = written
+
 # Network config through cloud-init's parser and two renderers.
 netcfg = ds.network_config
 out["network_config"] = netcfg
