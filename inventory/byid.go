@@ -43,15 +43,25 @@ func diskIdentity(s sysfs, dev device, name string) identity {
 		id = sdIdentity(dev)
 	}
 	if id.wwn == "" {
-		// The kernel's own pick among the VPD designators (naa., eui., t10.).
-		for _, p := range []string{"wwid", "device/wwid"} {
-			if v := strings.TrimSpace(dev.fs.attrTrim(dev.path, p)); v != "" {
-				id.wwn = v
-				break
-			}
-		}
+		id.wwn = kernelWWN(dev)
 	}
 	return id
+}
+
+// kernelWWN is the kernel's own pick among the VPD designators (the wwid
+// attribute), when it is a world wide name: naa.<hex> as 0x<hex> (udev's
+// spelling), eui.<hex> as is. A t10. vendor id is a name, not a WWN.
+func kernelWWN(dev device) string {
+	for _, p := range []string{"wwid", "device/wwid"} {
+		v := dev.fs.attrTrim(dev.path, p)
+		if h, ok := strings.CutPrefix(v, "naa."); ok && h != "" {
+			return "0x" + strings.ToLower(h)
+		}
+		if strings.HasPrefix(v, "eui.") {
+			return v
+		}
+	}
+	return ""
 }
 
 // attrs is udev's ATTRS{name}=="?*": the first of dev and its parents whose

@@ -342,3 +342,20 @@ func TestCollectDisksSkipsBrokenEntries(t *testing.T) {
 		t.Errorf("DescribeDisk(sdx -> /etc) = %v, want an outside-the-root error", err)
 	}
 }
+
+func TestKernelWWN(t *testing.T) {
+	for _, tt := range []struct{ wwid, want string }{
+		{"naa.5000C500A1B2C3D7", "0x5000c500a1b2c3d7"},
+		{"eui.0025388b91b4a1c2", "eui.0025388b91b4a1c2"},
+		{"t10.ATA     WDC WD10EFRX-68FYTN0                    WD-WCC4J1234567", ""},
+		{"", ""},
+	} {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "wwid"), []byte(tt.wwid+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if got := kernelWWN(device{fs: sysfs{root: dir}, path: dir}); got != tt.want {
+			t.Errorf("kernelWWN(wwid %q) = %q, want %q", tt.wwid, got, tt.want)
+		}
+	}
+}
