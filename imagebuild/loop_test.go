@@ -330,9 +330,14 @@ func TestLoopBuildDefaultImage(t *testing.T) {
 	if err != nil {
 		t.Fatalf("read initramfs %s: %v", i, err)
 	}
-	for _, w := range []string{"usr/sbin/mdadm", "usr/sbin/lvm", "scripts/local-top/mdadm", "scripts/local-top/lvm2", "scripts/local-bottom/mdadm"} {
+	for _, w := range []string{"usr/sbin/mdadm", "usr/sbin/lvm"} {
 		if !names[w] && !names[strings.TrimPrefix(w, "usr/")] {
 			t.Errorf("initramfs lacks %s (%d entries)", w, len(names))
+		}
+	}
+	for _, w := range []string{"mdadm", "lvm2"} { // bookworm: scripts/local-block/, older: local-top/
+		if !names["scripts/local-block/"+w] && !names["scripts/local-top/"+w] {
+			t.Errorf("initramfs lacks the %s boot script (scripts/local-block or local-top)", w)
 		}
 	}
 	if b, _ := os.ReadFile(k); !bytes.Contains(b[:min(len(b), 1024)], []byte("HdrS")) {
