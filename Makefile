@@ -7,7 +7,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 export CGO_ENABLED := 0
 export GOFLAGS     := -trimpath
 
-.PHONY: all build deps test test-unit test-loop test-vm fuzz bench demo clean
+.PHONY: all build deps test test-unit test-loop test-vm fuzz bench demo clean initramfs pxe image
 
 all: build
 
@@ -37,14 +37,45 @@ test-loop:
 test-vm:
 	scripts/test-vm.sh
 
+# initramfs builds the bootstrap ramdisk into build/bootstrap/$(KERNEL_FLAVOUR)/
+# (vmlinuz, initramfs.cpio.gz): u-root + imprint + storage tools + modules.
+# KERNEL_FLAVOUR=amd64 (Debian's generic kernel, bare metal) or cloud (VMs).
+KERNEL_FLAVOUR ?= amd64
+initramfs:
+	KERNEL_FLAVOUR=$(KERNEL_FLAVOUR) scripts/mkinitramfs.sh
+
+# pxe writes the iPXE/pxelinux scripts booting that ramdisk into build/pxe/.
+# PXE_URL is where an HTTP server serves build/bootstrap/$(KERNEL_FLAVOUR)/
+# (10.0.2.2 is the host as QEMU's user-mode network sees it); the agent token
+# is PXE_TOKEN_FILE, generated when missing.
+PXE_URL        ?= http://10.0.2.2:8080
+PXE_CONTROLLER ?= $(PXE_URL)
+PXE_TOKEN_FILE ?= build/pxe/token
+pxe: build
+	@mkdir -p build/pxe
+	@test -s $(PXE_TOKEN_FILE) || (umask 077; od -An -N16 -tx1 /dev/urandom | tr -d ' \n' > $(PXE_TOKEN_FILE))
+	$(BIN) pxe --out build/pxe --kernel-url $(PXE_URL)/vmlinuz --initrd-url $(PXE_URL)/initramfs.cpio.gz \
+		--controller $(PXE_CONTROLLER) --token-file $(PXE_TOKEN_FILE)
+
 # fuzz runs each fuzz target for FUZZTIME (corpus kept under testdata/fuzz).
 FUZZTIME ?= 60s
 fuzz:
+	$(GO) test ./provision -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) -fuzzminimizetime 3s
 	$(GO) test ./partition -run '^$$' -fuzz FuzzParseValidatePlan -fuzztime $(FUZZTIME)
 
 # bench: image writer vs curl|gzip|dd and friends (docs/bench.md); minutes, never in test.
 bench:
 	scripts/bench-image.sh
+
+# image builds the default bootable target image (Debian bookworm from the
+# host's apt mirror: kernel, grub-pc, cloud-init, lvm2, mdadm, ssh) into
+# build/images/ (debian-12-amd64.img.gz + .yaml) for the VM end-to-end test.
+# Needs root; minutes. IMAGE_FLAGS adds build-image flags, e.g.
+# IMAGE_FLAGS="--kernel generic" or "--disk build/images/debian-12-amd64.qcow2".
+IMAGE_FLAGS ?=
+image: build
+	$(BIN) build-image --variant minbase --output $(CURDIR)/build/images --cache $(CURDIR)/build/imagebuild-cache \
+		--image_build_dir $(CURDIR)/build/image-work $(IMAGE_FLAGS) examples/image-build.json
 
 demo: deps build
 	scripts/demo.sh

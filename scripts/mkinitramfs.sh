@@ -177,7 +177,7 @@ HOSTBINS=(
 	/sbin/mke2fs /sbin/mkfs.ext4 /sbin/e2fsck /sbin/fsck.ext4 /sbin/resize2fs /sbin/tune2fs /sbin/dumpe2fs
 	/sbin/mkfs.xfs /sbin/xfs_growfs /sbin/xfs_repair
 	/sbin/mkfs.fat /sbin/mkfs.vfat /sbin/fsck.fat /sbin/fsck.vfat
-	/sbin/blkid /sbin/wipefs /sbin/sgdisk
+	/sbin/blkid /sbin/wipefs /sbin/sgdisk /sbin/mkswap
 )
 for b in "${HOSTBINS[@]}"; do [[ -e $b ]] || die "$b missing (install lvm2 mdadm e2fsprogs xfsprogs dosfstools util-linux gdisk)"; done
 # The base is the same for every flavour: built once into build/bootstrap/common.

@@ -41,7 +41,19 @@ type cmdEnv struct {
 func commands() []command {
 	return []command{
 		{name: "version", summary: "print the version", run: runVersion},
+		{name: "inventory", summary: "print the hardware inventory (disks with udev-style names, NICs, CPU, memory, DMI) as JSON", run: runInventory},
+		{name: "agent", summary: "run the provisioning agent (HTTP API on :9999)", run: runAgent},
+		{name: "provision", aliases: []string{"provision"}, summary: "run the whole provisioning job on /tmp/provision.json in the foreground (fuel-agent's provision)", run: runProvision},
+		{name: "bootloader", aliases: []string{"fa_bootloader"}, summary: "run only the bootloader step (fstab, grub) of a provision.json", run: runBootloader},
+		{name: "ctl", summary: "drive an agent's API: inventory, plan, provision, status, watch, reboot", run: runCtl},
+		{name: "ramdisk-init", aliases: []string{"uinit"}, summary: "bootstrap ramdisk's uinit: modules, entropy, network, then the agent", run: runRamdiskInit},
+		{name: "pxe", summary: "write the iPXE/pxelinux scripts that boot the bootstrap ramdisk, and the local-disk flip", run: runPXE},
+		{name: "plan", summary: "validate a provision.json and print its storage plan (partitions, md, LVM, filesystems, images)", run: runPlan},
+		{name: "partition", aliases: []string{"fa_partition"}, summary: "lay only the storage plan of a provision.json onto the disks (teardown, wipe, GPT, md, LVM, mkfs)", run: runPartition},
 		{name: "write-image", aliases: []string{"fa_copyimage"}, summary: "stream a compressed image onto a block device, verified and resumable", run: runWriteImage},
+		{name: "configdrive", aliases: []string{"fa_configdrive"}, summary: "render the cloud-init configdrive (NoCloud or config-2, vfat or ISO9660) for a provision.json", run: runConfigdrive},
+		{name: "build-image", aliases: []string{"fa_build_image"}, summary: "build target OS images from a Fuel image build config (debootstrap, elements)", run: runBuildImage},
+		{name: "get-kernel", summary: "extract the kernel and initrd from a built image (disk-image-get-kernel)", run: runGetKernel},
 	}
 }
 
