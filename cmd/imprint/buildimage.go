@@ -77,19 +77,9 @@ func runBuildImage(ctx context.Context, env *cmdEnv, args []string) int {
 		fmt.Fprintln(env.stderr, "\nflags:")
 		fs.PrintDefaults()
 	}
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return 0
-			}
-			return 2
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
+	pos, code, ok := parseInterspersed(fs, args)
+	if !ok {
+		return code
 	}
 	if dataDriver != "nailgun_build_image" {
 		fmt.Fprintf(env.stderr, "build-image: --data_driver %q: only nailgun_build_image is supported\n", dataDriver)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -51,19 +50,9 @@ func runConfigdrive(ctx context.Context, env *cmdEnv, args []string) int {
 		fmt.Fprintln(env.stderr, "\nflags:")
 		fs.PrintDefaults()
 	}
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return 0
-			}
-			return 2
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
+	pos, code, ok := parseInterspersed(fs, args)
+	if !ok {
+		return code
 	}
 	if len(pos) != 1 || out == "" {
 		fmt.Fprintf(env.stderr, "configdrive: want FILE and -o OUTPUT\n\n")

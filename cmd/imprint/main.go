@@ -10,6 +10,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -109,5 +111,25 @@ func usage(w io.Writer, cmds []command) {
 			line += " (also as " + strings.Join(c.aliases, ", ") + ")"
 		}
 		fmt.Fprintln(w, line)
+	}
+}
+
+// parseInterspersed parses fs's flags wherever they stand among the
+// positional arguments (imprint write-image URL DEV --sha256 H) and returns
+// the positional ones. When ok is false the command ends with code: 0 after
+// -h, 2 after a flag error (fs has printed it).
+func parseInterspersed(fs *flag.FlagSet, args []string) (pos []string, code int, ok bool) {
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, 0, false
+			}
+			return nil, 2, false
+		}
+		if fs.NArg() == 0 {
+			return pos, 0, true
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
 	}
 }
