@@ -216,7 +216,9 @@ if [[ ! -f $BASECPIO ]]; then
 	for b in "${HOSTBINS[@]}"; do files+=(-files "$b"); done
 	files+=(-files "$ETC/lvm/lvm.conf:etc/lvm/lvm.conf" -files "$ETC/mke2fs.conf:etc/mke2fs.conf")
 	# uinit: /bin/uinit -> /bbin/imprint; argv[0] "uinit" selects ramdisk-init.
-	GOOS=linux GOARCH=amd64 GOAMD64=v1 CGO_ENABLED=0 "$UROOT" -o "$BASECPIO.tmp" \
+	# GOROOT explicitly: u-root built under `make` (GOFLAGS=-trimpath) has no
+	# GOROOT of its own and would look for the go tool at "bin/go".
+	GOROOT=$(go env GOROOT) GOFLAGS= GOOS=linux GOARCH=amd64 GOAMD64=v1 CGO_ENABLED=0 "$UROOT" -o "$BASECPIO.tmp" \
 		-uinitcmd="/bbin/imprint --i-am-the-ramdisk" -defaultsh=gosh \
 		"${files[@]}" "${CMDS[@]}" 2>&1 | grep -v 'not using one of the recommended Go versions' >&2 || true
 	[[ -s $BASECPIO.tmp ]] || die "u-root build failed"
