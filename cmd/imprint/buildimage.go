@@ -137,15 +137,7 @@ func runBuildImage(ctx context.Context, env *cmdEnv, args []string) int {
 		return 2
 	}
 
-	level := slog.LevelInfo
-	if verbose {
-		level = slog.LevelDebug
-	}
-	hopts := &slog.HandlerOptions{Level: level}
-	var h slog.Handler = slog.NewTextHandler(env.stderr, hopts)
-	if jsonLog {
-		h = slog.NewJSONHandler(env.stderr, hopts)
-	}
+	h := logHandler(env.stderr, verbose, jsonLog)
 	if logFile != "" {
 		f, err := os.OpenFile(logFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 		if err != nil {

@@ -81,15 +81,7 @@ func runPartition(ctx context.Context, env *cmdEnv, args []string) int {
 		fmt.Fprintf(env.stderr, "partition: --grub: want 1 or 2, got %d\n", grub)
 		return 2
 	}
-	level := slog.LevelInfo
-	if verbose {
-		level = slog.LevelDebug
-	}
-	hopts := &slog.HandlerOptions{Level: level}
-	var h slog.Handler = slog.NewTextHandler(env.stderr, hopts)
-	if jsonLog {
-		h = slog.NewJSONHandler(env.stderr, hopts)
-	}
+	h := logHandler(env.stderr, verbose, jsonLog)
 	log := slog.New(h).With("cmd", "partition")
 
 	data, err := planReadInput(env.stdin, file)

@@ -75,15 +75,7 @@ func runWriteImage(ctx context.Context, env *cmdEnv, args []string) int {
 		return 2
 	}
 
-	level := slog.LevelInfo
-	if verbose {
-		level = slog.LevelDebug
-	}
-	hopts := &slog.HandlerOptions{Level: level}
-	var h slog.Handler = slog.NewTextHandler(env.stderr, hopts)
-	if jsonLog {
-		h = slog.NewJSONHandler(env.stderr, hopts)
-	}
+	h := logHandler(env.stderr, verbose, jsonLog)
 	opts.Logger = slog.New(h).With("cmd", "write-image")
 	if !noGrow {
 		opts.Runner = imagewriter.ExecRunner{}
