@@ -1,6 +1,7 @@
 package imagebuild
 
 import (
+	"bytes"
 	"context"
 	"crypto/md5"
 	"encoding/hex"
@@ -9,8 +10,9 @@ import (
 	"io"
 	"runtime"
 
-	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/imprint-dev/imprint/imagewriter"
 )
 
 // Sums are the sizes and md5s of an image before and after compression
@@ -22,14 +24,17 @@ type Sums struct {
 	ContainerMD5  string
 }
 
-// DefaultGzipMember is how much input each gzip member holds.
-const DefaultGzipMember = 8 << 20
+// DefaultGzipMember is how much input each gzip member holds: the image
+// writer's indexed-gzip default, so members inflate in parallel on the node.
+const DefaultGzipMember = imagewriter.DefaultGzipMemberSize
 
 // Compress copies src to dst in container (gzip, zstd or raw) and returns
 // the sums of both sides. gzip is written as independent members of
 // member bytes of input each (RFC 1952 allows any number; gzip -t, zcat
-// and Go's gzip.Reader read them as one stream), compressed by up to
-// workers goroutines in parallel, in order.
+// and Go's gzip.Reader read them as one stream), each carrying the image
+// writer's "IM" index in its header so the agent inflates them in parallel
+// (imagewriter.MemberEncoder), compressed by up to workers goroutines in
+// parallel, written in order.
 func Compress(ctx context.Context, dst io.Writer, src io.Reader, container string, member, workers int) (Sums, error) {
 	rawH, outH := md5.New(), md5.New()
 	cw := &countWriter{w: io.MultiWriter(dst, outH)}
@@ -69,20 +74,22 @@ func parallelGzip(ctx context.Context, dst io.Writer, src io.Reader, member, wor
 	defer cancel()
 	jobs := make(chan *job, workers)    // to the compressors
 	order := make(chan *job, workers*2) // to the writer, in input order
+	if member > imagewriter.MaxMemberInput {
+		return fmt.Errorf("gzip member size %d: at most %d", member, imagewriter.MaxMemberInput)
+	}
 	for range workers {
+		enc, err := imagewriter.NewMemberEncoder(6)
+		if err != nil {
+			return err
+		}
 		go func() {
 			for j := range jobs {
-				var b bytesBuffer
-				zw, _ := gzip.NewWriterLevel(&b, gzip.DefaultCompression)
-				_, err := zw.Write(j.in)
-				if err == nil {
-					err = zw.Close()
-				}
+				b, err := enc.Encode(j.in)
 				if err != nil {
 					j.errc <- err
 					continue
 				}
-				j.out <- b.b
+				j.out <- bytes.Clone(b)
 			}
 		}()
 	}
@@ -152,10 +159,6 @@ func zstdCompress(ctx context.Context, dst io.Writer, src io.Reader, workers int
 	}
 	return zw.Close()
 }
-
-type bytesBuffer struct{ b []byte }
-
-func (b *bytesBuffer) Write(p []byte) (int, error) { b.b = append(b.b, p...); return len(p), nil }
 
 type countWriter struct {
 	w io.Writer

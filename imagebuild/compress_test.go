@@ -5,6 +5,7 @@ import (
 	stdgzip "compress/gzip"
 	"context"
 	"crypto/md5"
+	"encoding/binary"
 	"encoding/hex"
 	"io"
 	"math/rand"
@@ -45,8 +46,18 @@ func countMembers(t *testing.T, data []byte) int {
 	n := 0
 	for {
 		zr.Multistream(false)
-		if _, err := io.Copy(io.Discard, zr); err != nil {
+		raw, err := io.Copy(io.Discard, zr)
+		if err != nil {
 			t.Fatal(err)
+		}
+		// Every member carries imprint's index: "IM", 8 bytes, the
+		// member's own length and its input's length.
+		x := zr.Header.Extra
+		if len(x) != 12 || string(x[:2]) != "IM" || binary.LittleEndian.Uint16(x[2:]) != 8 {
+			t.Fatalf("member %d: extra field %x, want an IM index", n, x)
+		}
+		if got := binary.LittleEndian.Uint32(x[8:]); int64(got) != raw {
+			t.Errorf("member %d: index says %d input bytes, member holds %d", n, got, raw)
 		}
 		n++
 		if err := zr.Reset(br); err == io.EOF {

@@ -316,6 +316,78 @@ func (p *parallelGzip) close() error {
 	return nil
 }
 
+// MemberEncoder compresses one indexed gzip member at a time: a complete
+// gzip member whose header carries the "IM" extra field (the member's
+// length and its input's length), so imprint can inflate a stream of them in
+// parallel. Its flate state is reused between members; it is not safe for
+// concurrent use (give each goroutine its own).
+type MemberEncoder struct {
+	level int
+	out   bytes.Buffer
+	fw    *kflate.Writer
+}
+
+// NewMemberEncoder returns an encoder at level (gzip's 1-9, or -1 for 6).
+func NewMemberEncoder(level int) (*MemberEncoder, error) {
+	if level == -1 {
+		level = 6
+	}
+	if level < 1 || level > 9 {
+		return nil, fmt.Errorf("gzip level %d: want 1-9 or -1", level)
+	}
+	fw, err := kflate.NewWriter(io.Discard, level)
+	if err != nil {
+		return nil, fmt.Errorf("gzip level %d: %w", level, err)
+	}
+	return &MemberEncoder{level: level, fw: fw}, nil
+}
+
+// MaxMemberInput is the most input one indexed member may hold.
+const MaxMemberInput = maxIndexedMember / 2
+
+// Encode returns in as one indexed gzip member. The slice is the encoder's
+// own buffer, valid until the next Encode.
+func (e *MemberEncoder) Encode(in []byte) ([]byte, error) {
+	if len(in) > MaxMemberInput {
+		return nil, fmt.Errorf("gzip member input of %d bytes: at most %d", len(in), MaxMemberInput)
+	}
+	const xlen = 12
+	var hdr [10 + 2 + xlen]byte
+	hdr[0], hdr[1], hdr[2], hdr[3] = 0x1f, 0x8b, 8, gzFlagExtra
+	// MTIME 0 (reproducible), XFL per level, OS 3 (Unix)
+	switch e.level {
+	case 9:
+		hdr[8] = 2
+	case 1:
+		hdr[8] = 4
+	}
+	hdr[9] = 3
+	binary.LittleEndian.PutUint16(hdr[10:], xlen)
+	hdr[12], hdr[13] = 'I', 'M'
+	binary.LittleEndian.PutUint16(hdr[14:], 8)
+
+	e.out.Reset()
+	e.out.Write(hdr[:])
+	e.fw.Reset(&e.out)
+	if _, err := e.fw.Write(in); err != nil {
+		return nil, err
+	}
+	if err := e.fw.Close(); err != nil {
+		return nil, err
+	}
+	var tr [8]byte
+	binary.LittleEndian.PutUint32(tr[0:], crc32.ChecksumIEEE(in))
+	binary.LittleEndian.PutUint32(tr[4:], uint32(len(in)))
+	e.out.Write(tr[:])
+	b := e.out.Bytes()
+	if len(b) > maxIndexedMember {
+		return nil, fmt.Errorf("gzip member of %d bytes exceeds %d", len(b), maxIndexedMember)
+	}
+	binary.LittleEndian.PutUint32(b[16:], uint32(len(b)))
+	binary.LittleEndian.PutUint32(b[20:], uint32(len(in)))
+	return b, nil
+}
+
 // IndexedGzipWriter writes a gzip stream of independent members, each
 // holding MemberSize bytes of input (the last one less) and carrying the
 // "IM" index in its header, so imprint inflates them in parallel while gzip,
@@ -323,11 +395,9 @@ func (p *parallelGzip) close() error {
 // safe for concurrent use. Close writes the last member.
 type IndexedGzipWriter struct {
 	w          io.Writer
-	level      int
 	memberSize int
 	buf        []byte // pending input of the current member
-	out        bytes.Buffer
-	fw         *kflate.Writer
+	enc        *MemberEncoder
 	members    int
 	err        error
 }
@@ -339,17 +409,14 @@ func NewIndexedGzipWriter(w io.Writer, level, memberSize int) (*IndexedGzipWrite
 	if memberSize <= 0 {
 		memberSize = DefaultGzipMemberSize
 	}
-	if memberSize > maxIndexedMember/2 {
-		return nil, fmt.Errorf("gzip member size %d: at most %d", memberSize, maxIndexedMember/2)
+	if memberSize > MaxMemberInput {
+		return nil, fmt.Errorf("gzip member size %d: at most %d", memberSize, MaxMemberInput)
 	}
-	if level == -1 {
-		level = 6
-	}
-	fw, err := kflate.NewWriter(io.Discard, level)
+	enc, err := NewMemberEncoder(level)
 	if err != nil {
-		return nil, fmt.Errorf("gzip level %d: %w", level, err)
+		return nil, err
 	}
-	return &IndexedGzipWriter{w: w, level: level, memberSize: memberSize, buf: make([]byte, 0, memberSize), fw: fw}, nil
+	return &IndexedGzipWriter{w: w, memberSize: memberSize, buf: make([]byte, 0, memberSize), enc: enc}, nil
 }
 
 // Write buffers p and writes every member it completes.
@@ -387,43 +454,11 @@ func (g *IndexedGzipWriter) Close() error {
 }
 
 func (g *IndexedGzipWriter) flushMember() error {
-	const xlen = 12
-	var hdr [10 + 2 + xlen]byte
-	hdr[0], hdr[1], hdr[2], hdr[3] = 0x1f, 0x8b, 8, gzFlagExtra
-	// MTIME 0 (reproducible), XFL per level, OS 3 (Unix)
-	switch g.level {
-	case 9:
-		hdr[8] = 2
-	case 1:
-		hdr[8] = 4
-	}
-	hdr[9] = 3
-	binary.LittleEndian.PutUint16(hdr[10:], xlen)
-	hdr[12], hdr[13] = 'I', 'M'
-	binary.LittleEndian.PutUint16(hdr[14:], 8)
-
-	g.out.Reset()
-	g.out.Write(hdr[:])
-	g.fw.Reset(&g.out)
-	if _, err := g.fw.Write(g.buf); err != nil {
+	b, err := g.enc.Encode(g.buf)
+	if err != nil {
 		g.err = err
 		return err
 	}
-	if err := g.fw.Close(); err != nil {
-		g.err = err
-		return err
-	}
-	var tr [8]byte
-	binary.LittleEndian.PutUint32(tr[0:], crc32.ChecksumIEEE(g.buf))
-	binary.LittleEndian.PutUint32(tr[4:], uint32(len(g.buf)))
-	g.out.Write(tr[:])
-	b := g.out.Bytes()
-	if len(b) > maxIndexedMember {
-		g.err = fmt.Errorf("gzip member of %d bytes exceeds %d", len(b), maxIndexedMember)
-		return g.err
-	}
-	binary.LittleEndian.PutUint32(b[16:], uint32(len(b)))
-	binary.LittleEndian.PutUint32(b[20:], uint32(len(g.buf)))
 	if _, err := g.w.Write(b); err != nil {
 		g.err = err
 		return err
