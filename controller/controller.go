@@ -1,0 +1,640 @@
+package controller
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/imprint-dev/imprint/agent"
+	"github.com/imprint-dev/imprint/api"
+	"github.com/imprint-dev/imprint/bootstrap"
+	"github.com/imprint-dev/imprint/provision"
+)
+
+// Config configures a Controller.
+type Config struct {
+	Listen string // default "127.0.0.1:0"
+	// GuestURL is the base URL nodes reach the controller at (QEMU user
+	// networking: http://10.0.2.2:PORT). Empty: every URL handed to a node
+	// is built from the Host header of that node's own request (its iPXE
+	// fetch, its discovery), which is the address it reached us at. A
+	// GuestURL without a port takes the listener's port.
+	GuestURL string
+	// Token is the bearer token the agent callbacks must carry and that is
+	// sent to the agents' API; it is put on the bootstrap's kernel command
+	// line (imprint.token=).
+	Token string
+	// Kernel and Initrd are the bootstrap files, served at
+	// GET /boot/vmlinuz and GET /boot/initramfs.cpio.gz.
+	Kernel, Initrd string
+	// Images are the target images, served at GET /images/<base name>, with
+	// their Fuel metadata (<stem before the first dot>.yaml beside them)
+	// at GET /images/<stem>.yaml when it exists.
+	Images []Image
+	// Nodes are the known nodes, keyed by MAC.
+	Nodes []Node
+	// LocalBoot is the iPXE answer of a provisioned node (default exit).
+	LocalBoot bootstrap.LocalBoot
+	// Power resets a node that has no agent to ask (its OS is running), for
+	// Reprovision. May be nil: the node must then be rebooted by hand.
+	Power  Power
+	Logger *slog.Logger
+	Now    func() time.Time // default time.Now
+	// OnEvent, when set, is called with every event as it is recorded
+	// (outside the controller's lock, in order).
+	OnEvent func(Event)
+	// Network is the admin network the provisioned OS is configured for
+	// (static address, gateway, DNS). Default: QEMU user-mode networking's
+	// 10.0.2.0/24, gateway 10.0.2.2, DNS 10.0.2.3.
+	Network Network
+	// Profile is the Nailgun profile of the documents (default
+	// DefaultProfile).
+	Profile string
+	// AgentTimeout bounds each call to an agent (default 30s).
+	AgentTimeout time.Duration
+}
+
+// Image is one target image.
+type Image struct {
+	MountPoint string // "/" (required), "/boot", ...
+	Path       string // the image file: .img.gz, .img.zst, .img.xz or raw
+	Format     string // file system in the image: ext2|ext3|ext4|xfs (default ext4)
+	// The container (gzip, zstd, xz, raw) comes from the file's magic.
+}
+
+// Node is one machine the controller provisions.
+type Node struct {
+	MAC      string   // the MAC it PXE-boots from (any case; stored lower-case aa:bb:..)
+	Hostname string   // hostname and fqdn of the provisioned OS
+	SSHKeys  []string // authorized keys of root (ks_meta.authorized_keys and user_accounts[root])
+	// AgentURL is how the controller reaches the node's agent (QEMU
+	// hostfwd: http://127.0.0.1:N). Default: the discovery's scheme, first
+	// IPv4 address in the admin network (else the first address) and
+	// listen port.
+	AgentURL string
+	// Cmdline holds extra kernel parameters of the bootstrap; console=
+	// entries replace the default consoles.
+	Cmdline []string
+	// KernelParams is the provisioned OS's kernel command line (default
+	// DefaultKernelParams).
+	KernelParams string
+	// IP is the node's admin address in the provisioned OS (default: its
+	// discovery address inside Config.Network).
+	IP string
+}
+
+// Power resets a machine.
+type Power interface {
+	Reset(ctx context.Context, mac string) error
+}
+
+// Phase is a step of a node's provisioning round.
+type Phase string
+
+// Phases, in the order a round goes through them.
+const (
+	PhaseReprovision  Phase = "reprovision"   // Reprovision flipped the node back to the bootstrap
+	PhaseBootstrap    Phase = "pxe-bootstrap" // iPXE got the bootstrap script
+	PhaseDiscovered   Phase = "discovered"    // the agent reported in
+	PhaseProvisioning Phase = "provisioning"  // the agent accepted the provision.json
+	PhaseProgress     Phase = "progress"      // the agent's heartbeat names a new step
+	PhaseProvisioned  Phase = "provisioned"   // the agent reported success; iPXE flipped to local boot
+	PhaseRebooting    Phase = "rebooting"     // the agent accepted the reboot
+	PhaseLocal        Phase = "pxe-local"     // iPXE got the local-boot script
+	PhaseOSUp         Phase = "os-up"         // cloud-init phoned home
+	PhaseFailed       Phase = "failed"        // the round failed; Detail says where
+)
+
+// Event is one entry of the timeline.
+type Event struct {
+	Time   time.Time
+	MAC    string
+	Round  int // 1 for the first provisioning; Reprovision and a new bootstrap boot start the next
+	Phase  Phase
+	Detail string
+}
+
+// PhoneHome is what cloud-init's phone_home module posted.
+type PhoneHome struct {
+	InstanceID, Hostname, FQDN string
+	PubKeys                    map[string]string // "rsa", "ecdsa", "ed25519" → public key
+	Time                       time.Time
+}
+
+// Controller is the reference controller: it serves the bootstrap and the
+// images, answers iPXE per MAC, receives the agents' callbacks, composes and
+// posts provision.json, flips nodes to local boot and reboots them.
+type Controller struct {
+	cfg     Config
+	log     *slog.Logger
+	now     func() time.Time
+	images  map[string]string // URL name → file
+	rootImg []ComposeImage    // URIs relative to the base URL ("/images/x")
+	handler http.Handler
+
+	mu      sync.Mutex
+	nodes   map[string]*nodeState // by MAC
+	byID    map[string]string     // agent node_id → MAC
+	events  []Event
+	changed chan struct{} // closed and replaced on every event
+	listen  string        // the listener's URL once started
+	notify  sync.Mutex    // serializes OnEvent calls
+
+	bg       context.Context
+	stopBG   context.CancelFunc
+	wg       sync.WaitGroup
+	srv      *http.Server
+	closeErr error
+}
+
+type nodeState struct {
+	Node
+	uid        int
+	round      int
+	local      bool // iPXE answers local boot
+	posting    bool // a provision.json is being composed and posted
+	phases     map[Phase]bool
+	nodeID     string
+	agentURL   string
+	pin        string // agent TLS fingerprint
+	status     *api.Status
+	doc        []byte
+	phone      *PhoneHome
+	lastStep   string
+	provStart  time.Time
+	discovered time.Time
+}
+
+var hostnameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$`)
+
+// New validates cfg, reporting every problem with its field, and returns the
+// controller (not yet listening: see Start, or use Handler).
+func New(cfg Config) (*Controller, error) {
+	var errs []error
+	bad := func(field, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, a...)))
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:0"
+	}
+	if _, _, err := net.SplitHostPort(cfg.Listen); err != nil {
+		bad("listen", "%q is not host:port: %v", cfg.Listen, err)
+	}
+	if cfg.GuestURL != "" {
+		cfg.GuestURL = strings.TrimRight(cfg.GuestURL, "/")
+		u, err := url.Parse(cfg.GuestURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.User != nil {
+			bad("guest-url", "%q is not an http(s)://host[:port][/path] URL", cfg.GuestURL)
+		} else if strings.ContainsAny(cfg.GuestURL, " \t\"") {
+			bad("guest-url", "%q contains a space or quote", cfg.GuestURL)
+		}
+	}
+	switch {
+	case cfg.Token == "":
+		bad("token", "required (the agents' bearer token)")
+	case strings.ContainsAny(cfg.Token, " \t\r\n\""):
+		bad("token", "must not contain whitespace or quotes")
+	}
+	for field, p := range map[string]string{"kernel": cfg.Kernel, "initrd": cfg.Initrd} {
+		if p == "" {
+			bad(field, "required")
+		} else if err := regularFile(p); err != nil {
+			bad(field, "%v", err)
+		}
+	}
+	if cfg.LocalBoot == "" {
+		cfg.LocalBoot = bootstrap.LocalExit
+	}
+	if _, err := bootstrap.IPXELocal(cfg.LocalBoot); err != nil {
+		bad("local-boot", "%v", err)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.AgentTimeout <= 0 {
+		cfg.AgentTimeout = 30 * time.Second
+	}
+	if !cfg.Network.Prefix.IsValid() {
+		cfg.Network.Prefix = netip.MustParsePrefix("10.0.2.0/24")
+		if !cfg.Network.Gateway.IsValid() {
+			cfg.Network.Gateway = netip.MustParseAddr("10.0.2.2")
+		}
+		if len(cfg.Network.NameServers) == 0 {
+			cfg.Network.NameServers = []netip.Addr{netip.MustParseAddr("10.0.2.3")}
+		}
+	}
+	if !cfg.Network.Prefix.Addr().Is4() {
+		bad("network", "%s: the admin network must be IPv4", cfg.Network.Prefix)
+	}
+	if !cfg.Network.Gateway.IsValid() || !cfg.Network.Gateway.Is4() {
+		bad("network.gateway", "required, an IPv4 address")
+	}
+
+	c := &Controller{images: map[string]string{}, nodes: map[string]*nodeState{}, byID: map[string]string{}, changed: make(chan struct{})}
+	mounts := map[string]int{}
+	for i, im := range cfg.Images {
+		f := fmt.Sprintf("images[%d]", i)
+		if !strings.HasPrefix(im.MountPoint, "/") {
+			bad(f+".mount", "%q is not an absolute mount point", im.MountPoint)
+		} else if j, dup := mounts[im.MountPoint]; dup {
+			bad(f+".mount", "%s already has images[%d]", im.MountPoint, j)
+		}
+		mounts[im.MountPoint] = i
+		if im.Format == "" {
+			im.Format = "ext4"
+			cfg.Images[i].Format = "ext4"
+		}
+		if !oneOf(im.Format, provision.ImageFormats) {
+			bad(f+".format", "%q: want one of %v", im.Format, provision.ImageFormats)
+		}
+		if err := regularFile(im.Path); err != nil {
+			bad(f+".path", "%v", err)
+			continue
+		}
+		name := filepath.Base(im.Path)
+		if _, dup := c.images[name]; dup {
+			bad(f+".path", "another image is also named %q", name)
+			continue
+		}
+		container, err := containerOf(im.Path)
+		if err != nil {
+			bad(f+".path", "%v", err)
+			continue
+		}
+		c.images[name] = im.Path
+		ci := ComposeImage{MountPoint: im.MountPoint, URI: "/images/" + url.PathEscape(name), Format: im.Format, Container: container}
+		stem, _, _ := strings.Cut(name, ".")
+		meta := filepath.Join(filepath.Dir(im.Path), stem+".yaml")
+		if _, err := os.Stat(meta); err == nil {
+			c.images[stem+".yaml"] = meta
+			if ci.RawSize, err = rawSize(meta, name); err != nil {
+				bad(f+".path", "metadata %s: %v", meta, err)
+			}
+		}
+		c.rootImg = append(c.rootImg, ci)
+	}
+	if _, ok := mounts["/"]; !ok {
+		bad("images", "an image for / is required")
+	}
+	for i, n := range cfg.Nodes {
+		f := fmt.Sprintf("nodes[%d]", i)
+		hw, err := net.ParseMAC(n.MAC)
+		if err != nil || len(hw) != 6 {
+			bad(f+".mac", "%q is not a 6-byte MAC address", n.MAC)
+			continue
+		}
+		n.MAC = hw.String()
+		if _, dup := c.nodes[n.MAC]; dup {
+			bad(f+".mac", "%s is listed twice", n.MAC)
+			continue
+		}
+		if !hostnameRE.MatchString(n.Hostname) || len(n.Hostname) > 253 {
+			bad(f+".hostname", "%q is not a valid host name", n.Hostname)
+		}
+		for j, k := range n.SSHKeys {
+			if strings.TrimSpace(k) == "" || strings.ContainsAny(k, "\r\n") {
+				bad(fmt.Sprintf("%s.ssh_keys[%d]", f, j), "empty or more than one line")
+			}
+		}
+		if n.AgentURL != "" {
+			u, err := url.Parse(n.AgentURL)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				bad(f+".agent_url", "%q is not an http(s) URL", n.AgentURL)
+			}
+			n.AgentURL = strings.TrimRight(n.AgentURL, "/")
+		}
+		for j, p := range n.Cmdline {
+			if p == "" || strings.ContainsAny(p, " \t\r\n\"") {
+				bad(fmt.Sprintf("%s.cmdline[%d]", f, j), "%q is empty or contains a space or quote", p)
+			}
+		}
+		if n.IP != "" {
+			if a, err := netip.ParseAddr(n.IP); err != nil || !cfg.Network.Prefix.Contains(a) {
+				bad(f+".ip", "%q is not an address in the admin network %s", n.IP, cfg.Network.Prefix)
+			}
+		}
+		c.nodes[n.MAC] = &nodeState{Node: n, uid: i + 1, round: 1, phases: map[Phase]bool{}}
+	}
+	if len(cfg.Nodes) == 0 {
+		bad("nodes", "at least one node is required")
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("controller config: %w", err)
+	}
+	c.cfg = cfg
+	c.log = cfg.Logger
+	c.now = cfg.Now
+	c.bg, c.stopBG = context.WithCancel(context.Background())
+	c.handler = c.routes()
+	return c, nil
+}
+
+func regularFile(p string) error {
+	st, err := os.Stat(p)
+	if err != nil {
+		return err
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file", p)
+	}
+	return nil
+}
+
+func oneOf(s string, set []string) bool {
+	for _, x := range set {
+		if s == x {
+			return true
+		}
+	}
+	return false
+}
+
+// containerOf tells the image container from the file's magic.
+func containerOf(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	head := make([]byte, 6)
+	n, err := io.ReadFull(f, head)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("%s: read magic: %w", path, err)
+	}
+	head = head[:n]
+	switch {
+	case bytes.HasPrefix(head, []byte{0x1f, 0x8b}):
+		return "gzip", nil
+	case bytes.HasPrefix(head, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		return "zstd", nil
+	case bytes.HasPrefix(head, []byte{0xfd, '7', 'z', 'X', 'Z', 0}):
+		return "xz", nil
+	}
+	return "raw", nil
+}
+
+// Handler is the controller's HTTP handler (chi), for httptest.
+func (c *Controller) Handler() http.Handler { return c.handler }
+
+// Start listens on Config.Listen and serves until ctx ends or Close is
+// called. It returns the listener's URL (http://127.0.0.1:PORT).
+func (c *Controller) Start(ctx context.Context) (string, error) {
+	ln, err := net.Listen("tcp", c.cfg.Listen)
+	if err != nil {
+		return "", fmt.Errorf("controller: listen %s: %w", c.cfg.Listen, err)
+	}
+	u := "http://" + ln.Addr().String()
+	c.mu.Lock()
+	c.listen = u
+	c.srv = &http.Server{Handler: c.handler, ReadHeaderTimeout: 30 * time.Second}
+	srv := c.srv
+	c.mu.Unlock()
+	c.log.Info("controller listening", "url", u, "guest_url", c.cfg.GuestURL, "nodes", len(c.nodes))
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			c.log.Error("controller: serve", "url", u, "err", err)
+		}
+	}()
+	go func() {
+		select {
+		case <-ctx.Done():
+			c.Close()
+		case <-c.bg.Done():
+		}
+	}()
+	return u, nil
+}
+
+// Close stops serving and waits for the calls to agents in flight.
+func (c *Controller) Close() error {
+	c.stopBG()
+	c.mu.Lock()
+	srv := c.srv
+	c.srv = nil
+	c.mu.Unlock()
+	var err error
+	if srv != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err = srv.Shutdown(sctx)
+		cancel()
+	}
+	c.wg.Wait()
+	return err
+}
+
+// Events returns the timeline so far.
+func (c *Controller) Events() []Event {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]Event(nil), c.events...)
+}
+
+// ErrUnknownNode: the MAC is not among Config.Nodes.
+var ErrUnknownNode = errors.New("unknown node")
+
+// Wait blocks until the node reaches phase p in its current round and
+// returns that event. A failure of the round is returned as an error with
+// the failure's detail.
+func (c *Controller) Wait(ctx context.Context, mac string, p Phase) (Event, error) {
+	m, err := normMAC(mac)
+	if err != nil {
+		return Event{}, err
+	}
+	for {
+		c.mu.Lock()
+		n, ok := c.nodes[m]
+		if !ok {
+			c.mu.Unlock()
+			return Event{}, fmt.Errorf("wait %s %s: %w", m, p, ErrUnknownNode)
+		}
+		var found, failed *Event
+		for i := range c.events {
+			ev := &c.events[i]
+			if ev.MAC != m || ev.Round != n.round {
+				continue
+			}
+			if ev.Phase == p && found == nil {
+				found = ev
+			}
+			if ev.Phase == PhaseFailed && failed == nil {
+				failed = ev
+			}
+		}
+		ch := c.changed
+		c.mu.Unlock()
+		if found != nil {
+			return *found, nil
+		}
+		if failed != nil {
+			return *failed, fmt.Errorf("node %s round %d failed: %s", m, failed.Round, failed.Detail)
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return Event{}, fmt.Errorf("wait for node %s to reach %s: %w", m, p, ctx.Err())
+		}
+	}
+}
+
+// PhoneHome returns the last phone-home the node's OS sent.
+func (c *Controller) PhoneHome(mac string) (PhoneHome, bool) {
+	m, err := normMAC(mac)
+	if err != nil {
+		return PhoneHome{}, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n, ok := c.nodes[m]
+	if !ok || n.phone == nil {
+		return PhoneHome{}, false
+	}
+	ph := *n.phone
+	ph.PubKeys = map[string]string{}
+	for k, v := range n.phone.PubKeys {
+		ph.PubKeys[k] = v
+	}
+	return ph, true
+}
+
+// Document returns the last provision.json composed for the node.
+func (c *Controller) Document(mac string) ([]byte, bool) {
+	m, err := normMAC(mac)
+	if err != nil {
+		return nil, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n, ok := c.nodes[m]
+	if !ok || n.doc == nil {
+		return nil, false
+	}
+	return append([]byte(nil), n.doc...), true
+}
+
+// Status returns the last job status the node's agent reported.
+func (c *Controller) Status(mac string) (api.Status, bool) {
+	m, err := normMAC(mac)
+	if err != nil {
+		return api.Status{}, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n, ok := c.nodes[m]
+	if !ok || n.status == nil {
+		return api.Status{}, false
+	}
+	return *n.status, true
+}
+
+// Reprovision flips the node back to the bootstrap, starts its next round
+// and resets it with Config.Power; the loop then repeats (a fresh discovery
+// is provisioned again, with force).
+func (c *Controller) Reprovision(ctx context.Context, mac string) error {
+	m, err := normMAC(mac)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	n, ok := c.nodes[m]
+	if !ok {
+		c.mu.Unlock()
+		return fmt.Errorf("reprovision %s: %w", m, ErrUnknownNode)
+	}
+	n.local = false
+	n.round++
+	n.phases = map[Phase]bool{}
+	c.mu.Unlock()
+	if c.cfg.Power == nil {
+		c.record(m, PhaseReprovision, "flipped to the bootstrap; no power driver: reboot the node by hand")
+		return nil
+	}
+	c.record(m, PhaseReprovision, "flipped to the bootstrap; resetting")
+	if err := c.cfg.Power.Reset(ctx, m); err != nil {
+		err = fmt.Errorf("reprovision %s: power reset: %w", m, err)
+		c.record(m, PhaseFailed, err.Error())
+		return err
+	}
+	return nil
+}
+
+// record appends an event to the node's current round.
+func (c *Controller) record(mac string, p Phase, detail string) Event {
+	c.mu.Lock()
+	ev := c.recordLocked(mac, p, detail)
+	c.mu.Unlock()
+	c.emit(ev)
+	return ev
+}
+
+func (c *Controller) recordLocked(mac string, p Phase, detail string) Event {
+	round := 0
+	if n, ok := c.nodes[mac]; ok {
+		round = n.round
+		n.phases[p] = true
+	}
+	ev := Event{Time: c.now(), MAC: mac, Round: round, Phase: p, Detail: detail}
+	c.events = append(c.events, ev)
+	close(c.changed)
+	c.changed = make(chan struct{})
+	return ev
+}
+
+func (c *Controller) emit(ev Event) {
+	lvl := slog.LevelInfo
+	if ev.Phase == PhaseFailed {
+		lvl = slog.LevelError
+	}
+	c.log.Log(context.Background(), lvl, "node event", "mac", ev.MAC, "round", ev.Round, "phase", string(ev.Phase), "detail", ev.Detail)
+	if c.cfg.OnEvent != nil {
+		c.notify.Lock()
+		c.cfg.OnEvent(ev)
+		c.notify.Unlock()
+	}
+}
+
+func normMAC(s string) (string, error) {
+	hw, err := net.ParseMAC(strings.ReplaceAll(strings.TrimSpace(s), "-", ":"))
+	if err != nil || len(hw) != 6 {
+		return "", fmt.Errorf("mac %q: not a 6-byte MAC address", s)
+	}
+	return hw.String(), nil
+}
+
+// agentClient is the API client of a node's agent; an https agent's
+// certificate is pinned to the fingerprint it sent in discovery.
+func (c *Controller) agentClient(agentURL, pin string) *api.Client {
+	hc := &http.Client{Timeout: c.cfg.AgentTimeout}
+	if strings.HasPrefix(agentURL, "https://") {
+		want := strings.ToUpper(pin)
+		hc.Transport = &http.Transport{TLSClientConfig: &tls.Config{
+			InsecureSkipVerify: true, // the certificate is self-signed: pinned below
+			VerifyConnection: func(cs tls.ConnectionState) error {
+				if len(cs.PeerCertificates) == 0 {
+					return errors.New("agent sent no certificate")
+				}
+				if got := strings.ToUpper(agent.Fingerprint(cs.PeerCertificates[0].Raw)); want == "" || got != want {
+					return fmt.Errorf("agent certificate fingerprint %s does not match the discovery's %q", got, pin)
+				}
+				return nil
+			},
+		}}
+	}
+	return &api.Client{URL: agentURL, Token: c.cfg.Token, HTTP: hc}
+}
