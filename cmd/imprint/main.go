@@ -48,6 +48,7 @@ func commands() []command {
 		{name: "agent", summary: "run the provisioning agent (HTTP API on :9999)", run: runAgent},
 		{name: "provision", aliases: []string{"provision"}, summary: "run the whole provisioning job on /tmp/provision.json in the foreground (fuel-agent's provision)", run: runProvision},
 		{name: "bootloader", aliases: []string{"fa_bootloader"}, summary: "run only the bootloader step (fstab, grub) of a provision.json", run: runBootloader},
+		{name: "controller", summary: "run the reference controller: bootstrap and images over HTTP, iPXE per MAC, provision.json for discovered nodes, flip to local boot, reboot", run: runController},
 		{name: "ctl", summary: "drive an agent's API: inventory, plan, provision, status, watch, reboot", run: runCtl},
 		{name: "ramdisk-init", aliases: []string{"uinit"}, summary: "bootstrap ramdisk's uinit: modules, entropy, network, then the agent", run: runRamdiskInit},
 		{name: "pxe", summary: "write the iPXE/pxelinux scripts that boot the bootstrap ramdisk, and the local-disk flip", run: runPXE},
