@@ -82,7 +82,7 @@ var _ Configdrive = ConfigdriveWriter{}
 
 // Write implements Configdrive.
 func (c ConfigdriveWriter) Write(ctx context.Context, doc *provision.Document, device string) error {
-	content, err := configdrive.Build(doc, c.Options)
+	content, err := configdrive.Build(doc, c.options(doc))
 	if err != nil {
 		return fmt.Errorf("configdrive content: %w", err)
 	}
@@ -98,6 +98,16 @@ func (c ConfigdriveWriter) Write(ctx context.Context, doc *provision.Document, d
 		c.Logger.Info("configdrive written", "device", device, "format", b.Format, "fstype", b.FSType, "size", b.Size)
 	}
 	return nil
+}
+
+// options are c.Options with what the document asks for: its
+// ks_meta.phone_home_url (imprint's extension) wins over Options.PhoneHomeURL.
+func (c ConfigdriveWriter) options(doc *provision.Document) configdrive.Options {
+	o := c.Options
+	if u := doc.KsMeta.PhoneHomeURL; u != "" {
+		o.PhoneHomeURL = u
+	}
+	return o
 }
 
 // GrubBootloader is the real Bootloader step.

@@ -237,6 +237,21 @@ func TestRules(t *testing.T) {
 		{"user account without name", func(t *testing.T, m map[string]any) {
 			delete(obj(t, m, "ks_meta", "user_accounts", 1), "name")
 		}, []string{"ks_meta.user_accounts[1].name: required"}},
+		{"phone_home_url http", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta")["phone_home_url"] = "http://10.0.2.2:8080/phone-home/node-1"
+		}, nil},
+		{"phone_home_url not http", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta")["phone_home_url"] = "ftp://10.0.2.2/ph"
+		}, []string{`ks_meta.phone_home_url: "ftp://10.0.2.2/ph" must be an http or https URL`}},
+		{"phone_home_url without host", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta")["phone_home_url"] = "https:///ph"
+		}, []string{`ks_meta.phone_home_url: "https:///ph" has no host`}},
+		{"phone_home_url not a URL", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta")["phone_home_url"] = "http://[::1/x"
+		}, []string{`ks_meta.phone_home_url: "http://[::1/x" is not a URL`}},
+		{"phone_home_url a number", func(t *testing.T, m map[string]any) { // decoded leniently, as Nailgun's strings are
+			obj(t, m, "ks_meta")["phone_home_url"] = 8080
+		}, []string{`ks_meta.phone_home_url: "8080" must be an http or https URL`}},
 		{"kernel_params missing", func(t *testing.T, m map[string]any) {
 			delete(obj(t, m, "ks_meta", "pm_data"), "kernel_params")
 		}, []string{"ks_meta.pm_data.kernel_params: required"}},

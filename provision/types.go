@@ -80,6 +80,10 @@ type KsMeta struct {
 	CloudInitTemplates map[string]string    `json:"cloud_init_templates,omitempty"` // boothook, cloud_config, meta_data
 	KernelLt           int                  `json:"kernel_lt,omitempty"`
 	FuelVersion        string               `json:"fuel_version,omitempty"`
+	// PhoneHomeURL is an imprint extension (Nailgun has no such key): an
+	// http(s) URL the provisioned OS's cloud-init POSTs to once it is up
+	// (cloud-config phone_home: instance id, hostname, fqdn, host keys).
+	PhoneHomeURL string `json:"phone_home_url,omitempty"`
 }
 
 // PmData is ks_meta.pm_data.

@@ -60,6 +60,8 @@ var MDLevels = []string{"mirror", "stripe", "raid0", "raid1", "0", "1"}
 //     (or, with "partitioning", some fss entry) provides, uri is http,
 //     https or file, container gzip, raw, zstd or xz, format ext2-4 or xfs.
 //   - user_accounts: a valid, unique name each.
+//   - ks_meta.phone_home_url (imprint's extension), when set: an absolute
+//     http or https URL with a host.
 //   - partitioning (nailgun_simple): parted names unique, label gpt or
 //     msdos; partitions numbered >= 1 without repeats, begin < end, no
 //     overlap, on their table's disk; md levels known; vgs use pvs, lvs use
@@ -204,6 +206,11 @@ func (d *Document) checkTop(f *findings) {
 			case !validMAC(mac):
 				f.err(field("kernel_options", "udevrules"), "entry %d %q: invalid MAC address %q", i+1, e, mac)
 			}
+		}
+	}
+	if u := d.KsMeta.PhoneHomeURL; u != "" {
+		if err := checkPhoneHomeURL(u); err != "" {
+			f.err(field(pathKsMeta, "phone_home_url"), "%q %s", u, err)
 		}
 	}
 	for _, ns := range strings.FieldsFunc(d.NameServers, func(r rune) bool { return r == ',' || r == ' ' }) {
@@ -740,4 +747,18 @@ func (d *Document) checkPartitioning(f *findings, mounts map[string]mountSite) m
 // the dashes in both names doubled.
 func LVDevicePath(vg, lv string) string {
 	return "/dev/mapper/" + strings.ReplaceAll(vg, "-", "--") + "-" + strings.ReplaceAll(lv, "-", "--")
+}
+
+// checkPhoneHomeURL returns what is wrong with a phone_home_url, or "".
+func checkPhoneHomeURL(s string) string {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return "is not a URL"
+	case u.Scheme != "http" && u.Scheme != "https":
+		return "must be an http or https URL"
+	case u.Host == "":
+		return "has no host"
+	}
+	return ""
 }
