@@ -131,8 +131,11 @@ func newParallelGzip(ctx context.Context, br *bufio.Reader, workers int) *decode
 		ctx:    ctx,
 		cancel: cancel,
 		br:     br,
-		order:  make(chan *gzJob, workers+1),
-		work:   make(chan *gzJob, workers+1),
+		// The read-ahead: at most workers members queued beyond the one
+		// being served and the one being read, each a whole decoded
+		// member in memory (the bound on peak RSS).
+		order: make(chan *gzJob, workers),
+		work:  make(chan *gzJob, workers),
 	}
 	for range workers {
 		go p.worker()
@@ -208,6 +211,10 @@ func (p *parallelGzip) worker() {
 	var zr *kgzip.Reader
 	for job := range p.work {
 		job.err = p.inflate(&zr, job)
+		// The compressed bytes are done with: back to the pool now, not
+		// when the consumer gets to the member (peak RSS).
+		p.put(&p.inPool, job.in)
+		job.in = nil
 		close(job.done)
 	}
 }
@@ -273,7 +280,6 @@ func (p *parallelGzip) Read(b []byte) (int, error) {
 			return n, nil
 		}
 		if p.cur != nil {
-			p.put(&p.inPool, p.cur.in)
 			p.put(&p.outPool, p.cur.out)
 			p.cur = nil
 		}
