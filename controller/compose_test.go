@@ -133,8 +133,8 @@ func TestComposeFuelLayoutAccepted(t *testing.T) {
 	if len(plan.Images) != 1 || plan.Images[0].Device != "/dev/mapper/os-root" || plan.Images[0].Container != "gzip" {
 		t.Errorf("images = %+v", plan.Images)
 	}
-	if plan.Configdrive == "" {
-		t.Error("no configdrive partition planned")
+	if plan.Configdrive != "/dev/vda4" || !cmp.Equal(plan.Bootloader, []string{"/dev/vda"}) {
+		t.Errorf("configdrive %q, bootloader disks %v", plan.Configdrive, plan.Bootloader)
 	}
 }
 

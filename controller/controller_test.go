@@ -42,7 +42,9 @@ type provisionCall struct {
 	force bool
 }
 
-func newFakeAgent(t *testing.T) *fakeAgent {
+func newFakeAgent(t *testing.T) *fakeAgent { return newFakeAgentTLS(t, false) }
+
+func newFakeAgentTLS(t *testing.T, useTLS bool) *fakeAgent {
 	a := &fakeAgent{t: t}
 	mux := http.NewServeMux()
 	auth := func(w http.ResponseWriter, r *http.Request) bool {
@@ -81,7 +83,11 @@ func newFakeAgent(t *testing.T) *fakeAgent {
 		w.WriteHeader(http.StatusAccepted)
 		io.WriteString(w, `{"action":"reboot"}`)
 	})
-	a.srv = httptest.NewServer(mux)
+	if useTLS {
+		a.srv = httptest.NewTLSServer(mux)
+	} else {
+		a.srv = httptest.NewServer(mux)
+	}
 	t.Cleanup(a.srv.Close)
 	return a
 }
@@ -412,7 +418,7 @@ func TestAgentFailureNoFlip(t *testing.T) {
 	if _, s := h.get("/ipxe?mac=52:54:00:12:34:56"); !strings.Contains(s, "kernel ") {
 		t.Errorf("a failed node was flipped:\n%s", s)
 	}
-	time.Sleep(50 * time.Millisecond)
+	h.ctrl.Close() // waits for any call to the agent in flight
 	if _, reboots := h.agent.calls(); reboots != 0 {
 		t.Errorf("%d reboot calls after a failure", reboots)
 	}
@@ -504,5 +510,44 @@ func TestNewReportsEveryProblem(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("New() error lacks %q:\n%v", want, err)
 		}
+	}
+}
+
+// TestAgentTLSPinned: an agent started with --tls is reached over https with
+// its certificate pinned to the fingerprint it sent in discovery.
+func TestAgentTLSPinned(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		pin  func(real string) string
+		want Phase
+	}{
+		{"pinned", func(real string) string { return real }, PhaseProvisioning},
+		{"wrong fingerprint", func(string) string { return "00:11" }, PhaseFailed},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ag := newFakeAgentTLS(t, true)
+			h := newHarness(t, func(c *Config) { c.Nodes[0].AgentURL = ag.srv.URL })
+			d := discovery("")
+			d.Scheme, d.TLSFingerprint = "https", tt.pin(agent.Fingerprint(ag.srv.Certificate().Raw))
+			if err := h.reporter("uuid-1").Discovery(context.Background(), d); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			ev, err := h.ctrl.Wait(ctx, testMAC, PhaseProvisioning)
+			switch tt.want {
+			case PhaseProvisioning:
+				if err != nil {
+					t.Fatalf("Wait: %v", err)
+				}
+				if provs, _ := ag.calls(); len(provs) != 1 {
+					t.Errorf("%d provision calls over TLS", len(provs))
+				}
+			case PhaseFailed:
+				if err == nil || !strings.Contains(err.Error(), "does not match the discovery's \"00:11\"") {
+					t.Fatalf("Wait = %v, %v; want a fingerprint mismatch", ev, err)
+				}
+			}
+		})
 	}
 }
