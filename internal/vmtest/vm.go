@@ -58,7 +58,16 @@ type Options struct {
 	// agent ready", then /healthz is checked and Client set). Any other
 	// marker, e.g. a local disk's boot message, only waits for the line.
 	Ready string
+	// DiskBoot boots the first disk through the firmware (SeaBIOS, then
+	// the disk's boot code: the grub of a provisioned OS), with no kernel,
+	// initramfs or network boot; Image and Cmdline are ignored and Ready
+	// must be set (e.g. KernelBanner).
+	DiskBoot bool
 }
+
+// KernelBanner is the first line a Linux kernel prints on a console=ttyS0
+// serial console: the Ready marker of a DiskBoot that got through grub.
+const KernelBanner = "Linux version "
 
 // VM is a running guest.
 type VM struct {
@@ -120,7 +129,21 @@ func Start(t testing.TB, opts Options) *VM {
 // returned VM (nil on error) is stopped in t.Cleanup either way.
 func Boot(t testing.TB, opts Options) (*VM, error) {
 	t.Helper()
-	if opts.Image == nil {
+	switch {
+	case opts.DiskBoot:
+		if opts.Ready == "" {
+			return nil, fmt.Errorf("vmtest: DiskBoot needs a Ready marker (the booted OS has no agent)")
+		}
+		if len(opts.Disks) == 0 {
+			return nil, fmt.Errorf("vmtest: DiskBoot needs a disk")
+		}
+		if _, err := exec.LookPath(QEMU); err != nil {
+			return nil, fmt.Errorf("vmtest: %w", err)
+		}
+		if opts.Image == nil {
+			opts.Image = &Image{}
+		}
+	case opts.Image == nil:
 		im := Require(t)
 		opts.Image = &im
 	}
@@ -204,7 +227,9 @@ func (vm *VM) qemuArgs() ([]string, error) {
 		"-accel", "tcg", "-smp", strconv.Itoa(vm.opts.CPUs), "-m", strconv.Itoa(vm.opts.MemoryMiB),
 		"-nodefaults", "-display", "none", "-serial", "stdio", "-no-reboot",
 	}
-	if nb := vm.opts.NetBoot; nb != nil {
+	if nb := vm.opts.NetBoot; vm.opts.DiskBoot {
+		args = append(args, "-boot", "order=c")
+	} else if nb != nil {
 		netdev += ",tftp=" + nb.TFTPDir + ",bootfile=" + nb.BootFile
 		args = append(args, "-boot", "order=nc")
 	} else {

@@ -1,6 +1,9 @@
 package vmtest
 
 import (
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -77,5 +80,54 @@ func TestQEMUArgs(t *testing.T) {
 	bad := &VM{Dir: t.TempDir(), opts: Options{Disks: []Disk{{Size: 1, Serial: "a,b"}}}}
 	if _, err := bad.qemuArgs(); err == nil || !strings.Contains(err.Error(), "serial") {
 		t.Errorf("serial with a comma: error = %v", err)
+	}
+}
+
+func TestQEMUArgsDiskBoot(t *testing.T) {
+	disk := filepath.Join(t.TempDir(), "provisioned.img")
+	if err := os.WriteFile(disk, make([]byte, 4096), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	vm := &VM{Dir: t.TempDir(), Token: "tok", opts: Options{CPUs: 2, MemoryMiB: 1024, DiskBoot: true,
+		Cmdline: []string{"x=y"}, Disks: []Disk{{Path: disk}}}}
+	args, err := vm.qemuArgs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := strings.Join(args, " ")
+	if !strings.Contains(s, "-boot order=c") || !strings.Contains(s, "file="+disk+",") {
+		t.Errorf("disk boot args lack -boot order=c or the disk:\n%s", s)
+	}
+	for _, unwanted := range []string{"-kernel", "-initrd", "-append", "tftp="} {
+		if strings.Contains(s, unwanted) {
+			t.Errorf("disk boot args have %q:\n%s", unwanted, s)
+		}
+	}
+	if _, err := Boot(t, Options{DiskBoot: true, Disks: []Disk{{Path: disk}}}); err == nil || !strings.Contains(err.Error(), "Ready") {
+		t.Errorf("DiskBoot without Ready: error = %v", err)
+	}
+}
+
+// The phone-home recorder keeps cloud-init's form posts and refuses
+// anything else.
+func TestPhoneHomeRecorder(t *testing.T) {
+	p := NewPhoneHome()
+	srv := httptest.NewServer(p)
+	defer srv.Close()
+	if r, err := http.Get(srv.URL); err != nil || r.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("GET: %v %v, want 405", r, err)
+	}
+	form := url.Values{"instance_id": {"iid-1"}, "hostname": {"node-1"}, "pub_key_ed25519": {"ssh-ed25519 AAAA"}}
+	r, err := http.PostForm(srv.URL, form)
+	if err != nil || r.StatusCode != http.StatusOK {
+		t.Fatalf("POST: %v %v", r, err)
+	}
+	select {
+	case <-p.got:
+	default:
+		t.Fatal("first post did not signal")
+	}
+	if posts := p.Posts(); len(posts) != 1 || posts[0].Get("hostname") != "node-1" || posts[0].Get("pub_key_ed25519") != "ssh-ed25519 AAAA" {
+		t.Errorf("posts = %v", posts)
 	}
 }
