@@ -76,6 +76,7 @@ type VM struct {
 	Disks     []string // image paths, in Options.Disks order (vda, vdb, ...)
 	Image     Image
 	BaseURL   string // http://127.0.0.1:PORT
+	SSHAddr   string // DiskBoot: 127.0.0.1:PORT forwarded to the guest's port 22
 	Token     string
 	BootTime  time.Duration // QEMU start to the agent's ready line
 	Client    *Client
@@ -223,6 +224,14 @@ func (vm *VM) qemuArgs() ([]string, error) {
 	vm.BaseURL = "http://127.0.0.1:" + strconv.Itoa(port)
 	cmdline := append([]string{"console=ttyS0", "panic=-1", "imprint.token=" + vm.Token, "imprint.on_exit=poweroff"}, vm.opts.Cmdline...)
 	netdev := fmt.Sprintf("user,id=n0,hostfwd=tcp:127.0.0.1:%d-:%d", port, AgentPort)
+	if vm.opts.DiskBoot { // a provisioned OS: its sshd too
+		sp, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		netdev += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-:22", sp)
+		vm.SSHAddr = "127.0.0.1:" + strconv.Itoa(sp)
+	}
 	args := []string{
 		"-accel", "tcg", "-smp", strconv.Itoa(vm.opts.CPUs), "-m", strconv.Itoa(vm.opts.MemoryMiB),
 		"-nodefaults", "-display", "none", "-serial", "stdio", "-no-reboot",

@@ -98,6 +98,9 @@ func TestQEMUArgsDiskBoot(t *testing.T) {
 	if !strings.Contains(s, "-boot order=c") || !strings.Contains(s, "file="+disk+",") {
 		t.Errorf("disk boot args lack -boot order=c or the disk:\n%s", s)
 	}
+	if vm.SSHAddr == "" || !strings.Contains(s, "hostfwd=tcp:"+vm.SSHAddr+"-:22") {
+		t.Errorf("disk boot: ssh not forwarded (SSHAddr %q):\n%s", vm.SSHAddr, s)
+	}
 	for _, unwanted := range []string{"-kernel", "-initrd", "-append", "tftp="} {
 		if strings.Contains(s, unwanted) {
 			t.Errorf("disk boot args have %q:\n%s", unwanted, s)
