@@ -169,6 +169,7 @@ type nodeState struct {
 	posting    bool // a provision.json is being composed and posted
 	phases     map[Phase]bool
 	nodeID     string
+	remote     string // host the discovery came from
 	agentURL   string
 	pin        string // agent TLS fingerprint
 	status     *api.Status

@@ -261,6 +261,7 @@ func (c *Controller) discovery(w http.ResponseWriter, r *http.Request) {
 			c.byID[d.NodeID] = mac
 		}
 		n.agentURL, n.pin, n.discovered, n.status, n.lastStep = agentURL, d.TLSFingerprint, c.now(), nil, ""
+		n.remote, _, _ = net.SplitHostPort(r.RemoteAddr)
 	}
 	round := n.round
 	c.mu.Unlock()
@@ -382,8 +383,12 @@ func (c *Controller) callbackNode(w http.ResponseWriter, r *http.Request, cb *ag
 	if !decodeBody(w, r, cb) {
 		return "", false
 	}
+	host, _, _ := net.SplitHostPort(r.RemoteAddr)
 	c.mu.Lock()
 	mac, ok := c.byID[cb.NodeID]
+	if !ok && cb.NodeID == "" {
+		mac, ok = c.byRemoteLocked(host)
+	}
 	c.mu.Unlock()
 	if !ok {
 		c.log.Warn("callback from an undiscovered node", "path", r.URL.Path, "node_id", cb.NodeID, "remote", r.RemoteAddr)
@@ -391,6 +396,23 @@ func (c *Controller) callbackNode(w http.ResponseWriter, r *http.Request, cb *ag
 		return "", false
 	}
 	return mac, true
+}
+
+// byRemoteLocked finds the node of a callback without node_id (the agent's
+// reporter sends its configured node id, empty by default, while its
+// discovery carries the DMI UUID): the one node discovered from the same
+// host in its current round, if exactly one was.
+func (c *Controller) byRemoteLocked(host string) (string, bool) {
+	found := ""
+	for mac, n := range c.nodes {
+		if n.phases[PhaseDiscovered] && n.remote == host {
+			if found != "" {
+				return "", false
+			}
+			found = mac
+		}
+	}
+	return found, found != ""
 }
 
 func (c *Controller) progress(w http.ResponseWriter, r *http.Request) {
