@@ -209,3 +209,15 @@ func TestSwapMiB(t *testing.T) {
 		}
 	}
 }
+
+func TestMetadataStems(t *testing.T) {
+	for name, want := range map[string][]string{
+		"debian-12-amd64.img.gz": {"debian-12-amd64"},
+		"ubuntu-16.04.img.gz":    {"ubuntu-16", "ubuntu-16.04"},
+		"root.raw":               {"root"},
+	} {
+		if got := metadataStems(name); !cmp.Equal(got, want) {
+			t.Errorf("metadataStems(%q) = %v, want %v", name, got, want)
+		}
+	}
+}

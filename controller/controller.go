@@ -281,12 +281,16 @@ func New(cfg Config) (*Controller, error) {
 		}
 		c.images[name] = im.Path
 		ci := ComposeImage{MountPoint: im.MountPoint, URI: "/images/" + url.PathEscape(name), Format: im.Format, Container: container}
-		stem, _, _ := strings.Cut(name, ".")
-		meta := filepath.Join(filepath.Dir(im.Path), stem+".yaml")
-		if _, err := os.Stat(meta); err == nil {
+		for _, stem := range metadataStems(name) {
+			meta := filepath.Join(filepath.Dir(im.Path), stem+".yaml")
+			if _, err := os.Stat(meta); err != nil {
+				continue
+			}
 			c.images[stem+".yaml"] = meta
-			if ci.RawSize, err = rawSize(meta, name); err != nil {
-				bad(f+".path", "metadata %s: %v", meta, err)
+			if ci.RawSize == 0 {
+				if ci.RawSize, err = rawSize(meta, name); err != nil {
+					bad(f+".path", "metadata %s: %v", meta, err)
+				}
 			}
 		}
 		c.rootImg = append(c.rootImg, ci)
@@ -345,6 +349,22 @@ func New(cfg Config) (*Controller, error) {
 	c.bg, c.stopBG = context.WithCancel(context.Background())
 	c.handler = c.routes()
 	return c, nil
+}
+
+// metadataStems are the names (without .yaml) the image writer looks for
+// an image's Fuel metadata under, beside the image: the base name up to its
+// first dot (fuel-agent's rule), then, for dotted names, the name without
+// its compression and .img suffixes (imagewriter.FuelMetadataURLs).
+func metadataStems(name string) []string {
+	stem, _, _ := strings.Cut(name, ".")
+	full := name
+	for _, ext := range []string{".gz", ".zst", ".xz", ".raw", ".img"} {
+		full = strings.TrimSuffix(full, ext)
+	}
+	if full != stem && full != "" {
+		return []string{stem, full}
+	}
+	return []string{stem}
 }
 
 func regularFile(p string) error {
