@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/imprint-dev/imprint/api"
@@ -64,26 +65,45 @@ type Controller struct {
 	// Sleep waits between attempts (tests replace it); it returns ctx.Err()
 	// when ctx ends first.
 	Sleep func(ctx context.Context, d time.Duration) error
+
+	mu        sync.Mutex
+	announced string // the NodeID the discovery carried, when NodeID is empty
 }
 
 var _ Reporter = (*Controller)(nil)
 
-// Discovery implements Reporter.
+// Discovery implements Reporter. Without a configured NodeID, the identity
+// the discovery announces (the agent's default: DMI UUID, else hostname)
+// is the one the later progress and result callbacks carry, so the
+// controller can tell whose they are.
 func (c *Controller) Discovery(ctx context.Context, d Discovery) error {
+	c.mu.Lock()
 	if d.NodeID == "" {
 		d.NodeID = c.NodeID
+	} else if c.NodeID == "" {
+		c.announced = d.NodeID
 	}
+	c.mu.Unlock()
 	return c.postRetry(ctx, "discovery", d)
+}
+
+func (c *Controller) nodeID() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.NodeID != "" {
+		return c.NodeID
+	}
+	return c.announced
 }
 
 // Progress implements Reporter.
 func (c *Controller) Progress(ctx context.Context, st api.Status) error {
-	return c.post(ctx, "progress", Callback{NodeID: c.NodeID, Status: st})
+	return c.post(ctx, "progress", Callback{NodeID: c.nodeID(), Status: st})
 }
 
 // Result implements Reporter.
 func (c *Controller) Result(ctx context.Context, st api.Status) error {
-	return c.postRetry(ctx, "result", Callback{NodeID: c.NodeID, Status: st})
+	return c.postRetry(ctx, "result", Callback{NodeID: c.nodeID(), Status: st})
 }
 
 type permanentError struct{ error }

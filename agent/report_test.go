@@ -84,6 +84,40 @@ func TestControllerRetriesUntilAcknowledged(t *testing.T) {
 	}
 }
 
+// Without a configured NodeID the callbacks carry the identity the
+// discovery announced (the agent fills in its default), not "".
+func TestControllerCallbacksCarryTheDiscoveredNodeID(t *testing.T) {
+	fc := newFlaky(0)
+	srv := httptest.NewServer(fc)
+	defer srv.Close()
+	c := &Controller{URL: srv.URL + "/cb"}
+	ctx := context.Background()
+	if err := c.Discovery(ctx, Discovery{NodeID: "dmi-uuid-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Progress(ctx, api.Status{ID: "j1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Result(ctx, api.Status{ID: "j1"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, kind := range []string{"progress", "result"} {
+		var cb Callback
+		if len(fc.acked[kind]) != 1 || json.Unmarshal(fc.acked[kind][0], &cb) != nil || cb.NodeID != "dmi-uuid-1" {
+			t.Errorf("%s callback %s, want node_id dmi-uuid-1", kind, fc.acked[kind])
+		}
+	}
+	// A configured NodeID wins over what a discovery carries.
+	c2 := &Controller{URL: srv.URL + "/cb", NodeID: "configured"}
+	c2.Discovery(ctx, Discovery{NodeID: "dmi-uuid-1"})
+	c2.Result(ctx, api.Status{ID: "j2"})
+	var cb Callback
+	json.Unmarshal(fc.acked["result"][1], &cb)
+	if cb.NodeID != "configured" {
+		t.Errorf("result node_id %q, want the configured one", cb.NodeID)
+	}
+}
+
 func TestControllerGivesUp(t *testing.T) {
 	fc := newFlaky(1000)
 	srv := httptest.NewServer(fc)
