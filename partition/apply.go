@@ -230,6 +230,9 @@ func (a *applier) prepare(ctx context.Context) ([]Op, error) {
 	if err := a.safety(); err != nil {
 		return nil, err
 	}
+	if err := a.checkTables(); err != nil {
+		return nil, err
+	}
 	var ops []Op
 	if !a.plan.KeepData {
 		st, err := a.discover(ctx)
@@ -332,6 +335,26 @@ func (a *applier) safety() error {
 		}
 		if len(mounts) > 0 {
 			return &StepError{Step: StepSafety, Device: d.Device, Err: fmt.Errorf("%w: %s", ErrInUse, strings.Join(mounts, "; "))}
+		}
+	}
+	return nil
+}
+
+// checkTables builds every disk's GPT for the real device before anything
+// is written, so that a table that cannot be written (a type GUID that is
+// not one, a partition past the disk's end) stops Apply before teardown and
+// wipes, not halfway through the disks.
+func (a *applier) checkTables() error {
+	if a.plan.KeepData {
+		return nil // no table is written
+	}
+	for _, d := range a.plan.Disks {
+		info, err := a.deps.Devices.Stat(d.Device)
+		if err != nil {
+			return &StepError{Step: StepGPT, Device: d.Device, Err: err}
+		}
+		if _, err := GPTTable(d, info.SizeBytes, info.LogicalSectorSize); err != nil {
+			return &StepError{Step: StepGPT, Device: d.Device, Err: err}
 		}
 	}
 	return nil

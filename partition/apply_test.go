@@ -375,3 +375,33 @@ func TestPretendChangesNothing(t *testing.T) {
 		t.Errorf("Pretend: %d ops, touched %v, ran %q", len(ops), dv.touched(), r.commands())
 	}
 }
+
+// A partition whose type GUID is not a GUID (the fuel-agent fixtures'
+// "fake_guid") is refused before teardown or any wipe, on every disk:
+// applying used to stop at write-gpt with the disks already wiped.
+func TestApplyRefusesBadTypeGUIDBeforeTouching(t *testing.T) {
+	for _, guid := range []string{"fake_guid", "0FC63DAF-8483-4772-8E79-3D69D8477DE", "0FC63DAF84834772-8E79-3D69D8477DE4x"} {
+		t.Run(guid, func(t *testing.T) {
+			plan := applySamplePlan()
+			plan.Disks[1].Partitions[2].TypeGUID = guid
+			dv := newFakeDevices(t)
+			dv.addDisk("/dev/sda", 4096)
+			dv.addDisk("/dev/sdb", 4096)
+			r := &fakeRunner{rules: emptyLVM}
+			err := Apply(context.Background(), plan, ApplyDeps{Logger: testLogger(t), Runner: r, Devices: dv})
+			var se *StepError
+			if !errors.As(err, &se) || se.Step != StepGPT || se.Device != "/dev/sdb" {
+				t.Fatalf("Apply = %v, want a gpt StepError on /dev/sdb", err)
+			}
+			if want := `partition "/dev/sdb3": type GUID "` + guid + `" is not a GUID`; !strings.Contains(err.Error(), want) {
+				t.Errorf("error %q lacks %q", err, want)
+			}
+			if len(dv.touched()) != 0 || len(r.calls) != 0 {
+				t.Errorf("touched %v, ran %v before refusing", dv.touched(), r.calls)
+			}
+			if _, err := Pretend(context.Background(), plan, ApplyDeps{Runner: r, Devices: dv}); !errors.As(err, &se) || se.Step != StepGPT {
+				t.Errorf("Pretend = %v, want the same gpt refusal", err)
+			}
+		})
+	}
+}

@@ -104,6 +104,10 @@ func GPTTable(d Disk, sizeBytes int64, sectorSize int) (*gpt.Table, error) {
 			return nil, fmt.Errorf("partition %q: starts at sector %d, inside the previous partition (ends at %d)", p.Device, start, prevEnd)
 		}
 		prevEnd = end
+		typ := partitionTypeGUID(p)
+		if !planIsGUID(typ) {
+			return nil, fmt.Errorf("partition %q: type GUID %q is not a GUID (8-4-4-4-12 hex digits)", p.Device, p.TypeGUID)
+		}
 		name := p.Name
 		if name == "" {
 			name = "primary"
@@ -118,7 +122,7 @@ func GPTTable(d Disk, sizeBytes int64, sectorSize int) (*gpt.Table, error) {
 			Index:      p.Number,
 			Start:      start,
 			End:        end,
-			Type:       gpt.Type(partitionTypeGUID(p)),
+			Type:       gpt.Type(typ),
 			Name:       name,
 			Attributes: attrs,
 		})

@@ -165,3 +165,22 @@ func TestWriteGPTImageSgdisk(t *testing.T) {
 		t.Errorf("sgdisk -v: %v\n%s", err, v)
 	}
 }
+
+func TestGPTTableRefusesBadTypeGUID(t *testing.T) {
+	d := Disk{Device: "/dev/sda", Label: "gpt", Partitions: []Partition{
+		{Number: 1, Device: "/dev/sda1", BeginMiB: 1, EndMiB: 25, TypeGUID: GUIDBIOSBoot},
+		{Number: 2, Device: "/dev/sda2", BeginMiB: 26, EndMiB: 100, TypeGUID: "fake_guid"},
+	}}
+	_, err := GPTTable(d, 200<<20, 512)
+	if err == nil || !strings.Contains(err.Error(), `partition "/dev/sda2": type GUID "fake_guid" is not a GUID`) {
+		t.Fatalf("GPTTable = %v, want a refusal naming /dev/sda2 and fake_guid", err)
+	}
+	d.Partitions[1].TypeGUID = "7ec6f557-3bc5-4aca-b293-16ef5df639d1" // lower case is a GUID
+	tbl, err := GPTTable(d, 200<<20, 512)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(tbl.Partitions[1].Type); got != "7EC6F557-3BC5-4ACA-B293-16EF5DF639D1" {
+		t.Errorf("type = %q", got)
+	}
+}

@@ -61,8 +61,21 @@ func planInv3(sizeMiB int64) []Device {
 	}
 }
 
+// planRealGUID3 replaces the 3-disk sample's /tmp partition_guid
+// "fake_guid" (a placeholder of fuel-agent's unit tests, which mock
+// sgdisk) by a real type GUID, Linux /var/tmp, as an apply needs.
+func planRealGUID3(t *testing.T, doc *provision.Document) {
+	t.Helper()
+	v := &doc.KsMeta.PmData.KsSpaces[0].Volumes[2]
+	if v.PartitionGUID != "fake_guid" {
+		t.Fatalf("ks_spaces[0].volumes[2].partition_guid = %q, want the fixture's fake_guid", v.PartitionGUID)
+	}
+	v.PartitionGUID = "7EC6F557-3BC5-4ACA-B293-16EF5DF639D1"
+}
+
 func TestPlanWithInventory(t *testing.T) {
 	doc := planLoadDoc(t, "provision_sample_nailgun_3disks.json")
+	planRealGUID3(t, doc)
 	p := mustPlan(t, doc, planInv3(70000), DefaultPlanOptions())
 	var got []string
 	for _, d := range p.Disks {
@@ -191,5 +204,32 @@ func TestDevicesFromInventory(t *testing.T) {
 	}
 	if DevicesFromInventory(nil) != nil {
 		t.Error("DevicesFromInventory(nil) != nil")
+	}
+}
+
+// fake_guid: a warning when the plan only describes the layout (no
+// inventory), an error when it is planned against real disks for an apply.
+func TestPlanFakeGUID(t *testing.T) {
+	doc := planLoadDoc(t, "provision_sample_nailgun_3disks.json")
+	const want = `partition /dev/sdx4: type GUID "fake_guid" is not a GUID`
+	_, err := NewPlan(doc, planInv3(70000), DefaultPlanOptions())
+	if err == nil || !strings.Contains(err.Error(), want) || !errors.Is(err, ErrLayout) {
+		t.Fatalf("NewPlan with inventory = %v, want ErrLayout containing %q", err, want)
+	}
+	if strings.Count(err.Error(), "\n") != 0 {
+		t.Errorf("NewPlan with inventory: more than the GUID problem:\n%s", err)
+	}
+	p := mustPlan(t, doc, nil, DefaultPlanOptions())
+	found := false
+	for _, w := range p.Warnings {
+		found = found || strings.Contains(w, `partition /dev/sda4: type GUID "fake_guid" is not a GUID`)
+	}
+	if !found {
+		t.Errorf("without inventory: warnings %q lack the fake_guid one", p.Warnings)
+	}
+	planRealGUID3(t, doc)
+	p = mustPlan(t, doc, planInv3(70000), DefaultPlanOptions())
+	if got := p.Disks[0].Partitions[3].TypeGUID; got != "7EC6F557-3BC5-4ACA-B293-16EF5DF639D1" {
+		t.Errorf("sdx4 type GUID = %q, want the document's", got)
 	}
 }

@@ -882,14 +882,26 @@ func (pl *planner) checkFit(idx int, d *Disk) {
 	pl.warn(spacePath(idx), "disk %s: layout needs %d MiB (last partition ends at %d MiB, plus %d MiB for the backup GPT), more than the declared size %d MiB", d.Device, need, end, planBackupGPTMiB, d.SizeMiB)
 }
 
-// checkGUIDs warns about type GUIDs that are not GUIDs (the fuel-agent test
-// fixtures use "fake_guid"): applying such a plan fails at sgdisk time.
+// checkGUIDs reports type GUIDs that are not GUIDs. fuel-agent's test
+// fixtures carry partition_guid "fake_guid": a placeholder for unit tests
+// that mock sgdisk. The real sgdisk refuses it ("Could not change partition
+// 4's type code to fake_guid!", exit 4) after parted already relabelled the
+// disk, and a GPT entry can only hold 16 bytes of GUID. Planned as declared
+// (no inventory) it is a warning, as the plan only describes the layout;
+// against this machine's disks, the plan an apply runs, it is an error, so
+// nothing is wiped before a table that cannot be written.
 func (pl *planner) checkGUIDs() {
 	for _, d := range pl.plan.Disks {
 		for _, part := range d.Partitions {
-			if !planIsGUID(part.TypeGUID) {
-				pl.warn("", "partition %s: type GUID %q is not a GUID", part.Device, part.TypeGUID)
+			if planIsGUID(part.TypeGUID) {
+				continue
 			}
+			const why = "partition %s: type GUID %q is not a GUID (8-4-4-4-12 hex digits): no GPT entry can hold it, and sgdisk --typecode refuses it"
+			if pl.inv != nil {
+				pl.fail(ErrLayout, "", why, part.Device, part.TypeGUID)
+				continue
+			}
+			pl.warn("", why, part.Device, part.TypeGUID)
 		}
 	}
 }
