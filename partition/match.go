@@ -11,7 +11,8 @@ import (
 const planMiB = 1 << 20
 
 // DevicesFromInventory turns the inventory's disks into the planner's
-// devices: size in whole MiB (rounded down), links = by-id then by-path.
+// devices: size in whole MiB (rounded down), links = by-id then by-path,
+// legacy links = the older udev by-id then by-path names.
 // Read-only disks are left out (nothing can be written to them).
 func DevicesFromInventory(inv *inventory.Inventory) []Device {
 	if inv == nil {
@@ -33,12 +34,17 @@ func DevicesFromInventory(inv *inventory.Inventory) []Device {
 		links := make([]string, 0, len(d.ByID)+len(d.ByPath))
 		links = append(links, d.ByID...)
 		links = append(links, d.ByPath...)
+		var legacy []string
+		if len(d.LegacyByID)+len(d.LegacyByPath) > 0 {
+			legacy = append(append(legacy, d.LegacyByID...), d.LegacyByPath...)
+		}
 		out = append(out, Device{
 			Name:              name,
 			Path:              path,
 			SizeMiB:           d.SizeBytes / planMiB,
 			LogicalSectorSize: d.LogicalSectorSize,
 			Links:             links,
+			LegacyLinks:       legacy,
 		})
 	}
 	return out
@@ -51,21 +57,30 @@ func DevicesFromInventory(inv *inventory.Inventory) []Device {
 //     starts with /dev/disk/by-id is among its links (id is then ignored);
 //  2. extra empty: a device matches when "/dev/"+id is among its links
 //     (the by-path link);
-//  3. otherwise (no match by links) the device named "/dev/"+name;
-//  4. several matched by links and exactly one by name: that one (NVMe
+//  3. when no device matches by its current links, 1 and 2 again with the
+//     names older udev gave the devices (LegacyLinks): the document may
+//     come from a Nailgun that inventoried the node with an old bootstrap;
+//  4. otherwise (no match by links) the device named "/dev/"+name;
+//  5. several matched by links and exactly one by name: that one (NVMe
 //     disks reporting the same WWN).
 //
 // It returns the indexes into inv of the candidates found: exactly one is a
 // match, none or several is an error.
 func matchDisk(s *provision.Space, inv []Device) (found []int) {
-	var byLink, byName []int
+	var byLink, byLegacy, byName []int
 	for i, d := range inv {
-		if planLinkMatch(s, d) {
+		if planLinkMatch(s, d.Links) {
 			byLink = append(byLink, i)
+		}
+		if planLinkMatch(s, d.LegacyLinks) {
+			byLegacy = append(byLegacy, i)
 		}
 		if "/dev/"+s.Name == d.Path {
 			byName = append(byName, i)
 		}
+	}
+	if len(byLink) == 0 {
+		byLink = byLegacy
 	}
 	if len(byLink) > 1 && len(byName) == 1 {
 		return byName
@@ -76,9 +91,9 @@ func matchDisk(s *provision.Space, inv []Device) (found []int) {
 	return byName
 }
 
-func planLinkMatch(s *provision.Space, d Device) bool {
+func planLinkMatch(s *provision.Space, links []string) bool {
 	has := func(l string) bool {
-		for _, x := range d.Links {
+		for _, x := range links {
 			if x == l {
 				return true
 			}
@@ -172,8 +187,12 @@ func planDescribeInv(inv []Device, only []int) string {
 	for _, i := range only {
 		d := inv[i]
 		s := d.Path
-		if len(d.Links) > 0 {
-			s += " (" + strings.Join(d.Links, " ") + ")"
+		if len(d.Links) > 0 || len(d.LegacyLinks) > 0 {
+			names := append([]string(nil), d.Links...)
+			if len(d.LegacyLinks) > 0 {
+				names = append(names, "legacy: "+strings.Join(d.LegacyLinks, " "))
+			}
+			s += " (" + strings.Join(names, " ") + ")"
 		}
 		parts = append(parts, s)
 	}

@@ -192,11 +192,15 @@ func TestDevicesFromInventory(t *testing.T) {
 	inv := &inventory.Inventory{Disks: []inventory.Disk{
 		{Name: "sda", Path: "/dev/sda", SizeBytes: 65535<<20 + 4096, LogicalSectorSize: 512,
 			ByID: []string{"/dev/disk/by-id/wwn-0x1"}, ByPath: []string{"/dev/disk/by-path/pci-1"}},
+		{Name: "sdb", Path: "/dev/sdb", SizeBytes: 1 << 30, ByID: []string{"/dev/disk/by-id/ata-M_S"},
+			LegacyByID: []string{"/dev/disk/by-id/scsi-SATA_M_S"}, LegacyByPath: []string{"/dev/disk/by-path/pci-2-scsi-0:0:0:0"}},
 		{Name: "sr0", Path: "/dev/sr0", SizeBytes: 1 << 30, ReadOnly: true},
 		{Name: "mapper/mpatha", SizeBytes: 10 << 20},
 	}}
 	want := []Device{
 		{Name: "sda", Path: "/dev/sda", SizeMiB: 65535, LogicalSectorSize: 512, Links: []string{"/dev/disk/by-id/wwn-0x1", "/dev/disk/by-path/pci-1"}},
+		{Name: "sdb", Path: "/dev/sdb", SizeMiB: 1024, Links: []string{"/dev/disk/by-id/ata-M_S"},
+			LegacyLinks: []string{"/dev/disk/by-id/scsi-SATA_M_S", "/dev/disk/by-path/pci-2-scsi-0:0:0:0"}},
 		{Name: "mapper/mpatha", Path: "/dev/mapper/mpatha", SizeMiB: 10, Links: []string{}},
 	}
 	if diff := cmp.Diff(want, DevicesFromInventory(inv)); diff != "" {
@@ -231,5 +235,104 @@ func TestPlanFakeGUID(t *testing.T) {
 	p = mustPlan(t, doc, planInv3(70000), DefaultPlanOptions())
 	if got := p.Disks[0].Partitions[3].TypeGUID; got != "7EC6F557-3BC5-4ACA-B293-16EF5DF639D1" {
 		t.Errorf("sdx4 type GUID = %q, want the document's", got)
+	}
+}
+
+// Names older udev gave a disk (inventory's LegacyByID/LegacyByPath) are
+// tried only when no disk matches by its current names.
+func TestMatchDiskLegacy(t *testing.T) {
+	inv := []Device{
+		{Name: "sda", Path: "/dev/sda", Links: []string{"/dev/disk/by-id/ata-VBOX_HARDDISK_VB1", "/dev/disk/by-path/pci-0000:00:0d.0-ata-1"},
+			LegacyLinks: []string{"/dev/disk/by-id/scsi-SATA_VBOX_HARDDISK_VB1", "/dev/disk/by-path/pci-0000:00:0d.0-scsi-0:0:0:0"}},
+		{Name: "sdb", Path: "/dev/sdb", Links: []string{"/dev/disk/by-id/ata-VBOX_HARDDISK_VB2", "/dev/disk/by-path/pci-0000:00:0d.0-ata-2"},
+			LegacyLinks: []string{"/dev/disk/by-id/scsi-SATA_VBOX_HARDDISK_VB2", "/dev/disk/by-path/pci-0000:00:0d.0-scsi-1:0:0:0"}},
+		// Two disks an old udev named alike (a legacy name the inventory
+		// would keep for both only by mistake: the planner must not pick one).
+		{Name: "sdc", Path: "/dev/sdc", Links: []string{"/dev/disk/by-id/ata-X_C"}, LegacyLinks: []string{"/dev/disk/by-id/scsi-SATA_X_DUP"}},
+		{Name: "sdd", Path: "/dev/sdd", Links: []string{"/dev/disk/by-id/ata-X_D"}, LegacyLinks: []string{"/dev/disk/by-id/scsi-SATA_X_DUP"}},
+	}
+	tests := []struct {
+		name  string
+		space provision.Space
+		want  []string
+	}{
+		{"legacy by-id extra", provision.Space{Name: "sdx", Extra: []string{"disk/by-id/scsi-SATA_VBOX_HARDDISK_VB2"}}, []string{"/dev/sdb"}},
+		{"legacy by-path id", provision.Space{Name: "sdx", ID: "disk/by-path/pci-0000:00:0d.0-scsi-0:0:0:0"}, []string{"/dev/sda"}},
+		{"current name wins over another disk's legacy name", provision.Space{Name: "sdx", Extra: []string{"disk/by-id/scsi-SATA_VBOX_HARDDISK_VB2", "disk/by-id/ata-VBOX_HARDDISK_VB1"}}, []string{"/dev/sda"}},
+		{"current and legacy name of one disk", provision.Space{Name: "sdx", Extra: []string{"disk/by-id/scsi-SATA_VBOX_HARDDISK_VB1", "disk/by-id/ata-VBOX_HARDDISK_VB1"}}, []string{"/dev/sda"}},
+		{"legacy wins over the name fallback", provision.Space{Name: "sda", Extra: []string{"disk/by-id/scsi-SATA_VBOX_HARDDISK_VB2"}}, []string{"/dev/sdb"}},
+		{"legacy by-path ignored when extra is given", provision.Space{Name: "sdz", ID: "disk/by-path/pci-0000:00:0d.0-scsi-0:0:0:0", Extra: []string{"disk/by-id/gone"}}, nil},
+		{"ambiguous legacy name", provision.Space{Name: "sdz", Extra: []string{"disk/by-id/scsi-SATA_X_DUP"}}, []string{"/dev/sdc", "/dev/sdd"}},
+		{"ambiguous legacy name resolved by name", provision.Space{Name: "sdd", Extra: []string{"disk/by-id/scsi-SATA_X_DUP"}}, []string{"/dev/sdd"}},
+		{"no legacy name matches", provision.Space{Name: "sdz", Extra: []string{"disk/by-id/scsi-SATA_NOPE"}}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []string
+			for _, i := range matchDisk(&tt.space, inv) {
+				got = append(got, inv[i].Path)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("matchDisk(%+v) (-want +got):\n%s", tt.space, diff)
+			}
+		})
+	}
+}
+
+// The 3-disk sample's extra lists both names of each disk; an inventory
+// that only knows the legacy scsi-SATA_ names still finds them, and the
+// one-to-one rule holds through legacy names too.
+func TestPlanLegacyNames(t *testing.T) {
+	legacy := func(name, serial string) Device {
+		return Device{Name: name, Path: "/dev/" + name, SizeMiB: 70000, LegacyLinks: []string{"/dev/disk/by-id/scsi-SATA_VBOX_HARDDISK_" + serial}}
+	}
+	t.Run("found by legacy names", func(t *testing.T) {
+		doc := planLoadDoc(t, "provision_sample_nailgun_3disks.json")
+		planRealGUID3(t, doc)
+		inv := []Device{legacy("sdz", "VB50ee61eb-84e74fdf"), legacy("sdx", "VB69050467-b385c7cd"), legacy("sdy", "VBf2923215-708af674")}
+		p := mustPlan(t, doc, inv, DefaultPlanOptions())
+		var got []string
+		for _, d := range p.Disks {
+			got = append(got, d.Device)
+		}
+		if diff := cmp.Diff([]string{"/dev/sdx", "/dev/sdy", "/dev/sdz"}, got); diff != "" {
+			t.Errorf("disks (-want +got):\n%s", diff)
+		}
+	})
+	for _, tt := range []struct {
+		name string
+		inv  []Device
+		want []string
+	}{
+		{
+			name: "two document disks, one device",
+			inv: []Device{
+				{Name: "sdx", Path: "/dev/sdx", SizeMiB: 70000, LegacyLinks: []string{"/dev/disk/by-id/scsi-SATA_VBOX_HARDDISK_VB69050467-b385c7cd", "/dev/disk/by-id/scsi-SATA_VBOX_HARDDISK_VBf2923215-708af674"}},
+				legacy("sdz", "VB50ee61eb-84e74fdf"),
+			},
+			want: []string{`ks_meta.pm_data.ks_spaces[1]: disk "sdb" matches /dev/sdx, already matched by ks_meta.pm_data.ks_spaces[0] ("sda")`},
+		},
+		{
+			name: "one document disk, two devices",
+			inv: []Device{
+				legacy("sdx", "VB69050467-b385c7cd"), legacy("sdy", "VBf2923215-708af674"), legacy("sdz", "VB50ee61eb-84e74fdf"),
+				legacy("sdw", "VBf2923215-708af674"),
+			},
+			want: []string{`ks_meta.pm_data.ks_spaces[1]: disk "sdb" is ambiguous`, "matches /dev/sdy (legacy: /dev/disk/by-id/scsi-SATA_VBOX_HARDDISK_VBf2923215-708af674), /dev/sdw (legacy: "},
+		},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			doc := planLoadDoc(t, "provision_sample_nailgun_3disks.json")
+			planRealGUID3(t, doc)
+			_, err := NewPlan(doc, tt.inv, DefaultPlanOptions())
+			if err == nil || !errors.Is(err, ErrDiskNotFound) {
+				t.Fatalf("NewPlan = %v, want ErrDiskNotFound", err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error:\n%s\ndoes not contain:\n%s", err, w)
+				}
+			}
+		})
 	}
 }

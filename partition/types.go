@@ -12,6 +12,11 @@ type Device struct {
 	SizeMiB           int64    `json:"size_mib"`                      // whole disk
 	LogicalSectorSize int      `json:"logical_sector_size,omitempty"` // 512 or 4096
 	Links             []string `json:"links,omitempty"`               // /dev/disk/by-id/..., /dev/disk/by-path/... (absolute)
+	// LegacyLinks are the names older udev gave the disk (scsi-SATA_...
+	// by-id, ...-scsi-H:B:T:L by-path for an ATA disk), which a Nailgun
+	// database filled from an old bootstrap may hold; matched only when no
+	// disk matches by Links.
+	LegacyLinks []string `json:"legacy_links,omitempty"`
 }
 
 // Partition purposes.
