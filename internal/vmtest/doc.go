@@ -1,7 +1,7 @@
 // Package vmtest is the VM test tier's harness: it boots the real bootstrap
 // initramfs (scripts/mkinitramfs.sh, KERNEL_FLAVOUR=cloud) in QEMU with TCG
 // (KVM does not work on the CI machines), with raw sparse disk images of
-// given sizes and serials on virtio-blk, virtio-rng for entropy and
+// given sizes and serials on virtio-blk (or virtio-scsi), virtio-rng for entropy and
 // user-mode networking forwarding the agent's port to 127.0.0.1.
 //
 // [Start] waits for the agent's "imprint agent ready" line on the serial

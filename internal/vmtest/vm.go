@@ -24,14 +24,26 @@ const QEMU = "qemu-system-x86_64"
 // AgentPort is the agent's port in the guest (imprint agent's default).
 const AgentPort = 9999
 
-// Disk is one virtual disk: a raw sparse image file on virtio-blk.
+// Disk is one virtual disk: a raw sparse image file on virtio-blk, or on
+// virtio-scsi.
 type Disk struct {
 	Size   int64  // bytes
 	Serial string // virtio-blk serial (max 20 bytes); the guest's /sys/block/vdX/serial
+	// Bus is BusVirtioBlk (the default: vda, vdb, ...) or BusSCSI: a
+	// scsi-hd on one virtio-scsi controller, SCSI target = its index among
+	// the SCSI disks, LUN 0 (sda, sdb, ... in that order); Serial is then
+	// the unit serial number.
+	Bus string
 	// Path attaches an existing image (a previous VM's disk: reboot tests)
 	// instead of creating a new sparse one; Size is then ignored.
 	Path string
 }
+
+// Disk buses.
+const (
+	BusVirtioBlk = "virtio-blk"
+	BusSCSI      = "scsi"
+)
 
 // NetBoot boots from the NIC's iPXE ROM through QEMU's built-in DHCP/TFTP
 // server instead of -kernel/-initrd; the disks come next in the boot order.
@@ -245,8 +257,14 @@ func (vm *VM) qemuArgs() ([]string, error) {
 		args = append(args, "-kernel", vm.Image.Kernel, "-initrd", vm.Image.Initrd, "-append", strings.Join(cmdline, " "))
 	}
 	args = append(args, "-device", "virtio-rng-pci", "-netdev", netdev, "-device", "virtio-net-pci,netdev=n0")
+	scsi := 0
 	for i, d := range vm.opts.Disks {
-		if len(d.Serial) > 20 {
+		switch d.Bus {
+		case "", BusVirtioBlk, BusSCSI:
+		default:
+			return nil, fmt.Errorf("vmtest: disk %d: bus %q: want %q or %q", i, d.Bus, BusVirtioBlk, BusSCSI)
+		}
+		if len(d.Serial) > 20 && d.Bus != BusSCSI {
 			return nil, fmt.Errorf("vmtest: disk %d: serial %q longer than virtio-blk's 20 bytes", i, d.Serial)
 		}
 		if strings.ContainsAny(d.Serial, ",= ") {
@@ -269,6 +287,13 @@ func (vm *VM) qemuArgs() ([]string, error) {
 		}
 		vm.Disks = append(vm.Disks, p)
 		dev := fmt.Sprintf("virtio-blk-pci,drive=d%d", i)
+		if d.Bus == BusSCSI {
+			if scsi == 0 {
+				args = append(args, "-device", "virtio-scsi-pci,id=scsi0")
+			}
+			dev = fmt.Sprintf("scsi-hd,drive=d%d,bus=scsi0.0,channel=0,scsi-id=%d,lun=0", i, scsi)
+			scsi++
+		}
 		if d.Serial != "" {
 			dev += ",serial=" + d.Serial
 		}

@@ -77,6 +77,21 @@ func TestQEMUArgs(t *testing.T) {
 			t.Errorf("disk %d: %v, size %v; want %d", i, err, st, size)
 		}
 	}
+	vm = &VM{Dir: t.TempDir(), Token: "tok", Image: Image{Kernel: "/k", Initrd: "/i"},
+		opts: Options{Disks: []Disk{{Size: 1 << 20, Bus: BusSCSI, Serial: "S0"}, {Size: 1 << 20}, {Size: 1 << 20, Bus: BusSCSI}}}}
+	if args, err = vm.qemuArgs(); err != nil {
+		t.Fatal(err)
+	}
+	s = strings.Join(args, " ")
+	for _, want := range []string{"-device virtio-scsi-pci,id=scsi0 -drive", "-device scsi-hd,drive=d0,bus=scsi0.0,channel=0,scsi-id=0,lun=0,serial=S0",
+		"-device virtio-blk-pci,drive=d1 ", "-device scsi-hd,drive=d2,bus=scsi0.0,channel=0,scsi-id=1,lun=0 "} {
+		if !strings.Contains(s+" ", want) {
+			t.Errorf("scsi qemu args lack %q:\n%s", want, s)
+		}
+	}
+	if strings.Count(s, "virtio-scsi-pci") != 1 {
+		t.Errorf("want one virtio-scsi controller:\n%s", s)
+	}
 	bad := &VM{Dir: t.TempDir(), opts: Options{Disks: []Disk{{Size: 1, Serial: "a,b"}}}}
 	if _, err := bad.qemuArgs(); err == nil || !strings.Contains(err.Error(), "serial") {
 		t.Errorf("serial with a comma: error = %v", err)
