@@ -25,7 +25,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
-	"sync"
 
 	kflate "github.com/klauspost/compress/flate"
 	kgzip "github.com/klauspost/compress/gzip"
@@ -98,7 +97,8 @@ type gzJob struct {
 	n      int    // member number, from 0
 	offset int64  // of the member in the compressed stream
 	in     []byte // compressed member
-	out    []byte // decoded member
+	raw    int    // decoded length from the index; -1 when unknown
+	out    []byte // decoded member (allocated by the worker)
 	err    error
 	seq    bool // the rest of the stream has no index: decode it in order
 	done   chan struct{}
@@ -116,8 +116,11 @@ type parallelGzip struct {
 	cur  *gzJob
 	pos  int
 	tail io.Reader // sequential decoder for the unindexed rest
-	// pools of member buffers, so steady state allocates nothing
-	inPool, outPool sync.Pool
+	// Free lists of member buffers, bounded by the read-ahead: in steady
+	// state nothing is allocated, so the heap (and RSS) stays at what the
+	// members in flight need instead of growing to the GC's goal, as it
+	// did with a sync.Pool refilled after every collection.
+	inPool, outPool chan []byte
 }
 
 // newParallelGzip starts the member reader and workers decoders. The caller
@@ -136,6 +139,9 @@ func newParallelGzip(ctx context.Context, br *bufio.Reader, workers int) *decode
 		// member in memory (the bound on peak RSS).
 		order: make(chan *gzJob, workers),
 		work:  make(chan *gzJob, workers),
+		// every member in flight: queued, being read, being served
+		inPool:  make(chan []byte, workers+2),
+		outPool: make(chan []byte, workers+2),
 	}
 	for range workers {
 		go p.worker()
@@ -144,17 +150,26 @@ func newParallelGzip(ctx context.Context, br *bufio.Reader, workers int) *decode
 	return &decoder{Reader: p, close: p.close}
 }
 
-func (p *parallelGzip) buf(pool *sync.Pool, n int) []byte {
-	if b, ok := pool.Get().(*[]byte); ok && cap(*b) >= n {
-		return (*b)[:n]
+func (p *parallelGzip) buf(pool chan []byte, n int) []byte {
+	select {
+	case b := <-pool:
+		if cap(b) >= n {
+			return b[:n]
+		}
+	default:
 	}
-	return make([]byte, n)
+	// Whole MiBs, so buffers grow to the stream's largest member and
+	// are then reused whatever each member's size.
+	return make([]byte, n, (n+1<<20-1)&^(1<<20-1))
 }
 
-func (p *parallelGzip) put(pool *sync.Pool, b []byte) {
-	if b != nil {
-		b = b[:0]
-		pool.Put(&b)
+func (p *parallelGzip) put(pool chan []byte, b []byte) {
+	if b == nil {
+		return
+	}
+	select {
+	case pool <- b[:0]:
+	default: // more buffers than members in flight: let this one go
 	}
 }
 
@@ -177,7 +192,7 @@ func (p *parallelGzip) readMembers() {
 			p.send(p.order, job)
 			return
 		}
-		job.in = p.buf(&p.inPool, idx.total)
+		job.in = p.buf(p.inPool, idx.total)
 		if _, err := io.ReadFull(p.br, job.in); err != nil {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
@@ -187,9 +202,7 @@ func (p *parallelGzip) readMembers() {
 			p.send(p.order, job)
 			return
 		}
-		if idx.raw >= 0 {
-			job.out = p.buf(&p.outPool, idx.raw)
-		}
+		job.raw = idx.raw
 		off += int64(idx.total)
 		if !p.send(p.order, job) || !p.send(p.work, job) {
 			return
@@ -210,10 +223,15 @@ func (p *parallelGzip) send(ch chan *gzJob, j *gzJob) bool {
 func (p *parallelGzip) worker() {
 	var zr *kgzip.Reader
 	for job := range p.work {
+		// The output buffer is taken only now, not while the member
+		// waits in the queue: one decoded member less held (peak RSS).
+		if job.raw >= 0 {
+			job.out = p.buf(p.outPool, job.raw)
+		}
 		job.err = p.inflate(&zr, job)
 		// The compressed bytes are done with: back to the pool now, not
 		// when the consumer gets to the member (peak RSS).
-		p.put(&p.inPool, job.in)
+		p.put(p.inPool, job.in)
 		job.in = nil
 		close(job.done)
 	}
@@ -280,7 +298,7 @@ func (p *parallelGzip) Read(b []byte) (int, error) {
 			return n, nil
 		}
 		if p.cur != nil {
-			p.put(&p.outPool, p.cur.out)
+			p.put(p.outPool, p.cur.out)
 			p.cur = nil
 		}
 		var job *gzJob

@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"syscall"
@@ -68,7 +69,18 @@ func runVersion(_ context.Context, env *cmdEnv, _ []string) int {
 	return 0
 }
 
+// softMemoryLimit is the Go heap's soft limit unless GOMEMLIMIT says
+// otherwise. On a bootstrap node the ramdisk's files share RAM with us,
+// and the image writer's steady state needs about 30 MiB of heap (members
+// in flight, download chunks); without a limit the GC lets the heap grow
+// to twice that before collecting. The limit is soft: the GC works harder
+// near it, nothing fails.
+const softMemoryLimit = 40 << 20
+
 func main() {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(softMemoryLimit)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	env := &cmdEnv{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}
