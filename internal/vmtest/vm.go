@@ -249,7 +249,9 @@ func (vm *VM) qemuArgs() ([]string, error) {
 		"-nodefaults", "-display", "none", "-serial", "stdio", "-no-reboot",
 	}
 	if nb := vm.opts.NetBoot; vm.opts.DiskBoot {
-		args = append(args, "-boot", "order=c")
+		// A VGA card as real machines have: Debian's grub.cfg (gfxterm,
+		// load_video) stalls before loading the kernel without one.
+		args = append(args, "-boot", "order=c", "-device", "VGA")
 	} else if nb != nil {
 		netdev += ",tftp=" + nb.TFTPDir + ",bootfile=" + nb.BootFile
 		args = append(args, "-boot", "order=nc")

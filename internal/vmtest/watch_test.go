@@ -110,7 +110,7 @@ func TestQEMUArgsDiskBoot(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := strings.Join(args, " ")
-	if !strings.Contains(s, "-boot order=c") || !strings.Contains(s, "file="+disk+",") {
+	if !strings.Contains(s, "-boot order=c -device VGA") || !strings.Contains(s, "file="+disk+",") {
 		t.Errorf("disk boot args lack -boot order=c or the disk:\n%s", s)
 	}
 	if vm.SSHAddr == "" || !strings.Contains(s, "hostfwd=tcp:"+vm.SSHAddr+"-:22") {
