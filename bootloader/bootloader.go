@@ -296,9 +296,17 @@ func Fstab(entries []FstabEntry) []byte {
 // GRUB_CMDLINE_LINUX line becomes the kernel parameters, GRUB_TIMEOUT the
 // timeout, GRUB_HIDDEN_TIMEOUT* lines go, GRUB_RECORDFAIL_TIMEOUT is set.
 // Every other line (GRUB_CMDLINE_LINUX_DEFAULT included) is kept.
+//
+// Beyond fuel-agent: when the kernel parameters put a console on a serial
+// port (console=ttyS1,115200n8), grub gets that port too
+// (GRUB_TERMINAL="serial console", GRUB_SERIAL_COMMAND), replacing any
+// GRUB_TERMINAL* line: the menu is seen where the kernel's messages go,
+// and grub does not use gfxterm, which stalls on a machine without a video
+// card before loading the kernel.
 func EditGrubDefault(old []byte, kernelParams string, timeout int) []byte {
 	var out []string
 	setCmdline, setTimeout := false, false
+	serialCmd, serial := grubSerialCommand(kernelParams)
 	lines := strings.Split(strings.TrimRight(string(old), "\n"), "\n")
 	if len(old) == 0 {
 		lines = nil
@@ -317,6 +325,7 @@ func EditGrubDefault(old []byte, kernelParams string, timeout int) []byte {
 				setTimeout = true
 			}
 		case strings.HasPrefix(key, "GRUB_HIDDEN_TIMEOUT"), key == "GRUB_RECORDFAIL_TIMEOUT":
+		case serial && (strings.HasPrefix(key, "GRUB_TERMINAL") || key == "GRUB_SERIAL_COMMAND"):
 		default:
 			out = append(out, l)
 		}
@@ -327,8 +336,34 @@ func EditGrubDefault(old []byte, kernelParams string, timeout int) []byte {
 	if !setTimeout {
 		out = append(out, fmt.Sprintf("GRUB_TIMEOUT=%d", timeout))
 	}
+	if serial {
+		out = append(out, `GRUB_TERMINAL="serial console"`, fmt.Sprintf("GRUB_SERIAL_COMMAND=%q", serialCmd))
+	}
 	out = append(out, fmt.Sprintf("GRUB_RECORDFAIL_TIMEOUT=%d", timeout))
 	return []byte(strings.Join(out, "\n") + "\n")
+}
+
+// grubSerialCommand is grub's serial command for the last console=ttyS<n>
+// of the kernel parameters (console=ttyS0,115200n8: unit 0, 115200 bps;
+// no speed: Linux's and grub's 9600).
+func grubSerialCommand(kernelParams string) (string, bool) {
+	cmd, ok := "", false
+	for _, f := range strings.Fields(kernelParams) {
+		rest, found := strings.CutPrefix(f, "console=ttyS")
+		if !found {
+			continue
+		}
+		unit, opts, _ := strings.Cut(rest, ",")
+		if unit == "" || strings.Trim(unit, "0123456789") != "" {
+			continue
+		}
+		speed := strings.TrimRight(opts, "noeNOE5678r") // 115200n8 -> 115200
+		if speed == "" || strings.Trim(speed, "0123456789") != "" {
+			speed = "9600"
+		}
+		cmd, ok = fmt.Sprintf("serial --unit=%s --speed=%s", unit, speed), true
+	}
+	return cmd, ok
 }
 
 // findGrubDefault picks /etc/default/grub, or /etc/sysconfig/grub when only

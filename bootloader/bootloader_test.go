@@ -122,6 +122,8 @@ GRUB_TIMEOUT=10
 GRUB_DISTRIBUTOR=` + "`lsb_release -i -s 2> /dev/null || echo Debian`" + `
 GRUB_CMDLINE_LINUX_DEFAULT="quiet splash"
 GRUB_CMDLINE_LINUX="console=ttyS0,9600 console=tty0 net.ifnames=0 biosdevname=0 rootdelay=90 nomodeset"
+GRUB_TERMINAL="serial console"
+GRUB_SERIAL_COMMAND="serial --unit=0 --speed=9600"
 GRUB_RECORDFAIL_TIMEOUT=10
 `
 	if d := cmp.Diff(wantGrub, read("etc/default/grub")); d != "" {
@@ -209,6 +211,27 @@ func TestEditGrubDefault(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if d := cmp.Diff(tt.want, string(EditGrubDefault([]byte(tt.in), "a b", 10))); d != "" {
+				t.Errorf("EditGrubDefault (-want +got):\n%s", d)
+			}
+		})
+	}
+}
+
+// A serial console in the kernel parameters gives grub the same port.
+func TestEditGrubDefaultSerial(t *testing.T) {
+	debian := "GRUB_DEFAULT=0\nGRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"\nGRUB_CMDLINE_LINUX=\"\"\n#GRUB_TERMINAL=console\nGRUB_TERMINAL_OUTPUT=gfxterm\n"
+	for _, tt := range []struct{ name, params, want string }{
+		{"ttyS0 at 115200n8", "console=tty0 console=ttyS0,115200n8 net.ifnames=0",
+			"GRUB_DEFAULT=0\nGRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"\nGRUB_CMDLINE_LINUX=\"console=tty0 console=ttyS0,115200n8 net.ifnames=0\"\n#GRUB_TERMINAL=console\nGRUB_TIMEOUT=10\n" +
+				"GRUB_TERMINAL=\"serial console\"\nGRUB_SERIAL_COMMAND=\"serial --unit=0 --speed=115200\"\nGRUB_RECORDFAIL_TIMEOUT=10\n"},
+		{"last serial console, no speed", "console=ttyS0,38400 console=ttyS1",
+			"GRUB_DEFAULT=0\nGRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"\nGRUB_CMDLINE_LINUX=\"console=ttyS0,38400 console=ttyS1\"\n#GRUB_TERMINAL=console\nGRUB_TIMEOUT=10\n" +
+				"GRUB_TERMINAL=\"serial console\"\nGRUB_SERIAL_COMMAND=\"serial --unit=1 --speed=9600\"\nGRUB_RECORDFAIL_TIMEOUT=10\n"},
+		{"no serial console: image's terminal kept", "console=tty0 console=ttyUSB0",
+			"GRUB_DEFAULT=0\nGRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"\nGRUB_CMDLINE_LINUX=\"console=tty0 console=ttyUSB0\"\n#GRUB_TERMINAL=console\nGRUB_TERMINAL_OUTPUT=gfxterm\nGRUB_TIMEOUT=10\nGRUB_RECORDFAIL_TIMEOUT=10\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if d := cmp.Diff(tt.want, string(EditGrubDefault([]byte(debian), tt.params, 10))); d != "" {
 				t.Errorf("EditGrubDefault (-want +got):\n%s", d)
 			}
 		})
