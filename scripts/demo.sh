@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# demo.sh: `make demo`, the README's main command. Until the QEMU end-to-end
-# demo lands it plans the shipped example node: the Fuel 9.0 single-disk
-# provision.json, validated and laid out exactly as fuel-agent would, first
-# as the readable table, then as fuel-agent's PartitionScheme JSON.
+# demo.sh: `make demo`, the README's main command. Builds the bootstrap
+# ramdisk (cloud kernel flavour: smaller, faster under TCG); scripts/demo
+# builds the target OS image ("/" and "/boot", cached under
+# build/target-images/), then runs one QEMU
+# node through the whole loop with the reference controller: PXE boot →
+# agent up → provisioned → rebooted → OS up → cloud-init done, twice (the
+# second round reprovisions), printing the timeline and the artifacts.
+# Needs root (the image build uses loop devices and chroot); DEMO_FLAGS adds
+# flags of scripts/demo (e.g. "-console" or "-rounds 1").
 set -euo pipefail
 cd "$(dirname "$0")/.."
-doc=${DEMO_DOC:-examples/provision.json}
-echo "== imprint plan $doc"
-bin/imprint plan "$doc"
-echo
-echo "== imprint plan -o json $doc (fuel-agent PartitionScheme field names)"
-bin/imprint plan -o json "$doc" | head -40
-echo "..."
+echo "== bootstrap ramdisk (make initramfs KERNEL_FLAVOUR=cloud)"
+KERNEL_FLAVOUR=cloud scripts/mkinitramfs.sh
+echo "== the loop"
+exec go run ./scripts/demo ${DEMO_FLAGS:-}

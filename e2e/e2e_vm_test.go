@@ -1,0 +1,152 @@
+//go:build vm
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/imprint-dev/imprint/internal/vmtest"
+	"github.com/imprint-dev/imprint/partition"
+	"github.com/imprint-dev/imprint/provision"
+)
+
+// TestVMEndToEnd is the whole loop under TCG: PXE → agent → provision with
+// the image `make image` built → flip → reboot → grub → the provisioned OS
+// → cloud-init → phone-home, then reprovisioning, and checks from the
+// phone-home, from an SSH login with the provisioned key and from the disk
+// that what the controller's provision.json asked for is what the node is.
+func TestVMEndToEnd(t *testing.T) {
+	im := vmtest.Require(t)
+	log := testLogger(t)
+	ti := vmtest.RequireTargetImage(t, log)
+	t.Logf("target image %s (built now: %v, %v)", ti.Dir, ti.Built, ti.Duration)
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Minute)
+	defer cancel()
+	var tl strings.Builder
+	res, err := Run(ctx, Config{Dir: dir, Kernel: im.Kernel, Initrd: im.Initrd, Images: TargetImages(ti),
+		Hostname: "e2e-node", Out: &tl, Logger: log})
+	t.Logf("timeline:\n%s", tl.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Rounds) != 2 {
+		t.Fatalf("%d rounds, want 2 (provision, reprovision)", len(res.Rounds))
+	}
+	for i, r := range res.Rounds {
+		ph, o := r.PhoneHome, r.Observed
+		if ph.Hostname != "e2e-node" && !strings.HasPrefix(ph.FQDN, "e2e-node.") {
+			t.Errorf("round %d: phone-home hostname %q fqdn %q, want e2e-node", i+1, ph.Hostname, ph.FQDN)
+		}
+		if len(ph.PubKeys) == 0 {
+			t.Errorf("round %d: phone-home carried no SSH host keys", i+1)
+		}
+		// The login itself proves the authorized key came from provision.json.
+		if o.Hostname != "e2e-node" {
+			t.Errorf("round %d: hostname %q over ssh, want e2e-node", i+1, o.Hostname)
+		}
+		if o.SystemType != "target" {
+			t.Errorf("round %d: /etc/nailgun_systemtype %q, want target", i+1, o.SystemType)
+		}
+		if !hasPrefixIn(o.LogicalVolumes, "os/root ") || !hasPrefixIn(o.LogicalVolumes, "os/swap ") {
+			t.Errorf("round %d: LVs %q, want os/root and os/swap (Fuel's os VG)", i+1, o.LogicalVolumes)
+		}
+		if !hasPrefixIn(o.Mounts, "/ /dev/mapper/os-root ") {
+			t.Errorf("round %d: mounts %q, want / on /dev/mapper/os-root", i+1, o.Mounts)
+		}
+		if !hasPrefixIn(o.Mounts, "/boot /dev/") {
+			t.Errorf("round %d: mounts %q, want a /boot partition", i+1, o.Mounts)
+		}
+	}
+	if !res.Rounds[1].PhoneHome.Time.After(res.Rounds[0].PhoneHome.Time) {
+		t.Errorf("the second round's phone-home (%v) is not after the first's (%v)", res.Rounds[1].PhoneHome.Time, res.Rounds[0].PhoneHome.Time)
+	}
+	// From the disk, on the host: the GPT the plan asked for.
+	parts, err := vmtest.Partitions(res.Disk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkDiskLayout(t, res, parts)
+}
+
+func hasPrefixIn(list []string, prefix string) bool {
+	for _, s := range list {
+		if strings.HasPrefix(s, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkDiskLayout re-plans the last provision.json the controller posted
+// for the disk the node had (vda, its size) and checks that the GPT on the
+// image is that plan to the MiB: the layout came from the document.
+func checkDiskLayout(t *testing.T, res *Result, parts []vmtest.Partition) {
+	t.Helper()
+	if len(res.Documents) == 0 {
+		t.Fatal("the controller posted no provision.json")
+	}
+	doc, err := provision.ParseAndValidate(res.Documents[len(res.Documents)-1])
+	if err != nil {
+		t.Fatalf("the posted provision.json: %v", err)
+	}
+	st, err := os.Stat(res.Disk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev := partition.Device{Name: "vda", Path: "/dev/vda", SizeMiB: st.Size() >> 20, LogicalSectorSize: 512,
+		Links: []string{"/dev/disk/by-id/virtio-" + diskSerial}}
+	plan, err := partition.NewPlan(doc, []partition.Device{dev}, partition.DefaultPlanOptions())
+	if err != nil {
+		t.Fatalf("re-planning the posted provision.json: %v", err)
+	}
+	if len(plan.Disks) != 1 {
+		t.Fatalf("plan has %d disks, want 1", len(plan.Disks))
+	}
+	want := plan.Disks[0].Partitions
+	if len(parts) != len(want) {
+		t.Fatalf("disk has %d partitions, the plan %d:\n disk %+v\n plan %+v", len(parts), len(want), parts, want)
+	}
+	for i, p := range want {
+		got := parts[i]
+		if got.StartBytes != p.BeginMiB<<20 || got.SizeBytes != (p.EndMiB-p.BeginMiB)<<20 || !strings.EqualFold(got.Type, p.TypeGUID) {
+			t.Errorf("partition %d: disk [%d, +%d) type %s, plan [%d MiB, %d MiB) type %s (%s)", p.Number,
+				got.StartBytes, got.SizeBytes, got.Type, p.BeginMiB, p.EndMiB, p.TypeGUID, p.Purpose)
+		}
+	}
+	// The LVs the node has are the plan's, at its sizes (lvcreate rounds
+	// up to whole extents: a few MiB).
+	for i, r := range res.Rounds {
+		have := map[string]int64{}
+		for _, s := range r.Observed.LogicalVolumes {
+			var name string
+			var mib int64
+			if _, err := fmt.Sscanf(s, "%s %d", &name, &mib); err == nil {
+				have[name] = mib
+			}
+		}
+		for _, lv := range plan.LVs {
+			mib, ok := have[lv.VG+"/"+lv.Name]
+			if !ok || mib < lv.SizeMiB || mib > lv.SizeMiB+64 {
+				t.Errorf("round %d: the plan's LV %s/%s of %d MiB; the node has %q", i+1, lv.VG, lv.Name, lv.SizeMiB, r.Observed.LogicalVolumes)
+			}
+		}
+	}
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}

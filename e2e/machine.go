@@ -1,0 +1,329 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// QEMU is the emulator the machine runs.
+const QEMU = "qemu-system-x86_64"
+
+// Disk is one virtio-blk disk of a Machine: an existing image, or a new
+// sparse one of Size bytes when Path does not exist yet.
+type Disk struct {
+	Path   string
+	Size   int64
+	Serial string // at most 20 bytes, no ',', '=' or space
+}
+
+// MachineConfig describes a bare-metal-like node: firmware (SeaBIOS) that
+// boots the NIC's iPXE ROM first and the disks next, the way a PXE fleet is
+// set up, with user-mode networking whose TFTP server hands out BootFile.
+type MachineConfig struct {
+	Dir       string // serial log and monitor socket go here
+	MAC       string // the NIC's MAC, e.g. 52:54:00:12:34:56
+	TFTPDir   string
+	BootFile  string // the DHCP boot file in TFTPDir: an iPXE script
+	Disks     []Disk
+	MemoryMiB int // default 1536
+	CPUs      int // default 2
+	// Forward maps host ports on 127.0.0.1 to guest TCP ports (the agent's
+	// API, the provisioned OS's sshd).
+	Forward map[int]int
+	// Console, when set, also receives the serial console.
+	Console io.Writer
+}
+
+// Machine is a running QEMU node. Guest reboots go through the firmware
+// again (no -no-reboot), so every boot asks PXE first, as on real hardware.
+type Machine struct {
+	cfg       MachineConfig
+	SerialLog string
+	cmd       *exec.Cmd
+	monitor   string
+	console   *console
+	exited    chan struct{}
+	waitErr   error
+	stopOnce  sync.Once
+	startedAt time.Time
+}
+
+// StartMachine starts QEMU; it does not wait for anything in the guest.
+func StartMachine(cfg MachineConfig) (*Machine, error) {
+	if cfg.MemoryMiB == 0 {
+		cfg.MemoryMiB = 1536
+	}
+	if cfg.CPUs == 0 {
+		cfg.CPUs = 2
+	}
+	if _, err := net.ParseMAC(cfg.MAC); err != nil {
+		return nil, fmt.Errorf("machine: MAC %q: %w", cfg.MAC, err)
+	}
+	m := &Machine{cfg: cfg, SerialLog: filepath.Join(cfg.Dir, "serial.log"),
+		monitor: filepath.Join(cfg.Dir, "monitor.sock"), exited: make(chan struct{})}
+	args, err := m.args()
+	if err != nil {
+		return nil, err
+	}
+	logf, err := os.OpenFile(m.SerialLog, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("machine: serial log: %w", err)
+	}
+	m.console = newConsole(logf, cfg.Console)
+	m.cmd = exec.Command(QEMU, args...)
+	m.cmd.Stdout = m.console
+	m.cmd.Stderr = m.console
+	m.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	m.startedAt = time.Now()
+	if err := m.cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("machine: start %s: %w", QEMU, err)
+	}
+	go func() {
+		m.waitErr = m.cmd.Wait()
+		m.console.close()
+		logf.Close()
+		close(m.exited)
+	}()
+	return m, nil
+}
+
+func (m *Machine) args() ([]string, error) {
+	c := m.cfg
+	netdev := "user,id=n0,tftp=" + c.TFTPDir + ",bootfile=" + c.BootFile
+	for host, guest := range c.Forward {
+		netdev += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-:%d", host, guest)
+	}
+	args := []string{
+		"-accel", "tcg", "-smp", strconv.Itoa(c.CPUs), "-m", strconv.Itoa(c.MemoryMiB),
+		// A VGA card as real servers have (Debian's grub.cfg stalls before
+		// the kernel without one); nothing displays it, the serial port is
+		// the console.
+		"-nodefaults", "-vga", "std", "-display", "none", "-serial", "stdio",
+		"-monitor", "unix:" + m.monitor + ",server=on,wait=off",
+		"-boot", "order=nc",
+		"-device", "virtio-rng-pci",
+		"-netdev", netdev, "-device", "virtio-net-pci,netdev=n0,mac=" + c.MAC,
+	}
+	for i, d := range c.Disks {
+		if len(d.Serial) > 20 || strings.ContainsAny(d.Serial, ",= ") {
+			return nil, fmt.Errorf("machine: disk %d: serial %q: at most 20 bytes without ',', '=' or space", i, d.Serial)
+		}
+		if _, err := os.Stat(d.Path); errors.Is(err, os.ErrNotExist) {
+			if err := createSparse(d.Path, d.Size); err != nil {
+				return nil, fmt.Errorf("machine: disk %d: %w", i, err)
+			}
+		} else if err != nil {
+			return nil, fmt.Errorf("machine: disk %d: %w", i, err)
+		}
+		dev := fmt.Sprintf("virtio-blk-pci,drive=d%d", i)
+		if d.Serial != "" {
+			dev += ",serial=" + d.Serial
+		}
+		args = append(args, "-drive", fmt.Sprintf("file=%s,if=none,id=d%d,format=raw", d.Path, i), "-device", dev)
+	}
+	return args, nil
+}
+
+func createSparse(path string, size int64) error {
+	if size <= 0 {
+		return fmt.Errorf("%s: no size for a new disk", path)
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	err = f.Truncate(size)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Reset presses the node's reset button (the monitor's system_reset): what
+// a controller does through IPMI when the OS on the node cannot be asked.
+func (m *Machine) Reset() error { return m.hmp("system_reset") }
+
+// Mark returns the console position now, for WaitLine to search after.
+func (m *Machine) Mark() int { return m.console.len() }
+
+// WaitLine waits for a console line containing substr after position from
+// and returns the position after it and the line. It fails when QEMU exits
+// or ctx ends first.
+func (m *Machine) WaitLine(ctx context.Context, from int, substr string) (int, string, error) {
+	return m.console.wait(ctx, from, substr, m.exited)
+}
+
+// Console is the serial output so far.
+func (m *Machine) Console() string { return m.console.String() }
+
+// Tail is the last n lines of the serial output.
+func (m *Machine) Tail(n int) string {
+	lines := strings.Split(strings.TrimRight(m.Console(), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Exited is closed when QEMU has exited.
+func (m *Machine) Exited() <-chan struct{} { return m.exited }
+
+// Stop quits QEMU through its monitor and kills it if it is still running
+// after timeout. It is idempotent.
+func (m *Machine) Stop(timeout time.Duration) error {
+	var err error
+	m.stopOnce.Do(func() {
+		select {
+		case <-m.exited:
+			return
+		default:
+		}
+		if herr := m.hmp("quit"); herr != nil {
+			err = herr
+		}
+		select {
+		case <-m.exited:
+		case <-time.After(timeout):
+			m.cmd.Process.Kill()
+			<-m.exited
+			err = fmt.Errorf("machine: QEMU did not quit within %v; killed", timeout)
+		}
+	})
+	return err
+}
+
+// hmp sends one human-monitor command and waits for its prompt.
+func (m *Machine) hmp(command string) error {
+	c, err := net.DialTimeout("unix", m.monitor, 5*time.Second)
+	if err != nil {
+		return fmt.Errorf("machine: monitor %s: %w", m.monitor, err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	r := bufio.NewReader(c)
+	if err := readPrompt(r); err != nil {
+		return fmt.Errorf("machine: monitor banner: %w", err)
+	}
+	if _, err := io.WriteString(c, command+"\n"); err != nil {
+		return fmt.Errorf("machine: monitor %q: %w", command, err)
+	}
+	if command == "quit" {
+		return nil // QEMU closes the socket as it exits
+	}
+	if err := readPrompt(r); err != nil {
+		return fmt.Errorf("machine: monitor %q: %w", command, err)
+	}
+	return nil
+}
+
+func readPrompt(r *bufio.Reader) error {
+	var seen []byte
+	for {
+		b, err := r.ReadByte()
+		if err != nil {
+			return err
+		}
+		seen = append(seen, b)
+		if strings.HasSuffix(string(seen), "(qemu) ") {
+			return nil
+		}
+	}
+}
+
+// console keeps the whole serial output (a few MiB at most for a node's
+// life) so waits can search from any earlier position.
+type console struct {
+	mu     sync.Mutex
+	cond   chan struct{} // closed and replaced on every write
+	buf    []byte
+	log    io.Writer
+	tee    io.Writer
+	closed bool
+}
+
+func newConsole(log, tee io.Writer) *console {
+	return &console{cond: make(chan struct{}), log: log, tee: tee}
+}
+
+func (c *console) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.buf = append(c.buf, p...)
+	if c.tee != nil {
+		c.tee.Write(p)
+	}
+	close(c.cond)
+	c.cond = make(chan struct{})
+	return c.log.Write(p)
+}
+
+func (c *console) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
+	close(c.cond)
+	c.cond = make(chan struct{})
+}
+
+func (c *console) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.buf)
+}
+
+func (c *console) String() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return string(c.buf)
+}
+
+// wait finds the first complete line holding substr that ends after from.
+func (c *console) wait(ctx context.Context, from int, substr string, exited <-chan struct{}) (int, string, error) {
+	for {
+		c.mu.Lock()
+		if from > len(c.buf) {
+			from = len(c.buf)
+		}
+		if i := strings.Index(string(c.buf[from:]), substr); i >= 0 {
+			start := from + i
+			if ls := strings.LastIndexByte(string(c.buf[:start]), '\n'); ls >= 0 {
+				start = ls + 1
+			} else {
+				start = 0
+			}
+			end := from + i + len(substr)
+			if nl := strings.IndexByte(string(c.buf[end:]), '\n'); nl >= 0 {
+				end += nl + 1
+			} else {
+				end = len(c.buf)
+			}
+			line := strings.TrimSpace(string(c.buf[start:end]))
+			c.mu.Unlock()
+			return end, line, nil
+		}
+		closed, ch := c.closed, c.cond
+		c.mu.Unlock()
+		if closed {
+			return from, "", fmt.Errorf("QEMU exited before a console line with %q", substr)
+		}
+		select {
+		case <-ch:
+		case <-exited:
+		case <-ctx.Done():
+			return from, "", fmt.Errorf("no console line with %q: %w", substr, context.Cause(ctx))
+		}
+	}
+}

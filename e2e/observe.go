@@ -1,0 +1,90 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// observeScript prints one "key value" line per fact; the parser is
+// parseObserved (table-tested).
+const observeScript = `echo "hostname $(hostname)"
+echo "systemtype $(cat /etc/nailgun_systemtype 2>/dev/null)"
+lvs --noheadings --nosuffix --units m -o vg_name,lv_name,lv_size 2>/dev/null | while read -r vg lv size; do echo "lv $vg/$lv ${size%.*}"; done
+for m in / /boot; do findmnt -n -o TARGET,SOURCE,FSTYPE "$m" | sed 's/^/mount /'; done
+echo "cloudinit $(cloud-init status 2>/dev/null | sed 's/^status: //')"
+`
+
+// observe logs into the provisioned OS with the key the controller
+// provisioned (retrying while sshd comes up) and reads what it is.
+func observe(ctx context.Context, key string, port int) (Observed, error) {
+	var out []byte
+	var err error
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		out, err = sshOutput(ctx, key, port, observeScript)
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		select {
+		case <-time.After(5 * time.Second):
+		case <-ctx.Done():
+			return Observed{}, ctx.Err()
+		}
+	}
+	if err != nil {
+		return Observed{}, err
+	}
+	return parseObserved(string(out)), nil
+}
+
+func parseObserved(s string) Observed {
+	var o Observed
+	for _, line := range strings.Split(s, "\n") {
+		k, v, _ := strings.Cut(strings.TrimSpace(line), " ")
+		v = strings.TrimSpace(v)
+		switch k {
+		case "hostname":
+			o.Hostname = v
+		case "systemtype":
+			o.SystemType = v
+		case "lv":
+			o.LogicalVolumes = append(o.LogicalVolumes, strings.Join(strings.Fields(v), " "))
+		case "mount":
+			o.Mounts = append(o.Mounts, strings.Join(strings.Fields(v), " "))
+		case "cloudinit":
+			o.CloudInit = v
+		}
+	}
+	return o
+}
+
+func sshArgs(key string, port int) []string {
+	return []string{"-i", key, "-p", strconv.Itoa(port),
+		"-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=no",
+		"-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR",
+		"root@127.0.0.1"}
+}
+
+func sshOutput(ctx context.Context, key string, port int, script string) ([]byte, error) {
+	cctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(cctx, "ssh", append(sshArgs(key, port), "sh", "-s")...)
+	cmd.Stdin = strings.NewReader(script)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return out, fmt.Errorf("ssh root@127.0.0.1:%d: %w: %s", port, err, strings.TrimSpace(stderr.String()))
+	}
+	return out, nil
+}
+
+func sshRun(ctx context.Context, key string, port int, command string) error {
+	_, err := sshOutput(ctx, key, port, command+"\n")
+	return err
+}
