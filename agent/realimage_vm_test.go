@@ -1,0 +1,233 @@
+//go:build vm
+
+package agent_test
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/imprint-dev/imprint/api"
+	"github.com/imprint-dev/imprint/internal/vmtest"
+)
+
+// realImageHost is the provisioned node's host name.
+const realImageHost = "imprint-vm-1.domain.tld"
+
+// realImageDoc is a Fuel-style document for one 3 GiB disk: /boot on a
+// partition, an "os" VG holding root and swap, the configdrive; the node's
+// NIC as QEMU's user network gives it (default MAC, 10.0.2.15), the serial
+// console in the kernel parameters, a root key and the phone-home URL.
+func realImageDoc(t *testing.T, rootURI, bootURI, authKey, phoneHome string) []byte {
+	t.Helper()
+	b, err := os.ReadFile("testdata/provision_fuel90_ubuntu_1disk.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d map[string]any
+	if err := json.Unmarshal(b, &d); err != nil {
+		t.Fatal(err)
+	}
+	const mac = "52:54:00:12:34:56" // QEMU's default
+	d["hostname"], d["name"], d["slave_name"] = realImageHost, "imprint-vm-1", "imprint-vm-1"
+	d["interfaces"] = map[string]any{"eth0": map[string]any{"mac_address": mac, "ip_address": "10.0.2.15",
+		"netmask": "255.255.255.0", "dns_name": realImageHost, "static": "0"}}
+	d["interfaces_extra"] = map[string]any{"eth0": map[string]any{"onboot": "yes", "peerdns": "no"}}
+	d["kernel_options"] = map[string]any{"udevrules": mac + "_eth0", "netcfg/choose_interface": mac}
+	d["name_servers"] = `"10.0.2.3"`
+	ks := d["ks_meta"].(map[string]any)
+	ks["gw"], ks["master_ip"], ks["admin_net"] = "10.0.2.2", "10.0.2.2", "10.0.2.0/24"
+	ks["auth_key"] = `"` + authKey + `"`
+	ks["authorized_keys"] = []any{}
+	ks["phone_home_url"] = phoneHome
+	pm := ks["pm_data"].(map[string]any)
+	// ignore_loglevel: the image keeps Debian's "quiet" (GRUB_CMDLINE_LINUX_DEFAULT),
+	// and the kernel's banner on ttyS0 marks that grub loaded it
+	pm["kernel_params"] = "console=tty0 console=ttyS0,115200n8 ignore_loglevel net.ifnames=0 biosdevname=0 nomodeset"
+	pm["ks_spaces"] = []any{
+		map[string]any{
+			"type": "disk", "id": "vda", "name": "vda", "size": 3072, "free_space": 2500, "bootable": true, "extra": []any{},
+			"volumes": []any{
+				map[string]any{"type": "boot", "size": 300},
+				map[string]any{"type": "partition", "mount": "/boot", "size": 200, "file_system": "ext2", "name": "Boot"},
+				map[string]any{"type": "lvm_meta_pool", "size": 0},
+				map[string]any{"type": "pv", "vg": "os", "size": 2400, "lvm_meta_size": 64},
+			},
+		},
+		map[string]any{
+			"type": "vg", "id": "os", "label": "Base System", "min_size": 2240, "_allocate_size": "min",
+			"volumes": []any{
+				map[string]any{"type": "lv", "name": "root", "mount": "/", "size": 2048, "file_system": "ext4"},
+				map[string]any{"type": "lv", "name": "swap", "mount": "swap", "size": 192, "file_system": "swap"},
+			},
+		},
+	}
+	ks["image_data"] = map[string]any{
+		"/":     map[string]any{"uri": rootURI, "format": "ext4", "container": "gzip"},
+		"/boot": map[string]any{"uri": bootURI, "format": "ext2", "container": "gzip"},
+	}
+	out, err := json.Marshal(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestVMProvisionRealImage provisions the image `imprint build-image`
+// makes (the default bookworm package set, built once and cached under
+// build/target-images/) through the agent in the bootstrap VM, then boots
+// the disk on its own: SeaBIOS, the grub the agent installed, Debian's
+// kernel and initramfs (LVM root), systemd, cloud-init reading the
+// configdrive. The node phones home to the host with the document's host
+// name; over ssh with the document's key the OS shows the LVM layout,
+// /etc/nailgun_systemtype and the key; from the host the disk has the
+// document's GPT.
+func TestVMProvisionRealImage(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	t0 := time.Now()
+	ti := vmtest.RequireTargetImage(t, log)
+	t.Logf("phase image: %s (built: %v)", time.Since(t0).Round(time.Second), ti.Built)
+
+	srv := vmtest.NewHostServer(t)
+	srv.File("/images/root.img.gz", ti.Root)
+	srv.File("/images/boot.img.gz", ti.Boot)
+	srv.File("/images/imprint-target.yaml", ti.Metadata)
+	ph := srv.PhoneHome("/phone-home")
+	key, pub, err := vmtest.NewSSHKey(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := realImageDoc(t, srv.GuestURL("/images/root.img.gz"), srv.GuestURL("/images/boot.img.gz"), pub, srv.GuestURL("/phone-home"))
+
+	// 1. the bootstrap VM provisions the disk
+	t1 := time.Now()
+	vm := vmtest.Start(t, vmtest.Options{Disks: []vmtest.Disk{{Size: 3 << 30, Serial: "IMPRINT-VDA"}}, BootTimeout: 300 * time.Second})
+	t.Logf("phase bootstrap boot: %s", time.Since(t1).Round(time.Second))
+	c := &api.Client{URL: vm.BaseURL, Token: vm.Token, HTTP: &http.Client{Timeout: 60 * time.Second}}
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
+	defer cancel()
+	plan, err := c.Plan(ctx, doc)
+	if err != nil {
+		t.Fatalf("plan: %v", err)
+	}
+	if len(plan.LVs) != 2 || plan.Configdrive == "" || len(plan.Bootloader) != 1 || plan.Bootloader[0] != "/dev/vda" {
+		t.Fatalf("plan: %+v", plan)
+	}
+	t2 := time.Now()
+	r, err := c.Provision(ctx, doc, false)
+	if err != nil {
+		t.Fatalf("provision: %v", err)
+	}
+	var st *api.Status
+	for {
+		st, err = c.Status(ctx)
+		if err != nil {
+			t.Fatalf("status: %v", err)
+		}
+		if st.ID == r.ID && (st.State == api.StateSucceeded || st.State == api.StateFailed) {
+			break
+		}
+		if time.Since(t2) > 15*time.Minute {
+			t.Fatalf("provision still %s at %s after 15 min\n%s", st.State, st.Step, vm.Tail(60))
+		}
+		time.Sleep(3 * time.Second)
+	}
+	if st.State != api.StateSucceeded {
+		t.Fatalf("provision failed: %+v\n%s", st.Error, vm.Tail(150))
+	}
+	t.Logf("phase provision: %s; steps %+v", time.Since(t2).Round(time.Second), st.Steps)
+	if err := c.Reboot(ctx); err != nil {
+		t.Fatalf("reboot: %v", err)
+	}
+	if err := vm.WaitExit(120 * time.Second); err != nil {
+		t.Fatalf("bootstrap did not reboot: %v\n%s", err, vm.Tail(40))
+	}
+	disk := vm.Disks[0]
+
+	// 2. the disk from the host: the document's GPT
+	parts, err := vmtest.Partitions(disk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, p := range parts {
+		probe, err := vmtest.Probe(disk, p.StartBytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kinds = append(kinds, probe["TYPE"])
+		if probe["TYPE"] == "vfat" && !strings.EqualFold(probe["LABEL"], "config-2") {
+			t.Errorf("partition %d: vfat labelled %q, want the config-2 drive", p.Number, probe["LABEL"])
+		}
+		t.Logf("partition %d: %d MiB at %d MiB, type %s, %v", p.Number, p.SizeBytes>>20, p.StartBytes>>20, p.Type, probe)
+	}
+	// bios_grub, the UEFI placeholder, /boot, the PV of os, the configdrive
+	if got := strings.Join(kinds, ","); got != ",,ext2,LVM2_member,vfat" {
+		t.Errorf("partitions hold %q, want bios_grub, UEFI placeholder, /boot ext2, an LVM PV, the config-2 drive", got)
+	}
+	if len(parts) == 5 && !strings.EqualFold(parts[3].Type, "E6D6D379-F507-44C2-A23C-238F2A3DF928") {
+		t.Errorf("PV partition type %s, want Linux LVM", parts[3].Type)
+	}
+
+	// 3. the disk boots on its own: grub, the kernel, systemd, cloud-init
+	t3 := time.Now()
+	node := vmtest.BootDisk(t, disk, 240*time.Second)
+	t.Logf("phase grub to kernel: %s", time.Since(t3).Round(time.Second))
+	form, err := node.WaitPhoneHome(ph, 12*time.Minute) // ~7 min on two loaded cores
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("phase kernel to phone-home: %s (disk boot to phone-home %s); phone-home %v", time.Since(t3)-node.BootTime,
+		time.Since(t3).Round(time.Second), form)
+	if got := form.Get("fqdn"); got != realImageHost {
+		t.Errorf("phone-home fqdn %q, want %q", got, realImageHost)
+	}
+	if got := form.Get("hostname"); got != "imprint-vm-1" {
+		t.Errorf("phone-home hostname %q, want imprint-vm-1", got)
+	}
+
+	// 4. inside the OS, logged in with the document's key
+	var out string
+	for deadline := time.Now().Add(2 * time.Minute); ; {
+		sctx, scancel := context.WithTimeout(ctx, 60*time.Second)
+		out, err = node.SSH(sctx, key, "hostname; cat /etc/nailgun_systemtype; echo; "+
+			"lvs --noheadings --units m --nosuffix -o vg_name,lv_name,lv_size; findmnt -n -o SOURCE /; "+
+			"findmnt -n -o SOURCE /boot; swapon --show=NAME --noheadings; cat /root/.ssh/authorized_keys")
+		scancel()
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(5 * time.Second)
+	}
+	if err != nil {
+		t.Fatalf("ssh as root with the document's auth_key: %v\n%s", err, node.Tail(40))
+	}
+	t.Logf("the provisioned OS:\n%s", out)
+	lines := strings.Split(out, "\n")
+	if len(lines) < 2 || strings.TrimSpace(lines[0]) != "imprint-vm-1" || strings.TrimSpace(lines[1]) != "target" {
+		t.Errorf("hostname and /etc/nailgun_systemtype: %q", lines)
+	}
+	lvs := map[string]string{}
+	for _, l := range lines {
+		if f := strings.Fields(l); len(f) == 3 && f[0] == "os" {
+			lvs[f[1]] = f[2]
+		}
+	}
+	if lvs["root"] != "2048.00" || lvs["swap"] != "192.00" {
+		t.Errorf("LVs in the OS: %v, want os/root 2048 MiB and os/swap 192 MiB", lvs)
+	}
+	for _, want := range []string{"/dev/mapper/os-root\n", "/dev/vda3\n", pub} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the OS's state lacks %q", want)
+		}
+	}
+	if !strings.Contains(out, "/dev/dm-") && !strings.Contains(out, "os-swap") {
+		t.Errorf("no swap on the os/swap LV in use")
+	}
+	t.Logf("total: %s", time.Since(t0).Round(time.Second))
+}
