@@ -350,6 +350,8 @@ func (e *Executor) step(ctx context.Context, s Step) error {
 		return e.kill(ctx, s.Path)
 	case OpShrinkFile:
 		return e.fitFile(ctx, s.Path)
+	case OpShrinkXFS:
+		return e.shrinkXFS(ctx, s)
 	case OpCompress:
 		return e.compress(ctx, s)
 	case OpReadOS:

@@ -34,6 +34,7 @@ const (
 	OpPin        Op = "pin"         // write the pin of Repo from the Release file apt downloaded
 	OpKill       Op = "kill"        // kill the processes whose root is inside Path
 	OpShrinkFile Op = "fit-file"    // truncate the image file Path to its ext filesystem's size
+	OpShrinkXFS  Op = "shrink-xfs"  // copy the xfs image Path into a new one just big enough, made with Argv ({image}: the new file)
 	OpCompress   Op = "compress"    // compress the image file Source (Container) to Path, record sizes and md5s
 	OpReadOS     Op = "read-os"     // read the image's os-release under Path for the metadata
 	OpMetadata   Op = "metadata"    // write the metadata YAML to Path
@@ -562,6 +563,12 @@ func BuildPlan(cfg Config, o Options) (Plan, error) {
 			add(Step{Name: "e2fsck " + mp, Op: OpRun, Argv: []string{"e2fsck", "-fy", file}, OKExit: []int{1}, Mount: mp})
 			add(Step{Name: "resize2fs " + mp, Op: OpRun, Argv: []string{"resize2fs", "-M", file}, Mount: mp})
 			add(Step{Name: "fit file " + mp, Op: OpShrinkFile, Path: file, Mount: mp})
+		}
+		if img.Format == "xfs" {
+			// xfs only grows: the tree is copied into a new, minimal
+			// filesystem made with the mkfs options of the original
+			add(Step{Name: "shrink xfs " + mp, Op: OpShrinkXFS, Path: file, Mount: mp,
+				Argv: mkfsArgv(img.Format, fsLabel(mp), o.FSUUIDs[mp], xfsImagePlaceholder)})
 		}
 	}
 	for _, mp := range order {
