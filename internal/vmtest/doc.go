@@ -14,6 +14,14 @@
 // and kills QEMU after a bounded wait. The disk images stay on the host for
 // the test to inspect (sgdisk, blkid -p -O, dumpe2fs 'img?offset=N').
 //
+// A provisioned disk boots on its own with [Options.DiskBoot] ([BootDisk]):
+// the firmware, the grub the agent installed, the OS's kernel (its banner,
+// [KernelBanner], is the ready line); the guest's sshd is forwarded
+// ([VM.SSH]) and [VM.WaitPhoneHome] waits for cloud-init's phone_home POST
+// on a [HostServer]'s [PhoneHome] recorder. [BuildTargetImage] makes the
+// real OS image to provision (imagebuild's default bookworm set, "/" and
+// "/boot"), once, cached under build/target-images/ by its config.
+//
 // Tests using it carry the `vm` build tag and are named TestVM*; they run
 // with scripts/test-vm.sh (make test-vm). Without qemu-system-x86_64 or the
 // built image they skip, unless CI is set, where they fail.
