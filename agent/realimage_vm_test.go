@@ -88,7 +88,7 @@ func realImageDoc(t *testing.T, rootURI, bootURI, authKey, phoneHome string) []b
 // /etc/nailgun_systemtype and the key; from the host the disk has the
 // document's GPT.
 func TestVMProvisionRealImage(t *testing.T) {
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	t0 := time.Now()
 	ti := vmtest.RequireTargetImage(t, log)
 	t.Logf("phase image: %s (built: %v)", time.Since(t0).Round(time.Second), ti.Built)
@@ -230,4 +230,12 @@ func TestVMProvisionRealImage(t *testing.T) {
 		t.Errorf("no swap on the os/swap LV in use")
 	}
 	t.Logf("total: %s", time.Since(t0).Round(time.Second))
+}
+
+// testWriter sends log lines to t.Log.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
 }
