@@ -32,7 +32,9 @@ type Runner interface {
 
 // Mounter mounts and unmounts filesystems.
 type Mounter interface {
-	Mount(source, target, fstype string, bind bool) error
+	// Mount mounts source on target; data are the filesystem's options
+	// ("" for none).
+	Mount(source, target, fstype string, bind bool, data string) error
 	Unmount(target string) error
 	// MountedUnder lists the mount points at or below dir.
 	MountedUnder(dir string) ([]string, error)
@@ -306,7 +308,7 @@ func (e *Executor) step(ctx context.Context, s Step) error {
 		if err := os.MkdirAll(s.Path, 0o755); err != nil {
 			return err
 		}
-		if err := e.Mounter.Mount(src, s.Path, s.FSType, s.FSType == "bind"); err != nil {
+		if err := e.Mounter.Mount(src, s.Path, s.FSType, s.FSType == "bind", ""); err != nil {
 			return fmt.Errorf("mount %s on %q: %w", src, s.Path, err)
 		}
 		target := s.Path

@@ -94,10 +94,13 @@ type fakeMounter struct {
 	busy   map[string]int
 }
 
-func (m *fakeMounter) Mount(source, target, fstype string, bind bool) error {
+func (m *fakeMounter) Mount(source, target, fstype string, bind bool, data string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.mounts = append(m.mounts, target)
+	if data != "" {
+		target += " -o " + data
+	}
 	m.log = append(m.log, "mount "+target)
 	return nil
 }

@@ -118,12 +118,13 @@ type SysMounter struct {
 
 var _ Mounter = SysMounter{}
 
-// Mount mounts source on target; bind makes a bind mount.
-func (SysMounter) Mount(source, target, fstype string, bind bool) error {
+// Mount mounts source on target with the filesystem options data; bind
+// makes a bind mount.
+func (SysMounter) Mount(source, target, fstype string, bind bool, data string) error {
 	if bind {
-		return syscall.Mount(source, target, "", syscall.MS_BIND, "")
+		return syscall.Mount(source, target, "", syscall.MS_BIND, data)
 	}
-	return syscall.Mount(source, target, fstype, 0, "")
+	return syscall.Mount(source, target, fstype, 0, data)
 }
 
 // Unmount unmounts target (never lazily).

@@ -2,12 +2,17 @@ package imagebuild
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // xfs cannot shrink (xfs_growfs only grows), so an xfs image is made
@@ -148,10 +153,12 @@ func (e *Executor) shrinkXFS(ctx context.Context, s Step) error {
 	// both trees are mounted: xfsdump reads a mounted xfs, xfsrestore
 	// writes into one
 	src, dst := file+".src.d", small+".d"
-	if err := e.mountImage(ctx, file, src); err != nil {
+	// the copy has the original's UUID, which xfs refuses to mount twice:
+	// the original (discarded afterwards) is mounted nouuid
+	if err := e.mountImage(ctx, file, src, "nouuid"); err != nil {
 		return fmt.Errorf("shrink xfs %q: %w", file, err)
 	}
-	if err := e.mountImage(ctx, small, dst); err != nil {
+	if err := e.mountImage(ctx, small, dst, ""); err != nil {
 		return fmt.Errorf("shrink xfs %q: %w", file, err)
 	}
 	// xfsdump|xfsrestore rather than cp -a or tar: it is xfs's own
@@ -160,12 +167,18 @@ func (e *Executor) shrinkXFS(ctx context.Context, s Step) error {
 	// ACLs, which xfs keeps as attributes), the xfs inode flags (chattr,
 	// xfs_io chattr: immutable, append, nodump, extent size hints),
 	// project ids, holes of sparse files as holes, hard links, device
-	// nodes, FIFOs and sockets, and all timestamps. -J: no inventory
-	// under /var/lib/xfsdump on the build host.
+	// nodes, FIFOs and sockets. -J: no inventory under /var/lib/xfsdump
+	// on the build host. Its dump format keeps whole seconds and no
+	// symlink times: copyTimes puts the nanoseconds back.
 	copyCmd := `set -o pipefail; xfsdump -J -l 0 -L imprint -M imprint - "$1" | xfsrestore -J - "$2"`
 	if _, err := e.run(ctx, Cmd{Argv: []string{"bash", "-c", copyCmd, "xfs-copy", src, dst}}, nil); err != nil {
 		return fmt.Errorf("shrink xfs %q: copy: %w", file, err)
 	}
+	n, kept, err := copyTimes(src, dst)
+	if err != nil {
+		return fmt.Errorf("shrink xfs %q: copy times: %w", file, err)
+	}
+	log.Info("xfs copy times set", "inodes", n, "immutable_kept_seconds", kept)
 	for _, d := range []string{dst, src} {
 		if err := e.pop(ctx, "umount "+d); err != nil {
 			return fmt.Errorf("shrink xfs %q: %w", file, err)
@@ -217,9 +230,10 @@ func (e *Executor) xfsProbe(ctx context.Context, mkfs []string, probe string, si
 	return e.xfsCounts(ctx, probe)
 }
 
-// mountImage attaches file to a loop device and mounts it on dir, with
+// mountImage attaches file to a loop device and mounts it on dir with the
+// options data, with
 // cleanups "remove DIR", "detach DIR" and "umount DIR".
-func (e *Executor) mountImage(ctx context.Context, file, dir string) error {
+func (e *Executor) mountImage(ctx context.Context, file, dir, data string) error {
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		return err
 	}
@@ -236,11 +250,41 @@ func (e *Executor) mountImage(ctx context.Context, file, dir string) error {
 		_, err := e.run(ctx, Cmd{Argv: []string{"losetup", "-d", dev}}, nil)
 		return err
 	})
-	if err := e.Mounter.Mount(dev, dir, "xfs", false); err != nil {
+	if err := e.Mounter.Mount(dev, dir, "xfs", false, data); err != nil {
 		return fmt.Errorf("mount %s (%s) on %q: %w", dev, file, dir, err)
 	}
 	e.push("umount "+dir, func(ctx context.Context) error { return e.unmount(ctx, dir) })
 	return nil
+}
+
+// copyTimes sets the access and modification times of every path under
+// dst to those of the same path under src, to the nanosecond, symlinks
+// included. Immutable and append-only files refuse (EPERM) and keep the
+// whole seconds xfsrestore gave them: kept counts them.
+func copyTimes(src, dst string) (n, kept int, err error) {
+	err = filepath.WalkDir(dst, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(dst, p)
+		if err != nil {
+			return err
+		}
+		var st unix.Stat_t
+		if err := unix.Lstat(filepath.Join(src, rel), &st); err != nil {
+			return fmt.Errorf("%s in the copy: %w", rel, err)
+		}
+		ts := []unix.Timespec{st.Atim, st.Mtim}
+		switch err := unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW); {
+		case errors.Is(err, unix.EPERM):
+			kept++
+		case err != nil:
+			return fmt.Errorf("set times of %q: %w", p, err)
+		}
+		n++
+		return nil
+	})
+	return n, kept, err
 }
 
 func withImage(argv []string, file string) []string {

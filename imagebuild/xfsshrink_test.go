@@ -165,7 +165,7 @@ func TestExecutorShrinkXFS(t *testing.T) {
 	if diff := cmp.Diff(want, r.commands()); diff != "" {
 		t.Errorf("commands (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff([]string{"mount " + src, "mount " + dst, "umount " + dst, "umount " + src}, m.log); diff != "" {
+	if diff := cmp.Diff([]string{"mount " + src + " -o nouuid", "mount " + dst, "umount " + dst, "umount " + src}, m.log); diff != "" {
 		t.Errorf("mounts (-want +got):\n%s", diff)
 	}
 	noLeftovers(t, filepath.Dir(file), "var.img")
