@@ -113,6 +113,7 @@ contenders=(
 	"curl | pigz -dc | dd@gzip@curl -s $URL/x.img.gz | pigz -dc | $DD of=TARGET"
 	"curl | igzip -dc | dd@gzip@curl -s $URL/x.img.gz | igzip -dc | $DD of=TARGET"
 	"imprint@gzip-indexed@$DIR/imprint write-image $URL/x.img.igz TARGET --sha256 $SHA_IGZ --progress 0 FILEFLAG"
+	"imprint, no checksum@gzip-indexed@$DIR/imprint write-image $URL/x.img.igz TARGET --progress 0 FILEFLAG"
 	"curl | igzip -dc | dd@gzip-indexed@curl -s $URL/x.img.igz | igzip -dc | $DD of=TARGET"
 	"bmaptool copy@gzip@bmaptool -q copy --bmap $DIR/x.bmap $URL/x.img.gz TARGET"
 	"imprint@zstd@$DIR/imprint write-image $URL/x.img.zst TARGET --sha256 $SHA_ZST --progress 0 FILEFLAG"
