@@ -17,6 +17,25 @@
 // process whose /proc/PID/root lies inside the chroot is killed). A
 // failure is a *StepError naming the step.
 //
+// # Shrinking
+//
+// After the chroot is left, each filesystem is made as small as it can
+// be, so the image writer copies and the nodes inflate only what is
+// used. ext2/3/4 shrink in place (e2fsck -fy, resize2fs -M, the file
+// truncated to the block count dumpe2fs reports). xfs cannot shrink, so
+// the shrink-xfs step copies it: the size of the new filesystem is the
+// content (blocks in use minus those an empty mkfs.xfs of the same size
+// uses) plus what an empty filesystem of the new size needs (log, AG
+// headers: probed with mkfs.xfs on sparse files, the original options)
+// plus a margin for xfs's reserve pool and per-AG reservations; at
+// least 300 MiB, mkfs.xfs's minimum. The new filesystem is made with the
+// original's label, UUID and options, filled by xfsdump | xfsrestore
+// (every attribute namespace, ACLs, inode flags, holes, hard links,
+// device nodes; nanosecond times put back afterwards), checked with
+// xfs_repair -n and renamed over the original. The image writer grows
+// either back to the partition (resize2fs; xfs_growfs on a temporary
+// mount).
+//
 // # Elements
 //
 // An element is a directory with hook directories, as in

@@ -73,6 +73,11 @@ func TestLoopShrinkXFS(t *testing.T) {
 // image writer grows it, it fills the device.
 func checkShrunkXFS(t *testing.T, ctx context.Context, file string, origSize int64, before manifest, label, uuid string) {
 	t.Helper()
+	checkShrunkXFSTree(t, ctx, file, origSize, before, label, uuid, "")
+}
+
+func checkShrunkXFSTree(t *testing.T, ctx context.Context, file string, origSize int64, before manifest, label, uuid, xflagsUnder string) {
+	t.Helper()
 	fi, err := os.Stat(file)
 	if err != nil {
 		t.Fatal(err)
@@ -84,12 +89,35 @@ func checkShrunkXFS(t *testing.T, ctx context.Context, file string, origSize int
 	if out, err := exec.Command("xfs_repair", "-n", file).CombinedOutput(); err != nil {
 		t.Errorf("xfs_repair -n: %v\n%s", err, out)
 	}
-	out, err := exec.Command("xfs_db", "-r", "-c", "label", "-c", "uuid", file).CombinedOutput()
+	// minimal: above mkfs.xfs's minimum, what is free is the margin
+	out, err := exec.Command("xfs_db", "-r", "-c", "sb 0", "-c", "p blocksize dblocks fdblocks", file).CombinedOutput()
+	if err != nil {
+		t.Fatalf("xfs_db %s: %v %s", file, err, out)
+	}
+	sc, err := ParseXFSDB(string(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	free := sc.FDBlocks * sc.BlockSize
+	t.Logf("shrunk xfs: %d MiB used, %d MiB free", sc.Used()>>20, free>>20)
+	if sc.Size() > XFSMinSize && (free < 64<<20 || free > xfsMargin(sc.Used())+8<<20) {
+		t.Errorf("shrunk xfs has %d bytes free, want the margin %d", free, xfsMargin(sc.Used()))
+	}
+	out, err = exec.Command("xfs_db", "-r", "-c", "label", "-c", "uuid", file).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), `label = "`+label+`"`) || !strings.Contains(string(out), "UUID = "+uuid) {
 		t.Errorf("xfs_db label, uuid: %v %s", err, out)
 	}
 	withMounted(t, file, func(mnt string) {
-		if diff := cmp.Diff(before, takeManifest(t, mnt)); diff != "" {
+		// mounted, xfs sets its reserve pool and per-AG reservations aside:
+		// the margin leaves room to write still
+		var sfs syscall.Statfs_t
+		must0(t, syscall.Statfs(mnt, &sfs))
+		avail := int64(sfs.Bavail) * sfs.Bsize
+		t.Logf("mounted: %d MiB available", avail>>20)
+		if avail < 16<<20 {
+			t.Errorf("mounted shrunk xfs has %d bytes available", avail)
+		}
+		if diff := cmp.Diff(before, takeManifestXFlags(t, mnt, xflagsUnder)); diff != "" {
 			t.Errorf("tree after the shrink (-before +after):\n%s", diff)
 		} else {
 			t.Logf("same tree: %d entries", len(before))
@@ -151,7 +179,9 @@ func populateXFS(t *testing.T, mnt string) {
 	f.WriteAt([]byte("start"), 0)
 	f.WriteAt([]byte("end"), 256<<20-3)
 	f.Close()
-	if err := os.WriteFile(p("d/big"), make([]byte, 8<<20), 0o600); err != nil {
+	// data blocks (zeros, but allocated), so the size is computed above
+	// mkfs.xfs's minimum
+	if err := os.WriteFile(p("d/big"), make([]byte, 400<<20), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	must0(t, syscall.Setxattr(p("d/file"), "user.imprint", []byte("kept"), 0))
@@ -203,7 +233,11 @@ func mkdev(major, minor uint64) uint64 {
 // extent size hint, and a digest of the content.
 type manifest []string
 
-func takeManifest(t *testing.T, root string) manifest {
+func takeManifest(t *testing.T, root string) manifest { return takeManifestXFlags(t, root, "") }
+
+// takeManifestXFlags reads the xfs inode flags (with xfs_io: one process
+// a file) only of the paths under xflagsUnder ("" for all).
+func takeManifestXFlags(t *testing.T, root, xflagsUnder string) manifest {
 	t.Helper()
 	var m manifest
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
@@ -234,7 +268,7 @@ func takeManifest(t *testing.T, root string) manifest {
 		if st.Mode&syscall.S_IFMT != syscall.S_IFLNK { // Listxattr would follow it
 			line += xattrs(t, p)
 		}
-		if st.Mode&syscall.S_IFMT == syscall.S_IFREG || st.Mode&syscall.S_IFMT == syscall.S_IFDIR {
+		if (st.Mode&syscall.S_IFMT == syscall.S_IFREG || st.Mode&syscall.S_IFMT == syscall.S_IFDIR) && strings.HasPrefix(rel, xflagsUnder) {
 			out, err := exec.Command("xfs_io", "-r", "-c", "lsattr", "-c", "extsize", p).CombinedOutput()
 			if err != nil {
 				return fmt.Errorf("xfs_io %s: %v %s", p, err, out)
@@ -331,9 +365,86 @@ func runT(t *testing.T, argv ...string) {
 	}
 }
 
-func must0(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
+// observingRunner calls before with each command before it runs it.
+type observingRunner struct {
+	Runner
+	before func(Cmd)
+}
+
+func (r observingRunner) Run(ctx context.Context, c Cmd) ([]byte, error) {
+	r.before(c)
+	return r.Runner.Run(ctx, c)
+}
+
+// TestLoopBuildImageXFS builds an image with an xfs root holding hard
+// links, attributes, an ACL, a sparse file and device nodes made in the
+// chroot, and checks the shrunk image against the tree as it was just
+// before the copy.
+func TestLoopBuildImageXFS(t *testing.T) {
+	loopPrereqs(t)
+	xfsPrereqs(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	out, work, elem := t.TempDir(), t.TempDir(), filepath.Join(t.TempDir(), "xfsfixture")
+	t.Cleanup(func() {
+		if l := leftovers(t, work); len(l) > 0 {
+			t.Errorf("left behind: %v", l)
+		}
+	})
+	writeHook(t, elem, "post-install.d", "10-fixture", `d=/root/xfs-fixture; mkdir -p $d/sub
+echo hello > $d/file; ln $d/file $d/link1; ln $d/file $d/sub/link2
+setfattr -n user.imprint -v kept $d/file; setfattr -n trusted.imprint -v 0x0001ff $d/file
+setfacl -m u:nobody:r $d/file; setfacl -d -m g:nogroup:rx $d/sub
+truncate -s 256M $d/sparse; echo end >> $d/sparse
+mknod $d/null c 1 3; mknod $d/blk b 7 200; mkfifo $d/fifo; ln -s sub/../file $d/symlink
+chown -h nobody:nogroup $d/symlink
+# data blocks, so the size is computed above mkfs.xfs's minimum
+dd if=/dev/zero of=$d/zeros bs=1M count=300 status=none`)
+	cfg := loopConfig(t, out)
+	cfg.ImageData["/"] = Image{Container: "gzip", Format: "xfs", URI: "file://" + out + "/loop-test.img.gz"}
+	cfg.Packages = append(cfg.Packages, "attr", "acl")
+	bo := loopOptions(t, work, elem)
+	bo.Options.ImageSize = 4 << 30
+	log, _ := testLogger(t)
+	deps := SystemDeps(log)
+	var before manifest
+	var uuid string
+	deps.Runner = observingRunner{Runner: deps.Runner, before: func(c Cmd) {
+		if len(c.Argv) == 6 && c.Argv[0] == "bash" && c.Argv[3] == "xfs-copy" {
+			src := c.Argv[4]
+			t0 := time.Now()
+			before = takeManifestXFlags(t, src, "root/xfs-fixture")
+			t.Logf("manifest of the tree before the copy: %d entries in %s", len(before), time.Since(t0).Round(time.Millisecond))
+			fstab, _ := os.ReadFile(filepath.Join(src, "etc/fstab"))
+			for _, l := range strings.Split(string(fstab), "\n") {
+				if f := strings.Fields(l); len(f) > 2 && f[1] == "/" && f[2] == "xfs" {
+					uuid = strings.TrimPrefix(f[0], "UUID=")
+				}
+			}
+		}
+	}}
+	t0 := time.Now()
+	if _, err := Build(ctx, cfg, bo, deps); err != nil {
+		t.Fatalf("Build: %v", err)
 	}
+	t.Logf("xfs image built in %s", time.Since(t0).Round(time.Second))
+	if len(before) < 1000 || uuid == "" {
+		t.Fatalf("the copy was not observed: %d entries, uuid %q", len(before), uuid)
+	}
+	raw := filepath.Join(t.TempDir(), "root.img")
+	if b, err := exec.Command("sh", "-c", "gzip -dc "+filepath.Join(out, "loop-test.img.gz")+" > "+raw).CombinedOutput(); err != nil {
+		t.Fatalf("gunzip: %v %s", err, b)
+	}
+	var fixture []string
+	for _, l := range before {
+		if strings.HasPrefix(l, "root/xfs-fixture") {
+			fixture = append(fixture, l)
+		}
+	}
+	for _, w := range []string{"root/xfs-fixture/file ", "nlink=3", "user.imprint=6b657074", "trusted.imprint=0001ff", "system.posix_acl_access=", "system.posix_acl_default=", " sparse ", "rdev=7c8", "-> sub/../file"} {
+		if !strings.Contains(strings.Join(fixture, "\n"), w) {
+			t.Errorf("fixture lacks %q (the hook did not make it):\n%s", w, strings.Join(fixture, "\n"))
+		}
+	}
+	checkShrunkXFSTree(t, ctx, raw, bo.Options.ImageSize, before, "root", uuid, "root/xfs-fixture")
 }

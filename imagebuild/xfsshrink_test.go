@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
 )
 
 func TestParseXFSDB(t *testing.T) {
@@ -228,5 +229,53 @@ func noLeftovers(t *testing.T, dir string, keep ...string) {
 	}
 	if diff := cmp.Diff(keep, got); diff != "" {
 		t.Errorf("files in %s (-want +got):\n%s", dir, diff)
+	}
+}
+
+func TestCopyTimes(t *testing.T) {
+	src, dst := t.TempDir(), t.TempDir()
+	for _, root := range []string{src, dst} {
+		must0(t, os.MkdirAll(filepath.Join(root, "d"), 0o755))
+		must0(t, os.WriteFile(filepath.Join(root, "d/f"), []byte("x"), 0o644))
+		must0(t, os.Symlink("f", filepath.Join(root, "d/l")))
+	}
+	when := map[string]time.Time{
+		"d/f": time.Date(2001, 2, 3, 4, 5, 6, 123456789, time.UTC),
+		"d":   time.Date(2002, 2, 3, 4, 5, 6, 987654321, time.UTC),
+		".":   time.Date(2003, 2, 3, 4, 5, 6, 1, time.UTC),
+	}
+	for p, tm := range when {
+		must0(t, os.Chtimes(filepath.Join(src, p), tm, tm))
+	}
+	// the symlink's own time, not its target's
+	lt := time.Date(2004, 2, 3, 4, 5, 6, 5, time.UTC)
+	ts := []unix.Timespec{unix.NsecToTimespec(lt.UnixNano()), unix.NsecToTimespec(lt.UnixNano())}
+	must0(t, unix.UtimesNanoAt(unix.AT_FDCWD, filepath.Join(src, "d/l"), ts, unix.AT_SYMLINK_NOFOLLOW))
+	when["d/l"] = lt
+
+	n, kept, err := copyTimes(src, dst)
+	if err != nil || n != 4 || kept != 0 {
+		t.Fatalf("copyTimes = %d, %d, %v, want 4, 0, nil", n, kept, err)
+	}
+	for p, tm := range when {
+		fi, err := os.Lstat(filepath.Join(dst, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !fi.ModTime().Equal(tm) {
+			t.Errorf("mtime of %s = %v, want %v", p, fi.ModTime().UTC(), tm)
+		}
+	}
+	// a path of the copy the original lacks is an error naming it
+	must0(t, os.WriteFile(filepath.Join(dst, "d/extra"), nil, 0o644))
+	if _, _, err := copyTimes(src, dst); err == nil || !strings.Contains(err.Error(), "d/extra") {
+		t.Errorf("copyTimes with an extra file = %v", err)
+	}
+}
+
+func must0(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
 	}
 }
