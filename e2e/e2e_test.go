@@ -80,7 +80,7 @@ func TestConsoleWait(t *testing.T) {
 
 func TestMachineArgs(t *testing.T) {
 	dir := t.TempDir()
-	m := &Machine{cfg: MachineConfig{Dir: dir, MAC: "52:54:00:12:34:56", TFTPDir: "/t", BootFile: "boot.ipxe", MemoryMiB: 1536, CPUs: 2,
+	m := &Machine{cfg: MachineConfig{Dir: dir, MAC: "52:54:00:12:34:56", UUID: nodeUUID("52:54:00:12:34:56"), TFTPDir: "/t", BootFile: "boot.ipxe", MemoryMiB: 1536, CPUs: 2,
 		Disks:   []Disk{{Path: dir + "/d0.img", Size: 1 << 20, Serial: "S0"}},
 		Forward: map[int]int{2222: 22}}, monitor: dir + "/mon.sock"}
 	args, err := m.args()
@@ -95,6 +95,7 @@ func TestMachineArgs(t *testing.T) {
 		"file=" + dir + "/d0.img,if=none,id=d0,format=raw", "virtio-blk-pci,drive=d0,serial=S0",
 		"-monitor unix:" + dir + "/mon.sock,server=on,wait=off",
 		"-vga std",
+		"-uuid 1a9e1a9e-0000-4000-8000-525400123456",
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("qemu args lack %q:\n%s", want, s)

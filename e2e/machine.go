@@ -34,6 +34,7 @@ type Disk struct {
 type MachineConfig struct {
 	Dir       string // serial log and monitor socket go here
 	MAC       string // the NIC's MAC, e.g. 52:54:00:12:34:56
+	UUID      string // SMBIOS system UUID (the agent's default node id); none when empty
 	TFTPDir   string
 	BootFile  string // the DHCP boot file in TFTPDir: an iPXE script
 	Disks     []Disk
@@ -116,6 +117,9 @@ func (m *Machine) args() ([]string, error) {
 		"-boot", "order=nc",
 		"-device", "virtio-rng-pci",
 		"-netdev", netdev, "-device", "virtio-net-pci,netdev=n0,mac=" + c.MAC,
+	}
+	if c.UUID != "" {
+		args = append(args, "-uuid", c.UUID)
 	}
 	for i, d := range c.Disks {
 		if len(d.Serial) > 20 || strings.ContainsAny(d.Serial, ",= ") {

@@ -1,13 +1,12 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
-	"fmt"
-	"os/exec"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/imprint-dev/imprint/internal/vmtest"
 )
 
 // observeScript prints one "key value" line per fact; the parser is
@@ -63,28 +62,14 @@ func parseObserved(s string) Observed {
 	return o
 }
 
-func sshArgs(key string, port int) []string {
-	return []string{"-i", key, "-p", strconv.Itoa(port),
-		"-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=no",
-		"-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR",
-		"root@127.0.0.1"}
-}
-
 func sshOutput(ctx context.Context, key string, port int, script string) ([]byte, error) {
 	cctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(cctx, "ssh", append(sshArgs(key, port), "sh", "-s")...)
-	cmd.Stdin = strings.NewReader(script)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return out, fmt.Errorf("ssh root@127.0.0.1:%d: %w: %s", port, err, strings.TrimSpace(stderr.String()))
-	}
-	return out, nil
+	out, err := vmtest.SSH(cctx, "127.0.0.1:"+strconv.Itoa(port), key, script)
+	return []byte(out), err
 }
 
 func sshRun(ctx context.Context, key string, port int, command string) error {
-	_, err := sshOutput(ctx, key, port, command+"\n")
+	_, err := sshOutput(ctx, key, port, command)
 	return err
 }

@@ -8,13 +8,13 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/imprint-dev/imprint/bootstrap"
 	"github.com/imprint-dev/imprint/controller"
+	"github.com/imprint-dev/imprint/internal/vmtest"
 )
 
 // Config is one end-to-end run: a node that PXE-boots the bootstrap,
@@ -113,12 +113,16 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	log := cfg.Logger
-	res := &Result{Dir: cfg.Dir, Disk: filepath.Join(cfg.Dir, "disk0.img"), SerialLog: filepath.Join(cfg.Dir, "serial.log"),
-		SSHKey: filepath.Join(cfg.Dir, "id_ed25519")}
-	pub, err := sshKeygen(ctx, res.SSHKey)
+	res := &Result{Dir: cfg.Dir, Disk: filepath.Join(cfg.Dir, "disk0.img"), SerialLog: filepath.Join(cfg.Dir, "serial.log")}
+	keyDir := filepath.Join(cfg.Dir, "ssh")
+	if err := os.MkdirAll(keyDir, 0o700); err != nil {
+		return nil, err
+	}
+	key, pub, err := vmtest.NewSSHKey(keyDir)
 	if err != nil {
 		return nil, err
 	}
+	res.SSHKey = key
 	agentPort, err := freePort()
 	if err != nil {
 		return nil, err
@@ -172,7 +176,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		evFrom := len(ctrl.Events())
 		if round == 1 {
 			machine, err = StartMachine(MachineConfig{
-				Dir: cfg.Dir, MAC: cfg.MAC, TFTPDir: tftp, BootFile: "boot.ipxe",
+				Dir: cfg.Dir, MAC: cfg.MAC, UUID: nodeUUID(cfg.MAC), TFTPDir: tftp, BootFile: "boot.ipxe",
 				Disks:   []Disk{{Path: res.Disk, Size: cfg.DiskSize, Serial: diskSerial}},
 				Forward: map[int]int{agentPort: guestAgentPort, sshPort: guestSSHPort},
 				Console: cfg.Console,
@@ -216,7 +220,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		tl.step("rebooted", "iPXE got the local-boot script: "+ev.Detail)
 		mark := machine.Mark()
 		octx, cancel := context.WithTimeout(ctx, cfg.Timeouts.OSBoot)
-		_, line, err := machine.WaitLine(octx, mark, "Welcome to Debian")
+		// The getty on the serial console: the OS is up (Debian's grub
+		// boots "quiet", so neither kernel nor systemd say more there).
+		_, line, err := machine.WaitLine(octx, mark, " login:")
 		cancel()
 		if err != nil {
 			return fail("OS boot", err)
@@ -367,17 +373,12 @@ func randomToken() string {
 	return fmt.Sprintf("%x", b)
 }
 
-// sshKeygen makes an ed25519 key pair at path and returns the public key.
-func sshKeygen(ctx context.Context, path string) (string, error) {
-	os.Remove(path)
-	os.Remove(path + ".pub")
-	out, err := exec.CommandContext(ctx, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "imprint-e2e", "-f", path).CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("e2e: ssh-keygen: %w: %s", err, out)
+// nodeUUID is a stable SMBIOS UUID for the node, derived from its MAC (a
+// real server's comes from its vendor; the agent reports it as node id).
+func nodeUUID(mac string) string {
+	hw, err := net.ParseMAC(mac)
+	if err != nil || len(hw) != 6 {
+		return ""
 	}
-	pub, err := os.ReadFile(path + ".pub")
-	if err != nil {
-		return "", err
-	}
-	return strings.TrimSpace(string(pub)), nil
+	return fmt.Sprintf("1a9e1a9e-0000-4000-8000-%x", []byte(hw))
 }

@@ -25,13 +25,19 @@ func NewSSHKey(dir string) (priv, pub string, err error) {
 }
 
 // SSH runs command as root in a DiskBoot guest through the forwarded port
-// with the key (no agent, no password, host key not checked: the guest's
-// keys are new at every boot) and returns its standard output.
+// with the key and returns its standard output (see [SSH]).
 func (vm *VM) SSH(ctx context.Context, key, command string) (string, error) {
 	if vm.SSHAddr == "" {
 		return "", fmt.Errorf("vmtest: ssh: the VM has no forwarded ssh port (not a DiskBoot)")
 	}
-	host, port, _ := strings.Cut(vm.SSHAddr, ":")
+	return SSH(ctx, vm.SSHAddr, key, command)
+}
+
+// SSH runs command as root on addr (host:port) with the key: no agent, no
+// password, host key not checked (a provisioned guest's keys are new at
+// every boot); it returns the command's standard output.
+func SSH(ctx context.Context, addr, key, command string) (string, error) {
+	host, port, _ := strings.Cut(addr, ":")
 	argv := []string{"ssh", "-i", key, "-p", port, "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
 		"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=20",
 		"-o", "LogLevel=ERROR", "root@" + host, command}
@@ -39,7 +45,7 @@ func (vm *VM) SSH(ctx context.Context, key, command string) (string, error) {
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = &o, &e
 	if err := cmd.Run(); err != nil {
-		return o.String(), fmt.Errorf("vmtest: ssh %s %q: %w (stderr: %q)", vm.SSHAddr, command, err, strings.TrimSpace(e.String()))
+		return o.String(), fmt.Errorf("vmtest: ssh %s %q: %w (stderr: %q)", addr, command, err, strings.TrimSpace(e.String()))
 	}
 	return o.String(), nil
 }
