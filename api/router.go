@@ -52,7 +52,7 @@ func NewRouter(deps Deps) http.Handler {
 	}
 	r := chi.NewRouter()
 	r.Use(middleware.RequestID)
-	r.Use(requestLogger(deps.Logger))
+	r.Use(RequestLogger(deps.Logger))
 	r.Use(middleware.Recoverer)
 	r.Use(middleware.Heartbeat("/healthz"))
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
@@ -110,8 +110,9 @@ func authenticate(token string, insecure bool) func(http.Handler) http.Handler {
 	}
 }
 
-// requestLogger logs one line per request with its id, status and duration.
-func requestLogger(log *slog.Logger) func(http.Handler) http.Handler {
+// RequestLogger is chi middleware logging one line per request with its
+// id, status and duration (the agent's API and the reference controller).
+func RequestLogger(log *slog.Logger) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			t0 := time.Now()

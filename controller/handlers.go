@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -32,7 +31,7 @@ const maxCallbackBytes = 8 << 20
 func (c *Controller) routes() http.Handler {
 	r := chi.NewRouter()
 	r.Use(middleware.RequestID)
-	r.Use(c.requestLogger)
+	r.Use(api.RequestLogger(c.log))
 	r.Use(middleware.Recoverer)
 	r.Use(middleware.Heartbeat("/healthz"))
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
@@ -58,24 +57,6 @@ func (c *Controller) routes() http.Handler {
 	// cloud-init's phone_home sends no credentials.
 	r.Post("/phone-home/{mac}", c.phoneHome)
 	return r
-}
-
-func (c *Controller) requestLogger(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		t0 := time.Now()
-		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
-		defer func() {
-			c.log.LogAttrs(r.Context(), slog.LevelInfo, "http request",
-				slog.String("req_id", middleware.GetReqID(r.Context())),
-				slog.String("method", r.Method),
-				slog.String("path", r.URL.Path),
-				slog.String("remote", r.RemoteAddr),
-				slog.Int("status", ww.Status()),
-				slog.Int("bytes", ww.BytesWritten()),
-				slog.Duration("duration", time.Since(t0)))
-		}()
-		next.ServeHTTP(ww, r)
-	})
 }
 
 // authenticate requires "Authorization: Bearer <Config.Token>".

@@ -5,9 +5,7 @@ package partition_test
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -114,20 +112,6 @@ func (o *offsetLoops) PartitionNode(_ context.Context, d partition.Disk, p parti
 	n := loopAttach(o.t, img, p.BeginMiB*loopMiB, p.SizeMiB()*loopMiB)
 	o.nodes[key] = n
 	return n, nil
-}
-
-func sha256File(t *testing.T, path string) string {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(h.Sum(nil))
 }
 
 // blkidAt is what `blkid -p` finds in the window of img, "" for nothing.

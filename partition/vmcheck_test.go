@@ -3,11 +3,8 @@
 package partition_test
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -33,20 +30,6 @@ func vmRequireHostTools(t *testing.T) {
 			t.Skipf("%s not found", tool)
 		}
 	}
-}
-
-func vmSHA256(t *testing.T, p string) string {
-	t.Helper()
-	f, err := os.Open(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(h.Sum(nil))
 }
 
 // vmRegion is where a planned device's bytes start in a disk image.
