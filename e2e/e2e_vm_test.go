@@ -27,7 +27,7 @@ func TestVMEndToEnd(t *testing.T) {
 	ti := vmtest.RequireTargetImage(t, log)
 	t.Logf("target image %s (built now: %v, %v)", ti.Dir, ti.Built, ti.Duration)
 	dir := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
 	defer cancel()
 	var tl strings.Builder
 	res, err := Run(ctx, Config{Dir: dir, Kernel: im.Kernel, Initrd: im.Initrd, Images: TargetImages(ti),

@@ -29,7 +29,7 @@ func main() {
 	flag.StringVar(&cfg.Hostname, "hostname", "demo-node", "the node's hostname in provision.json")
 	flag.IntVar(&cfg.Rounds, "rounds", 2, "provisioning rounds (the second one reprovisions)")
 	console := flag.Bool("console", false, "also print the node's serial console")
-	timeout := flag.Duration("timeout", 45*time.Minute, "the whole run's limit")
+	timeout := flag.Duration("timeout", 90*time.Minute, "the whole run's limit")
 	flag.Parse()
 
 	abs, err := filepath.Abs(cfg.Dir)
