@@ -531,6 +531,11 @@ func BuildPlan(cfg Config, o Options) (Plan, error) {
 		if mp != "/" {
 			target = in(mp)
 		}
+		// ext4 does not trim blocks freed in its running journal
+		// transaction: without the sync first, what apt and the cleanup
+		// just deleted stays in the image (measured: a 745 MiB root
+		// compressed to 288 MiB instead of 176 MiB).
+		add(Step{Name: "sync " + mp, Op: OpRun, Argv: []string{"sync", "-f", target}, Mount: mp})
 		add(Step{Name: "fstrim " + mp, Op: OpRun, Argv: []string{"fstrim", target}, Mount: mp, Optional: true})
 	}
 	if nhooks > 0 {
