@@ -15,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/imprint-dev/imprint/internal/vmtest"
 )
 
 // QEMU is the emulator the machine runs.
@@ -174,13 +176,7 @@ func (m *Machine) WaitLine(ctx context.Context, from int, substr string) (int, s
 func (m *Machine) Console() string { return m.console.String() }
 
 // Tail is the last n lines of the serial output.
-func (m *Machine) Tail(n int) string {
-	lines := strings.Split(strings.TrimRight(m.Console(), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
+func (m *Machine) Tail(n int) string { return vmtest.TailLines(m.Console(), n) }
 
 // Exited is closed when QEMU has exited.
 func (m *Machine) Exited() <-chan struct{} { return m.exited }

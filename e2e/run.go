@@ -126,11 +126,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	res.SSHKey = key
-	agentPort, err := freePort()
+	agentPort, err := vmtest.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	sshPort, err := freePort()
+	sshPort, err := vmtest.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -355,15 +355,6 @@ func (t *timeline) step(name, detail string) {
 	t.last = now
 	t.steps = append(t.steps, s)
 	fmt.Fprintf(t.out, "  %7.1fs  +%6.1fs  %-22s %s\n", now.Sub(t.start).Seconds(), s.Took.Seconds(), name, detail)
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func randomToken() string {

@@ -88,7 +88,7 @@ func FindImage() (Image, error) {
 		cmd.Env = append(os.Environ(), "KERNEL_FLAVOUR=cloud")
 		out, err := cmd.CombinedOutput()
 		if err != nil {
-			buildErr = fmt.Errorf("vmtest: scripts/mkinitramfs.sh (KERNEL_FLAVOUR=cloud): %w\n%s", err, tail(string(out), 40))
+			buildErr = fmt.Errorf("vmtest: scripts/mkinitramfs.sh (KERNEL_FLAVOUR=cloud): %w\n%s", err, TailLines(string(out), 40))
 		}
 	})
 	if buildErr != nil {

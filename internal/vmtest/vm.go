@@ -229,7 +229,7 @@ func Boot(t testing.TB, opts Options) (*VM, error) {
 }
 
 func (vm *VM) qemuArgs() ([]string, error) {
-	port, err := freePort()
+	port, err := FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -237,7 +237,7 @@ func (vm *VM) qemuArgs() ([]string, error) {
 	cmdline := append([]string{"console=ttyS0", "panic=-1", "imprint.token=" + vm.Token, "imprint.on_exit=poweroff"}, vm.opts.Cmdline...)
 	netdev := fmt.Sprintf("user,id=n0,hostfwd=tcp:127.0.0.1:%d-:%d", port, AgentPort)
 	if vm.opts.DiskBoot { // a provisioned OS: its sshd too
-		sp, err := freePort()
+		sp, err := FreePort()
 		if err != nil {
 			return nil, err
 		}
@@ -432,7 +432,7 @@ func (vm *VM) Tail(n int) string {
 	if err != nil {
 		return fmt.Sprintf("(serial log unreadable: %v)", err)
 	}
-	return tail(string(b), n)
+	return TailLines(string(b), n)
 }
 
 // Console returns the whole serial console log so far.
@@ -441,7 +441,8 @@ func (vm *VM) Console() string {
 	return string(b)
 }
 
-func tail(s string, n int) string {
+// TailLines returns the last n lines of s (a console log).
+func TailLines(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
@@ -449,7 +450,9 @@ func tail(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-func freePort() (int, error) {
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago,
+// for QEMU's host forwards.
+func FreePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, fmt.Errorf("vmtest: pick a free port: %w", err)

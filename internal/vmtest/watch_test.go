@@ -47,10 +47,10 @@ func TestLineWatcher(t *testing.T) {
 }
 
 func TestTail(t *testing.T) {
-	if got := tail("a\nb\nc\nd\n", 2); got != "c\nd" {
+	if got := TailLines("a\nb\nc\nd\n", 2); got != "c\nd" {
 		t.Errorf("tail = %q", got)
 	}
-	if got := tail("a", 5); got != "a" {
+	if got := TailLines("a", 5); got != "a" {
 		t.Errorf("tail = %q", got)
 	}
 }
