@@ -73,13 +73,23 @@
 // lost; after a crash the agent rewrites the image from the start (the
 // first MiB was zeroed first, so the half-written disk cannot boot).
 //
-// # Zero skipping
+// # Zero skipping and zero offload
 //
 // All-zero 64 KiB blocks are skipped only when the target provably reads
 // back zeroes: a regular file that was created or empty at open, or when
 // the caller asserts it with Options.TargetZeroed (after BLKZEROOUT, or a
-// discard on a device that guarantees zeroes). Otherwise every byte is
-// written, zeros included (coreos-installer's reasoning).
+// discard on a device that guarantees zeroes).
+//
+// Otherwise a run of at least 1 MiB of zeroes is not skipped but handed to
+// the target to zero itself: fallocate(PUNCH_HOLE|KEEP_SIZE), which on a
+// block device is the kernel's zeroout without fallback, a
+// REQ_OP_WRITE_ZEROES the device guarantees to read back as zeroes
+// (NVMe Write Zeroes, SCSI WRITE SAME, virtio-blk, loop, dm/md passing it
+// down), refused with EOPNOTSUPP where it would have to be emulated; on a
+// regular file it punches a hole. The first refusal turns it off and the
+// zeroes are written like data. So old data under the image's free space
+// never survives, and a partly empty filesystem image costs the disk only
+// its data. Options.NoZeroOffload writes every zero byte.
 //
 // # Growing the filesystem
 //

@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -173,4 +174,41 @@ func TestLoopRefusesMountedDevice(t *testing.T) {
 	// still a valid filesystem: nothing was written
 	run(t, "umount", mnt)
 	run(t, "e2fsck", "-fn", dev)
+}
+
+// TestLoopZeroOffload: on a loop device (which implements write-zeroes by
+// punching holes in its backing file) the long zero runs of a partly
+// empty image are zeroed by the device, the old data under them reads
+// back as zeroes, and the backing file's blocks under them are freed.
+func TestLoopZeroOffload(t *testing.T) {
+	needRoot(t)
+	img := sparseImage(t)
+	data := compress(t, ContainerGzip, img)
+	srv := serve(t, map[string][]byte{"img.gz": data})
+	dev := loopDevice(t, 16<<20, 0xEE)
+	b, err := os.ReadFile("/sys/block/" + filepath.Base(dev) + "/loop/backing_file")
+	if err != nil {
+		t.Fatal(err)
+	}
+	backing := strings.TrimSpace(string(b))
+	opts := testOptions(t)
+	opts.AllowRegularFile = false
+	opts.BufferSize = 4 << 20
+	res, err := Write(context.Background(), Request{URL: srv.URL + "/img.gz", Device: dev, SHA256: sha256hex(data)}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Direct || res.SkippedZero != 0 || res.ZeroedOut != 9<<20 {
+		t.Errorf("direct %v, skipped %d, zeroed out %d: want O_DIRECT, 0 skipped, 9 MiB zeroed by the device", res.Direct, res.SkippedZero, res.ZeroedOut)
+	}
+	want := filepath.Join(t.TempDir(), "img")
+	os.WriteFile(want, img, 0o644)
+	run(t, "cmp", "-n", strconv.Itoa(len(img)), want, dev)
+	var st syscall.Stat_t
+	if err := syscall.Stat(backing, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Blocks*512 > 10<<20 {
+		t.Errorf("backing file has %d bytes allocated: the zero runs were written, not zeroed by the device", st.Blocks*512)
+	}
 }

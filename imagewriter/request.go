@@ -86,6 +86,14 @@ type Options struct {
 	// of written. A regular file created or empty at open is known to be
 	// zero and is always written sparsely.
 	TargetZeroed bool
+	// NoZeroOffload writes every zero byte. By default, runs of at least
+	// 1 MiB of zeroes are handed to the device as write-zeroes
+	// (fallocate PUNCH_HOLE|KEEP_SIZE: the kernel's zeroout without
+	// fallback, which fails rather than emulate on a device that cannot
+	// guarantee zeroes), which is how a partly empty filesystem image is
+	// written faster than the disk takes data. Set it for a device whose
+	// write-zeroes is slower than writing.
+	NoZeroOffload bool
 	// NoDirect disables O_DIRECT (it is also dropped automatically where the
 	// target's filesystem refuses it).
 	NoDirect bool
@@ -168,6 +176,7 @@ type Result struct {
 	BytesRead    int64     // compressed bytes downloaded (excluding re-reads)
 	BytesWritten int64     // image size
 	SkippedZero  int64     // bytes not written because they were zero on a zeroed target
+	ZeroedOut    int64     // zero bytes the device zeroed itself (write-zeroes) instead of being written
 	SHA256       string    // hex digest of the downloaded bytes, when computed
 	SHA512       string
 	RawMD5       string // hex md5 of the image, when computed

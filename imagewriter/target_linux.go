@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // alignment of O_DIRECT buffers, offsets and lengths: covers 512-byte and
@@ -26,6 +28,11 @@ type target struct {
 	wholeDisk bool  // a block device that is not a partition
 	size      int64 // device size; for files the size at open
 	zeroed    bool  // known to read back as zeroes (fresh file, or asserted)
+	// canZeroOut: zero runs may be handed to the device (or the file's
+	// filesystem) as write-zeroes; cleared on the first refusal.
+	canZeroOut bool
+	// punch zeroes n bytes at off (fallocate by default; tests replace it).
+	punch func(off, n int64) error
 }
 
 // ErrNotATarget is returned (wrapped) for a target that is neither a block
@@ -54,6 +61,7 @@ func openTarget(path string, opts *Options) (*target, error) {
 		return nil, fmt.Errorf("target %q: is a %s, %w", path, kindOf(st.Mode()), ErrNotATarget)
 	}
 	t := &target{path: path, zeroed: opts.TargetZeroed || fresh}
+	t.canZeroOut = !t.zeroed && !opts.NoZeroOffload
 	flags := os.O_WRONLY
 	if fresh {
 		flags |= os.O_CREATE
@@ -92,7 +100,34 @@ func openTarget(path string, opts *Options) (*target, error) {
 			return nil, fmt.Errorf("target %q: open O_DIRECT: %w", path, err)
 		}
 	}
+	t.punch = func(off, n int64) error {
+		// On a block device the kernel turns PUNCH_HOLE|KEEP_SIZE into a
+		// zeroout with BLKDEV_ZERO_NOFALLBACK: REQ_OP_WRITE_ZEROES, which
+		// the device guarantees reads back as zeroes, or EOPNOTSUPP where
+		// it would have to be emulated. On a regular file it frees the
+		// blocks; a hole reads back as zeroes.
+		return unix.Fallocate(int(t.buffered.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, off, n)
+	}
 	return t, nil
+}
+
+// zeroOut has the target zero n bytes at off itself. It reports false
+// (and stops offering) when the device or filesystem cannot: the caller
+// then writes the zeroes.
+func (t *target) zeroOut(off, n int64) (bool, error) {
+	if !t.canZeroOut {
+		return false, nil
+	}
+	err := t.punch(off, n)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, unix.EOPNOTSUPP), errors.Is(err, unix.EINVAL), errors.Is(err, unix.ENOTTY),
+		errors.Is(err, unix.ENOSYS), errors.Is(err, unix.ENODEV):
+		t.canZeroOut = false
+		return false, nil
+	}
+	return false, fmt.Errorf("zero %d bytes of %q at %d (write-zeroes): %w", n, t.path, off, err)
 }
 
 func kindOf(m os.FileMode) string {

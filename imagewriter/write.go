@@ -22,6 +22,7 @@ const (
 	dlChunkSize = 512 << 10 // download chunk handed to the decoder
 	dlChunks    = 8
 	zeroBlock   = 64 << 10 // granularity of zero skipping
+	minZeroOut  = 1 << 20  // shortest zero run handed to the device as write-zeroes
 )
 
 // ErrVerify marks a verification failure (digest, size, md5).
@@ -59,7 +60,7 @@ func Write(ctx context.Context, req Request, opts Options) (res Result, err erro
 		return Result{}, fmt.Errorf("target %q: image is %d bytes (from %s), device only %d", req.Device, exp.rawSize, exp.source, t.size)
 	}
 	log.Info("writing image", "direct", t.isDirect, "block", t.isBlock, "whole_disk", t.wholeDisk,
-		"sparse", t.zeroed, "raw_size", exp.rawSize, "verify_md5", exp.rawMD5 != "",
+		"sparse", t.zeroed, "zero_offload", t.canZeroOut, "raw_size", exp.rawSize, "verify_md5", exp.rawMD5 != "",
 		"verify_sha256", req.SHA256 != "", "verify_sha512", req.SHA512 != "")
 
 	// Nothing bootable may survive an interrupted write: clear the start
@@ -106,7 +107,7 @@ func Write(ctx context.Context, req Request, opts Options) (res Result, err erro
 		return Result{}, err
 	}
 	p.durable.Store(p.written)
-	log.Info("image written", "bytes", p.written, "read", res.BytesRead, "skipped_zero", res.SkippedZero,
+	log.Info("image written", "bytes", p.written, "read", res.BytesRead, "skipped_zero", res.SkippedZero, "zeroed_out", res.ZeroedOut,
 		"verified", res.Verified, "retries", res.Retries, "seconds", time.Since(start).Seconds(),
 		"mb_per_s", float64(p.written)/time.Since(start).Seconds()/1e6)
 
@@ -146,6 +147,7 @@ type pipeline struct {
 	wrAtomic  atomic.Int64
 	durable   atomic.Int64
 	skipped   int64
+	zeroedOut int64
 	held      []byte
 	heldN     int
 
@@ -439,34 +441,78 @@ func (p *pipeline) writer(ctx context.Context, full <-chan outBuf, free chan<- [
 	return nil
 }
 
-// writeData writes b at off, leaving zero blocks unwritten when the target
-// is known to read back as zeroes.
+// writeData writes b at off. All-zero 64 KiB blocks are left unwritten
+// when the target is known to read back as zeroes; otherwise runs of at
+// least minZeroOut zero bytes are handed to the device as write-zeroes
+// (target.zeroOut), which it guarantees to read back as zeroes, and only
+// the rest is written. Shorter zero runs are written with the data around
+// them, so writes stay large.
 func (p *pipeline) writeData(b []byte, off int64) error {
-	if !p.t.zeroed {
+	if !p.t.zeroed && !p.t.canZeroOut {
 		return p.t.writeAt(b, off)
 	}
-	runStart := -1
+	dataStart := -1 // start of the pending data (and short zero) run
 	flush := func(end int) error {
-		if runStart < 0 {
+		if dataStart < 0 || dataStart == end {
+			dataStart = -1
 			return nil
 		}
-		err := p.t.writeAt(b[runStart:end], off+int64(runStart))
-		runStart = -1
+		err := p.t.writeAt(b[dataStart:end], off+int64(dataStart))
+		dataStart = -1
 		return err
 	}
 	for i := 0; i < len(b); {
 		// blocks are aligned to the device offset so O_DIRECT stays usable
-		end := i + zeroBlock - int((off+int64(i))%zeroBlock)
-		end = min(end, len(b))
-		if isZero(b[i:end]) {
+		end := min(i+zeroBlock-int((off+int64(i))%zeroBlock), len(b))
+		if !isZero(b[i:end]) {
+			if dataStart < 0 {
+				dataStart = i
+			}
+			i = end
+			continue
+		}
+		// a zero run: find where it ends
+		j := end
+		for j < len(b) {
+			e := min(j+zeroBlock, len(b))
+			if !isZero(b[j:e]) {
+				break
+			}
+			j = e
+		}
+		switch {
+		case p.t.zeroed:
 			if err := flush(i); err != nil {
 				return err
 			}
-			p.skipped += int64(end - i)
-		} else if runStart < 0 {
-			runStart = i
+			p.skipped += int64(j - i)
+		case (j-i)&^(alignment-1) >= minZeroOut && p.t.canZeroOut:
+			// the run starts aligned; an unaligned tail (the image's
+			// last bytes) is written
+			n := (j - i) &^ (alignment - 1)
+			if err := flush(i); err != nil {
+				return err
+			}
+			ok, err := p.t.zeroOut(off+int64(i), int64(n))
+			if err != nil {
+				return err
+			}
+			switch {
+			case !ok:
+				p.log.Info("the target does not offload zeroing (write-zeroes); writing zero blocks", "device", p.req.Device)
+				dataStart = i
+			case i+n < j:
+				p.zeroedOut += int64(n)
+				dataStart = i + n
+			default:
+				p.zeroedOut += int64(n)
+			}
+		default:
+			if dataStart < 0 {
+				dataStart = i
+			}
 		}
-		i = end
+		i = j
 	}
 	return flush(len(b))
 }
@@ -516,6 +562,7 @@ func (p *pipeline) result() Result {
 		BytesRead:    p.bytesRead.Load(),
 		BytesWritten: p.written,
 		SkippedZero:  p.skipped,
+		ZeroedOut:    p.zeroedOut,
 		SHA256:       hex.EncodeToString(p.sha256.Sum(nil)),
 		Direct:       p.t.isDirect,
 		Retries:      int(p.rr.reopens.Load()),

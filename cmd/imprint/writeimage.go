@@ -48,6 +48,7 @@ func runWriteImage(ctx context.Context, env *cmdEnv, args []string) int {
 	fs.BoolVar(&opts.AllowRegularFile, "file", false, "allow DEVICE to be a regular file (created if missing)")
 	fs.BoolVar(&opts.TargetZeroed, "zeroed", false, "assert DEVICE reads back as zeroes (discarded/zeroed): skip writing zero blocks")
 	fs.BoolVar(&opts.NoDirect, "no-direct", false, "do not use O_DIRECT")
+	fs.BoolVar(&opts.NoZeroOffload, "no-zero-offload", false, "write every zero byte instead of having DEVICE zero runs of 1 MiB or more itself (write-zeroes)")
 	fs.DurationVar(&opts.IdleTimeout, "idle-timeout", 30*time.Second, "abort and resume a connection that sends nothing for this long")
 	fs.DurationVar(&opts.Timeout, "timeout", 0, "give up after this long in total (0: no limit)")
 	fs.IntVar(&opts.MaxRetries, "retries", 10, "attempts without progress before giving up")
