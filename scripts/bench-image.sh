@@ -109,6 +109,7 @@ DD="dd bs=4M iflag=fullblock oflag=direct conv=fsync status=none"
 # contender name @ format @ command (TARGET and FILEFLAG substituted)
 contenders=(
 	"imprint@gzip@$DIR/imprint write-image $URL/x.img.gz TARGET --sha256 $SHA_GZ --progress 0 FILEFLAG"
+	"imprint, no zero offload@gzip@$DIR/imprint write-image $URL/x.img.gz TARGET --sha256 $SHA_GZ --progress 0 --no-zero-offload FILEFLAG"
 	"curl | gzip -dc | dd@gzip@curl -s $URL/x.img.gz | gzip -dc | $DD of=TARGET"
 	"curl | pigz -dc | dd@gzip@curl -s $URL/x.img.gz | pigz -dc | $DD of=TARGET"
 	"curl | igzip -dc | dd@gzip@curl -s $URL/x.img.gz | igzip -dc | $DD of=TARGET"
