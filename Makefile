@@ -63,7 +63,7 @@ fuzz:
 	$(GO) test ./provision -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) -fuzzminimizetime 3s
 	$(GO) test ./partition -run '^$$' -fuzz FuzzParseValidatePlan -fuzztime $(FUZZTIME)
 
-# bench: image writer vs curl|gzip|dd and friends (docs/bench.md); minutes, never in test.
+# bench: image writer vs curl|gzip|dd and friends (README, Performance); minutes, never in test.
 bench:
 	scripts/bench-image.sh
 

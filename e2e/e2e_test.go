@@ -23,9 +23,12 @@ lv os/root 4040
 lv os/swap  1024
 mount / /dev/mapper/os-root ext4
 mount /boot /dev/vda3   ext2
-cloudinit done
+cloudinit error
+cloudinit_problem 2026-12-02 17:00:00,000 - util.py[WARNING]: Running module locale failed
+cloudinit_problem x  y
 `, Observed{Hostname: "node-1", SystemType: "target", LogicalVolumes: []string{"os/root 4040", "os/swap 1024"},
-			Mounts: []string{"/ /dev/mapper/os-root ext4", "/boot /dev/vda3 ext2"}, CloudInit: "done"}},
+			Mounts: []string{"/ /dev/mapper/os-root ext4", "/boot /dev/vda3 ext2"}, CloudInit: "error",
+			CloudInitProblems: []string{"2026-12-02 17:00:00,000 - util.py[WARNING]: Running module locale failed", "x  y"}}},
 		{"missing file leaves the value empty", "systemtype \nhostname x\n", Observed{Hostname: "x"}},
 		{"unknown keys are ignored", "motd hello\nhostname y", Observed{Hostname: "y"}},
 	} {

@@ -51,6 +51,11 @@ func TestVMEndToEnd(t *testing.T) {
 		if o.Hostname != "e2e-node" {
 			t.Errorf("round %d: hostname %q over ssh, want e2e-node", i+1, o.Hostname)
 		}
+		// Every module of the first boot ran: a failed one (an "error")
+		// is a node that half-applied its configuration.
+		if o.CloudInit != "done" {
+			t.Errorf("round %d: cloud-init status %q, want done; cloud-init.log:\n%s", i+1, o.CloudInit, strings.Join(o.CloudInitProblems, "\n"))
+		}
 		if o.SystemType != "target" {
 			t.Errorf("round %d: /etc/nailgun_systemtype %q, want target", i+1, o.SystemType)
 		}

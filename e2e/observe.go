@@ -15,7 +15,8 @@ const observeScript = `echo "hostname $(hostname)"
 echo "systemtype $(cat /etc/nailgun_systemtype 2>/dev/null)"
 lvs --noheadings --nosuffix --units m -o vg_name,lv_name,lv_size 2>/dev/null | while read -r vg lv size; do echo "lv $vg/$lv ${size%.*}"; done
 for m in / /boot; do findmnt -n -o TARGET,SOURCE,FSTYPE "$m" | sed 's/^/mount /'; done
-echo "cloudinit $(cloud-init status 2>/dev/null | sed 's/^status: //')"
+echo "cloudinit $(timeout 120 cloud-init status --wait 2>/dev/null | tail -n 1 | sed 's/^status: //')"
+grep -E ' (WARNING|ERROR|CRITICAL)' /var/log/cloud-init.log 2>/dev/null | tail -n 8 | sed 's/^/cloudinit_problem /'
 `
 
 // observe logs into the provisioned OS with the key the controller
@@ -57,6 +58,8 @@ func parseObserved(s string) Observed {
 			o.Mounts = append(o.Mounts, strings.Join(strings.Fields(v), " "))
 		case "cloudinit":
 			o.CloudInit = v
+		case "cloudinit_problem":
+			o.CloudInitProblems = append(o.CloudInitProblems, v)
 		}
 	}
 	return o

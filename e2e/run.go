@@ -89,7 +89,9 @@ type Observed struct {
 	SystemType     string   // /etc/nailgun_systemtype
 	LogicalVolumes []string // "vg/lv size-in-MiB", from lvs
 	Mounts         []string // "target source fstype" of / and /boot, from findmnt
-	CloudInit      string   // cloud-init status
+	CloudInit      string   // cloud-init status, once it stopped running
+	// CloudInitProblems are the last WARNING/ERROR lines of cloud-init.log.
+	CloudInitProblems []string
 }
 
 // Result is a run's outcome and where its artifacts are.

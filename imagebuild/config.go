@@ -302,7 +302,8 @@ const (
 // DefaultPackages is what makes an image boot in imprint's flow: a kernel
 // with an initramfs that assembles md and activates LVM, grub-pc for the
 // agent's grub-install, cloud-init (ConfigDrive and NoCloud, growpart to
-// fill the partition), ssh.
+// fill the partition), ssh, and locales (en_US.UTF-8 generated: the locale
+// the configdrive sets).
 func DefaultPackages(kernel string) []string {
 	k := "linux-image-cloud-amd64"
 	if kernel == KernelGeneric {
@@ -310,7 +311,7 @@ func DefaultPackages(kernel string) []string {
 	}
 	return []string{
 		"initramfs-tools", k, "grub-pc", "lvm2", "mdadm",
-		"cloud-init", "cloud-guest-utils", "openssh-server", "sudo",
+		"cloud-init", "cloud-guest-utils", "openssh-server", "sudo", "locales",
 		"systemd-sysv", "dbus", "udev", "kmod", "ifupdown", "isc-dhcp-client", "iproute2", "netbase",
 		"e2fsprogs", "xfsprogs", "gdisk", "parted", "ca-certificates", "less", "procps",
 	}

@@ -156,7 +156,7 @@ func TestWithDefaults(t *testing.T) {
 	if diff := cmp.Diff([]Repo{{Name: "debian", Type: "deb", URI: "http://mirror.invalid/debian", Suite: "bookworm", Section: "main"}}, got.Repos); diff != "" {
 		t.Errorf("repos (-want +got):\n%s", diff)
 	}
-	for _, p := range []string{"linux-image-amd64", "grub-pc", "cloud-init", "lvm2", "mdadm", "openssh-server", "initramfs-tools", "cloud-guest-utils"} {
+	for _, p := range []string{"linux-image-amd64", "grub-pc", "cloud-init", "lvm2", "mdadm", "openssh-server", "initramfs-tools", "cloud-guest-utils", "locales"} {
 		if !contains(got.Packages, p) {
 			t.Errorf("default packages lack %s: %v", p, got.Packages)
 		}

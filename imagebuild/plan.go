@@ -454,6 +454,13 @@ func BuildPlan(cfg Config, o Options) (Plan, error) {
 	s.Attempts = 3
 	add(s)
 	hooks("install.d")
+	if contains(cfg.Packages, "locales") {
+		// The configdrive asks cloud-init for locale en_US.UTF-8 (as
+		// Nailgun's cloud_config does); its cc_locale runs update-locale,
+		// which refuses a locale that was never generated.
+		add(Step{Name: "locale.gen", Op: OpWrite, Path: in("etc/locale.gen"), Data: "en_US.UTF-8 UTF-8\n", Mode: 0o644})
+		add(chroot("locale-gen", "locale-gen"))
+	}
 
 	// 6. what makes the image boot in imprint's flow
 	add(Step{Name: "fstab", Op: OpWrite, Path: in("etc/fstab"), Data: fstab(cfg, order, o.FSUUIDs), Mode: 0o644})

@@ -187,3 +187,32 @@ func TestBuildPlanMinimal(t *testing.T) {
 		t.Errorf("xfs/no-eatmydata/no-hooks plan has ext steps, eatmydata or hooks:\n%s", s)
 	}
 }
+
+// With locales installed, en_US.UTF-8 (the configdrive's locale) is
+// generated after the packages; without, no step touches locales.
+func TestBuildPlanLocales(t *testing.T) {
+	cfg := loadFixture(t)
+	p, err := BuildPlan(cfg, goldenOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := stepNames(p); indexOf(n, "locale.gen") >= 0 || indexOf(n, "locale-gen") >= 0 {
+		t.Errorf("locale steps without the locales package: %v", n)
+	}
+	cfg.Packages = append(cfg.Packages, "locales")
+	p, err = BuildPlan(cfg, goldenOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := stepNames(p)
+	inst, gen, run := indexOf(n, "apt-get install"), indexOf(n, "locale.gen"), indexOf(n, "locale-gen")
+	if inst < 0 || gen < inst || run < gen {
+		t.Fatalf("apt-get install %d, locale.gen %d, locale-gen %d: want them in that order", inst, gen, run)
+	}
+	if s := p.Steps[gen]; s.Op != OpWrite || !strings.HasSuffix(s.Path, "/etc/locale.gen") || s.Data != "en_US.UTF-8 UTF-8\n" {
+		t.Errorf("locale.gen step %s", s)
+	}
+	if s := p.Steps[run]; s.Op != OpChroot || strings.Join(s.Argv, " ") != "locale-gen" {
+		t.Errorf("locale-gen step %s", s)
+	}
+}
