@@ -641,10 +641,16 @@ func normMAC(s string) (string, error) {
 // agentClient is the API client of a node's agent; an https agent's
 // certificate is pinned to the fingerprint it sent in discovery.
 func (c *Controller) agentClient(agentURL, pin string) *api.Client {
-	hc := &http.Client{Timeout: c.cfg.AgentTimeout}
+	// No keep-alive: the agent lives for one boot of the node, and a
+	// connection kept from before a reboot reaches a kernel that no longer
+	// knows it (over QEMU's slirp even the connect succeeds), so the next
+	// POST, which the transport does not retry, fails with EOF.
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.DisableKeepAlives = true
+	hc := &http.Client{Timeout: c.cfg.AgentTimeout, Transport: tr}
 	if strings.HasPrefix(agentURL, "https://") {
 		want := strings.ToUpper(pin)
-		hc.Transport = &http.Transport{TLSClientConfig: &tls.Config{
+		tr.TLSClientConfig = &tls.Config{
 			InsecureSkipVerify: true, // the certificate is self-signed: pinned below
 			VerifyConnection: func(cs tls.ConnectionState) error {
 				if len(cs.PeerCertificates) == 0 {
@@ -655,7 +661,7 @@ func (c *Controller) agentClient(agentURL, pin string) *api.Client {
 				}
 				return nil
 			},
-		}}
+		}
 	}
 	return &api.Client{URL: agentURL, Token: c.cfg.Token, HTTP: hc}
 }
