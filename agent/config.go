@@ -27,6 +27,9 @@ type Config struct {
 	StateDir   string        // where the lock file (node provisioned) is kept
 	NodeID     string        // identity sent to the controller (default: DMI uuid or hostname)
 	PowerOff   bool          // allow /v1/reboot and /v1/poweroff to act on this machine
+	// ZeroOffload lets the image writer hand runs of zeroes to the disk as
+	// write-zeroes (imagewriter.Options.NoZeroOffload when false).
+	ZeroOffload bool
 }
 
 // Setting is one configuration knob: its flag, environment variable and
@@ -66,6 +69,7 @@ func Settings() []Setting {
 		s("input", "/tmp/provision.json", false, "provision document read by `imprint provision` (Astute uploads it there)"),
 		s("state-dir", "/run/imprint", false, "directory of the provisioned-node lock file (tmpfs in the ramdisk)"),
 		s("node-id", "", false, "node identity sent to the controller (default: DMI system UUID, else hostname)"),
+		s("zero-offload", "true", true, "have the disk zero an image's runs of 1 MiB or more of zeroes itself (write-zeroes, where it guarantees zeroes) instead of writing them; false for disks whose write-zeroes is slower than writing"),
 		s("power", "auto", false, "act on /v1/reboot and /v1/poweroff (sync, then reboot(2)): auto = only when / is the initramfs (rootfs, ramfs or tmpfs), yes, no"),
 	}
 }
@@ -128,16 +132,17 @@ func Resolve(flags Values, getenv func(string) string, cmdline string) (Config, 
 		return b
 	}
 	cfg := Config{
-		Listen:     raw["listen"],
-		Token:      raw["token"],
-		Controller: strings.TrimRight(raw["controller"], "/"),
-		Insecure:   boolean("insecure"),
-		TLS:        boolean("tls"),
-		LogFormat:  raw["log-format"],
-		LogLevel:   raw["log-level"],
-		Input:      raw["input"],
-		StateDir:   raw["state-dir"],
-		NodeID:     raw["node-id"],
+		Listen:      raw["listen"],
+		Token:       raw["token"],
+		Controller:  strings.TrimRight(raw["controller"], "/"),
+		Insecure:    boolean("insecure"),
+		TLS:         boolean("tls"),
+		ZeroOffload: boolean("zero-offload"),
+		LogFormat:   raw["log-format"],
+		LogLevel:    raw["log-level"],
+		Input:       raw["input"],
+		StateDir:    raw["state-dir"],
+		NodeID:      raw["node-id"],
 	}
 	if _, _, err := net.SplitHostPort(cfg.Listen); err != nil {
 		bad("listen", "%q is not host:port: %v", cfg.Listen, err)

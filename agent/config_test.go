@@ -43,6 +43,12 @@ func TestResolvePrecedence(t *testing.T) {
 	if cfg.LogFormat != "json" || src["log-format"] != FromDefault {
 		t.Errorf("log-format = %q from %s, want the default json", cfg.LogFormat, src["log-format"])
 	}
+	if !cfg.ZeroOffload || src["zero-offload"] != FromDefault {
+		t.Errorf("zero-offload = %v from %s, want the default true", cfg.ZeroOffload, src["zero-offload"])
+	}
+	if cfg, _, err := Resolve(nil, nil, "imprint.zero_offload=false"); err != nil || cfg.ZeroOffload {
+		t.Errorf("imprint.zero_offload=false: %v, %v", cfg.ZeroOffload, err)
+	}
 }
 
 func TestResolveTokenFile(t *testing.T) {

@@ -23,7 +23,7 @@ func realInventory(log *slog.Logger) api.InventorySource {
 
 // realSteps wires the provisioning steps to the packages doing the work.
 // chunkLog receives fuel-agent's per-MiB "Next chunk" lines.
-func realSteps(log, chunkLog *slog.Logger) agent.Steps {
+func realSteps(cfg agent.Config, log, chunkLog *slog.Logger) agent.Steps {
 	runner := &sys.Exec{Logger: log.With("component", "exec")}
 	return agent.Steps{
 		Parser:    agent.DefaultParser(),
@@ -39,6 +39,7 @@ func realSteps(log, chunkLog *slog.Logger) agent.Steps {
 			Logger:      log.With("step", agent.StepImages),
 			ChunkLogger: chunkLog,
 			Runner:      imagewriter.ExecRunner{},
+			Options:     imagewriter.Options{NoZeroOffload: !cfg.ZeroOffload},
 		},
 		Bootloader: agent.GrubBootloader{Installer: &bootloader.Installer{
 			Runner:  bootloader.Exec{},
@@ -66,7 +67,7 @@ func realReporter(cfg agent.Config, log *slog.Logger) agent.Reporter {
 // mounts: only a provision request does, through the steps.
 func agentDeps(ctx context.Context, cfg agent.Config, log *slog.Logger, logs *agent.LogBuffer) (agent.Deps, error) {
 	reporter := realReporter(cfg, log)
-	jobs, err := agent.NewJobs(ctx, realSteps(log, log), agent.JobsOptions{
+	jobs, err := agent.NewJobs(ctx, realSteps(cfg, log, log), agent.JobsOptions{
 		Logger:           log,
 		StateDir:         cfg.StateDir,
 		AllowDestructive: cfg.Token != "" || cfg.Insecure,

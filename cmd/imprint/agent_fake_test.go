@@ -52,7 +52,7 @@ var agentFakeInventory = api.InventoryFunc(func(context.Context) (*inventory.Inv
 	return &inventory.Inventory{Disks: []inventory.Disk{{Name: "vda", Path: "/dev/vda", SizeBytes: 100 << 30}}}, nil
 })
 
-func (n *agentFakeNode) steps(*slog.Logger, *slog.Logger) agent.Steps {
+func (n *agentFakeNode) steps(agent.Config, *slog.Logger, *slog.Logger) agent.Steps {
 	return agent.Steps{
 		Parser:     agent.DefaultParser(),
 		Planner:    agent.DefaultPlanner(),

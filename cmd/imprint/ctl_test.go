@@ -15,7 +15,7 @@ func TestCtl(t *testing.T) {
 	node := &agentFakeNode{failURI: "never"}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	jobs, err := agent.NewJobs(ctx, node.steps(nil, nil), agent.JobsOptions{AllowDestructive: true})
+	jobs, err := agent.NewJobs(ctx, node.steps(agent.Config{}, nil, nil), agent.JobsOptions{AllowDestructive: true})
 	if err != nil {
 		t.Fatal(err)
 	}

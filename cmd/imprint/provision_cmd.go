@@ -36,7 +36,7 @@ func runProvision(ctx context.Context, env *cmdEnv, args []string) int {
 }
 
 // provisionCommand is runProvision with the steps injected (tests use fakes).
-func provisionCommand(ctx context.Context, env *cmdEnv, args []string, steps func(log, chunkLog *slog.Logger) agent.Steps) int {
+func provisionCommand(ctx context.Context, env *cmdEnv, args []string, steps func(cfg agent.Config, log, chunkLog *slog.Logger) agent.Steps) int {
 	fs := flag.NewFlagSet("provision", flag.ContinueOnError)
 	fs.SetOutput(env.stderr)
 	resolve := configFlags(fs)
@@ -80,7 +80,7 @@ func provisionCommand(ctx context.Context, env *cmdEnv, args []string, steps fun
 		fmt.Fprintf(env.stderr, "provision: step %s: read the document: %v\n", agent.StepValidate, err)
 		return 2
 	}
-	jobs, err := agent.NewJobs(ctx, steps(log, chunkLog), agent.JobsOptions{
+	jobs, err := agent.NewJobs(ctx, steps(cfg, log, chunkLog), agent.JobsOptions{
 		Logger:           log,
 		StateDir:         cfg.StateDir,
 		AllowDestructive: true, // the operator (or Astute) runs it on the node itself
