@@ -2,6 +2,7 @@ package agent
 
 import (
 	"errors"
+
 	"fmt"
 	"net"
 	"net/url"
@@ -9,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/imprint-dev/imprint/api"
 )
 
 // Config is the agent's configuration, resolved from flags, environment and
@@ -30,6 +33,13 @@ type Config struct {
 	// ZeroOffload lets the image writer hand runs of zeroes to the disk as
 	// write-zeroes (imagewriter.Options.NoZeroOffload when false).
 	ZeroOffload bool
+	// Destructive allows provisioning (wipes, partitions, image writes) on
+	// this machine: by default only inside the bootstrap ramdisk.
+	Destructive bool
+	// FileImages admits file:// image URLs (local testing only).
+	FileImages bool
+	// RequireDigest refuses documents whose images carry no sha256/sha512.
+	RequireDigest bool
 }
 
 // Setting is one configuration knob: its flag, environment variable and
@@ -71,6 +81,9 @@ func Settings() []Setting {
 		s("node-id", "", false, "node identity sent to the controller (default: DMI system UUID, else hostname)"),
 		s("zero-offload", "true", true, "have the disk zero an image's runs of 1 MiB or more of zeroes itself (write-zeroes, where it guarantees zeroes) instead of writing them; false for disks whose write-zeroes is slower than writing"),
 		s("power", "auto", false, "act on /v1/reboot and /v1/poweroff (sync, then reboot(2)): auto = only when / is the initramfs (rootfs, ramfs or tmpfs), yes, no"),
+		s("destructive", "auto", false, "accept provisioning (wipe, partition, write images) on this machine: auto = only when / is the initramfs, yes, no; also read by `imprint provision`, `partition`, `write-image`, `configdrive` and `bootloader` when they would write a block device"),
+		s("file-images", "false", true, "admit file:// image URLs in provision documents (local testing only; never under /dev, /proc, /sys, the state directory or the token file)"),
+		s("require-digest", "false", true, "refuse a provision document any of whose images has no sha256 or sha512 in its image_data entry"),
 	}
 }
 
@@ -132,17 +145,19 @@ func Resolve(flags Values, getenv func(string) string, cmdline string) (Config, 
 		return b
 	}
 	cfg := Config{
-		Listen:      raw["listen"],
-		Token:       raw["token"],
-		Controller:  strings.TrimRight(raw["controller"], "/"),
-		Insecure:    boolean("insecure"),
-		TLS:         boolean("tls"),
-		ZeroOffload: boolean("zero-offload"),
-		LogFormat:   raw["log-format"],
-		LogLevel:    raw["log-level"],
-		Input:       raw["input"],
-		StateDir:    raw["state-dir"],
-		NodeID:      raw["node-id"],
+		Listen:        raw["listen"],
+		Token:         raw["token"],
+		Controller:    strings.TrimRight(raw["controller"], "/"),
+		Insecure:      boolean("insecure"),
+		TLS:           boolean("tls"),
+		ZeroOffload:   boolean("zero-offload"),
+		FileImages:    boolean("file-images"),
+		RequireDigest: boolean("require-digest"),
+		LogFormat:     raw["log-format"],
+		LogLevel:      raw["log-level"],
+		Input:         raw["input"],
+		StateDir:      raw["state-dir"],
+		NodeID:        raw["node-id"],
 	}
 	if _, _, err := net.SplitHostPort(cfg.Listen); err != nil {
 		bad("listen", "%q is not host:port: %v", cfg.Listen, err)
@@ -188,14 +203,12 @@ func Resolve(flags Values, getenv func(string) string, cmdline string) (Config, 
 		bad("heartbeat", "%q is not a positive duration", raw["heartbeat"])
 	}
 	cfg.Heartbeat = hb
-	switch raw["power"] {
-	case "auto":
-		cfg.PowerOff = IsRamdisk()
-	case "yes", "true":
-		cfg.PowerOff = true
-	case "no", "false":
-	default:
-		bad("power", "%q is not auto, yes or no", raw["power"])
+	var err2 error
+	if cfg.PowerOff, err2 = autoYesNo(raw["power"]); err2 != nil {
+		bad("power", "%v", err2)
+	}
+	if cfg.Destructive, err2 = autoYesNo(raw["destructive"]); err2 != nil {
+		bad("destructive", "%v", err2)
 	}
 	return cfg, src, errors.Join(errs...)
 }
@@ -254,4 +267,46 @@ func rootIsRAM(mounts string) bool {
 		}
 	}
 	return fstype == "rootfs" || fstype == "ramfs" || fstype == "tmpfs"
+}
+
+// autoYesNo reads an auto|yes|no setting: auto is yes only inside the
+// bootstrap ramdisk.
+func autoYesNo(v string) (bool, error) {
+	switch v {
+	case "auto":
+		return IsRamdisk(), nil
+	case "yes", "true":
+		return true, nil
+	case "no", "false":
+		return false, nil
+	}
+	return false, fmt.Errorf("%q is not auto, yes or no", v)
+}
+
+// ErrNotDestructive refuses a destructive call where the destructive
+// setting does not allow it.
+var ErrNotDestructive = fmt.Errorf("%w: refusing to write disks: this is not the bootstrap ramdisk (/ is not an initramfs); set destructive=yes (--destructive, IMPRINT_DESTRUCTIVE or imprint.destructive) to provision this machine anyway", api.ErrRefused)
+
+// DestructiveAllowed resolves the destructive setting alone, from the
+// environment and the kernel command line (for the CLI commands that
+// write block devices): nil when allowed, ErrNotDestructive otherwise.
+func DestructiveAllowed(getenv func(string) string, cmdline string) error {
+	v := "auto"
+	kc := ParseCmdline(cmdline)
+	if c, ok := kc["imprint.destructive"]; ok && c != "" {
+		v = c
+	}
+	if getenv != nil {
+		if e := getenv("IMPRINT_DESTRUCTIVE"); e != "" {
+			v = e
+		}
+	}
+	ok, err := autoYesNo(v)
+	if err != nil {
+		return fmt.Errorf("destructive: %w", err)
+	}
+	if !ok {
+		return ErrNotDestructive
+	}
+	return nil
 }

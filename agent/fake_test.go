@@ -3,16 +3,17 @@ package agent
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 
 	"github.com/imprint-dev/imprint/api"
 	"github.com/imprint-dev/imprint/inventory"
-	"github.com/imprint-dev/imprint/partition"
-	"github.com/imprint-dev/imprint/provision"
+	"github.com/imprint-dev/imprint/prepare"
 )
 
 // fakeInventory is a node with the fixture's disk (vda, 100 GiB).
@@ -66,37 +67,64 @@ func (f *fakeSteps) Calls() []string {
 
 type fakeDisks struct{ *fakeSteps }
 
-func (f fakeDisks) Apply(ctx context.Context, p *partition.Plan) error {
+// guarded records a device the job's guard refused: a recording step
+// touches only what the prepared job allows.
+func (f *fakeSteps) guarded(job *prepare.Job, step string, devs ...string) error {
+	for _, d := range devs {
+		if err := job.Devices.Check(d, step); err != nil {
+			f.record(step, "REFUSED "+d)
+			return err
+		}
+	}
+	return nil
+}
+
+func (f fakeDisks) Apply(ctx context.Context, job *prepare.Job) error {
 	var disks []string
-	for _, d := range p.Disks {
+	for _, d := range job.Plan.Disks {
 		disks = append(disks, d.Device)
+		if err := f.guarded(job, StepDisks, d.Device); err != nil {
+			return err
+		}
 	}
 	return f.act(ctx, StepDisks, joinS(disks))
 }
 
 type fakeImages struct{ *fakeSteps }
 
-func (f fakeImages) Write(ctx context.Context, img partition.Image, progress ProgressFunc) error {
+func (f fakeImages) Write(ctx context.Context, job *prepare.Job, img prepare.Image, progress ProgressFunc) (ImageResult, error) {
 	const size = 3 << 20
+	if err := f.guarded(job, StepImages, img.Device); err != nil {
+		return ImageResult{}, err
+	}
 	progress(0, size)
 	if err := f.act(ctx, StepImages, img.URI+" -> "+img.Device); err != nil {
 		progress(1<<20, size)
-		return err
+		return ImageResult{}, err
 	}
 	progress(size, size)
-	return nil
+	if img.SHA256 != "" {
+		return ImageResult{VerifiedBy: []string{"sha256"}}, nil
+	}
+	return ImageResult{}, nil
 }
 
 type fakeConfigdrive struct{ *fakeSteps }
 
-func (f fakeConfigdrive) Write(ctx context.Context, doc *provision.Document, dev string) error {
-	return f.act(ctx, StepConfigdrive, doc.Hostname+" -> "+dev)
+func (f fakeConfigdrive) Write(ctx context.Context, job *prepare.Job) error {
+	if err := f.guarded(job, StepConfigdrive, job.Configdrive.Device); err != nil {
+		return err
+	}
+	return f.act(ctx, StepConfigdrive, job.Doc.Hostname+" -> "+job.Configdrive.Device)
 }
 
 type fakeBootloader struct{ *fakeSteps }
 
-func (f fakeBootloader) Install(ctx context.Context, doc *provision.Document, p *partition.Plan) error {
-	return f.act(ctx, StepBootloader, joinS(p.Bootloader)+" "+doc.KsMeta.PmData.KernelParams)
+func (f fakeBootloader) Install(ctx context.Context, job *prepare.Job) error {
+	if err := f.guarded(job, StepBootloader, job.Plan.Bootloader...); err != nil {
+		return err
+	}
+	return f.act(ctx, StepBootloader, joinS(job.Plan.Bootloader)+" "+job.Doc.KsMeta.PmData.KernelParams)
 }
 
 func joinS(s []string) string {
@@ -112,8 +140,6 @@ func joinS(s []string) string {
 
 func (f *fakeSteps) steps() Steps {
 	return Steps{
-		Parser:      DefaultParser(),
-		Planner:     DefaultPlanner(),
 		Inventory:   fakeInventory,
 		Disks:       fakeDisks{f},
 		Configdrive: fakeConfigdrive{f},
@@ -171,13 +197,37 @@ func testLogger(t *testing.T, buf *syncBuffer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
+// fixture is the Fuel 9.0 one-disk document with a sha256 for each image
+// (the fake images step then reports them verified).
 func fixture(t *testing.T) []byte {
+	t.Helper()
+	return editFixture(t, func(m map[string]any) {
+		for _, img := range m["ks_meta"].(map[string]any)["image_data"].(map[string]any) {
+			img.(map[string]any)["sha256"] = strings.Repeat("0f", 32)
+		}
+	})
+}
+
+// editFixture is the Fuel 9.0 one-disk document as it is, edited by f.
+func editFixture(t *testing.T, f func(m map[string]any)) []byte {
 	t.Helper()
 	b, err := os.ReadFile("testdata/provision_fuel90_ubuntu_1disk.json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return b
+	if f == nil {
+		return b
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	f(m)
+	out, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 var errBoom = errors.New("boom")

@@ -10,12 +10,12 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/imprint-dev/imprint/api"
 	"github.com/imprint-dev/imprint/partition"
+	"github.com/imprint-dev/imprint/prepare"
 	"github.com/imprint-dev/imprint/provision"
 )
 
@@ -32,6 +32,10 @@ type JobsOptions struct {
 	// passes "a token is configured or --insecure" (defence in depth: the
 	// router already refuses /v1 without a token).
 	AllowDestructive bool
+	// Refuse, when set, is what Start returns instead of running anything:
+	// ErrNotDestructive where the destructive setting does not allow
+	// provisioning this machine.
+	Refuse error
 	// Reporter sends heartbeats and the final result to the controller
 	// (nil: no controller).
 	Reporter Reporter
@@ -104,11 +108,14 @@ type job struct {
 	steps    []*stepState
 	images   []imageProgress
 	err      *api.JobError
+	cause    error // the failing step's own error, for errors.As
 	created  time.Time
 	started  time.Time
 	finished time.Time
-	doc      *provision.Document
+	prep     *prepare.Job
 	plan     *partition.Plan
+	warnings []api.FieldError
+	imgStat  []api.ImageStatus
 	done     chan struct{}
 }
 
@@ -128,40 +135,32 @@ func newJobID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// prepared is a validated document and its plan.
-type prepared struct {
-	doc       *provision.Document
-	plan      *partition.Plan
-	durations map[string]time.Duration
-}
-
-// prepare runs the validate and plan steps; their errors are
-// *api.ValidationError (the document or the plan is unusable).
-func (j *Jobs) prepare(ctx context.Context, data []byte) (*prepared, error) {
-	p := &prepared{durations: map[string]time.Duration{}}
+// prepare collects the inventory and prepares data on it (package
+// prepare); a refused document is an *api.ValidationError.
+func (j *Jobs) prepare(ctx context.Context, data []byte) (*prepare.Job, time.Duration, error) {
 	t0 := j.opts.Now()
-	doc, err := j.steps.Parser.Parse(data)
-	p.durations[StepValidate] = j.opts.Now().Sub(t0)
-	if err != nil {
-		return nil, &StepError{Step: StepValidate, Err: asValidationError(err, "")}
-	}
-	t0 = j.opts.Now()
 	inv, err := j.steps.Inventory.Collect(ctx)
 	if err != nil {
-		return nil, &StepError{Step: StepPlan, Err: fmt.Errorf("collect inventory: %w", err)}
+		return nil, 0, &StepError{Step: StepPrepare, Err: fmt.Errorf("collect inventory: %w", err)}
 	}
-	plan, err := j.steps.Planner.Plan(doc, inv)
-	p.durations[StepPlan] = j.opts.Now().Sub(t0)
+	pj, err := prepare.Prepare(ctx, data, inv, j.steps.Prepare)
 	if err != nil {
-		return nil, &StepError{Step: StepPlan, Err: asValidationError(err, "ks_meta.pm_data.ks_spaces")}
+		return nil, 0, &StepError{Step: StepPrepare, Err: asValidationError(err)}
 	}
-	p.doc, p.plan = doc, plan
-	return p, nil
+	return pj, j.opts.Now().Sub(t0), nil
 }
 
-// asValidationError turns the provision package's errors into the API's
-// 422 form; any other error becomes one problem at path.
-func asValidationError(err error, path string) error {
+// asValidationError turns a refused document into the API's 422 form;
+// any other error is returned as it is.
+func asValidationError(err error) error {
+	var pe *prepare.Error
+	if errors.As(err, &pe) {
+		return &api.ValidationError{Problems: fieldErrors(pe.Problems), Warnings: fieldErrors(pe.Warnings)}
+	}
+	var se *provision.SyntaxError
+	if errors.As(err, &se) {
+		return &api.ValidationError{Problems: []api.FieldError{{Path: "document", Msg: se.Error()}}}
+	}
 	var ve *provision.ValidationError
 	if errors.As(err, &ve) {
 		out := &api.ValidationError{}
@@ -170,37 +169,25 @@ func asValidationError(err error, path string) error {
 		}
 		return out
 	}
-	var ae *api.ValidationError
-	if errors.As(err, &ae) {
-		return ae
-	}
-	var se *provision.SyntaxError
-	if errors.As(err, &se) {
-		return &api.ValidationError{Problems: []api.FieldError{{Path: "", Msg: se.Error()}}}
-	}
-	out := &api.ValidationError{}
-	errs := []error{err}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		errs = j.Unwrap()
-	}
-	for _, e := range errs {
-		p, msg := path, e.Error()
-		// The planner's errors start with the document path: "ks_meta....: msg".
-		if pre, rest, ok := strings.Cut(msg, ": "); ok && pre != "" && !strings.ContainsAny(pre, " \t") {
-			p, msg = pre, rest
-		}
-		out.Problems = append(out.Problems, api.FieldError{Path: p, Msg: msg})
+	return err
+}
+
+func fieldErrors(ps []prepare.Problem) []api.FieldError {
+	var out []api.FieldError
+	for _, p := range ps {
+		out = append(out, api.FieldError{Path: p.Path, Msg: p.Msg})
 	}
 	return out
 }
 
-// Plan validates data and computes its plan (api.Jobs).
-func (j *Jobs) Plan(ctx context.Context, data []byte) (*partition.Plan, error) {
-	p, err := j.prepare(ctx, data)
+// Plan prepares data as a job would and returns its plan, warnings and
+// writable devices (api.Jobs). Nothing is touched.
+func (j *Jobs) Plan(ctx context.Context, data []byte) (*api.PlanResult, error) {
+	pj, _, err := j.prepare(ctx, data)
 	if err != nil {
 		return nil, err
 	}
-	return p.plan, nil
+	return &api.PlanResult{Plan: *pj.Plan, Warnings: fieldErrors(pj.Warnings), Writable: pj.Devices.Devices()}, nil
 }
 
 // Start validates data, computes the plan and starts the job in the
@@ -232,9 +219,15 @@ func (j *Jobs) Run(ctx context.Context, data []byte, force bool) (api.Status, er
 	if st.State != api.StateSucceeded {
 		e := st.Error
 		if e == nil {
-			e = &api.JobError{Step: st.Step, Message: "failed"}
+			e = &api.JobError{Step: st.Step, Reason: api.ReasonInternal, Message: "failed"}
 		}
-		return st, &StepError{Step: e.Step, Device: e.Device, Err: errors.New(e.Message)}
+		j.mu.Lock()
+		cause := jb.cause
+		j.mu.Unlock()
+		if cause == nil {
+			cause = errors.New(e.Message)
+		}
+		return st, &StepError{Step: e.Step, Device: e.Device, Reason: e.Reason, Err: cause}
 	}
 	return st, nil
 }
@@ -245,6 +238,9 @@ func (j *Jobs) Wait() { j.wg.Wait() }
 func (j *Jobs) begin(ctx context.Context, data []byte, force bool) (*job, error) {
 	if !j.opts.AllowDestructive {
 		return nil, api.ErrNoToken
+	}
+	if j.opts.Refuse != nil {
+		return nil, j.opts.Refuse
 	}
 	// Reserve the slot first, so two concurrent requests cannot both pass.
 	j.mu.Lock()
@@ -265,7 +261,7 @@ func (j *Jobs) begin(ctx context.Context, data []byte, force bool) (*job, error)
 	j.cur = jb
 	j.mu.Unlock()
 
-	p, err := j.prepare(ctx, data)
+	pj, dur, err := j.prepare(ctx, data)
 	if err != nil {
 		// Not a job: give the slot back.
 		j.mu.Lock()
@@ -278,16 +274,20 @@ func (j *Jobs) begin(ctx context.Context, data []byte, force bool) (*job, error)
 		return nil, err
 	}
 	j.mu.Lock()
-	jb.doc, jb.plan = p.doc, p.plan
-	jb.images = make([]imageProgress, len(p.plan.Images))
-	for i := range jb.images {
+	jb.prep, jb.plan = pj, pj.Plan
+	jb.warnings = fieldErrors(pj.Warnings)
+	jb.images = make([]imageProgress, len(pj.Images))
+	for i, img := range pj.Images {
 		jb.images[i].total = -1
+		jb.imgStat = append(jb.imgStat, api.ImageStatus{Mount: img.Mount, URI: img.URI, Device: img.Device})
 	}
-	for _, s := range jb.steps[:2] {
-		s.state, s.dur, s.start = "succeeded", p.durations[s.name], now
-	}
+	jb.steps[0].state, jb.steps[0].dur, jb.steps[0].start = "succeeded", dur, now
 	j.mu.Unlock()
-	j.log.Info(lineProvisioning, "job", jb.id, "force", force, "disks", len(p.plan.Disks), "images", len(p.plan.Images))
+	for _, w := range pj.Warnings {
+		j.log.Warn("document warning", "path", w.Path, "warning", w.Msg)
+	}
+	j.log.Info(lineProvisioning, "job", jb.id, "force", force, "disks", len(pj.Plan.Disks), "images", len(pj.Images),
+		"writable", pj.Devices.Devices())
 	j.emit(api.Event{Type: api.EventState, Job: jb.id, State: api.StatePending})
 	return jb, nil
 }
@@ -311,27 +311,27 @@ func (j *Jobs) run(jb *job) {
 		close(hbDone)
 	}
 
-	doc, plan := jb.doc, jb.plan
+	pj := jb.prep
 	type step struct {
 		name, line string
 		run        func(ctx context.Context) error // nil: skipped
 	}
 	steps := []step{
-		{StepDisks, linePartitioning, func(ctx context.Context) error { return j.steps.Disks.Apply(ctx, plan) }},
+		{StepDisks, linePartitioning, func(ctx context.Context) error { return j.steps.Disks.Apply(ctx, pj) }},
 		{StepConfigdrive, lineConfigdrive, nil},
 		{StepImages, lineCopyimage, func(ctx context.Context) error { return j.writeImages(ctx, jb, log) }},
 		{StepBootloader, lineBootloader, nil},
 	}
-	if j.steps.Configdrive != nil && plan.Configdrive != "" {
+	if j.steps.Configdrive != nil && pj.Configdrive != nil {
 		steps[1].run = func(ctx context.Context) error {
-			if err := j.steps.Configdrive.Write(ctx, doc, plan.Configdrive); err != nil {
-				return &DeviceError{Device: plan.Configdrive, Err: err}
+			if err := j.steps.Configdrive.Write(ctx, pj); err != nil {
+				return &DeviceError{Device: pj.Configdrive.Device, Err: err}
 			}
 			return nil
 		}
 	}
 	if j.steps.Bootloader != nil {
-		steps[3].run = func(ctx context.Context) error { return j.steps.Bootloader.Install(ctx, doc, plan) }
+		steps[3].run = func(ctx context.Context) error { return j.steps.Bootloader.Install(ctx, pj) }
 	}
 
 	var failed error
@@ -398,7 +398,8 @@ func (j *Jobs) runStep(ctx context.Context, jb *job, log *slog.Logger, name, lin
 		}
 		dev := deviceOf(err)
 		j.mu.Lock()
-		jb.err = &api.JobError{Step: name, Device: dev, Message: err.Error()}
+		jb.err = &api.JobError{Step: name, Device: dev, Reason: reasonOf(err), Message: err.Error()}
+		jb.cause = err
 		j.mu.Unlock()
 		j.setStep(jb, name, "failed", dur, err.Error())
 		log.Error("step failed", "step", name, "device", dev, "duration", dur, "err", err)
@@ -423,8 +424,9 @@ func (j *Jobs) setStep(jb *job, name, state string, dur time.Duration, errMsg st
 
 // writeImages writes every image of the plan, in plan order.
 func (j *Jobs) writeImages(ctx context.Context, jb *job, log *slog.Logger) error {
-	for i, img := range jb.plan.Images {
-		log.Info("writing image", "uri", img.URI, "device", img.Device, "mount", img.Mount, "container", img.Container)
+	for i, img := range jb.prep.Images {
+		log.Info("writing image", "uri", img.URI, "device", img.Device, "mount", img.Mount, "container", img.Container,
+			"sha256", img.SHA256 != "", "sha512", img.SHA512 != "")
 		var last time.Time
 		progress := func(done, total int64) {
 			j.mu.Lock()
@@ -436,8 +438,23 @@ func (j *Jobs) writeImages(ctx context.Context, jb *job, log *slog.Logger) error
 				j.emit(api.Event{Type: api.EventProgress, Job: jb.id, Step: StepImages, Device: img.Device, BytesDone: bd, BytesTotal: bt})
 			}
 		}
-		if err := j.steps.Images.Write(ctx, img, progress); err != nil {
+		res, err := j.steps.Images.Write(ctx, jb.prep, img, progress)
+		if err != nil {
 			return &DeviceError{Device: img.Device, Err: fmt.Errorf("image %s: %w", img.URI, err)}
+		}
+		verified := res.Verified()
+		j.mu.Lock()
+		jb.imgStat[i].Verified, jb.imgStat[i].VerifiedBy = &verified, res.VerifiedBy
+		if !verified {
+			jb.warnings = append(jb.warnings, api.FieldError{
+				Path: "ks_meta.image_data[" + fmt.Sprintf("%q", img.Mount) + "]",
+				Msg:  fmt.Sprintf("verified: false: %s was written to %s without any digest check (no sha256/sha512 in the document, no Fuel metadata beside the image)", img.URI, img.Device),
+			})
+		}
+		j.mu.Unlock()
+		if !verified {
+			log.Warn("image written unverified", "uri", img.URI, "device", img.Device, "verified", false)
+			j.emit(api.Event{Type: api.EventWarning, Job: jb.id, Step: StepImages, Device: img.Device, Message: "verified: false: " + img.URI + " was written without any digest check"})
 		}
 	}
 	return nil
@@ -537,7 +554,8 @@ func (j *Jobs) Status() api.Status {
 	if jb == nil {
 		return api.Status{State: api.StateIdle, Locked: j.locked, BytesTotal: -1}
 	}
-	st := api.Status{ID: jb.id, State: jb.state, Step: jb.step, Force: jb.force, Locked: j.locked, Error: jb.err}
+	st := api.Status{ID: jb.id, State: jb.state, Step: jb.step, Force: jb.force, Locked: j.locked, Error: jb.err,
+		Warnings: append([]api.FieldError(nil), jb.warnings...), Images: append([]api.ImageStatus(nil), jb.imgStat...)}
 	if jb.err != nil {
 		st.Step = jb.err.Step
 	}

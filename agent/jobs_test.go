@@ -53,7 +53,7 @@ func TestJobSucceeds(t *testing.T) {
 	if d := cmp.Diff(want, f.Calls()); d != "" {
 		t.Errorf("steps (-want +got):\n%s", d)
 	}
-	wantStates := map[string]string{"validate": "succeeded", "plan": "succeeded", "disks": "succeeded", "configdrive": "succeeded",
+	wantStates := map[string]string{"prepare": "succeeded", "disks": "succeeded", "configdrive": "succeeded",
 		"images": "succeeded", "bootloader": "succeeded", "report": "succeeded"}
 	if d := cmp.Diff(wantStates, stepStates(j.Status())); d != "" {
 		t.Errorf("step states (-want +got):\n%s", d)
@@ -101,7 +101,7 @@ func TestJobFailsWithStepAndDevice(t *testing.T) {
 	if st.State != api.StateFailed || st.Step != StepImages || st.Error == nil || !strings.Contains(st.Error.Message, "boom") || st.Locked {
 		t.Errorf("status %+v", st)
 	}
-	want := map[string]string{"validate": "succeeded", "plan": "succeeded", "disks": "succeeded", "configdrive": "succeeded",
+	want := map[string]string{"prepare": "succeeded", "disks": "succeeded", "configdrive": "succeeded",
 		"images": "failed", "bootloader": "skipped", "report": "skipped"}
 	if d := cmp.Diff(want, stepStates(st)); d != "" {
 		t.Errorf("step states (-want +got):\n%s", d)
@@ -121,7 +121,7 @@ func TestJobFailsWithStepAndDevice(t *testing.T) {
 
 func TestInvalidDocumentIsNotAJob(t *testing.T) {
 	j, _ := newTestJobs(t, context.Background(), newFakeSteps(), JobsOptions{})
-	doc := strings.Replace(string(fixture(t)), `"kernel_params"`, `"kernel_paramz"`, 1)
+	doc := strings.Replace(string(editFixture(t, nil)), `"kernel_params"`, `"kernel_paramz"`, 1)
 	doc = strings.Replace(doc, `"size": 81920`, `"size": -5`, 1)
 	_, err := j.Start(context.Background(), []byte(doc), false)
 	var ve *api.ValidationError
@@ -139,7 +139,7 @@ func TestInvalidDocumentIsNotAJob(t *testing.T) {
 		t.Errorf("status after a refused document: %+v, want idle", st)
 	}
 	// plan errors (a disk the node does not have) are 422 too
-	doc = strings.Replace(string(fixture(t)), `"name": "vda"`, `"name": "sdz"`, 1)
+	doc = strings.Replace(string(editFixture(t, nil)), `"name": "vda"`, `"name": "sdz"`, 1)
 	doc = strings.Replace(doc, `"id": "vda"`, `"id": "sdz"`, 1)
 	if _, err := j.Plan(context.Background(), []byte(doc)); !errors.As(err, &ve) || !strings.Contains(ve.Error(), "ks_spaces") {
 		t.Errorf("Plan with an unknown disk: %v", err)

@@ -7,17 +7,19 @@ import (
 
 	"github.com/imprint-dev/imprint/inventory"
 	"github.com/imprint-dev/imprint/partition"
-	"github.com/imprint-dev/imprint/provision"
+	"github.com/imprint-dev/imprint/prepare"
 )
 
-// The job's steps, in order. validate and plan run before a job is
-// accepted (their failure is a 422, not a failed job); the others run in the
-// background. configdrive comes before images as in fuel-agent's
-// do_provisioning, so an Astute-style parser sees its progress lines in the
-// order it expects (configdrive 0.92, "Next chunk" 0.92–0.98, bootloader 0.99).
+// The job's steps, in order. prepare runs before a job is accepted (its
+// failure is a 422, not a failed job): it validates the document, plans it
+// on this node's disks, renders the configdrive, applies the image policy
+// and fixes the devices the job may write (package prepare). The others
+// run in the background and only execute what prepare made. configdrive
+// comes before images as in fuel-agent's do_provisioning, so an
+// Astute-style parser sees its progress lines in the order it expects
+// (configdrive 0.92, "Next chunk" 0.92–0.98, bootloader 0.99).
 const (
-	StepValidate    = "validate"
-	StepPlan        = "plan"
+	StepPrepare     = "prepare"
 	StepDisks       = "disks"
 	StepConfigdrive = "configdrive"
 	StepImages      = "images"
@@ -27,10 +29,10 @@ const (
 
 // StepNames lists the steps in execution order.
 func StepNames() []string {
-	return []string{StepValidate, StepPlan, StepDisks, StepConfigdrive, StepImages, StepBootloader, StepReport}
+	return []string{StepPrepare, StepDisks, StepConfigdrive, StepImages, StepBootloader, StepReport}
 }
 
-// fuel-agent's log lines (fuel-agent.md §0), emitted verbatim.
+// fuel-agent's log lines (docs/fuel-agent.md), emitted verbatim.
 const (
 	lineProvisioning    = "--- Provisioning (do_provisioning) ---"
 	linePartitioning    = "--- Partitioning disks (do_partitioning) ---"
@@ -40,64 +42,53 @@ const (
 	lineProvisioningEnd = "--- Provisioning END (do_provisioning) ---"
 )
 
-// Parser parses and validates a provision document; invalid documents give
-// a *provision.ValidationError (or *provision.SyntaxError).
-type Parser interface {
-	Parse(data []byte) (*provision.Document, error)
-}
-
-// ParserFunc adapts a function (provision.ParseAndValidate) to Parser.
-type ParserFunc func(data []byte) (*provision.Document, error)
-
-// Parse calls f.
-func (f ParserFunc) Parse(data []byte) (*provision.Document, error) { return f(data) }
-
-// Planner computes the storage plan of a document on this node's disks; it
-// is pure (partition.Plan over partition.DevicesFromInventory).
-type Planner interface {
-	Plan(doc *provision.Document, inv *inventory.Inventory) (*partition.Plan, error)
-}
-
-// PlannerFunc adapts a function to Planner.
-type PlannerFunc func(doc *provision.Document, inv *inventory.Inventory) (*partition.Plan, error)
-
-// Plan calls f.
-func (f PlannerFunc) Plan(doc *provision.Document, inv *inventory.Inventory) (*partition.Plan, error) {
-	return f(doc, inv)
-}
-
 // Disks tears down old storage and creates the plan's partitions, md, LVM
-// and filesystems (partition.Apply).
+// and filesystems (partition.Apply), writing only job.Devices.
 type Disks interface {
-	Apply(ctx context.Context, plan *partition.Plan) error
+	Apply(ctx context.Context, job *prepare.Job) error
 }
 
 // ProgressFunc receives the bytes written of one image and its total (-1
 // while unknown).
 type ProgressFunc func(done, total int64)
 
-// Images writes one image onto its target device (imagewriter.Write).
-type Images interface {
-	Write(ctx context.Context, img partition.Image, progress ProgressFunc) error
+// ImageResult is what an image write proved: the checks that passed.
+type ImageResult struct {
+	VerifiedBy []string // "sha256", "sha512", "md5", "size"
 }
 
-// Configdrive writes the cloud-init configdrive for doc onto device.
+// Verified reports whether a digest (not only the size) was checked.
+func (r ImageResult) Verified() bool {
+	for _, v := range r.VerifiedBy {
+		if v != "size" {
+			return true
+		}
+	}
+	return false
+}
+
+// Images writes one prepared image onto its target device (imagewriter),
+// opening only a device of job.Devices.
+type Images interface {
+	Write(ctx context.Context, job *prepare.Job, img prepare.Image, progress ProgressFunc) (ImageResult, error)
+}
+
+// Configdrive writes the prepared configdrive onto its partition.
 type Configdrive interface {
-	Write(ctx context.Context, doc *provision.Document, device string) error
+	Write(ctx context.Context, job *prepare.Job) error
 }
 
 // Bootloader mounts the target, writes fstab and grub's configuration and
 // installs grub on the plan's boot disks.
 type Bootloader interface {
-	Install(ctx context.Context, doc *provision.Document, plan *partition.Plan) error
+	Install(ctx context.Context, job *prepare.Job) error
 }
 
-// Steps are the job's collaborators. Parser, Planner, Inventory, Disks and
-// Images are required; a nil Configdrive or Bootloader skips that step
-// (logged as skipped).
+// Steps are the job's collaborators. Inventory, Disks and Images are
+// required; a nil Configdrive or Bootloader skips that step (logged as
+// skipped). Prepare are the options every document is prepared with.
 type Steps struct {
-	Parser    Parser
-	Planner   Planner
+	Prepare   prepare.Options
 	Inventory interface {
 		Collect(ctx context.Context) (*inventory.Inventory, error)
 	}
@@ -109,12 +100,6 @@ type Steps struct {
 
 func (s Steps) check() error {
 	var errs []error
-	if s.Parser == nil {
-		errs = append(errs, errors.New("no parser"))
-	}
-	if s.Planner == nil {
-		errs = append(errs, errors.New("no planner"))
-	}
 	if s.Inventory == nil {
 		errs = append(errs, errors.New("no inventory"))
 	}
@@ -134,6 +119,7 @@ func (s Steps) check() error {
 type StepError struct {
 	Step   string
 	Device string
+	Reason string // api.Reason*, when known
 	Err    error
 }
 
@@ -170,6 +156,10 @@ func deviceOf(err error) string {
 	var dn interface{ DeviceName() string }
 	if errors.As(err, &dn) {
 		return dn.DeviceName()
+	}
+	var pe *partition.StepError
+	if errors.As(err, &pe) {
+		return pe.Device
 	}
 	return ""
 }

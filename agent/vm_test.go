@@ -358,7 +358,7 @@ func vmDoc(t *testing.T, rootURI, bootURI string) []byte {
 // Astute does (a document in a file, the exit status as the verdict): the
 // test's initramfs adds an /inito (testdata/vminito), which u-root's init
 // runs before the ramdisk's own uinit, with the documents and images baked
-// in (file:// URLs). A document with a missing image must exit 1 naming the
+// in (file:// URLs). A document with a missing image must exit 20 (image_unreachable) naming the
 // step and the device; the good one must exit 0 and leave a bootable
 // layout on the disk.
 func TestVMProvisionCommand(t *testing.T) {
@@ -406,7 +406,8 @@ func TestVMProvisionCommand(t *testing.T) {
 	for _, want := range []string{
 		`provision: failed at step images on "/dev/vda4"`,
 		"missing.img.gz",
-		"vmtest-provision bad.json exit=1",
+		"(reason image_unreachable)",
+		"vmtest-provision bad.json exit=20",
 		"--- Provisioning END (do_provisioning) ---",
 		"provision: succeeded",
 		"vmtest-provision good.json exit=0",

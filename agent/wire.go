@@ -8,25 +8,31 @@ import (
 	"github.com/imprint-dev/imprint/bootloader"
 	"github.com/imprint-dev/imprint/configdrive"
 	"github.com/imprint-dev/imprint/imagewriter"
+	"github.com/imprint-dev/imprint/internal/devguard"
 	"github.com/imprint-dev/imprint/partition"
-	"github.com/imprint-dev/imprint/provision"
+	"github.com/imprint-dev/imprint/prepare"
 )
 
 // The real steps: thin adapters from the job's interfaces to the packages
 // that do the work.
 
-// PartitionDisks is the real Disks step: partition.Apply.
+// PartitionDisks is the real Disks step: partition.Apply, guarded by the
+// job's device set.
 type PartitionDisks struct{ Deps partition.ApplyDeps }
 
 var _ Disks = PartitionDisks{}
 
 // Apply implements Disks.
-func (d PartitionDisks) Apply(ctx context.Context, plan *partition.Plan) error {
-	return partition.Apply(ctx, plan, d.Deps)
+func (d PartitionDisks) Apply(ctx context.Context, job *prepare.Job) error {
+	deps := d.Deps
+	deps.Guard = job.Devices
+	return partition.Apply(ctx, job.Plan, deps)
 }
 
-// ImageWriter is the real Images step: imagewriter.Write with Fuel's image
-// metadata looked up beside the image, the filesystem grown afterwards.
+// ImageWriter is the real Images step: imagewriter.Write with the
+// document's digest and Fuel's image metadata looked up beside the image,
+// the filesystem grown afterwards; the target and every command guarded by
+// the job's device set.
 type ImageWriter struct {
 	Logger *slog.Logger
 	// ChunkLogger receives fuel-agent's "Next chunk: N" lines (at Debug
@@ -40,21 +46,26 @@ type ImageWriter struct {
 var _ Images = ImageWriter{}
 
 // Write implements Images.
-func (w ImageWriter) Write(ctx context.Context, img partition.Image, progress ProgressFunc) error {
+func (w ImageWriter) Write(ctx context.Context, job *prepare.Job, img prepare.Image, progress ProgressFunc) (ImageResult, error) {
 	req := imagewriter.Request{
 		URL:          img.URI,
 		Device:       img.Device,
 		Container:    imagewriter.Container(img.Container),
 		Format:       img.Format,
+		SHA256:       img.SHA256,
+		SHA512:       img.SHA512,
 		FuelMetadata: true,
 	}
 	if err := req.Validate(); err != nil {
-		return fmt.Errorf("image_data[%q]: %w", img.Mount, err)
+		return ImageResult{}, fmt.Errorf("image_data[%q]: %w", img.Mount, err)
 	}
 	opts := w.Options
 	opts.Logger = w.Logger
 	opts.ChunkLogger = w.ChunkLogger
-	opts.Runner = w.Runner
+	opts.Guard = job.Devices
+	if w.Runner != nil {
+		opts.Runner = devguard.GuardedRunner{Set: job.Devices, Runner: w.Runner}
+	}
 	opts.Progress = func(p imagewriter.Progress) {
 		if progress != nil {
 			progress(p.BytesWritten, p.TotalWritten)
@@ -62,52 +73,33 @@ func (w ImageWriter) Write(ctx context.Context, img partition.Image, progress Pr
 	}
 	res, err := imagewriter.Write(ctx, req, opts)
 	if err != nil {
-		return err
+		return ImageResult{}, err
 	}
 	if progress != nil {
 		progress(res.BytesWritten, res.BytesWritten)
 	}
-	return nil
+	return ImageResult{VerifiedBy: res.Verified}, nil
 }
 
-// ConfigdriveWriter is the real Configdrive step: configdrive.Build from the
-// document, written onto the plan's configdrive partition.
+// ConfigdriveWriter is the real Configdrive step: the prepared content
+// written onto the plan's configdrive partition in the prepared format.
 type ConfigdriveWriter struct {
-	Logger  *slog.Logger
-	Format  configdrive.Format // "" is configdrive.DefaultFormat
-	Options configdrive.Options
+	Logger *slog.Logger
 }
 
 var _ Configdrive = ConfigdriveWriter{}
 
 // Write implements Configdrive.
-func (c ConfigdriveWriter) Write(ctx context.Context, doc *provision.Document, device string) error {
-	content, err := configdrive.Build(doc, c.options(doc))
-	if err != nil {
-		return fmt.Errorf("configdrive content: %w", err)
-	}
-	f := c.Format
-	if f == "" {
-		f = configdrive.DefaultFormat
-	}
-	b, err := configdrive.WriteDevice(ctx, content, f, device, 0, configdrive.ImageOptions{})
+func (c ConfigdriveWriter) Write(ctx context.Context, job *prepare.Job) error {
+	cd := job.Configdrive
+	b, err := configdrive.WriteDevice(ctx, cd.Content, cd.Format, cd.Device, 0, configdrive.ImageOptions{Guard: job.Devices})
 	if err != nil {
 		return err
 	}
 	if c.Logger != nil {
-		c.Logger.Info("configdrive written", "device", device, "format", b.Format, "fstype", b.FSType, "size", b.Size)
+		c.Logger.Info("configdrive written", "device", cd.Device, "format", b.Format, "fstype", b.FSType, "size", b.Size)
 	}
 	return nil
-}
-
-// options are c.Options with what the document asks for: its
-// ks_meta.phone_home_url (imprint's extension) wins over Options.PhoneHomeURL.
-func (c ConfigdriveWriter) options(doc *provision.Document) configdrive.Options {
-	o := c.Options
-	if u := doc.KsMeta.PhoneHomeURL; u != "" {
-		o.PhoneHomeURL = u
-	}
-	return o
 }
 
 // GrubBootloader is the real Bootloader step.
@@ -119,11 +111,11 @@ type GrubBootloader struct {
 var _ Bootloader = GrubBootloader{}
 
 // Install implements Bootloader.
-func (g GrubBootloader) Install(ctx context.Context, doc *provision.Document, plan *partition.Plan) error {
-	return g.Installer.Install(ctx, bootloader.Request{
-		Plan:         plan,
-		KernelParams: doc.KsMeta.PmData.KernelParams,
-		UdevRules:    doc.KernelOptions.UdevRules,
-		Target:       g.Target,
-	})
+func (g GrubBootloader) Install(ctx context.Context, job *prepare.Job) error {
+	req := job.Bootloader
+	req.Guard = job.Devices
+	if g.Target != "" {
+		req.Target = g.Target
+	}
+	return g.Installer.Install(ctx, req)
 }

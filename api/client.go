@@ -13,7 +13,6 @@ import (
 	"strings"
 
 	"github.com/imprint-dev/imprint/inventory"
-	"github.com/imprint-dev/imprint/partition"
 )
 
 // Client calls an agent's API (imprint ctl, tests, controllers written in Go).
@@ -104,8 +103,8 @@ func (c *Client) Inventory(ctx context.Context) (*inventory.Inventory, error) {
 }
 
 // Plan is POST /v1/plan.
-func (c *Client) Plan(ctx context.Context, doc []byte) (*partition.Plan, error) {
-	var p partition.Plan
+func (c *Client) Plan(ctx context.Context, doc []byte) (*PlanResult, error) {
+	var p PlanResult
 	if err := c.do(ctx, "POST", "/v1/plan", doc, &p); err != nil {
 		return nil, err
 	}

@@ -29,11 +29,16 @@ var (
 	// ErrNoToken: destructive calls are refused without a token unless
 	// insecure (403).
 	ErrNoToken = errors.New("destructive calls are refused: no token configured and not started with --insecure")
+	// ErrRefused: this agent does not provision this machine (not the
+	// bootstrap ramdisk, and its destructive setting is not yes) (403).
+	ErrRefused = errors.New("destructive calls are refused on this machine")
 )
 
-// ValidationError lists every problem of a provision document (422).
+// ValidationError lists every problem of a provision document (422), and
+// the warnings found on the way.
 type ValidationError struct {
 	Problems []FieldError
+	Warnings []FieldError
 }
 
 func (e *ValidationError) Error() string {
@@ -47,8 +52,9 @@ func (e *ValidationError) Error() string {
 
 // Jobs plans and runs provisioning jobs (the agent implements it).
 type Jobs interface {
-	// Plan validates doc and computes its storage plan; it touches nothing.
-	Plan(ctx context.Context, doc []byte) (*partition.Plan, error)
+	// Plan prepares doc as a job would (validation, plan, configdrive,
+	// images, bootloader) and returns the plan; it touches nothing.
+	Plan(ctx context.Context, doc []byte) (*PlanResult, error)
 	// Start validates doc and starts a job in the background. It returns
 	// ErrBusy, ErrLocked, ErrNoToken or a *ValidationError without starting.
 	Start(ctx context.Context, doc []byte, force bool) (Status, error)
@@ -79,11 +85,16 @@ type Status struct {
 	BytesDone  int64        `json:"bytes_done"`
 	BytesTotal int64        `json:"bytes_total"` // -1 while unknown
 	Error      *JobError    `json:"error,omitempty"`
-	Force      bool         `json:"force,omitempty"`
-	Locked     bool         `json:"locked"` // a job succeeded: new ones need force
-	CreatedAt  *time.Time   `json:"created_at,omitempty"`
-	StartedAt  *time.Time   `json:"started_at,omitempty"`
-	FinishedAt *time.Time   `json:"finished_at,omitempty"`
+	// Warnings are the document's and the plan's warnings, and one per
+	// image written without any verification.
+	Warnings []FieldError `json:"warnings,omitempty"`
+	// Images says, per image, how it was verified.
+	Images     []ImageStatus `json:"images,omitempty"`
+	Force      bool          `json:"force,omitempty"`
+	Locked     bool          `json:"locked"` // a job succeeded: new ones need force
+	CreatedAt  *time.Time    `json:"created_at,omitempty"`
+	StartedAt  *time.Time    `json:"started_at,omitempty"`
+	FinishedAt *time.Time    `json:"finished_at,omitempty"`
 }
 
 // StepStatus is one step of a job.
@@ -94,11 +105,62 @@ type StepStatus struct {
 	Error           string  `json:"error,omitempty"`
 }
 
-// JobError says where a job failed.
+// ImageStatus is one image of a job.
+type ImageStatus struct {
+	Mount  string `json:"mount"`
+	URI    string `json:"uri"`
+	Device string `json:"device"`
+	// Verified is true when the image was checked against a digest (the
+	// document's sha256/sha512, or Fuel's metadata raw_md5); false when it
+	// was written unverified (said in Warnings too). Nil until written.
+	Verified *bool `json:"verified,omitempty"`
+	// VerifiedBy lists the checks that passed ("sha256", "md5", "size").
+	VerifiedBy []string `json:"verified_by,omitempty"`
+}
+
+// JobError says where a job failed, why (a machine-readable reason) and on
+// which device.
 type JobError struct {
 	Step    string `json:"step"`
 	Device  string `json:"device,omitempty"`
+	Reason  string `json:"reason"`
 	Message string `json:"message"`
+}
+
+// Reasons a job fails with (JobError.Reason).
+const (
+	// ReasonNotPlanned: a step would have touched a device outside the
+	// plan; the device guard refused it.
+	ReasonNotPlanned = "not_planned"
+	// ReasonDeviceInUse: a planned disk is mounted, swap, or held.
+	ReasonDeviceInUse = "device_in_use"
+	// ReasonDeviceMissing: a planned device is not there (or vanished).
+	ReasonDeviceMissing = "device_missing"
+	// ReasonVerifyFailed: an image did not match its digest, size or md5.
+	ReasonVerifyFailed = "verify_failed"
+	// ReasonImageUnreachable: an image (or its metadata) could not be
+	// fetched.
+	ReasonImageUnreachable = "image_unreachable"
+	// ReasonConfigdriveTooSmall: the configdrive does not fit its partition.
+	ReasonConfigdriveTooSmall = "configdrive_too_small"
+	// ReasonCommandFailed: a program (mkfs, mdadm, lvm, grub) failed.
+	ReasonCommandFailed = "command_failed"
+	// ReasonIO: reading or writing a device failed.
+	ReasonIO = "io_error"
+	// ReasonCancelled: the job was cancelled (the agent was stopped).
+	ReasonCancelled = "cancelled"
+	// ReasonInternal: anything else.
+	ReasonInternal = "internal"
+)
+
+// PlanResult is the 200 body of POST /v1/plan: the plan, with every
+// warning of the document and the plan, and the devices a job with this
+// document may write.
+type PlanResult struct {
+	partition.Plan
+	Warnings []FieldError `json:"warnings,omitempty"`
+	// Writable lists the block devices the job may write, each with why.
+	Writable []string `json:"writable_devices"`
 }
 
 // Event types.
@@ -162,10 +224,10 @@ func writeJobError(w http.ResponseWriter, err error) {
 	var ve *ValidationError
 	switch {
 	case errors.As(err, &ve):
-		writeJSON(w, http.StatusUnprocessableEntity, Error{Error: ve.Error(), Problems: ve.Problems})
+		writeJSON(w, http.StatusUnprocessableEntity, Error{Error: ve.Error(), Problems: ve.Problems, Warnings: ve.Warnings})
 	case errors.Is(err, ErrBusy), errors.Is(err, ErrLocked):
 		writeError(w, http.StatusConflict, err.Error())
-	case errors.Is(err, ErrNoToken):
+	case errors.Is(err, ErrNoToken), errors.Is(err, ErrRefused):
 		writeError(w, http.StatusForbidden, err.Error())
 	default:
 		writeError(w, http.StatusInternalServerError, err.Error())

@@ -136,6 +136,7 @@ func RequestLogger(log *slog.Logger) func(http.Handler) http.Handler {
 type Error struct {
 	Error    string       `json:"error"`
 	Problems []FieldError `json:"problems,omitempty"`
+	Warnings []FieldError `json:"warnings,omitempty"`
 }
 
 // FieldError is one validation problem, with the path of the field.

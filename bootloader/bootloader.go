@@ -46,6 +46,19 @@ type Request struct {
 	Target string
 	// GrubTimeout is GRUB_TIMEOUT and GRUB_RECORDFAIL_TIMEOUT (default 10).
 	GrubTimeout int
+	// Guard, when set, must admit every device Install mounts and every
+	// grub-install target (the prepared job's devguard.Set).
+	Guard interface {
+		Check(path, what string) error
+	} `json:"-"`
+}
+
+// check asks the request's guard about dev.
+func (r Request) check(dev, what string) error {
+	if r.Guard == nil {
+		return nil
+	}
+	return r.Guard.Check(dev, what)
 }
 
 // Installer carries out Requests.
@@ -166,6 +179,9 @@ func (in *Installer) Install(ctx context.Context, req Request) (err error) {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return fmt.Errorf("bootloader: mount %q: create %q: %w", fs.Device, dir, err)
 		}
+		if err := req.check(fs.Device, "bootloader mount"); err != nil {
+			return &DeviceError{Device: fs.Device, Err: fmt.Errorf("bootloader: %w", err)}
+		}
 		if err := in.Mounter.Mount(fs.Device, dir, fs.Type); err != nil {
 			return &DeviceError{Device: fs.Device, Err: fmt.Errorf("bootloader: mount %q (%s) on %q: %w", fs.Device, fs.Type, dir, err)}
 		}
@@ -208,6 +224,9 @@ func (in *Installer) Install(ctx context.Context, req Request) (err error) {
 		return fmt.Errorf("bootloader: grub config: %w", err)
 	}
 	for _, disk := range bootDisks(req.Plan) {
+		if err := req.check(disk, "grub-install target"); err != nil {
+			return &DeviceError{Device: disk, Err: fmt.Errorf("bootloader: %w", err)}
+		}
 		if _, err := in.Runner.RunChroot(ctx, t, tools.install, "--target=i386-pc", disk); err != nil {
 			return &DeviceError{Device: disk, Err: fmt.Errorf("bootloader: grub-install on %q: %w", disk, err)}
 		}

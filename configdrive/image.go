@@ -125,6 +125,11 @@ type ImageOptions struct {
 	SectorSize int
 	// TempDir is where the ISO9660 writer stages its files ("" = os.TempDir()).
 	TempDir string
+	// Guard, when set, must admit the device WriteDevice opens (the
+	// agent's devguard.Set of the prepared job).
+	Guard interface {
+		Check(path, what string) error
+	}
 }
 
 // Image builds the configdrive filesystem of exactly size bytes and returns

@@ -74,6 +74,11 @@ func WriteDevice(ctx context.Context, c *Content, f Format, dev string, size int
 	if st.Mode()&os.ModeDevice == 0 || st.Mode()&os.ModeCharDevice != 0 {
 		return nil, fmt.Errorf("configdrive %q: not a block device", dev)
 	}
+	if opts.Guard != nil {
+		if err := opts.Guard.Check(dev, "configdrive target"); err != nil {
+			return nil, fmt.Errorf("configdrive: %w", err)
+		}
+	}
 	fh, err := openExclusive(dev)
 	if err != nil {
 		return nil, fmt.Errorf("configdrive %q: open exclusively (mounted or in use?): %w", dev, err)

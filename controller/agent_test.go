@@ -13,10 +13,9 @@ import (
 
 	"github.com/imprint-dev/imprint/agent"
 	"github.com/imprint-dev/imprint/api"
-	"github.com/imprint-dev/imprint/configdrive"
 	"github.com/imprint-dev/imprint/inventory"
 	"github.com/imprint-dev/imprint/partition"
-	"github.com/imprint-dev/imprint/provision"
+	"github.com/imprint-dev/imprint/prepare"
 )
 
 // recordingSteps are the agent's disk-touching steps replaced: the disks
@@ -29,39 +28,51 @@ type recordingSteps struct {
 	images map[string]int64 // URI → bytes fetched
 }
 
-func (s *recordingSteps) Apply(_ context.Context, p *partition.Plan) error {
+func (s *recordingSteps) Apply(_ context.Context, job *prepare.Job) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.plans = append(s.plans, p)
+	s.plans = append(s.plans, job.Plan)
 	return nil
 }
 
-func (s *recordingSteps) Write(ctx context.Context, img partition.Image, progress agent.ProgressFunc) error {
-	req, _ := http.NewRequestWithContext(ctx, "GET", img.URI, nil)
-	resp, err := http.DefaultClient.Do(req)
+func (s *recordingSteps) Write(ctx context.Context, _ *prepare.Job, img prepare.Image, progress agent.ProgressFunc) (agent.ImageResult, error) {
+	n, err := s.fetch(ctx, img.URI)
 	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	n, err := io.Copy(io.Discard, resp.Body)
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != 200 {
-		return fmt.Errorf("GET %s: %s", img.URI, resp.Status)
+		return agent.ImageResult{}, err
 	}
 	progress(n, n)
 	s.mu.Lock()
 	s.images[img.URI] += n
 	s.mu.Unlock()
-	return nil
+	return agent.ImageResult{}, nil
+}
+
+func (s *recordingSteps) fetch(ctx context.Context, uri string) (int64, error) {
+	img := struct{ URI string }{uri}
+	req, _ := http.NewRequestWithContext(ctx, "GET", img.URI, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	n, err := io.Copy(io.Discard, resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	if resp.StatusCode != 200 {
+		return 0, fmt.Errorf("GET %s: %s", img.URI, resp.Status)
+	}
+	return n, nil
 }
 
 type configdriveStep struct{}
 
-func (configdriveStep) Write(_ context.Context, doc *provision.Document, _ string) error {
-	_, err := configdrive.Build(doc, configdrive.Options{})
-	return err
+// Write checks the prepared content is there (prepare rendered it).
+func (configdriveStep) Write(_ context.Context, job *prepare.Job) error {
+	if job.Configdrive == nil || job.Configdrive.Content == nil || len(job.Configdrive.Content.UserData) == 0 {
+		return fmt.Errorf("no configdrive content prepared")
+	}
+	return nil
 }
 
 // TestRealAgent runs the agent's own API, job runner and callbacks (with
@@ -85,10 +96,6 @@ func TestRealAgent(t *testing.T) {
 	rep := &agent.Controller{URL: h.srv.URL, Token: testToken, Logger: log, Backoff: 10 * time.Millisecond}
 	steps := &recordingSteps{images: map[string]int64{}}
 	jobs, err := agent.NewJobs(ctx, agent.Steps{
-		Parser: agent.ParserFunc(provision.ParseAndValidate),
-		Planner: agent.PlannerFunc(func(doc *provision.Document, inv *inventory.Inventory) (*partition.Plan, error) {
-			return partition.NewPlan(doc, partition.DevicesFromInventory(inv), partition.DefaultPlanOptions())
-		}),
 		Inventory:   invSrc,
 		Disks:       steps,
 		Images:      steps,

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"net/http"
 	"net/url"
 	"path"
 	"strings"
@@ -137,16 +139,18 @@ func resolveMetadata(ctx context.Context, req Request, opts *Options) (expectati
 			}
 			b, err := fetchSmall(ctx, src, opts, 4<<20)
 			if err != nil {
+				// Only "there is none" (404/410, or no such file) means
+				// no metadata; a server error or a dropped connection is a
+				// failure, not a reason to skip verification.
 				var se *httpStatusError
-				if !errors.As(err, &se) {
-					opts.Logger.Warn("image metadata unreadable, not verifying raw_md5", "url", mu, "err", err)
+				if (errors.As(err, &se) && (se.code == http.StatusNotFound || se.code == http.StatusGone)) || errors.Is(err, fs.ErrNotExist) {
+					continue
 				}
-				continue
+				return exp, fmt.Errorf("metadata %s: %w (%w)", mu, err, ErrSource)
 			}
 			m, err := ParseMetadata(b)
 			if err != nil {
-				opts.Logger.Warn("image metadata unparsable, not verifying raw_md5", "url", mu, "err", err)
-				break
+				return exp, fmt.Errorf("metadata %s: unparsable: %w", mu, err)
 			}
 			if im, found = m.Lookup(req.URL); found {
 				from = mu

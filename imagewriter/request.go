@@ -142,6 +142,12 @@ type Options struct {
 	// Runner runs e2fsck/resize2fs/xfs_growfs/mount to grow the filesystem.
 	// Nil skips growing.
 	Runner Runner
+
+	// Guard, when set, must admit Device before it is opened for writing
+	// (the agent's devguard.Set: the devices the prepared job may write).
+	Guard interface {
+		Check(path, what string) error
+	}
 }
 
 // HTTPDoer is the part of *http.Client the writer uses.

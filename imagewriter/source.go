@@ -24,6 +24,9 @@ type permanentError struct{ err error }
 func (e permanentError) Error() string { return e.err.Error() }
 func (e permanentError) Unwrap() error { return e.err }
 
+// Is makes a permanent source failure errors.Is(err, ErrSource).
+func (e permanentError) Is(target error) bool { return target == ErrSource }
+
 // resumingReader reads one remote object from start to end. When a
 // connection breaks, stalls or ends short, it reopens it with
 // "Range: bytes=<delivered>-" so the reader above sees one unbroken byte
@@ -375,3 +378,6 @@ type httpStatusError struct {
 }
 
 func (e *httpStatusError) Error() string { return e.status }
+
+// Is makes an HTTP failure errors.Is(err, ErrSource).
+func (e *httpStatusError) Is(target error) bool { return target == ErrSource }

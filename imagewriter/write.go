@@ -51,6 +51,11 @@ func Write(ctx context.Context, req Request, opts Options) (res Result, err erro
 	if err != nil {
 		return Result{}, fmt.Errorf("write image %s to %q: %w", req.URL, req.Device, err)
 	}
+	if opts.Guard != nil {
+		if err := opts.Guard.Check(req.Device, "image target"); err != nil {
+			return Result{}, fmt.Errorf("write image %s: %w", req.URL, err)
+		}
+	}
 	t, err := openTarget(req.Device, &opts)
 	if err != nil {
 		return Result{}, err
@@ -173,6 +178,14 @@ type downloadError struct{ err error }
 
 func (e downloadError) Error() string { return e.err.Error() }
 func (e downloadError) Unwrap() error { return e.err }
+
+// Is makes every download failure errors.Is(err, ErrSource).
+func (e downloadError) Is(target error) bool { return target == ErrSource }
+
+// ErrSource is the class of failures to fetch an image or its metadata (a
+// server down, a 404, a connection that kept breaking), as opposed to a
+// write or verification failure.
+var ErrSource = errors.New("image source failed")
 
 func (p *pipeline) run(parent context.Context) error {
 	ctx, cancel := context.WithCancelCause(parent)

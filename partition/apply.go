@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/diskfs/go-diskfs/backend"
+
+	"github.com/imprint-dev/imprint/internal/devguard"
 )
 
 // Runner runs a program and returns its standard output. Its errors carry
@@ -90,6 +92,40 @@ type ApplyDeps struct {
 	// MkfsAttempts bounds mkfs runs per filesystem when blkid does not see
 	// the new filesystem afterwards (LP #1550227); 0 means 3.
 	MkfsAttempts int
+	// Guard is the set of devices the job may write (the prepared job's);
+	// nil builds it from the plan (DeviceSet). Every operation's device and
+	// every device its argv names is checked against it, and every command
+	// runs through it; what teardown finds living only on the planned disks
+	// is added to it.
+	Guard *devguard.Set
+}
+
+// PartitionOf is the kernel's name of partition n of disk dev
+// (/dev/sda3, /dev/nvme0n1p3, /dev/mapper/mpatha-part3).
+func PartitionOf(dev string, n int) string { return planPartitionDevice(dev, n) }
+
+// DeviceSet is the set of devices plan may write: its disks, their
+// partitions, its md arrays, and its LVs by both of their names.
+func DeviceSet(plan *Plan, fsys devguard.FS) *devguard.Set {
+	s := devguard.New(fsys)
+	for _, d := range plan.Disks {
+		s.Allow(d.Device, "planned disk")
+		for _, p := range d.Partitions {
+			// Only under the name the kernel gives partition N of this
+			// disk: a scheme can call a partition anything.
+			if PartitionOf(d.Device, p.Number) == p.Device {
+				s.Allow(p.Device, "partition of "+d.Device)
+			}
+		}
+	}
+	for _, md := range plan.MDs {
+		s.Allow(md.Device, "md array the plan creates")
+	}
+	for _, lv := range plan.LVs {
+		s.Allow(lvDevice(lv), "LV the plan creates")
+		s.Allow("/dev/"+lv.VG+"/"+lv.Name, "LV the plan creates")
+	}
+	return s
 }
 
 // Sentinel error classes, for errors.Is.
@@ -160,7 +196,7 @@ type applier struct {
 	deps    ApplyDeps
 	log     *slog.Logger
 	conf    string
-	allowed map[string]string // device path → why it may be touched
+	allowed *devguard.Set     // devices that may be touched
 	vgs     map[string]bool   // VG names that may be created or removed
 	nodes   map[string]string // planned partition device → node found
 	disks   map[string]Disk
@@ -178,7 +214,7 @@ func newApplier(plan *Plan, deps ApplyDeps) (*applier, error) {
 		deps:    deps,
 		log:     deps.Logger,
 		conf:    deps.LVMConfig,
-		allowed: map[string]string{},
+		allowed: deps.Guard,
 		vgs:     map[string]bool{},
 		nodes:   map[string]string{},
 		disks:   map[string]Disk{},
@@ -189,6 +225,10 @@ func newApplier(plan *Plan, deps ApplyDeps) (*applier, error) {
 	if a.conf == "" {
 		a.conf = DefaultLVMConfig
 	}
+	if a.allowed == nil {
+		a.allowed = DeviceSet(plan, nil)
+	}
+	a.deps.Runner = devguard.GuardedRunner{Set: a.allowed, Runner: deps.Runner}
 	for _, d := range plan.Disks {
 		if _, dup := a.disks[d.Device]; dup {
 			return nil, &StepError{Step: StepSafety, Device: d.Device, Err: errors.New("disk listed twice in the plan")}
@@ -215,14 +255,7 @@ func newApplier(plan *Plan, deps ApplyDeps) (*applier, error) {
 	return a, nil
 }
 
-func (a *applier) allow(dev, why string) {
-	if dev == "" {
-		return
-	}
-	if _, ok := a.allowed[dev]; !ok {
-		a.allowed[dev] = why
-	}
-}
+func (a *applier) allow(dev, why string) { a.allowed.Allow(dev, why) }
 
 // prepare runs the read-only safety checks and discovery and returns the
 // operations to execute, each already checked by the guard.
@@ -285,8 +318,8 @@ func (a *applier) allowTeardown(op Op) {
 func (a *applier) guard(op Op, dev string, argv []string) error {
 	check := func(d string) error {
 		if strings.HasPrefix(d, "/dev/") {
-			if _, ok := a.allowed[d]; !ok {
-				return &StepError{Step: op.Step, Device: d, Err: fmt.Errorf("%w: refusing %s", ErrNotPlanned, op.Kind)}
+			if err := a.allowed.Check(d, string(op.Kind)); err != nil {
+				return &StepError{Step: op.Step, Device: d, Err: fmt.Errorf("%w: refusing %s (%w)", ErrNotPlanned, op.Kind, err)}
 			}
 			return nil
 		}
@@ -301,11 +334,9 @@ func (a *applier) guard(op Op, dev string, argv []string) error {
 	if err := check(dev); err != nil {
 		return err
 	}
-	for _, s := range argv {
-		if strings.HasPrefix(s, "/dev/") {
-			if err := check(s); err != nil {
-				return err
-			}
+	for _, s := range a.allowed.Named(argv) {
+		if err := check(s); err != nil {
+			return err
 		}
 	}
 	return nil

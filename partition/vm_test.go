@@ -278,7 +278,7 @@ func (r *vmRig) plan(doc []byte) *partition.Plan {
 	if err != nil {
 		r.t.Fatalf("plan: %v", err)
 	}
-	return p
+	return &p.Plan
 }
 
 // job starts a provision job and waits for its end.

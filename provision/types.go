@@ -148,6 +148,10 @@ type ImageData struct {
 	URI       string `json:"uri"`
 	Format    string `json:"format"`    // filesystem in the image: ext2|ext3|ext4|xfs
 	Container string `json:"container"` // gzip|raw (imprint also accepts zstd|xz)
+	// SHA256 / SHA512 are imprint's extension: the hex digest of the image
+	// file as served (what sha256sum prints), verified while it is written.
+	SHA256 string `json:"sha256,omitempty"`
+	SHA512 string `json:"sha512,omitempty"`
 }
 
 // UserAccount is one ks_meta.user_accounts entry. Password is plaintext as

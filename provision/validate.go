@@ -537,6 +537,7 @@ func (d *Document) checkImages(f *findings, mounts map[string]mountSite) {
 		case !strings.EqualFold(u.Scheme, "file") && u.Host == "":
 			f.err(field(ip, "uri"), "URL %q has no host", img.URI)
 		}
+		checkImageDigests(f, ip, img)
 		switch {
 		case img.Container == "":
 			f.err(field(ip, "container"), "required (%s)", list(ImageContainers))

@@ -12,6 +12,7 @@ import (
 	"github.com/imprint-dev/imprint/internal/sys"
 	"github.com/imprint-dev/imprint/inventory"
 	"github.com/imprint-dev/imprint/partition"
+	"github.com/imprint-dev/imprint/prepare"
 )
 
 // realInventory is inventory.Collect on the live system (read-only).
@@ -26,8 +27,7 @@ func realInventory(log *slog.Logger) api.InventorySource {
 func realSteps(cfg agent.Config, log, chunkLog *slog.Logger) agent.Steps {
 	runner := &sys.Exec{Logger: log.With("component", "exec")}
 	return agent.Steps{
-		Parser:    agent.DefaultParser(),
-		Planner:   agent.DefaultPlanner(),
+		Prepare:   prepareOptions(cfg),
 		Inventory: realInventory(log),
 		Disks: agent.PartitionDisks{Deps: partition.ApplyDeps{
 			Logger:  log.With("step", agent.StepDisks),
@@ -47,6 +47,26 @@ func realSteps(cfg agent.Config, log, chunkLog *slog.Logger) agent.Steps {
 			Logger:  log.With("step", agent.StepBootloader),
 		}},
 	}
+}
+
+// prepareOptions are the agent settings every document is prepared with:
+// the image source and digest policy; the state directory and the token
+// file are never an image source.
+func prepareOptions(cfg agent.Config) prepare.Options {
+	return prepare.Options{Images: prepare.ImagePolicy{
+		AllowFile:     cfg.FileImages,
+		Forbidden:     []string{cfg.StateDir, cfg.TokenFile, "/etc/imprint"},
+		RequireDigest: cfg.RequireDigest,
+	}}
+}
+
+// refuseUnlessDestructive is agent.ErrNotDestructive unless the destructive
+// setting allows provisioning this machine.
+func refuseUnlessDestructive(cfg agent.Config) error {
+	if cfg.Destructive {
+		return nil
+	}
+	return agent.ErrNotDestructive
 }
 
 // realReporter is the controller client, or nil without a controller.
@@ -71,6 +91,7 @@ func agentDeps(ctx context.Context, cfg agent.Config, log *slog.Logger, logs *ag
 		Logger:           log,
 		StateDir:         cfg.StateDir,
 		AllowDestructive: cfg.Token != "" || cfg.Insecure,
+		Refuse:           refuseUnlessDestructive(cfg),
 		Reporter:         reporter,
 		Heartbeat:        cfg.Heartbeat,
 	})

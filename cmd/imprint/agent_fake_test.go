@@ -10,8 +10,7 @@ import (
 	"github.com/imprint-dev/imprint/agent"
 	"github.com/imprint-dev/imprint/api"
 	"github.com/imprint-dev/imprint/inventory"
-	"github.com/imprint-dev/imprint/partition"
-	"github.com/imprint-dev/imprint/provision"
+	"github.com/imprint-dev/imprint/prepare"
 )
 
 // agentFakeNode stands in for the disks: it records the steps and fails images
@@ -28,22 +27,22 @@ func (n *agentFakeNode) rec(s string) {
 	n.mu.Unlock()
 }
 
-func (n *agentFakeNode) Apply(_ context.Context, p *partition.Plan) error {
+func (n *agentFakeNode) Apply(_ context.Context, _ *prepare.Job) error {
 	n.rec("disks")
 	return nil
 }
 
-func (n *agentFakeNode) Write(_ context.Context, img partition.Image, progress agent.ProgressFunc) error {
+func (n *agentFakeNode) Write(_ context.Context, _ *prepare.Job, img prepare.Image, progress agent.ProgressFunc) (agent.ImageResult, error) {
 	n.rec("image " + img.URI)
 	progress(0, 2<<20)
 	if n.failURI != "" && strings.Contains(img.URI, n.failURI) {
-		return errors.New("GET " + img.URI + ": 404 Not Found")
+		return agent.ImageResult{}, errors.New("GET " + img.URI + ": 404 Not Found")
 	}
 	progress(2<<20, 2<<20)
-	return nil
+	return agent.ImageResult{}, nil
 }
 
-func (n *agentFakeNode) Install(_ context.Context, _ *provision.Document, p *partition.Plan) error {
+func (n *agentFakeNode) Install(_ context.Context, _ *prepare.Job) error {
 	n.rec("bootloader")
 	return nil
 }
@@ -54,8 +53,6 @@ var agentFakeInventory = api.InventoryFunc(func(context.Context) (*inventory.Inv
 
 func (n *agentFakeNode) steps(agent.Config, *slog.Logger, *slog.Logger) agent.Steps {
 	return agent.Steps{
-		Parser:     agent.DefaultParser(),
-		Planner:    agent.DefaultPlanner(),
 		Inventory:  agentFakeInventory,
 		Disks:      n,
 		Images:     n,

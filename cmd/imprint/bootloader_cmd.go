@@ -11,6 +11,7 @@ import (
 	"github.com/imprint-dev/imprint/agent"
 	"github.com/imprint-dev/imprint/bootloader"
 	"github.com/imprint-dev/imprint/inventory"
+	"github.com/imprint-dev/imprint/prepare"
 )
 
 const bootloaderUsage = `usage: imprint bootloader [flags] FILE
@@ -59,19 +60,18 @@ func runBootloader(ctx context.Context, env *cmdEnv, args []string) int {
 		fmt.Fprintf(env.stderr, "bootloader: %v\n", err)
 		return 2
 	}
-	doc, err := agent.DefaultParser().Parse(data)
-	if err != nil {
-		fmt.Fprintf(env.stderr, "bootloader: %s is invalid:\n%v\n", fs.Arg(0), err)
-		return 2
+	if err := agent.DestructiveAllowed(os.Getenv, kernelCmdline()); err != nil {
+		fmt.Fprintf(env.stderr, "bootloader: %v\n", err)
+		return 3
 	}
 	inv, err := inventory.Collect(ctx, inventory.Options{Log: log})
 	if err != nil {
 		fmt.Fprintf(env.stderr, "bootloader: inventory: %v\n", err)
 		return 1
 	}
-	plan, err := agent.DefaultPlanner().Plan(doc, inv)
+	job, err := prepare.Prepare(ctx, data, inv, prepare.Options{BootloaderTarget: *target})
 	if err != nil {
-		fmt.Fprintf(env.stderr, "bootloader: plan:\n%v\n", err)
+		fmt.Fprintf(env.stderr, "bootloader: %s is invalid:\n%s", fs.Arg(0), problemList(err))
 		return 2
 	}
 	log.Info("--- Installing bootloader (do_bootloader) ---")
@@ -79,7 +79,7 @@ func runBootloader(ctx context.Context, env *cmdEnv, args []string) int {
 		Installer: &bootloader.Installer{Runner: bootloader.Exec{}, Mounter: bootloader.SysMounter{}, Logger: log},
 		Target:    *target,
 	}
-	if err := step.Install(ctx, doc, plan); err != nil {
+	if err := step.Install(ctx, job); err != nil {
 		fmt.Fprintf(env.stderr, "bootloader: %v\n", err)
 		return 1
 	}

@@ -8,8 +8,9 @@ import (
 
 	"context"
 
+	"github.com/imprint-dev/imprint/agent"
 	"github.com/imprint-dev/imprint/configdrive"
-	"github.com/imprint-dev/imprint/provision"
+	"github.com/imprint-dev/imprint/prepare"
 )
 
 const configdriveUsage = `usage: imprint configdrive [flags] FILE -o OUTPUT
@@ -73,18 +74,30 @@ func runConfigdrive(ctx context.Context, env *cmdEnv, args []string) int {
 		fmt.Fprintf(env.stderr, "configdrive: %v\n", err)
 		return 2
 	}
-	doc, err := provision.Parse(data)
-	if doc == nil || err != nil {
-		fmt.Fprintf(env.stderr, "configdrive: %s: %v\n", pos[0], err)
-		return 2
-	}
-	c, err := configdrive.Build(doc, configdrive.Options{PhoneHomeURL: phoneHome, InstanceID: instanceID})
+	// The same prepare stage as a provision (the document validated and
+	// planned on its declared disks, the content rendered and fitted to the
+	// planned partition), so a document this accepts is one the agent takes.
+	job, err := prepare.Prepare(ctx, data, nil, prepare.Options{
+		Configdrive:       configdrive.Options{PhoneHomeURL: phoneHome, InstanceID: instanceID},
+		ConfigdriveFormat: f,
+	})
 	if err != nil {
-		fmt.Fprintf(env.stderr, "configdrive: %s: %v\n", pos[0], err)
+		fmt.Fprintf(env.stderr, "configdrive: %s is invalid:\n%s", pos[0], problemList(err))
 		return 2
 	}
-	for _, w := range c.Warnings {
+	for _, w := range job.Warnings {
 		fmt.Fprintf(env.stderr, "configdrive: warning: %s\n", w)
+	}
+	if job.Configdrive == nil {
+		fmt.Fprintf(env.stderr, "configdrive: %s: the document's layout has no configdrive partition\n", pos[0])
+		return 2
+	}
+	c := job.Configdrive.Content
+	if device {
+		if err := agent.DestructiveAllowed(os.Getenv, kernelCmdline()); err != nil {
+			fmt.Fprintf(env.stderr, "configdrive: %v\n", err)
+			return 3
+		}
 	}
 	if dump != "" {
 		for _, fl := range c.Files(f) {

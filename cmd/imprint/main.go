@@ -39,6 +39,10 @@ type cmdEnv struct {
 	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
+	// alias is the fuel-agent name the binary was invoked as ("provision",
+	// "fa_partition"), empty when invoked as imprint: fuel-agent's exit
+	// codes then apply.
+	alias string
 }
 
 // commands lists every subcommand; each lives in its own file of this package.
@@ -93,6 +97,7 @@ func dispatch(ctx context.Context, env *cmdEnv, argv []string) int {
 	for _, c := range cmds {
 		for _, a := range c.aliases {
 			if a == self {
+				env.alias = a
 				return c.run(ctx, env, argv[1:])
 			}
 		}

@@ -6,12 +6,15 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"time"
 
+	"github.com/imprint-dev/imprint/agent"
 	"github.com/imprint-dev/imprint/internal/sys"
 	"github.com/imprint-dev/imprint/inventory"
 	"github.com/imprint-dev/imprint/partition"
+	"github.com/imprint-dev/imprint/prepare"
 	"github.com/imprint-dev/imprint/provision"
 )
 
@@ -121,17 +124,20 @@ func runPartition(ctx context.Context, env *cmdEnv, args []string) int {
 	opts := partition.DefaultPlanOptions()
 	opts.PrepareConfigdrive = !noConfigdrive
 	opts.GrubVersion = grub
-	devs := partition.DevicesFromInventory(inv)
-	if devs == nil {
-		devs = []partition.Device{}
-	}
-	plan, err := partition.NewPlan(doc, devs, opts)
+	job, err := prepare.Document(ctx, doc, inv, prepare.Options{Plan: &opts})
 	if err != nil {
 		planPrintProblems(env.stderr, file, err)
 		return 2
 	}
-	for _, w := range plan.Warnings {
-		log.Warn("plan", "warning", w)
+	plan := job.Plan
+	for _, w := range job.Warnings {
+		log.Warn("document", "path", w.Path, "warning", w.Msg)
+	}
+	if !dryRun {
+		if err := agent.DestructiveAllowed(os.Getenv, kernelCmdline()); err != nil {
+			fmt.Fprintf(env.stderr, "partition: %v\n", err)
+			return 3
+		}
 	}
 
 	deps := partition.ApplyDeps{
@@ -139,6 +145,7 @@ func runPartition(ctx context.Context, env *cmdEnv, args []string) int {
 		Runner:    &sys.Exec{Logger: log.With("component", "exec")},
 		Devices:   &sys.Devices{NodeTimeout: nodeTimeout},
 		LVMConfig: lvmConfig,
+		Guard:     job.Devices,
 	}
 	if dryRun {
 		ops, err := partition.Pretend(ctx, plan, deps)

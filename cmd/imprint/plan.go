@@ -14,6 +14,7 @@ import (
 
 	"github.com/imprint-dev/imprint/inventory"
 	"github.com/imprint-dev/imprint/partition"
+	"github.com/imprint-dev/imprint/prepare"
 	"github.com/imprint-dev/imprint/provision"
 )
 
@@ -75,39 +76,34 @@ func runPlan(_ context.Context, env *cmdEnv, args []string) int {
 		fmt.Fprintf(env.stderr, "plan: %v\n", err)
 		return 1
 	}
-	doc, err := provision.ParseAndValidate(data)
-	if err != nil {
-		planPrintProblems(env.stderr, pos[0], err)
-		return 2
-	}
-
-	var devs []partition.Device
+	var inv *inventory.Inventory
 	if invPath != "" {
 		raw, err := planReadInput(env.stdin, invPath)
 		if err != nil {
 			fmt.Fprintf(env.stderr, "plan: %v\n", err)
 			return 1
 		}
-		var inv inventory.Inventory
-		if err := json.Unmarshal(raw, &inv); err != nil {
+		inv = &inventory.Inventory{}
+		if err := json.Unmarshal(raw, inv); err != nil {
 			fmt.Fprintf(env.stderr, "plan: inventory %s: %v\n", invPath, err)
 			return 2
-		}
-		devs = partition.DevicesFromInventory(&inv)
-		if devs == nil {
-			devs = []partition.Device{}
 		}
 	}
 
 	opts := partition.DefaultPlanOptions()
 	opts.PrepareConfigdrive = !noConfigdrive
 	opts.GrubVersion = grub
-	plan, err := partition.NewPlan(doc, devs, opts)
+	// The same prepare stage as a provision: what passes here fails later
+	// only for a reason that needs the hardware or the network.
+	job, err := prepare.Prepare(context.Background(), data, inv, prepare.Options{Plan: &opts})
 	if err != nil {
 		planPrintProblems(env.stderr, pos[0], err)
 		return 2
 	}
-	for _, w := range plan.Warnings {
+	plan := job.Plan
+	var warnings []string
+	for _, w := range job.Warnings {
+		warnings = append(warnings, w.String())
 		fmt.Fprintf(env.stderr, "plan: warning: %s\n", w)
 	}
 	if output == "json" {
@@ -117,7 +113,7 @@ func runPlan(_ context.Context, env *cmdEnv, args []string) int {
 			Bootloader:      plan.Bootloader,
 			Configdrive:     plan.Configdrive,
 			KeepData:        plan.KeepData,
-			Warnings:        plan.Warnings,
+			Warnings:        warnings,
 		}
 		enc := json.NewEncoder(env.stdout)
 		enc.SetIndent("", "  ")
@@ -160,6 +156,17 @@ func planReadInput(stdin io.Reader, path string) ([]byte, error) {
 // planPrintProblems prints every problem of a validation or planning error,
 // one per line, prefixed with the file name.
 func planPrintProblems(w io.Writer, file string, err error) {
+	var pe *prepare.Error
+	if errors.As(err, &pe) {
+		for _, p := range pe.Problems {
+			fmt.Fprintf(w, "%s: %s: %s\n", file, p.Path, p.Msg)
+		}
+		for _, p := range pe.Warnings {
+			fmt.Fprintf(w, "%s: warning: %s: %s\n", file, p.Path, p.Msg)
+		}
+		fmt.Fprintf(w, "%s: %d problem(s)\n", file, len(pe.Problems))
+		return
+	}
 	var ve *provision.ValidationError
 	if errors.As(err, &ve) {
 		for _, p := range ve.Problems {

@@ -22,9 +22,28 @@ Runs the whole provisioning job in the foreground on the provision document
 disks, configdrive, images, bootloader, and the report when a controller is
 configured. Logs fuel-agent's step lines ("--- Partitioning disks
 (do_partitioning) ---", per-MiB "Next chunk: N", ...) for Astute's log
-parser. Exits 0 on success; 1 naming the failing step (and device) on
-failure; 2 on an invalid document, listing every problem with its path.
-SIGTERM stops the running step and its child processes.
+parser. SIGTERM stops the running step and its child processes.
+
+Exit status (imprint provision):
+  0   succeeded
+  2   the document is invalid: every problem is listed with its path, and
+      nothing was touched
+  3   refused before anything was touched: the node is locked (provisioned
+      before; use --force), or this is not the bootstrap ramdisk (see the
+      destructive setting)
+  10  a device outside the plan would have been touched (reason not_planned)
+  11  a planned disk is in use: mounted, swap or held (device_in_use)
+  12  a planned device is missing (device_missing)
+  20  an image or its metadata could not be fetched (image_unreachable)
+  21  an image failed verification: digest, md5 or size (verify_failed)
+  30  the configdrive does not fit its partition (configdrive_too_small)
+  40  a program failed (command_failed: mkfs, mdadm, lvm, grub)
+  41  a device read or write failed (io_error)
+  50  cancelled (SIGTERM)
+  1   any other failure
+Each failure names the step, the reason and the device on stderr. Started as
+provision (fuel-agent's console script name), it exits as fuel-agent does:
+0 on success, 255 on any failure.
 
 The settings (flags, IMPRINT_* environment, imprint.* kernel parameters)
 are those of imprint agent; --listen and the token are not used.
@@ -77,13 +96,14 @@ func provisionCommand(ctx context.Context, env *cmdEnv, args []string, steps fun
 
 	data, err := os.ReadFile(cfg.Input)
 	if err != nil {
-		fmt.Fprintf(env.stderr, "provision: step %s: read the document: %v\n", agent.StepValidate, err)
+		fmt.Fprintf(env.stderr, "provision: step %s: read the document: %v\n", agent.StepPrepare, err)
 		return 2
 	}
 	jobs, err := agent.NewJobs(ctx, steps(cfg, log, chunkLog), agent.JobsOptions{
 		Logger:           log,
 		StateDir:         cfg.StateDir,
 		AllowDestructive: true, // the operator (or Astute) runs it on the node itself
+		Refuse:           refuseUnlessDestructive(cfg),
 		Reporter:         realReporter(cfg, log),
 		Heartbeat:        cfg.Heartbeat,
 	})
@@ -97,33 +117,63 @@ func provisionCommand(ctx context.Context, env *cmdEnv, args []string, steps fun
 // provisionExit runs the job and turns its outcome into the exit status
 // and a one-line verdict on stderr.
 func provisionExit(ctx context.Context, env *cmdEnv, input string, jobs *agent.Jobs, data []byte, force bool) int {
+	code := provisionOutcome(ctx, env, input, jobs, data, force)
+	if env.alias == "provision" && code != 0 {
+		return fuelAgentFailure // fuel-agent's console script: -1 on any exception
+	}
+	return code
+}
+
+// fuelAgentFailure is what fuel-agent's provision exits with on any error.
+const fuelAgentFailure = 255
+
+// reasonExit are the exit codes of `imprint provision` per failure reason.
+var reasonExit = map[string]int{
+	api.ReasonNotPlanned:          10,
+	api.ReasonDeviceInUse:         11,
+	api.ReasonDeviceMissing:       12,
+	api.ReasonImageUnreachable:    20,
+	api.ReasonVerifyFailed:        21,
+	api.ReasonConfigdriveTooSmall: 30,
+	api.ReasonCommandFailed:       40,
+	api.ReasonIO:                  41,
+	api.ReasonCancelled:           50,
+}
+
+func provisionOutcome(ctx context.Context, env *cmdEnv, input string, jobs *agent.Jobs, data []byte, force bool) int {
 	st, err := jobs.Run(ctx, data, force)
 	if err == nil {
 		fmt.Fprintf(env.stderr, "provision: succeeded (job %s, %s)\n", st.ID, stepSummary(st))
+		for _, w := range st.Warnings {
+			fmt.Fprintf(env.stderr, "provision: warning: %s: %s\n", w.Path, w.Msg)
+		}
 		return 0
 	}
 	var ve *api.ValidationError
 	var se *agent.StepError
 	switch {
 	case errors.As(err, &ve):
-		step := agent.StepValidate
-		if errors.As(err, &se) {
-			step = se.Step
-		}
-		fmt.Fprintf(env.stderr, "provision: failed at step %s: %s is invalid:\n", step, input)
+		fmt.Fprintf(env.stderr, "provision: failed at step %s: %s is invalid:\n", agent.StepPrepare, input)
 		for _, p := range ve.Problems {
 			fmt.Fprintf(env.stderr, "  %s: %s\n", p.Path, p.Msg)
 		}
 		return 2
-	case errors.Is(err, api.ErrLocked):
-		fmt.Fprintf(env.stderr, "provision: %v (use --force)\n", err)
-		return 1
+	case errors.Is(err, api.ErrLocked), errors.Is(err, api.ErrRefused):
+		hint := ""
+		if errors.Is(err, api.ErrLocked) {
+			hint = " (use --force)"
+		}
+		fmt.Fprintf(env.stderr, "provision: %v%s\n", err, hint)
+		return 3
 	case errors.As(err, &se):
 		dev := ""
 		if se.Device != "" {
 			dev = fmt.Sprintf(" on %q", se.Device)
 		}
-		fmt.Fprintf(env.stderr, "provision: failed at step %s%s: %v\n", se.Step, dev, se.Err)
+		fmt.Fprintf(env.stderr, "provision: failed at step %s%s (reason %s): %v\n", se.Step, dev, se.Reason, se.Err)
+		if c, ok := reasonExit[se.Reason]; ok {
+			return c
+		}
 		return 1
 	default:
 		fmt.Fprintf(env.stderr, "provision: failed: %v\n", err)

@@ -12,7 +12,7 @@ import (
 func runProvisionTest(t *testing.T, node *agentFakeNode, args ...string) (int, string) {
 	t.Helper()
 	var out bytes.Buffer
-	args = append([]string{"--kernel-cmdline", "", "--token-file", "", "--log-format", "text", "--state-dir", t.TempDir()}, args...)
+	args = append([]string{"--kernel-cmdline", "", "--token-file", "", "--log-format", "text", "--state-dir", t.TempDir(), "--destructive", "yes"}, args...)
 	code := provisionCommand(context.Background(), &cmdEnv{stdout: &out, stderr: &out}, args, node.steps)
 	return code, out.String()
 }
@@ -50,11 +50,33 @@ func TestProvisionCommandFailures(t *testing.T) {
 	bad := filepath.Join(t.TempDir(), "bad.json")
 	os.WriteFile(bad, bytes.Replace(doc, []byte(`"kernel_params"`), []byte(`"kernel_paramz"`), 1), 0o644)
 	code, out = runProvisionTest(t, &agentFakeNode{}, "--input_data_file", bad)
-	if code != 2 || !strings.Contains(out, "failed at step validate") || !strings.Contains(out, "ks_meta.pm_data.kernel_params: required") {
+	if code != 2 || !strings.Contains(out, "failed at step prepare") || !strings.Contains(out, "ks_meta.pm_data.kernel_params: required") {
 		t.Errorf("invalid document: exit %d:\n%s", code, out)
 	}
 	code, out = runProvisionTest(t, &agentFakeNode{}, "--input", filepath.Join(t.TempDir(), "missing.json"))
 	if code != 2 || !strings.Contains(out, "missing.json") {
 		t.Errorf("missing document: exit %d:\n%s", code, out)
+	}
+}
+
+// Outside the bootstrap ramdisk, provision refuses (exit 3) before any step
+// runs unless the destructive setting says yes; started as fuel-agent's
+// provision, any failure exits 255 as fuel-agent does.
+func TestProvisionCommandRefusedOutsideRamdisk(t *testing.T) {
+	node := &agentFakeNode{}
+	var out bytes.Buffer
+	args := []string{"--kernel-cmdline", "", "--token-file", "", "--log-format", "text", "--state-dir", t.TempDir(),
+		"--destructive", "no", "--input", "testdata/provision_fuel90_ubuntu_1disk.json"}
+	code := provisionCommand(context.Background(), &cmdEnv{stdout: &out, stderr: &out}, args, node.steps)
+	if code != 3 || !strings.Contains(out.String(), "destructive") {
+		t.Errorf("exit %d:\n%s", code, out.String())
+	}
+	if len(node.calls) != 0 {
+		t.Errorf("steps ran: %q", node.calls)
+	}
+	out.Reset()
+	code = provisionCommand(context.Background(), &cmdEnv{stdout: &out, stderr: &out, alias: "provision"}, args, node.steps)
+	if code != 255 {
+		t.Errorf("as fuel-agent's provision: exit %d, want 255:\n%s", code, out.String())
 	}
 }

@@ -5,9 +5,11 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"time"
 
+	"github.com/imprint-dev/imprint/agent"
 	"github.com/imprint-dev/imprint/imagewriter"
 )
 
@@ -74,6 +76,13 @@ func runWriteImage(ctx context.Context, env *cmdEnv, args []string) int {
 	if err := req.Validate(); err != nil {
 		fmt.Fprintf(env.stderr, "write-image: invalid arguments:\n%v\n", err)
 		return 2
+	}
+
+	if st, err := os.Stat(req.Device); err == nil && st.Mode()&os.ModeDevice != 0 {
+		if err := agent.DestructiveAllowed(os.Getenv, kernelCmdline()); err != nil {
+			fmt.Fprintf(env.stderr, "write-image: %s: %v\n", req.Device, err)
+			return 3
+		}
 	}
 
 	h := logHandler(env.stderr, verbose, jsonLog)

@@ -40,7 +40,8 @@ func main() {
 	docs, _ := os.ReadFile("/vmtest/docs")
 	for _, name := range strings.Fields(string(docs)) {
 		cmd := exec.Command("/bbin/imprint", "provision", "--input", "/vmtest/"+name,
-			"--kernel-cmdline", "", "--token-file", "", "--log-format", "text", "--state-dir", "/tmp/vmtest-state")
+			"--kernel-cmdline", "", "--token-file", "", "--log-format", "text", "--state-dir", "/tmp/vmtest-state",
+			"--file-images") // the test's images are files in the ramdisk
 		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 		code := 0
 		if err := cmd.Run(); err != nil {

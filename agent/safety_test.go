@@ -1,0 +1,136 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/imprint-dev/imprint/api"
+	"github.com/imprint-dev/imprint/inventory"
+	"github.com/imprint-dev/imprint/partition"
+)
+
+// A scheme-mode document whose PV lives on a disk its parteds do not list
+// (nailgun_simple's own sample: /dev/sdc3) is refused before any step runs,
+// on a node that has that disk.
+func TestRefusedDocumentRunsNoStep(t *testing.T) {
+	b, err := os.ReadFile("../partition/testdata/simple_nailgun_driver.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Without the sample's other mistake (a type GUID "fake_guid"), which
+	// stops the planner before the devices are checked.
+	b = []byte(strings.ReplaceAll(string(b), `"fake_guid"`, "null"))
+	f := newFakeSteps()
+	steps := f.steps()
+	steps.Inventory = api.InventoryFunc(func(context.Context) (*inventory.Inventory, error) {
+		var inv inventory.Inventory
+		for _, n := range []string{"sda", "sdb", "sdc"} {
+			inv.Disks = append(inv.Disks, inventory.Disk{Name: n, Path: "/dev/" + n, SizeBytes: 500 << 30, LogicalSectorSize: 512, PhysicalSectorSize: 512})
+		}
+		return &inv, nil
+	})
+	j, err := NewJobs(context.Background(), steps, JobsOptions{AllowDestructive: true, Logger: testLogger(t, &syncBuffer{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = j.Start(context.Background(), b, false)
+	var ve *api.ValidationError
+	if !errors.As(err, &ve) {
+		t.Fatalf("Start = %v, want a ValidationError", err)
+	}
+	if !strings.Contains(ve.Error(), "/dev/sdc3") {
+		t.Errorf("the refusal does not name /dev/sdc3: %v", ve)
+	}
+	if calls := f.Calls(); len(calls) != 0 {
+		t.Errorf("steps ran for a refused document: %q", calls)
+	}
+	if st := j.Status(); st.State != api.StateIdle {
+		t.Errorf("state %q, want idle", st.State)
+	}
+}
+
+// An image written with no digest and no metadata is reported: verified
+// false on the image, a warning in the status the result callback carries.
+func TestUnverifiedImageIsReported(t *testing.T) {
+	rep := &fakeReporter{}
+	j, _ := newTestJobs(t, context.Background(), newFakeSteps(), JobsOptions{Reporter: rep})
+	st, err := j.Run(context.Background(), editFixture(t, nil), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Images) != 2 {
+		t.Fatalf("images %+v", st.Images)
+	}
+	for _, img := range st.Images {
+		if img.Verified == nil || *img.Verified {
+			t.Errorf("image %s verified = %v, want false", img.URI, img.Verified)
+		}
+	}
+	n := 0
+	for _, w := range st.Warnings {
+		if strings.Contains(w.Msg, "verified: false") {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Errorf("warnings %+v: want one 'verified: false' per image", st.Warnings)
+	}
+	rep.mu.Lock()
+	results := append([]api.Status(nil), rep.results...)
+	rep.mu.Unlock()
+	if len(results) != 1 || len(results[0].Warnings) < 2 {
+		t.Errorf("the result callback lacks the warnings: %+v", results)
+	}
+
+	// With a digest, the fake writer reports it verified: no warning.
+	st, err = j.Run(context.Background(), fixture(t), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, img := range st.Images {
+		if img.Verified == nil || !*img.Verified {
+			t.Errorf("image %s with a digest: verified = %v", img.URI, img.Verified)
+		}
+	}
+}
+
+// A step's failure keeps its facts: the reason, the device, and the
+// original error for errors.As.
+func TestFailureKeepsReasonAndDevice(t *testing.T) {
+	tests := []struct {
+		step   string
+		err    error
+		reason string
+		device string
+	}{
+		{StepDisks, &partition.StepError{Step: "safety", Device: "/dev/vda", Err: fmt.Errorf("%w: vda3 mounted on /mnt", partition.ErrInUse)}, api.ReasonDeviceInUse, "/dev/vda"},
+		{StepDisks, &partition.StepError{Step: "mkfs", Device: "/dev/vda9", Err: fmt.Errorf("%w: refusing mkfs", partition.ErrNotPlanned)}, api.ReasonNotPlanned, "/dev/vda9"},
+		{StepImages, context.Canceled, api.ReasonCancelled, "/dev/mapper/os-root"},
+		{StepBootloader, errors.New("grub-install: exit status 1"), api.ReasonInternal, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.reason, func(t *testing.T) {
+			f := newFakeSteps()
+			f.fail, f.failErr = tt.step, tt.err
+			j, _ := newTestJobs(t, context.Background(), f, JobsOptions{})
+			st, err := j.Run(context.Background(), fixture(t), false)
+			if st.Error == nil || st.Error.Reason != tt.reason || st.Error.Step != tt.step {
+				t.Fatalf("error %+v, want step %s reason %s", st.Error, tt.step, tt.reason)
+			}
+			if tt.device != "" && st.Error.Device != tt.device {
+				t.Errorf("device %q, want %q", st.Error.Device, tt.device)
+			}
+			if !errors.Is(err, tt.err) {
+				t.Errorf("Run's error %v does not wrap the step's own error", err)
+			}
+			var se *StepError
+			if !errors.As(err, &se) || se.Reason != tt.reason {
+				t.Errorf("Run's error %v: no StepError with the reason", err)
+			}
+		})
+	}
+}
