@@ -175,6 +175,13 @@ func TestVMApplyFuel90(t *testing.T) {
 	if len(plan.Disks) != 1 || len(plan.VGs) != 5 || len(plan.LVs) != 6 || len(plan.Warnings) != 0 {
 		t.Fatalf("plan: %+v", plan)
 	}
+	// The same node first refuses scheme-mode documents naming only vda
+	// that try to reach the bystander vdb (issue 15): nothing is written
+	// (vda still empty, vdb's sha256 checked at the end).
+	vmSchemeAttacks(t, rig, "/dev/vda", "/dev/vdb")
+	if n := vmAllocated(t, rig.vm.Disks[0]); n != 0 {
+		t.Errorf("vda has %d bytes written after refused documents", n)
+	}
 	rig.applyTwice(doc)
 	rig.stop()
 	by.check(t, rig.vm.Disks[1])
