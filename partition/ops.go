@@ -236,8 +236,7 @@ func lvDevice(lv LV) string {
 	if lv.Device != "" {
 		return lv.Device
 	}
-	esc := func(s string) string { return strings.ReplaceAll(s, "-", "--") }
-	return "/dev/mapper/" + esc(lv.VG) + "-" + esc(lv.Name)
+	return LVDevice(lv.VG, lv.Name)
 }
 
 // mdCreateArgv is the mdadm command creating md, never prompting.

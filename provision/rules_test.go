@@ -335,6 +335,7 @@ func TestRulesPartitioning(t *testing.T) {
 			obj(t, m, pp, "lvs", 2)["vgname"] = "images"
 			obj(t, m, pp, "parteds", 0, "partitions", 1)["device"] = "/dev/sda"
 		}, []string{
+			pp + `.fss[4].device: "/dev/mapper/image-glance" is not a partition of a disk in partitioning.parteds, nor an md or lv this scheme creates`,
 			pp + `.lvs[2].vgname: "images" is not in partitioning.vgs`,
 			pp + `.parteds[0].partitions[1].device: "/dev/sda" is not this table's disk "/dev/sdb"`,
 			pp + `.vgs[1].pvnames[0]: "/dev/sda9" is not in partitioning.pvs`,
@@ -342,10 +343,78 @@ func TestRulesPartitioning(t *testing.T) {
 		{"ks_spaces may be empty but image needs a file system", func(t *testing.T, m map[string]any) {
 			obj(t, m, pp, "fss", 2)["mount"] = "/srv"
 		}, []string{`ks_meta.image_data["/"]: no volume is mounted at "/" to write this image to`}},
+
+		// Scheme mode reaches only the disks it lists: every device a pv,
+		// md member, file system or configdrive names is a partition of a
+		// listed parted, or an md or LV the scheme creates.
+		{"fuel-agent's pv on an unlisted disk", func(t *testing.T, m map[string]any) {
+			addSdc3(t, m)
+		}, []string{pp + `.pvs[3].name: "/dev/sdc3" is not a partition of a disk in partitioning.parteds, nor an md or lv this scheme creates`}},
+		{"fs on an unlisted disk", func(t *testing.T, m map[string]any) {
+			obj(t, m, pp, "fss", 1)["device"] = "/dev/sdc1"
+		}, []string{pp + `.fss[1].device: "/dev/sdc1" is not a partition of a disk in partitioning.parteds, nor an md or lv this scheme creates`}},
+		{"fs on a whole listed disk", func(t *testing.T, m map[string]any) {
+			obj(t, m, pp, "fss", 1)["device"] = "/dev/sdb"
+		}, []string{pp + `.fss[1].device: "/dev/sdb" is a whole disk; name one of its partitions in partitioning.parteds`}},
+		{"fs on a by-id link", func(t *testing.T, m map[string]any) {
+			obj(t, m, pp, "fss", 1)["device"] = "/dev/disk/by-id/wwn-0x5000c500a0b1c2d3-part1"
+		}, []string{pp + `.fss[1].device: "/dev/disk/by-id/wwn-0x5000c500a0b1c2d3-part1" is not a partition of a disk in partitioning.parteds, nor an md or lv this scheme creates`}},
+		{"fs on a path out of /dev", func(t *testing.T, m map[string]any) {
+			obj(t, m, pp, "fss", 1)["device"] = "/dev/../dev/sdc"
+		}, []string{pp + `.fss[1].device: "/dev/../dev/sdc" is not a partition of a disk in partitioning.parteds, nor an md or lv this scheme creates`}},
+		{"lv of another vg", func(t *testing.T, m map[string]any) {
+			obj(t, m, pp, "fss", 2)["device"] = "/dev/mapper/other-root"
+		}, []string{pp + `.fss[2].device: "/dev/mapper/other-root" is not a partition of a disk in partitioning.parteds, nor an md or lv this scheme creates`}},
+		{"md member on an unlisted disk", func(t *testing.T, m map[string]any) {
+			m[pp].(map[string]any)["mds"] = []any{map[string]any{"name": "/dev/md0", "level": "mirror", "devices": []any{"/dev/sda4", "/dev/sdc2"}, "spares": []any{"/dev/sdd1"}}}
+			obj(t, m, pp, "fss", 1)["device"] = "/dev/md0"
+		}, []string{
+			pp + `.mds[0].devices[1]: "/dev/sdc2" is not a partition of a disk in partitioning.parteds, nor an md or lv this scheme creates`,
+			pp + `.mds[0].spares[0]: "/dev/sdd1" is not a partition of a disk in partitioning.parteds, nor an md or lv this scheme creates`,
+		}},
+		{"md named like a disk", func(t *testing.T, m map[string]any) {
+			m[pp].(map[string]any)["mds"] = []any{map[string]any{"name": "/dev/sdc", "level": "mirror", "devices": []any{"/dev/sda4"}}}
+			obj(t, m, pp, "fss", 1)["device"] = "/dev/sdc"
+		}, []string{
+			pp + `.fss[1].device: "/dev/sdc" is not a partition of a disk in partitioning.parteds, nor an md or lv this scheme creates`,
+			pp + `.mds[0].name: must be an md device (/dev/md0, /dev/md/NAME), got "/dev/sdc"`,
+		}},
+		{"pv on an unlisted disk", func(t *testing.T, m map[string]any) {
+			obj(t, m, pp, "pvs", 0)["name"] = "/dev/sdc5"
+			obj(t, m, pp, "vgs", 1)["pvnames"] = []any{"/dev/sdc5"}
+		}, []string{pp + `.pvs[0].name: "/dev/sdc5" is not a partition of a disk in partitioning.parteds, nor an md or lv this scheme creates`}},
+		{"configdrive partition named on another disk", func(t *testing.T, m map[string]any) {
+			obj(t, m, pp, "parteds", 1, "partitions", 6)["name"] = "/dev/sdc7"
+		}, []string{pp + `.parteds[1].partitions[6].name: "/dev/sdc7" is not partition 7 of this table's disk "/dev/sda" (want /dev/sda7)`}},
+		{"partition named on an unlisted disk", func(t *testing.T, m map[string]any) {
+			obj(t, m, pp, "parteds", 0, "partitions", 2)["name"] = "/dev/sdc3"
+			obj(t, m, pp, "pvs", 2)["name"] = "/dev/sdc3"
+			obj(t, m, pp, "vgs", 0)["pvnames"] = []any{"/dev/sda6", "/dev/sdc3"}
+		}, []string{
+			pp + `.parteds[0].partitions[2].name: "/dev/sdc3" is not partition 3 of this table's disk "/dev/sdb" (want /dev/sdb3)`,
+			pp + `.pvs[2].name: "/dev/sdc3" is not a partition of a disk in partitioning.parteds, nor an md or lv this scheme creates`,
+		}},
+		{"partition number and name disagree", func(t *testing.T, m map[string]any) {
+			obj(t, m, pp, "parteds", 1, "partitions", 3)["name"] = "/dev/sda9"
+			obj(t, m, pp, "fss", 1)["device"] = "/dev/sda9"
+		}, []string{
+			pp + `.fss[1].device: "/dev/sda9" is not a partition of a disk in partitioning.parteds, nor an md or lv this scheme creates`,
+			pp + `.parteds[1].partitions[3].name: "/dev/sda9" is not partition 4 of this table's disk "/dev/sda" (want /dev/sda4)`,
+		}},
+		{"parted not under /dev", func(t *testing.T, m map[string]any) {
+			obj(t, m, pp, "parteds", 0)["name"] = "/tmp/../dev/sdb"
+		}, []string{
+			pp + `.parteds[0].name: must be a device path under /dev (/dev/sda, /dev/nvme0n1), got "/tmp/../dev/sdb"`,
+			pp + `.parteds[0].partitions[0].device: "/dev/sdb" is not this table's disk "/tmp/../dev/sdb"`,
+			pp + `.parteds[0].partitions[1].device: "/dev/sdb" is not this table's disk "/tmp/../dev/sdb"`,
+			pp + `.parteds[0].partitions[2].device: "/dev/sdb" is not this table's disk "/tmp/../dev/sdb"`,
+			pp + `.pvs[2].name: "/dev/sdb3" is not a partition of a disk in partitioning.parteds, nor an md or lv this scheme creates`,
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m := generic(t, readFixture(t, "simple_nailgun_driver.json"))
+			dropSdc3(t, m)
 			tt.mutate(t, m)
 			got := problemLines(t, encode(t, m))
 			if diff := cmp.Diff(tt.want, got); diff != "" {
@@ -505,4 +574,26 @@ func TestParseThenValidate(t *testing.T) {
 	if diff := cmp.Diff(append(wantValidate, wantParse...), problemLines(t, b)); diff != "" {
 		t.Errorf("ParseAndValidate problems (-want +got):\n%s", diff)
 	}
+}
+
+// dropSdc3 removes, from fuel-agent's nailgun_simple test document, the PV
+// on /dev/sdc3 that no parted lists; addSdc3 puts it back.
+func dropSdc3(t *testing.T, m map[string]any) {
+	t.Helper()
+	p := m["partitioning"].(map[string]any)
+	pvs := p["pvs"].([]any)
+	if pvs[3].(map[string]any)["name"] != "/dev/sdc3" {
+		t.Fatalf("fixture changed: %v", pvs)
+	}
+	p["pvs"] = pvs[:3]
+	vg := obj(t, m, "partitioning", "vgs", 0)
+	vg["pvnames"] = vg["pvnames"].([]any)[:2]
+}
+
+func addSdc3(t *testing.T, m map[string]any) {
+	t.Helper()
+	p := m["partitioning"].(map[string]any)
+	p["pvs"] = append(p["pvs"].([]any), map[string]any{"name": "/dev/sdc3", "metadatasize": 28, "metadatacopies": 2})
+	vg := obj(t, m, "partitioning", "vgs", 0)
+	vg["pvnames"] = append(vg["pvnames"].([]any), "/dev/sdc3")
 }

@@ -3,6 +3,7 @@ package provision
 import (
 	"net"
 	"net/url"
+	"path"
 	"regexp"
 	"sort"
 	"strconv"
@@ -18,6 +19,9 @@ const (
 	// ExtentMiB is the LVM physical extent size (vgcreate's default, which
 	// fuel-agent keeps).
 	ExtentMiB = 4
+	// MaxSizeMiB bounds every size and boundary a document may give (1 EiB
+	// in MiB), so that no sum of them can overflow int64.
+	MaxSizeMiB = int64(1) << 40
 )
 
 // FileSystems are the file_system values accepted on volumes.
@@ -314,14 +318,23 @@ func (d *Document) checkSpaces(f *findings) map[string]mountSite {
 			continue
 		}
 		for j, v := range s.Volumes {
+			vp := index(field(p, "volumes"), j)
 			if !oneOf(v.Type, []string{VolPV, VolRaid, VolPartition, VolBoot, VolLVMMetaPool}) {
-				f.err(field(index(field(p, "volumes"), j), "type"), "%s", unknownVolumeType(strconv.Quote(v.Type)))
+				f.err(field(vp, "type"), "%s", unknownVolumeType(strconv.Quote(v.Type)))
 			}
+			if v.Size > MaxSizeMiB {
+				f.err(field(vp, "size"), "%d MiB is beyond any disk (at most %d)", v.Size, MaxSizeMiB)
+			}
+		}
+		if s.Size > MaxSizeMiB {
+			f.err(field(p, "size"), "%d MiB is beyond any disk (at most %d)", s.Size, MaxSizeMiB)
 		}
 		if s.Size <= 0 {
 			continue // fuel-agent ignores disks of size <= 0
 		}
-		if s.Name != "" {
+		if !validKernelName(s.Name) {
+			f.err(field(p, "name"), "must be a kernel device name relative to /dev (sda, nvme0n1, mapper/mpatha), got %q", s.Name)
+		} else {
 			if j, ok := diskNames[s.Name]; ok {
 				f.err(field(p, "name"), "disk %q is already declared by ks_spaces[%d]", s.Name, j)
 			} else {
@@ -396,6 +409,9 @@ func (d *Document) checkSpaces(f *findings) map[string]mountSite {
 			if v.Type != VolLV {
 				f.err(field(vp, "type"), "%s", notLV(strconv.Quote(v.Type)))
 				continue
+			}
+			if v.Size > MaxSizeMiB {
+				f.err(field(vp, "size"), "%d MiB is beyond any disk (at most %d)", v.Size, MaxSizeMiB)
 			}
 			if v.Size <= 0 {
 				continue
@@ -578,18 +594,24 @@ func (d *Document) checkAccounts(f *findings) {
 func (d *Document) checkPartitioning(f *findings, mounts map[string]mountSite) map[string]mountSite {
 	ps := d.Partitioning
 	const pp = "partitioning"
-	created := map[string]string{} // device → what creates it
+	// What the scheme itself creates, device → the field that creates it:
+	// partitions of the listed parteds, its md arrays and its LVs. Every
+	// device a pv, md member or file system names must be one of these;
+	// anything else is a disk (or a partition of a disk) the document does
+	// not list, which nothing may write.
+	created := map[string]string{}
 	disks := map[string]int{}
 	for i, pd := range ps.Parteds {
 		p := index(field(pp, "parteds"), i)
 		switch j, dup := disks[pd.Name]; {
 		case pd.Name == "":
 			f.err(field(p, "name"), "required")
+		case !validDevicePath(pd.Name):
+			f.err(field(p, "name"), "must be a device path under /dev (/dev/sda, /dev/nvme0n1), got %q", pd.Name)
 		case dup:
 			f.err(field(p, "name"), "disk %q already has a partition table in parteds[%d]", pd.Name, j)
 		default:
 			disks[pd.Name] = i
-			created[pd.Name] = p
 		}
 		if pd.Label != "" && pd.Label != "gpt" && pd.Label != "msdos" {
 			f.err(field(p, "label"), "must be gpt or msdos, got %q", pd.Label)
@@ -602,29 +624,39 @@ func (d *Document) checkPartitioning(f *findings, mounts map[string]mountSite) m
 		var spans []span
 		for j, pt := range pd.Partitions {
 			tp := index(field(p, "partitions"), j)
+			countOK := false
 			if pt.Count < 1 {
 				f.err(field(tp, "count"), "must be >= 1, got %d", pt.Count)
 			} else if k, dup := counts[pt.Count]; dup {
 				f.err(field(tp, "count"), "partition number %d is already used by partitions[%d]", pt.Count, k)
 			} else {
 				counts[pt.Count] = j
+				countOK = true
 			}
 			if pt.Begin < 0 {
 				f.err(field(tp, "begin"), "must be >= 0, got %d", pt.Begin)
 			}
-			if pt.End <= pt.Begin {
+			switch {
+			case pt.End > MaxSizeMiB:
+				f.err(field(tp, "end"), "%d MiB is beyond any disk (at most %d)", pt.End, MaxSizeMiB)
+			case pt.End <= pt.Begin:
 				f.err(field(tp, "end"), "must be greater than begin (%d), got %d", pt.Begin, pt.End)
-			} else if pt.PartitionType != "extended" {
+			case pt.PartitionType != "extended":
 				spans = append(spans, span{pt.Begin, pt.End, j})
 			}
 			if pt.Device != "" && pd.Name != "" && pt.Device != pd.Name {
 				f.err(field(tp, "device"), "%q is not this table's disk %q", pt.Device, pd.Name)
 			}
-			if pt.Name == "" {
+			switch prev, dup := created[pt.Name]; {
+			case pt.Name == "":
 				f.err(field(tp, "name"), "required")
-			} else if prev, dup := created[pt.Name]; dup {
+			case !validDevicePath(pd.Name):
+				// the parted's name is reported
+			case countOK && !IsPartitionOf(pd.Name, pt.Name, pt.Count):
+				f.err(field(tp, "name"), "%q is not partition %d of this table's disk %q (want %s)", pt.Name, pt.Count, pd.Name, PartitionDevice(pd.Name, pt.Count))
+			case dup:
 				f.err(field(tp, "name"), "%q is already created by %s", pt.Name, prev)
-			} else {
+			default:
 				created[pt.Name] = tp
 			}
 			if pt.GUID != nil && *pt.GUID != "" && !validGUID(*pt.GUID) {
@@ -638,18 +670,38 @@ func (d *Document) checkPartitioning(f *findings, mounts map[string]mountSite) m
 			}
 		}
 	}
-	uses := func(path, dev string) {
-		if _, ok := created[dev]; !ok {
-			f.warn(path, "%q is not created by this scheme; it must already exist", dev)
+	for i, md := range ps.MDs {
+		p := index(field(pp, "mds"), i)
+		switch prev, dup := created[md.Name]; {
+		case md.Name == "":
+			f.err(field(p, "name"), "required")
+		case !validMDName(md.Name):
+			f.err(field(p, "name"), "must be an md device (/dev/md0, /dev/md/NAME), got %q", md.Name)
+		case dup:
+			f.err(field(p, "name"), "%q is already created by %s", md.Name, prev)
+		default:
+			created[md.Name] = p
 		}
+	}
+	for i, lv := range ps.LVs {
+		if lv.Name != "" && lv.VGName != "" && validLVMName(lv.Name) && validLVMName(lv.VGName) {
+			p := index(field(pp, "lvs"), i)
+			created[LVDevicePath(lv.VGName, lv.Name)] = p
+			created["/dev/"+lv.VGName+"/"+lv.Name] = p
+		}
+	}
+	uses := func(path, dev string) {
+		if _, ok := created[dev]; ok {
+			return
+		}
+		if _, ok := disks[dev]; ok {
+			f.err(path, "%q is a whole disk; name one of its partitions in partitioning.parteds", dev)
+			return
+		}
+		f.err(path, "%q is not a partition of a disk in partitioning.parteds, nor an md or lv this scheme creates", dev)
 	}
 	for i, md := range ps.MDs {
 		p := index(field(pp, "mds"), i)
-		if md.Name == "" {
-			f.err(field(p, "name"), "required")
-		} else {
-			created[md.Name] = p
-		}
 		if md.Level != "" && !oneOf(md.Level, MDLevels) {
 			f.err(field(p, "level"), "must be %s, got %q", list(MDLevels), md.Level)
 		}
@@ -657,6 +709,10 @@ func (d *Document) checkPartitioning(f *findings, mounts map[string]mountSite) m
 			f.err(field(p, "devices"), "must list at least one device")
 		}
 		for j, dev := range md.Devices {
+			if dev == md.Name {
+				f.err(index(field(p, "devices"), j), "an md array cannot be its own member")
+				continue
+			}
 			uses(index(field(p, "devices"), j), dev)
 		}
 		for j, dev := range md.Spares {
@@ -680,6 +736,7 @@ func (d *Document) checkPartitioning(f *findings, mounts map[string]mountSite) m
 		}
 	}
 	vgs := map[string]bool{}
+	pvVG := map[string]string{}
 	for i, vg := range ps.VGs {
 		p := index(field(pp, "vgs"), i)
 		switch {
@@ -695,8 +752,13 @@ func (d *Document) checkPartitioning(f *findings, mounts map[string]mountSite) m
 			f.err(field(p, "pvnames"), "must list at least one physical volume")
 		}
 		for j, pv := range vg.PVNames {
-			if !pvs[pv] {
+			switch prev, dup := pvVG[pv]; {
+			case !pvs[pv]:
 				f.err(index(field(p, "pvnames"), j), "%q is not in partitioning.pvs", pv)
+			case dup && prev != vg.Name:
+				f.err(index(field(p, "pvnames"), j), "%q is already in volume group %q", pv, prev)
+			default:
+				pvVG[pv] = vg.Name
 			}
 		}
 	}
@@ -710,13 +772,7 @@ func (d *Document) checkPartitioning(f *findings, mounts map[string]mountSite) m
 		if !vgs[lv.VGName] {
 			f.err(field(p, "vgname"), "%q is not in partitioning.vgs", lv.VGName)
 		}
-		if lv.Size <= 0 {
-			f.err(field(p, "size"), "must be > 0, got %d", lv.Size)
-		}
-		if lv.Name != "" && lv.VGName != "" {
-			created[LVDevicePath(lv.VGName, lv.Name)] = p
-			created["/dev/"+lv.VGName+"/"+lv.Name] = p
-		}
+		checkSize(f, field(p, "size"), lv.Size)
 	}
 	fsMounts := map[string]mountSite{}
 	for i, fs := range ps.FSs {
@@ -743,6 +799,84 @@ func (d *Document) checkPartitioning(f *findings, mounts map[string]mountSite) m
 	return fsMounts
 }
 
+// checkSize: a size that must be given (> 0) and within MaxSizeMiB.
+func checkSize(f *findings, path string, size int64) {
+	switch {
+	case size <= 0:
+		f.err(path, "must be > 0, got %d", size)
+	case size > MaxSizeMiB:
+		f.err(path, "%d MiB is beyond any disk (at most %d)", size, MaxSizeMiB)
+	}
+}
+
+// validKernelName: a disk's kernel name relative to /dev, as Nailgun gives
+// it (sda, nvme0n1, cciss/c0d0, mapper/mpatha, md123).
+func validKernelName(s string) bool {
+	if s == "" || strings.HasPrefix(s, "/") || path.Clean(s) != s || strings.HasPrefix(s, "..") {
+		return false
+	}
+	return validDevicePath("/dev/" + s)
+}
+
+// validDevicePath: an absolute, clean path under /dev naming a device
+// (/dev/sda, /dev/nvme0n1, /dev/mapper/mpatha, /dev/disk/by-id/...).
+func validDevicePath(s string) bool {
+	rest, ok := strings.CutPrefix(s, "/dev/")
+	if !ok || rest == "" || path.Clean(s) != s {
+		return false
+	}
+	for _, r := range rest {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+		case strings.ContainsRune("/_.:+@-", r):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+var mdNameRE = regexp.MustCompile(`^/dev/(md[0-9]+|md/[A-Za-z0-9_.:-]+)$`)
+
+func validMDName(s string) bool { return mdNameRE.MatchString(s) && path.Clean(s) == s }
+
+// PartitionDevice names partition n of disk the way the kernel and udev do
+// (fuel-agent's Parted.next_name): "p" before the number for cciss, nvme,
+// loop and md devices, "-part" for device-mapper (multipath) devices,
+// nothing otherwise.
+func PartitionDevice(disk string, n int) string {
+	sep := ""
+	switch {
+	case strings.Contains(disk, "cciss"), strings.Contains(disk, "nvme"),
+		strings.Contains(disk, "loop"), strings.Contains(disk, "md"):
+		sep = "p"
+	case strings.Contains(disk, "/dev/mapper"):
+		sep = "-part"
+	}
+	return disk + sep + strconv.Itoa(n)
+}
+
+// IsPartitionOf tells whether name is partition n of disk: the disk's
+// name, the kernel's separator ("", "p" or "-part") and the number n.
+func IsPartitionOf(disk, name string, n int) bool {
+	rest, ok := strings.CutPrefix(name, disk)
+	if !ok || n < 1 {
+		return false
+	}
+	num := strconv.Itoa(n)
+	for _, sep := range []string{"", "p", "-part"} {
+		if rest == sep+num {
+			// "sda" + "1" must not be read as "sda1" + "": a disk whose
+			// name ends in a digit takes a separator.
+			if sep == "" && disk != "" && disk[len(disk)-1] >= '0' && disk[len(disk)-1] <= '9' {
+				return false
+			}
+			return true
+		}
+	}
+	return false
+}
+
 // LVDevicePath is the device-mapper path of an LV: /dev/mapper/VG-LV with
 // the dashes in both names doubled.
 func LVDevicePath(vg, lv string) string {
@@ -761,4 +895,27 @@ func checkPhoneHomeURL(s string) string {
 		return "has no host"
 	}
 	return ""
+}
+
+// Layout problems are those of the fields the storage planner reads:
+// ks_spaces, partitioning and the image_data entries (which file system
+// each image fills).
+var layoutPrefixes = []string{pathKsSpaces, "partitioning", field(pathKsMeta, "image_data") + "["}
+
+// LayoutProblems returns the problems Validate finds in the storage layout
+// (ks_meta.pm_data.ks_spaces, partitioning, and which volume each
+// ks_meta.image_data entry fills), with their paths. The planner reports
+// these instead of checking the same rules again; on a parsed Document it
+// leaves out what Parse already reported, as Validate does.
+func (d *Document) LayoutProblems() []FieldError {
+	var out []FieldError
+	for _, p := range d.check().errs {
+		for _, pre := range layoutPrefixes {
+			if strings.HasPrefix(p.Path, pre) {
+				out = append(out, p)
+				break
+			}
+		}
+	}
+	return out
 }
