@@ -178,6 +178,9 @@ type planner struct {
 	plan  *Plan
 	errs  []error
 	warns []string
+	// unmatched: ks_spaces indexes of disks no inventory device matched
+	// (already reported).
+	unmatched map[int]bool
 }
 
 func (pl *planner) fail(sentinel error, path, format string, args ...any) {
@@ -839,7 +842,7 @@ func planAnyKeep(p *Plan) bool {
 // the disk (the backup GPT). Against a real disk this is an error; against
 // a declared size (no inventory) a warning.
 func (pl *planner) checkFit(idx int, d *Disk) {
-	if len(d.Partitions) == 0 {
+	if len(d.Partitions) == 0 || pl.unmatched[idx] {
 		return
 	}
 	end := d.Partitions[len(d.Partitions)-1].EndMiB
