@@ -401,6 +401,14 @@ func TestRulesPartitioning(t *testing.T) {
 			pp + `.fss[1].device: "/dev/sda9" is not a partition of a disk in partitioning.parteds, nor an md or lv this scheme creates`,
 			pp + `.parteds[1].partitions[3].name: "/dev/sda9" is not partition 4 of this table's disk "/dev/sda" (want /dev/sda4)`,
 		}},
+		{"fs_options naming a device", func(t *testing.T, m map[string]any) {
+			obj(t, m, pp, "fss", 4)["fs_options"] = "-l logdev=/dev/sdc"
+			obj(t, m, pp, "fss", 1)["fs_options"] = "-J device=UUID=3f0b"
+			obj(t, m, pp, "fss", 0)["fs_options"] = "-b 1024 -m 0"
+		}, []string{
+			pp + `.fss[1].fs_options: -J "device=UUID=3f0b": "device" is not an accepted sub-option (accepted: fast_commit_size size)`,
+			pp + `.fss[4].fs_options: "logdev=/dev/sdc" names a path or device: mkfs options may not`,
+		}},
 		{"parted not under /dev", func(t *testing.T, m map[string]any) {
 			obj(t, m, pp, "parteds", 0)["name"] = "/tmp/../dev/sdb"
 		}, []string{

@@ -785,6 +785,8 @@ func (d *Document) checkPartitioning(f *findings, mounts map[string]mountSite) m
 		checkFS(f, p, fs.Mount, "")
 		if fs.FSType != "" && !oneOf(fs.FSType, FileSystems) {
 			f.err(field(p, "fs_type"), "unknown file system %q (want %s)", fs.FSType, list(FileSystems))
+		} else if err := CheckMkfsOptions(fs.FSType, fs.FSOptions); err != nil {
+			f.err(field(p, "fs_options"), "%v", err)
 		}
 		if strings.HasPrefix(fs.Mount, "/") {
 			if prev, dup := fsMounts[fs.Mount]; dup {
