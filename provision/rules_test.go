@@ -178,6 +178,75 @@ func TestRules(t *testing.T) {
 			}))
 		}, []string{ks + `[6].name: disk "vda" is already declared by ks_spaces[0]`}},
 
+		// strict grammars of what is rendered into files or passed to commands
+		{"kernel_params with a command substitution", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta", "pm_data")["kernel_params"] = "console=tty0 $(touch /tmp/pwned)"
+		}, []string{"ks_meta.pm_data.kernel_params: holds '$': kernel parameters may not hold $, ` or \\ (they end up in a file a shell reads)"}},
+		{"kernel_params with backquotes", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta", "pm_data")["kernel_params"] = "console=tty0 `touch /tmp/pwned`"
+		}, []string{"ks_meta.pm_data.kernel_params: holds '`': kernel parameters may not hold $, ` or \\ (they end up in a file a shell reads)"}},
+		{"kernel_params with a backslash", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta", "pm_data")["kernel_params"] = `quiet\`
+		}, []string{"ks_meta.pm_data.kernel_params: holds '\\\\': kernel parameters may not hold $, ` or \\ (they end up in a file a shell reads)"}},
+		{"kernel_params with a newline", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta", "pm_data")["kernel_params"] = "quiet\nGRUB_INIT_TUNE=1"
+		}, []string{`ks_meta.pm_data.kernel_params: holds the control character '\n'`}},
+		{"kernel_params with quotes and spaces is fine", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta", "pm_data")["kernel_params"] = `console=tty0 foo="a b" bar='c'`
+		}, nil},
+		{"lv mount with a trailing slash", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta", "pm_data", "ks_spaces", 2, "volumes", 0)["mount"] = "/tmp/"
+		}, []string{ks + `[2].volumes[0].mount: "/tmp/" is not a clean path (did you mean "/tmp"?)`}},
+		{"lv mount with a dot element", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta", "pm_data", "ks_spaces", 2, "volumes", 0)["mount"] = "/var/./log"
+		}, []string{ks + `[2].volumes[0].mount: "/var/./log" is not a clean path (did you mean "/var/log"?)`}},
+		{"mount with dot-dot", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta", "pm_data", "ks_spaces", 2, "volumes", 0)["mount"] = "/var/../etc"
+		}, []string{ks + `[2].volumes[0].mount: "/var/../etc" is not a clean path (did you mean "/etc"?)`}},
+		{"mount with a space", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta", "pm_data", "ks_spaces", 2, "volumes", 0)["mount"] = "/var/my log"
+		}, []string{ks + `[2].volumes[0].mount: "/var/my log" holds ' ': a mount point may hold only letters, digits and / _ . + @ : -`}},
+		{"mount with a newline adding an fstab line", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta", "pm_data", "ks_spaces", 0, "volumes", 1)["mount"] = "/boot\nUUID=x / ext4 defaults 0 0"
+		}, []string{ks + `[0].volumes[1].mount: "/boot\nUUID=x / ext4 defaults 0 0" holds '\n': a mount point may hold only letters, digits and / _ . + @ : -`}},
+		{"disk_label with a space", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta", "pm_data", "ks_spaces", 0, "volumes", 1)["disk_label"] = "my boot"
+		}, []string{ks + `[0].volumes[1].disk_label: "my boot" is not a usable filesystem label (up to 64 letters, digits and _ . : + -, not beginning with - or .)`}},
+		{"disk_label like an option", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta", "pm_data", "ks_spaces", 2, "volumes", 0)["disk_label"] = "-O"
+		}, []string{ks + `[2].volumes[0].disk_label: "-O" is not a usable filesystem label (up to 64 letters, digits and _ . : + -, not beginning with - or .)`}},
+		{"vg name LVM reserves", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta", "pm_data", "ks_spaces", 2)["id"] = "snapshot"
+			obj(t, m, "ks_meta", "pm_data", "ks_spaces", 0, "volumes", 4)["vg"] = "snapshot"
+		}, []string{ks + `[2].id: "snapshot" is not a valid volume group name (reserved by LVM)`}},
+		{"vg name with a slash", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta", "pm_data", "ks_spaces", 2)["id"] = "../logs"
+			obj(t, m, "ks_meta", "pm_data", "ks_spaces", 0, "volumes", 4)["vg"] = "../logs"
+		}, []string{ks + `[2].id: "../logs" is not a valid volume group name (letters, digits and + _ . -, not beginning with -, not . or ..)`}},
+		{"lv name LVM reserves", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta", "pm_data", "ks_spaces", 2, "volumes", 0)["name"] = "log_tmeta"
+		}, []string{ks + `[2].volumes[0].name: "log_tmeta" is not a valid logical volume name (_tmeta is LVM's)`}},
+		{"lv name beginning with a dash", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta", "pm_data", "ks_spaces", 2, "volumes", 0)["name"] = "-log"
+		}, []string{ks + `[2].volumes[0].name: "-log" is not a valid logical volume name (letters, digits and + _ . -, not beginning with -, not . or ..)`}},
+		{"user name with a shell character", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta", "user_accounts", 1)["name"] = "fuel;reboot"
+		}, []string{`ks_meta.user_accounts[1].name: "fuel;reboot" is not a valid user name (a lower-case letter or _, then up to 31 of a-z 0-9 _ . -)`}},
+		{"host name not RFC 1123", func(t *testing.T, m map[string]any) {
+			m["hostname"] = "node_4.domain.tld"
+		}, []string{`hostname: "node_4.domain.tld" is not a valid host name (RFC 1123: labels of letters, digits and -)`}},
+		{"host name label too long", func(t *testing.T, m map[string]any) {
+			m["hostname"] = "a234567890123456789012345678901234567890123456789012345678901234.tld"
+		}, []string{`hostname: "a234567890123456789012345678901234567890123456789012345678901234.tld" is not a valid host name (RFC 1123: labels of letters, digits and -)`}},
+		{"udev rule name with a quote", func(t *testing.T, m map[string]any) {
+			obj(t, m, "kernel_options")["udevrules"] = `52:54:00:16:ea:68_eth0" RUN+="x`
+		}, []string{`kernel_options.udevrules: entry 1 "52:54:00:16:ea:68_eth0\" RUN+=\"x": "eth0\" RUN+=\"x" is not a usable interface name (1 to 15 letters, digits and _ . -)`}},
+		{"image_data key not clean", func(t *testing.T, m map[string]any) {
+			im := obj(t, m, "ks_meta", "image_data")
+			im["/boot/"] = im["/boot"]
+			delete(im, "/boot")
+		}, []string{`ks_meta.image_data["/boot/"]: the key "/boot/" is not a clean path (did you mean "/boot"?)`}},
+
 		// image_data
 		{"image_data missing", func(t *testing.T, m map[string]any) {
 			delete(obj(t, m, "ks_meta"), "image_data")

@@ -94,6 +94,19 @@ type findings struct {
 	// partial: Parse found ks_spaces broken (a value left zero), so the
 	// rules that cross-reference entries would only report follow-ons.
 	partial bool
+	// badMounts: absolute mounts refused, cleaned: an image finding no
+	// volume at one of them (or at the start of one) is a follow-on.
+	badMounts []string
+}
+
+// followsBadMount: no volume at mnt because a mount like it was refused.
+func (f *findings) followsBadMount(mnt string) bool {
+	for _, b := range f.badMounts {
+		if strings.HasPrefix(b, mnt) {
+			return true
+		}
+	}
+	return false
 }
 
 func (f *findings) err(path, format string, args ...any)  { f.errs.add(path, format, args...) }
@@ -162,8 +175,8 @@ const chooseInterface = "netcfg/choose_interface"
 func (d *Document) checkTop(f *findings) {
 	if strings.TrimSpace(d.Hostname) == "" {
 		f.err("hostname", "required")
-	} else if !validHostname(d.Hostname) {
-		f.err("hostname", "%q is not a valid host name", d.Hostname)
+	} else if err := CheckHostname(d.Hostname); err != nil {
+		f.err("hostname", "%v", err)
 	}
 	for _, name := range sortedKeys(d.Interfaces) {
 		ifc := d.Interfaces[name]
@@ -200,17 +213,11 @@ func (d *Document) checkTop(f *findings) {
 	} else {
 		f.warn(ko, "not set: no admin interface, the provisioned node's network cannot be configured")
 	}
-	if r := d.KernelOptions.UdevRules; strings.TrimSpace(r) != "" {
-		for i, e := range strings.Split(r, ",") {
-			e = strings.TrimSpace(e)
-			mac, name, ok := strings.Cut(e, "_")
-			switch {
-			case !ok || name == "":
-				f.err(field("kernel_options", "udevrules"), "entry %d %q: want MAC_NAME", i+1, e)
-			case !validMAC(mac):
-				f.err(field("kernel_options", "udevrules"), "entry %d %q: invalid MAC address %q", i+1, e, mac)
-			}
-		}
+	for _, err := range CheckUdevRules(d.KernelOptions.UdevRules) {
+		f.err(field("kernel_options", "udevrules"), "%v", err)
+	}
+	if err := CheckKernelParams(d.KsMeta.PmData.KernelParams); err != nil {
+		f.err(field(pathPmData, "kernel_params"), "%v", err)
 	}
 	if u := d.KsMeta.PhoneHomeURL; u != "" {
 		if err := checkPhoneHomeURL(u); err != "" {
@@ -259,21 +266,6 @@ func validNetmask(s string) bool {
 	}
 	ones, bits := net.IPMask(ip).Size()
 	return bits == 32 && ones >= 0
-}
-
-var hostLabelRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
-
-func validHostname(h string) bool {
-	h = strings.TrimSuffix(h, ".")
-	if len(h) > 253 || h == "" {
-		return false
-	}
-	for _, l := range strings.Split(h, ".") {
-		if !hostLabelRE.MatchString(l) {
-			return false
-		}
-	}
-	return true
 }
 
 // --- ks_spaces ---
@@ -375,6 +367,7 @@ func (d *Document) checkSpaces(f *findings) map[string]mountSite {
 			case VolPartition, VolRaid:
 				real += v.Size
 				checkFS(f, vp, v.Mount, v.FileSystem)
+				checkLabel(f, field(vp, "disk_label"), v.DiskLabel)
 				checkRoot(f, vp, v)
 				if v.PartitionGUID != "" && !validGUID(v.PartitionGUID) {
 					f.warn(field(vp, "partition_guid"), "%q is not a GUID (sgdisk --typecode will refuse it)", v.PartitionGUID)
@@ -394,10 +387,8 @@ func (d *Document) checkSpaces(f *findings) map[string]mountSite {
 			continue
 		}
 		p := index(pathKsSpaces, i)
-		if s.ID == "" {
-			f.err(field(p, "id"), "required")
-		} else if !validLVMName(s.ID) {
-			f.err(field(p, "id"), "%q is not a valid volume group name", s.ID)
+		if err := CheckVGName(s.ID); err != nil {
+			f.err(field(p, "id"), "%v", err)
 		}
 		if s.ID != "" && vgIndex[s.ID] != i {
 			continue // a second declaration, reported above
@@ -421,12 +412,14 @@ func (d *Document) checkSpaces(f *findings) map[string]mountSite {
 				f.err(field(vp, "name"), "required")
 			case dup:
 				f.err(field(vp, "name"), "logical volume %q is already declared by %s", v.Name, index(field(p, "volumes"), k))
-			case !validLVMName(v.Name):
-				f.err(field(vp, "name"), "%q is not a valid logical volume name", v.Name)
 			default:
+				if err := CheckLVName(v.Name); err != nil {
+					f.err(field(vp, "name"), "%v", err)
+				}
 				lvNames[v.Name] = j
 			}
 			checkFS(f, vp, v.Mount, v.FileSystem)
+			checkLabel(f, field(vp, "disk_label"), v.DiskLabel)
 			checkRoot(f, vp, v)
 			addMount(f, mounts, vp, v.Mount, mountSite{fs: v.FileSystem})
 			asked += v.Size
@@ -477,11 +470,20 @@ func PVUsableMiB(size, lvmMetaSize int64) int64 {
 }
 
 func checkFS(f *findings, vp, mount, fs string) {
-	if mount != "" && mount != "swap" && mount != "none" && !strings.HasPrefix(mount, "/") {
-		f.err(field(vp, "mount"), "must be an absolute path, \"swap\" or \"none\", got %q", mount)
+	if err := checkMount(mount); err != nil {
+		f.err(field(vp, "mount"), "%v", err)
+		if strings.HasPrefix(mount, "/") {
+			f.badMounts = append(f.badMounts, path.Clean(mount))
+		}
 	}
 	if fs != "" && !oneOf(fs, FileSystems) {
 		f.err(field(vp, "file_system"), "unknown file system %q (want %s)", fs, list(FileSystems))
+	}
+}
+
+func checkLabel(f *findings, path, label string) {
+	if err := CheckFSLabel(label); err != nil {
+		f.err(path, "%v", err)
 	}
 }
 
@@ -495,7 +497,7 @@ func checkRoot(f *findings, vp string, v Volume) {
 // one disk, however many disks carry one; raid volumes with the same mount
 // form one md array. Anything else mounted twice is a duplicate.
 func addMount(f *findings, mounts map[string]mountSite, vp, mount string, site mountSite) {
-	if !strings.HasPrefix(mount, "/") {
+	if !strings.HasPrefix(mount, "/") || CheckMountPoint(mount) != nil {
 		return
 	}
 	site.path = vp
@@ -514,12 +516,6 @@ var guidRE = regexp.MustCompile(`^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[
 
 func validGUID(s string) bool { return guidRE.MatchString(s) }
 
-var lvmNameRE = regexp.MustCompile(`^[A-Za-z0-9+_.][A-Za-z0-9+_.-]*$`)
-
-func validLVMName(s string) bool {
-	return len(s) <= 127 && lvmNameRE.MatchString(s) && s != "." && s != ".." && !strings.HasPrefix(s, "-")
-}
-
 // --- images ---
 
 func (d *Document) checkImages(f *findings, mounts map[string]mountSite) {
@@ -536,7 +532,9 @@ func (d *Document) checkImages(f *findings, mounts map[string]mountSite) {
 		ip := field(p, mnt)
 		if !strings.HasPrefix(mnt, "/") {
 			f.err(ip, "the key must be the absolute mount point the image is written to")
-		} else if site, ok := mounts[mnt]; !ok && !f.partial {
+		} else if err := CheckMountPoint(mnt); err != nil {
+			f.err(ip, "the key %q %v", mnt, err)
+		} else if site, ok := mounts[mnt]; !ok && !f.partial && !f.followsBadMount(mnt) {
 			f.err(ip, "no volume is mounted at %q to write this image to", mnt)
 		} else if ok && site.fs != "" && img.Format != "" && site.fs != img.Format {
 			f.warn(field(ip, "format"), "the image holds %s but %s declares %s; the image's file system is what the node gets", img.Format, site.path, site.fs)
@@ -570,17 +568,13 @@ func (d *Document) checkImages(f *findings, mounts map[string]mountSite) {
 
 // --- accounts ---
 
-var userRE = regexp.MustCompile(`^[a-z_][a-z0-9_-]*\$?$`)
-
 func (d *Document) checkAccounts(f *findings) {
 	seen := map[string]int{}
 	for i, u := range d.KsMeta.UserAccounts {
 		p := field(index(field(pathKsMeta, "user_accounts"), i), "name")
 		switch j, dup := seen[u.Name]; {
-		case u.Name == "":
-			f.err(p, "required")
-		case len(u.Name) > 32 || !userRE.MatchString(u.Name):
-			f.err(p, "%q is not a valid user name", u.Name)
+		case CheckUserName(u.Name) != nil:
+			f.err(p, "%v", CheckUserName(u.Name))
 		case dup:
 			f.err(p, "user %q is already declared by user_accounts[%d]", u.Name, j)
 		default:
@@ -744,8 +738,8 @@ func (d *Document) checkPartitioning(f *findings, mounts map[string]mountSite) m
 			f.err(field(p, "name"), "required")
 		case vgs[vg.Name]:
 			f.err(field(p, "name"), "volume group %q is declared twice", vg.Name)
-		case !validLVMName(vg.Name):
-			f.err(field(p, "name"), "%q is not a valid volume group name", vg.Name)
+		case CheckVGName(vg.Name) != nil:
+			f.err(field(p, "name"), "%v", CheckVGName(vg.Name))
 		}
 		vgs[vg.Name] = true
 		if len(vg.PVNames) == 0 {
@@ -764,10 +758,8 @@ func (d *Document) checkPartitioning(f *findings, mounts map[string]mountSite) m
 	}
 	for i, lv := range ps.LVs {
 		p := index(field(pp, "lvs"), i)
-		if lv.Name == "" {
-			f.err(field(p, "name"), "required")
-		} else if !validLVMName(lv.Name) {
-			f.err(field(p, "name"), "%q is not a valid logical volume name", lv.Name)
+		if err := CheckLVName(lv.Name); err != nil {
+			f.err(field(p, "name"), "%v", err)
 		}
 		if !vgs[lv.VGName] {
 			f.err(field(p, "vgname"), "%q is not in partitioning.vgs", lv.VGName)
@@ -783,12 +775,13 @@ func (d *Document) checkPartitioning(f *findings, mounts map[string]mountSite) m
 			uses(field(p, "device"), fs.Device)
 		}
 		checkFS(f, p, fs.Mount, "")
+		checkLabel(f, field(p, "fs_label"), fs.FSLabel)
 		if fs.FSType != "" && !oneOf(fs.FSType, FileSystems) {
 			f.err(field(p, "fs_type"), "unknown file system %q (want %s)", fs.FSType, list(FileSystems))
 		} else if err := CheckMkfsOptions(fs.FSType, fs.FSOptions); err != nil {
 			f.err(field(p, "fs_options"), "%v", err)
 		}
-		if strings.HasPrefix(fs.Mount, "/") {
+		if strings.HasPrefix(fs.Mount, "/") && CheckMountPoint(fs.Mount) == nil {
 			if prev, dup := fsMounts[fs.Mount]; dup {
 				f.err(field(p, "mount"), "%q is already mounted by %s", fs.Mount, prev.path)
 			} else {
