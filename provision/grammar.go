@@ -33,7 +33,7 @@ func CheckMountPoint(m string) error {
 	}
 	for _, r := range m {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("/_.+@:-", r)) {
-			return fmt.Errorf("holds %q: a mount point may hold only letters, digits and / _ . + @ : -", r)
+			return fmt.Errorf("holds %q: a path may hold only letters, digits and / _ . + @ : -", r)
 		}
 	}
 	if c := path.Clean(m); c != m {

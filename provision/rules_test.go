@@ -205,10 +205,10 @@ func TestRules(t *testing.T) {
 		}, []string{ks + `[2].volumes[0].mount: "/var/../etc" is not a clean path (did you mean "/etc"?)`}},
 		{"mount with a space", func(t *testing.T, m map[string]any) {
 			obj(t, m, "ks_meta", "pm_data", "ks_spaces", 2, "volumes", 0)["mount"] = "/var/my log"
-		}, []string{ks + `[2].volumes[0].mount: "/var/my log" holds ' ': a mount point may hold only letters, digits and / _ . + @ : -`}},
+		}, []string{ks + `[2].volumes[0].mount: "/var/my log" holds ' ': a path may hold only letters, digits and / _ . + @ : -`}},
 		{"mount with a newline adding an fstab line", func(t *testing.T, m map[string]any) {
 			obj(t, m, "ks_meta", "pm_data", "ks_spaces", 0, "volumes", 1)["mount"] = "/boot\nUUID=x / ext4 defaults 0 0"
-		}, []string{ks + `[0].volumes[1].mount: "/boot\nUUID=x / ext4 defaults 0 0" holds '\n': a mount point may hold only letters, digits and / _ . + @ : -`}},
+		}, []string{ks + `[0].volumes[1].mount: "/boot\nUUID=x / ext4 defaults 0 0" holds '\n': a path may hold only letters, digits and / _ . + @ : -`}},
 		{"disk_label with a space", func(t *testing.T, m map[string]any) {
 			obj(t, m, "ks_meta", "pm_data", "ks_spaces", 0, "volumes", 1)["disk_label"] = "my boot"
 		}, []string{ks + `[0].volumes[1].disk_label: "my boot" is not a usable filesystem label (up to 64 letters, digits and _ . : + -, not beginning with - or .)`}},
@@ -246,6 +246,64 @@ func TestRules(t *testing.T) {
 			im["/boot/"] = im["/boot"]
 			delete(im, "/boot")
 		}, []string{`ks_meta.image_data["/boot/"]: the key "/boot/" is not a clean path (did you mean "/boot"?)`}},
+
+		// Class 5: what the configdrive and bootloader steps used to find
+		// only after the disks were written.
+		{"timezone not a zone name", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta")["timezone"] = "../../etc/shadow"
+		}, []string{`ks_meta.timezone: "../../etc/shadow" is not a time zone name (an IANA name such as Etc/UTC or Europe/Berlin)`}},
+		{"timezone not in the zone database", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta")["timezone"] = "Mars/Olympus_Mons"
+		}, []string{`ks_meta.timezone: "Mars/Olympus_Mons" is not a time zone of the IANA database`}},
+		{"timezone Local", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta")["timezone"] = "Local"
+		}, []string{`ks_meta.timezone: "Local" is not a time zone name (an IANA name such as Etc/UTC or Europe/Berlin)`}},
+		{"timezone with a space", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta")["timezone"] = "Etc/UTC; reboot"
+		}, []string{`ks_meta.timezone: "Etc/UTC; reboot" is not a time zone name (an IANA name such as Etc/UTC or Europe/Berlin)`}},
+		{"timezones of the database", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta")["timezone"] = "America/Argentina/Buenos_Aires"
+		}, nil},
+		{"master_ip not an address", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta")["master_ip"] = "fuel.local"
+		}, []string{`ks_meta.master_ip: "fuel.local" is not an IP address (NTP, DNS and syslog point there)`}},
+		{"gw not an address", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta")["gw"] = "10.20.0.256"
+		}, []string{`ks_meta.gw: "10.20.0.256" is not an IPv4 address (the admin network's gateway)`}},
+		{"gw IPv6", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta")["gw"] = "fe80::1"
+		}, []string{`ks_meta.gw: "fe80::1" is not an IPv4 address (the admin network's gateway)`}},
+		{"name server not an address", func(t *testing.T, m map[string]any) {
+			m["name_servers"] = `"10.20.0.2,dns.example.test"`
+		}, []string{`name_servers: "dns.example.test" is not an IP address`}},
+		{"search domain not a domain", func(t *testing.T, m map[string]any) {
+			m["name_servers_search"] = `"domain.tld bad_domain!"`
+		}, []string{`name_servers_search: "bad_domain!" is not a domain name`}},
+		{"unknown cloud-init template", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta")["cloud_init_templates"] = map[string]any{"cloud_config": "cloud_config_fuel_10.0_ubuntu.jinja2"}
+		}, []string{`ks_meta.cloud_init_templates.cloud_config: unknown template "cloud_config_fuel_10.0_ubuntu.jinja2" (known: cloud_config_centos.jinja2, cloud_config_fuel_6.1_centos.jinja2, cloud_config_fuel_6.1_ubuntu.jinja2, cloud_config_fuel_7.0_centos.jinja2, cloud_config_fuel_7.0_ubuntu.jinja2, cloud_config_fuel_8.0_ubuntu.jinja2, cloud_config_fuel_9.0_ubuntu.jinja2, cloud_config_ubuntu.jinja2)`}},
+		{"mco enabled without its settings", func(t *testing.T, m map[string]any) {
+			km := obj(t, m, "ks_meta")
+			km["mco_enable"], km["mco_host"], km["mco_connector"] = 1, "", "amqp"
+		}, []string{`ks_meta.mco_connector: "amqp": want rabbitmq or stomp`, "ks_meta.mco_host: required when ks_meta.mco_enable is 1"}},
+		{"line break in a rendered value", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta")["mco_password"] = "x\nconnector = evil"
+		}, []string{"ks_meta.mco_password: contains a line break"}},
+		{"user home and shell not clean paths", func(t *testing.T, m map[string]any) {
+			u := obj(t, m, "ks_meta", "user_accounts", 1)
+			u["homedir"], u["shell"] = "home/fuel", "/bin/../bash"
+		}, []string{
+			`ks_meta.user_accounts[1].homedir: "home/fuel" must be an absolute path`,
+			`ks_meta.user_accounts[1].shell: "/bin/../bash" is not a clean path (did you mean "/bash"?)`,
+		}},
+		{"sudo rule with a line break", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta", "user_accounts", 1)["sudo"] = []any{"ALL=(ALL) NOPASSWD: ALL\nfuel ALL=(ALL) ALL"}
+		}, []string{"ks_meta.user_accounts[1].sudo[0]: contains a line break"}},
+		{"interface name not usable", func(t *testing.T, m map[string]any) {
+			ifs := obj(t, m, "interfaces")
+			ifs["eth0 up"] = ifs["eth1"]
+			delete(ifs, "eth1")
+		}, []string{`interfaces["eth0 up"]: "eth0 up" is not a usable interface name (1 to 15 letters, digits and _ . -)`}},
 
 		// image_data
 		{"image_data missing", func(t *testing.T, m map[string]any) {
@@ -587,9 +645,6 @@ func TestWarnings(t *testing.T) {
 		{"no admin interface", func(t *testing.T, m map[string]any) {
 			delete(obj(t, m, "kernel_options"), "netcfg/choose_interface")
 		}, []string{`kernel_options["netcfg/choose_interface"]: not set: no admin interface, the provisioned node's network cannot be configured`}},
-		{"name server not an address", func(t *testing.T, m map[string]any) {
-			m["name_servers"] = `"10.20.0.2,dns.example.test"`
-		}, []string{`name_servers: "dns.example.test" is not an IP address`}},
 		{"nailgun accounting over the disk size", func(t *testing.T, m map[string]any) {
 			obj(t, m, "ks_meta", "pm_data", "ks_spaces", 0)["size"] = 81800 // 81620 of real volumes fit
 		}, []string{ks + "[0].size: the disk has 81800 MiB but its volumes, with Nailgun's boot and lvm_meta_pool reservations, add up to 81920 MiB"}},
@@ -673,4 +728,54 @@ func addSdc3(t *testing.T, m map[string]any) {
 	p["pvs"] = append(p["pvs"].([]any), map[string]any{"name": "/dev/sdc3", "metadatasize": 28, "metadatacopies": 2})
 	vg := obj(t, m, "partitioning", "vgs", 0)
 	vg["pvnames"] = append(vg["pvnames"].([]any), "/dev/sdc3")
+}
+
+// What a configdrive needs beyond Validate's rules, and Validate's rules of
+// the fields it reads (not the storage layout's).
+func TestValidateConfigdrive(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(t *testing.T, m map[string]any)
+		want   []string
+	}{
+		{"fixture", func(t *testing.T, m map[string]any) {}, nil},
+		{"layout problems are not the configdrive's", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta", "pm_data", "ks_spaces", 0, "volumes", 3)["lvm_meta_size"] = 8
+		}, nil},
+		{"no admin interface", func(t *testing.T, m map[string]any) {
+			delete(obj(t, m, "kernel_options"), "netcfg/choose_interface")
+		}, []string{`kernel_options["netcfg/choose_interface"]: required: the admin interface's MAC address (the configdrive configures its network)`}},
+		{"admin netmask as a prefix length", func(t *testing.T, m map[string]any) {
+			obj(t, m, "interfaces", "eth0")["netmask"] = "24"
+		}, []string{`interfaces.eth0.netmask: "24" is not a dotted IPv4 netmask`}},
+		{"admin address IPv6", func(t *testing.T, m map[string]any) {
+			obj(t, m, "interfaces", "eth0")["ip_address"] = "fd00::2"
+		}, []string{`interfaces.eth0.ip_address: "fd00::2" is not an IPv4 address (the admin interface needs one)`}},
+		{"no master_ip", func(t *testing.T, m map[string]any) {
+			delete(obj(t, m, "ks_meta"), "master_ip")
+		}, []string{"ks_meta.master_ip: required (NTP, DNS and syslog point there)"}},
+		{"bad timezone is reported here too", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta")["timezone"] = "Nowhere/Land"
+		}, []string{`ks_meta.timezone: "Nowhere/Land" is not a time zone of the IANA database`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := generic(t, readFixture(t, "provision_fuel90_ubuntu_1disk.json"))
+			tt.mutate(t, m)
+			doc, _ := Parse(encode(t, m))
+			if doc == nil {
+				t.Fatal("Parse returned no document")
+			}
+			var got []string
+			var ve *ValidationError
+			if err := doc.ValidateConfigdrive(); errors.As(err, &ve) {
+				got = lines(ve.Problems)
+			} else if err != nil {
+				t.Fatalf("ValidateConfigdrive = %v, want a *ValidationError", err)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("ValidateConfigdrive problems (-want +got):\n%s", diff)
+			}
+		})
+	}
 }

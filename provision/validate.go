@@ -127,6 +127,7 @@ func (d *Document) check() findings {
 	}
 	d.checkImages(&f, mounts)
 	d.checkAccounts(&f)
+	d.checkTemplates(&f)
 	if d.src != nil {
 		kept := f.errs[:0]
 		for _, p := range f.errs {
@@ -224,11 +225,7 @@ func (d *Document) checkTop(f *findings) {
 			f.err(field(pathKsMeta, "phone_home_url"), "%q %s", u, err)
 		}
 	}
-	for _, ns := range strings.FieldsFunc(d.NameServers, func(r rune) bool { return r == ',' || r == ' ' }) {
-		if net.ParseIP(ns) == nil {
-			f.warn("name_servers", "%q is not an IP address", ns)
-		}
-	}
+	d.checkKsMeta(f)
 }
 
 // AdminInterface returns the name of the interface whose MAC is
@@ -579,6 +576,24 @@ func (d *Document) checkAccounts(f *findings) {
 			f.err(p, "user %q is already declared by user_accounts[%d]", u.Name, j)
 		default:
 			seen[u.Name] = i
+		}
+		up := index(field(pathKsMeta, "user_accounts"), i)
+		for _, kv := range [][2]string{{"homedir", u.Homedir}, {"shell", u.Shell}} {
+			if v := strings.TrimSpace(kv[1]); v != "" {
+				if err := CheckMountPoint(v); err != nil {
+					f.err(field(up, kv[0]), "%q %v", v, err)
+				}
+			}
+		}
+		for j, x := range u.Sudo {
+			if strings.ContainsAny(x, "\n\r") {
+				f.err(index(field(up, "sudo"), j), "contains a line break")
+			}
+		}
+		for j, x := range u.SSHKeys {
+			if strings.ContainsAny(x, "\n\r") {
+				f.err(index(field(up, "ssh_keys"), j), "contains a line break")
+			}
 		}
 	}
 }
