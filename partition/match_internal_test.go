@@ -389,3 +389,38 @@ func TestPlanForeignSerials(t *testing.T) {
 		t.Errorf("kernel names only (-want +got):\n%s", diff)
 	}
 }
+
+// The planner's problems are provision.FieldErrors: the path, the message
+// and the class, which errors.Is finds; provision's own rules come with
+// provision's wording (one rule, one place).
+func TestPlanErrorsAreFieldErrors(t *testing.T) {
+	doc := planLoadDoc(t, "provision_sample_nailgun_3disks.json")
+	planRealGUID3(t, doc)
+	doc.KsMeta.PmData.KsSpaces[0].Volumes[4].LVMMetaSize = 8
+	_, err := NewPlan(doc, planInv3(70000)[:2], DefaultPlanOptions())
+	var ve *provision.ValidationError
+	if !errors.As(err, &ve) {
+		t.Fatalf("NewPlan = %v, want a *provision.ValidationError", err)
+	}
+	type got struct {
+		Path string
+		Err  error
+	}
+	var paths []got
+	for _, p := range ve.Problems {
+		paths = append(paths, got{p.Path, p.Err})
+	}
+	want := []got{
+		{"ks_meta.pm_data.ks_spaces[0].volumes[4].lvm_meta_size", ErrLayout},
+		{"ks_meta.pm_data.ks_spaces[2].extra", ErrDiskNotFound},
+	}
+	if diff := cmp.Diff(want, paths, cmp.Comparer(func(a, b error) bool { return a == b })); diff != "" {
+		t.Errorf("problems (-want +got):\n%s", diff)
+	}
+	if ve.Problems[0].Msg != "must be >= 10, got 8" {
+		t.Errorf("lvm_meta_size problem worded %q, want provision's", ve.Problems[0].Msg)
+	}
+	if !errors.Is(err, ErrLayout) || !errors.Is(err, ErrDiskNotFound) || errors.Is(err, ErrDoesNotFit) {
+		t.Errorf("errors.Is does not see the classes of %v", err)
+	}
+}

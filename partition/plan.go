@@ -125,8 +125,10 @@ func DefaultPlanOptions() PlanOptions {
 // to one device (extra by-id links, then id, then name) and the layout must
 // fit the real disk, leaving 1 MiB for the backup GPT.
 //
-// All problems found are returned together (errors.Join), each naming its
-// document path; they wrap ErrDiskNotFound, ErrDoesNotFit or ErrLayout.
+// All problems found are returned together in one *provision.ValidationError,
+// each with its document path, provision's own wording for the document's
+// rules, and its class in FieldError.Err (ErrDiskNotFound, ErrDoesNotFit or
+// ErrLayout), which errors.Is finds.
 func NewPlan(doc *provision.Document, inv []Device, opts PlanOptions) (*Plan, error) {
 	if doc == nil {
 		return nil, fmt.Errorf("plan: no document: %w", ErrLayout)
@@ -176,7 +178,7 @@ type planner struct {
 	opts PlanOptions
 
 	plan  *Plan
-	errs  []error
+	errs  []provision.FieldError
 	warns []string
 	// unmatched: ks_spaces indexes of disks no inventory device matched
 	// (already reported).
@@ -184,11 +186,7 @@ type planner struct {
 }
 
 func (pl *planner) fail(sentinel error, path, format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	if path != "" {
-		msg = path + ": " + msg
-	}
-	pl.errs = append(pl.errs, fmt.Errorf("%s: %w", msg, sentinel))
+	pl.errs = append(pl.errs, provision.FieldError{Path: path, Msg: fmt.Sprintf(format, args...), Err: sentinel})
 }
 
 func (pl *planner) warn(path, format string, args ...any) {
@@ -214,7 +212,7 @@ func newEmptyPlan() *Plan {
 
 func (pl *planner) finish() (*Plan, error) {
 	if len(pl.errs) > 0 {
-		return nil, errors.Join(pl.errs...)
+		return nil, &provision.ValidationError{Problems: pl.errs}
 	}
 	if len(pl.warns) > 0 {
 		pl.plan.Warnings = pl.warns
@@ -881,21 +879,5 @@ func (pl *planner) checkGUIDs() {
 	}
 }
 
-func planIsGUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i, c := range s {
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
-				return false
-			}
-		}
-	}
-	return true
-}
+// planIsGUID is provision's GUID rule.
+func planIsGUID(s string) bool { return provision.IsGUID(s) }

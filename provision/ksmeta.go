@@ -227,4 +227,3 @@ func isLayoutPath(p string) bool {
 	}
 	return false
 }
-

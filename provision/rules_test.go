@@ -779,3 +779,35 @@ func TestValidateConfigdrive(t *testing.T) {
 		})
 	}
 }
+
+// A type error leaves one value unknown; every rule that does not need it
+// still runs, on that disk and volume too (issue 15, class 5: a disk's
+// size given as a string used to hide that disk's other problems).
+func TestTypeErrorHidesNothing(t *testing.T) {
+	m := generic(t, readFixture(t, "provision_fuel90_ubuntu_1disk.json"))
+	disk := obj(t, m, "ks_meta", "pm_data", "ks_spaces", 0)
+	disk["size"] = "eighty gigabytes"
+	obj(t, disk, "volumes", 1)["mount"] = "boot"
+	obj(t, disk, "volumes", 3)["lvm_meta_size"] = 8
+	obj(t, disk, "volumes", 4)["vg"] = "nope"
+	obj(t, disk, "volumes", 5)["size"] = "abc"
+	obj(t, disk, "volumes", 5)["lvm_meta_size"] = 4
+	obj(t, m, "ks_meta", "pm_data", "ks_spaces", 2, "volumes", 0)["mount"] = "/var/./log"
+	obj(t, m, "ks_meta", "image_data", "/")["container"] = "rar"
+	m["hostname"] = "node_1"
+	want := []string{
+		`hostname: "node_1" is not a valid host name (RFC 1123: labels of letters, digits and -)`,
+		`ks_meta.image_data["/"].container: must be gzip, raw, zstd or xz, got "rar"`,
+		ks + `[0].size: must be an integer, got string "eighty gigabytes"`,
+		ks + `[0].volumes[1].mount: must be an absolute path, "swap" or "none", got "boot"`,
+		ks + `[0].volumes[3].lvm_meta_size: must be >= 10, got 8`,
+		ks + `[0].volumes[4].vg: no volume group "nope" is declared in ks_spaces`,
+		ks + `[0].volumes[5].lvm_meta_size: must be >= 10, got 4`,
+		ks + `[0].volumes[5].size: must be an integer, got string "abc"`,
+		ks + `[2].id: volume group "logs" has logical volumes but no physical volume (a pv volume with size > 0 on a disk) references it`,
+		ks + `[2].volumes[0].mount: "/var/./log" is not a clean path (did you mean "/var/log"?)`,
+	}
+	if diff := cmp.Diff(want, problemLines(t, encode(t, m))); diff != "" {
+		t.Errorf("problems (-want +got):\n%s", diff)
+	}
+}

@@ -66,14 +66,26 @@ var MDLevels = []string{"mirror", "stripe", "raid0", "raid1", "0", "1"}
 //   - user_accounts: a valid, unique name each.
 //   - ks_meta.phone_home_url (imprint's extension), when set: an absolute
 //     http or https URL with a host.
-//   - partitioning (nailgun_simple): parted names unique, label gpt or
-//     msdos; partitions numbered >= 1 without repeats, begin < end, no
-//     overlap, on their table's disk; md levels known; vgs use pvs, lvs use
-//     vgs, sizes > 0; fs types known, no mount twice.
+//   - partitioning (nailgun_simple): parted names unique device paths,
+//     label gpt or msdos; partitions numbered >= 1 without repeats, named
+//     as partition N of their table's disk, begin < end, no overlap; md
+//     names md devices, levels known; every pv, md member and fs device a
+//     partition of a listed parted or an md/LV the scheme creates; vgs use
+//     pvs (each in one vg), lvs use vgs, sizes > 0; fs types known, no
+//     mount twice, fs_options within the mkfs allowlist.
 //
-// On a parsed Document it leaves out what Parse already reported (and
-// follow-ons of values Parse had to leave zero); use ParseAndValidate to
-// get both in one list.
+// Beyond fuel-agent (issue 15): the grammars of grammar.go for every value
+// rendered into a file or passed to a command (mount points, labels, VG/LV,
+// user, host and interface names, kernel_params), the mkfs options of
+// mkfsopts.go, the ks_meta values the configdrive renders (ksmeta.go:
+// timezone, master_ip, gw, name servers, ...), and in a partitioning scheme
+// no device that is not a partition of a listed parted or an md/LV the
+// scheme creates.
+//
+// On a parsed Document it leaves out what Parse already reported and the
+// follow-ons of values Parse had to leave zero, and nothing else: the
+// other fields of a disk whose size was not an integer are still checked.
+// Use ParseAndValidate to get both in one list.
 func (d *Document) Validate() error {
 	f := d.check()
 	if len(f.errs) == 0 {
@@ -91,32 +103,47 @@ func (d *Document) Warnings() []FieldError {
 
 type findings struct {
 	errs, warns problems
-	// partial: Parse found ks_spaces broken (a value left zero), so the
-	// rules that cross-reference entries would only report follow-ons.
-	partial bool
+	// unknown: the paths whose values Parse could not take (a type error:
+	// the value was left zero). Rules on the rest still run; a rule that
+	// would need an unknown value is skipped, so a type error hides
+	// nothing but its own follow-ons.
+	unknown map[string]bool
 	// badMounts: absolute mounts refused, cleaned: an image finding no
 	// volume at one of them (or at the start of one) is a follow-on.
 	badMounts []string
+	// mountsUnknown: some volume's mount (or the volume) is unknown, so an
+	// image finding no volume at its mount point may be a follow-on.
+	mountsUnknown bool
 }
 
 // followsBadMount: no volume at mnt because a mount like it was refused.
 func (f *findings) followsBadMount(mnt string) bool {
 	for _, b := range f.badMounts {
-		if strings.HasPrefix(b, mnt) {
+		if b == mnt {
 			return true
+		}
+		// "/boot\nUUID=...": the mount meant, then something that is no
+		// part of a path.
+		if mnt != "/" && strings.HasPrefix(b, mnt) {
+			if c := b[len(mnt)]; c != '/' && CheckMountPoint("/"+string(c)) != nil {
+				return true
+			}
 		}
 	}
 	return false
 }
 
-func (f *findings) err(path, format string, args ...any)  { f.errs.add(path, format, args...) }
+func (f *findings) err(path, format string, args ...any) { f.errs.add(path, format, args...) }
+
+// unk: Parse could not take the value at path (or its parent object).
+func (f *findings) unk(path string) bool                  { return f.unknown != nil && underAny(path, f.unknown) }
 func (f *findings) warn(path, format string, args ...any) { f.warns.add(path, format, args...) }
 
 func (d *Document) check() findings {
 	var f findings
 	var pos map[string]int64
 	if d.src != nil {
-		f.partial = d.src.partial
+		f.unknown = d.src.hidden
 		f.warns = append(f.warns, d.src.warns...)
 		pos = d.src.pos
 	}
@@ -290,6 +317,39 @@ func (d *Document) checkSpaces(f *findings) map[string]mountSite {
 		}
 	}
 
+	// What a type error left unknown, for the cross-reference rules.
+	broken := d.src != nil && d.src.spacesBroken
+	vgIDsUnknown := broken // some entry may be a VG whose name is unknown
+	pvVGUnknown := broken  // some PV may belong to any VG
+	if broken {
+		f.mountsUnknown = true
+	}
+	capUnknown := map[string]bool{} // VG → a PV or LV size of it is unknown
+	for i, s := range sp {
+		p := index(pathKsSpaces, i)
+		if f.unk(p) || f.unk(field(p, "type")) || s.Type == SpaceVG && f.unk(field(p, "id")) {
+			vgIDsUnknown = true
+		}
+		for j, v := range s.Volumes {
+			vp := index(field(p, "volumes"), j)
+			if f.unk(vp) || f.unk(field(vp, "type")) || f.unk(field(vp, "vg")) {
+				pvVGUnknown = true
+			}
+			if v.Type == VolPV && (f.unk(field(vp, "size")) || f.unk(field(vp, "lvm_meta_size"))) {
+				capUnknown[v.VG] = true
+			}
+			if s.Type == SpaceVG && f.unk(field(vp, "size")) {
+				capUnknown[s.ID] = true
+			}
+			if f.unk(vp) || f.unk(field(vp, "mount")) || f.unk(field(vp, "type")) {
+				f.mountsUnknown = true
+			}
+		}
+		if f.unk(p) || f.unk(field(p, "type")) || f.unk(field(p, "volumes")) {
+			f.mountsUnknown = true
+		}
+	}
+
 	type pvRef struct {
 		size, meta int64
 	}
@@ -318,7 +378,8 @@ func (d *Document) checkSpaces(f *findings) map[string]mountSite {
 		if s.Size > MaxSizeMiB {
 			f.err(field(p, "size"), "%d MiB is beyond any disk (at most %d)", s.Size, MaxSizeMiB)
 		}
-		if s.Size <= 0 {
+		sizeUnknown := f.unk(field(p, "size"))
+		if s.Size <= 0 && !sizeUnknown {
 			continue // fuel-agent ignores disks of size <= 0
 		}
 		if !validKernelName(s.Name) {
@@ -338,11 +399,14 @@ func (d *Document) checkSpaces(f *findings) map[string]mountSite {
 			}
 		}
 		var real, all int64
+		sumsUnknown := sizeUnknown
 		for j, v := range s.Volumes {
-			if v.Size <= 0 {
+			vp := index(field(p, "volumes"), j)
+			if f.unk(field(vp, "size")) {
+				sumsUnknown = true // checked as present, not added up
+			} else if v.Size <= 0 {
 				continue // Nailgun's way of saying "absent"
 			}
-			vp := index(field(p, "volumes"), j)
 			all += v.Size
 			switch v.Type {
 			case VolPV:
@@ -354,7 +418,7 @@ func (d *Document) checkSpaces(f *findings) map[string]mountSite {
 				case v.VG == "":
 					f.err(field(vp, "vg"), "required")
 				case !ok:
-					if !f.partial {
+					if !vgIDsUnknown {
 						f.err(field(vp, "vg"), "no volume group %q is declared in ks_spaces", v.VG)
 					}
 				default:
@@ -371,6 +435,9 @@ func (d *Document) checkSpaces(f *findings) map[string]mountSite {
 				}
 				addMount(f, mounts, vp, v.Mount, mountSite{disk: true, raid: v.Type == VolRaid, fs: v.FileSystem})
 			}
+		}
+		if sumsUnknown {
+			continue
 		}
 		if real > s.Size {
 			f.err(field(p, "size"), "the disk has %d MiB but its partition, raid and pv volumes need %d MiB", s.Size, real)
@@ -401,7 +468,7 @@ func (d *Document) checkSpaces(f *findings) map[string]mountSite {
 			if v.Size > MaxSizeMiB {
 				f.err(field(vp, "size"), "%d MiB is beyond any disk (at most %d)", v.Size, MaxSizeMiB)
 			}
-			if v.Size <= 0 {
+			if v.Size <= 0 && !f.unk(field(vp, "size")) {
 				continue
 			}
 			switch k, dup := lvNames[v.Name]; {
@@ -422,7 +489,7 @@ func (d *Document) checkSpaces(f *findings) map[string]mountSite {
 			asked += v.Size
 			need += (v.Size + ExtentMiB - 1) / ExtentMiB * ExtentMiB
 		}
-		if asked == 0 || s.ID == "" || f.partial {
+		if asked == 0 && !capUnknown[s.ID] || s.ID == "" || pvVGUnknown {
 			continue
 		}
 		pvs := pvsOf[s.ID]
@@ -434,7 +501,7 @@ func (d *Document) checkSpaces(f *findings) map[string]mountSite {
 		for _, pv := range pvs {
 			have += PVUsableMiB(pv.size, pv.meta)
 		}
-		if need > have {
+		if need > have && !capUnknown[s.ID] {
 			f.err(field(p, "volumes"), "logical volumes need %d MiB (%d MiB asked, rounded up to %d MiB extents) but volume group %q has %d MiB after PV metadata", need, asked, ExtentMiB, s.ID, have)
 		}
 	}
@@ -469,9 +536,9 @@ func PVUsableMiB(size, lvmMetaSize int64) int64 {
 func checkFS(f *findings, vp, mount, fs string) {
 	if err := checkMount(mount); err != nil {
 		f.err(field(vp, "mount"), "%v", err)
-		if strings.HasPrefix(mount, "/") {
-			f.badMounts = append(f.badMounts, path.Clean(mount))
-		}
+		// "boot" or "/boot/" meant /boot: an image for it would only
+		// repeat this problem.
+		f.badMounts = append(f.badMounts, path.Clean("/"+mount))
 	}
 	if fs != "" && !oneOf(fs, FileSystems) {
 		f.err(field(vp, "file_system"), "unknown file system %q (want %s)", fs, list(FileSystems))
@@ -513,6 +580,10 @@ var guidRE = regexp.MustCompile(`^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[
 
 func validGUID(s string) bool { return guidRE.MatchString(s) }
 
+// IsGUID tells whether s is a GUID (8-4-4-4-12 hex digits), as a GPT type
+// GUID must be.
+func IsGUID(s string) bool { return validGUID(s) }
+
 // --- images ---
 
 func (d *Document) checkImages(f *findings, mounts map[string]mountSite) {
@@ -531,7 +602,7 @@ func (d *Document) checkImages(f *findings, mounts map[string]mountSite) {
 			f.err(ip, "the key must be the absolute mount point the image is written to")
 		} else if err := CheckMountPoint(mnt); err != nil {
 			f.err(ip, "the key %q %v", mnt, err)
-		} else if site, ok := mounts[mnt]; !ok && !f.partial && !f.followsBadMount(mnt) {
+		} else if site, ok := mounts[mnt]; !ok && !f.mountsUnknown && !f.followsBadMount(mnt) {
 			f.err(ip, "no volume is mounted at %q to write this image to", mnt)
 		} else if ok && site.fs != "" && img.Format != "" && site.fs != img.Format {
 			f.warn(field(ip, "format"), "the image holds %s but %s declares %s; the image's file system is what the node gets", img.Format, site.path, site.fs)
