@@ -1,8 +1,14 @@
 package main
 
 import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/imprint-dev/imprint/inventory"
 )
 
 // Class 5 of issue 15: documents that used to pass `imprint plan` and fail
@@ -40,5 +46,32 @@ func TestPlanCommandRefusesLateFailures(t *testing.T) {
 				t.Errorf("exit %d, stdout %q, stderr:\n%s\nwant exit 2 and %q", code, out, errs, tt.want)
 			}
 		})
+	}
+}
+
+// Issue 15, class 3: the 3-disk sample against a machine whose sda, sdb and
+// sdc carry other serials. fuel-agent planned onto them by kernel name
+// (exit 0); imprint plan refuses each disk, naming the ids it tried.
+func TestPlanCommandForeignSerials(t *testing.T) {
+	inv := inventory.Inventory{}
+	for i, name := range []string{"sda", "sdb", "sdc"} {
+		inv.Disks = append(inv.Disks, inventory.Disk{Name: name, Path: "/dev/" + name, SizeBytes: 70000 << 20, LogicalSectorSize: 512,
+			ByID: []string{"/dev/disk/by-id/ata-OTHER_DISK_" + strconv.Itoa(i)}})
+	}
+	data, _ := json.Marshal(inv)
+	invPath := filepath.Join(t.TempDir(), "inv.json")
+	if err := os.WriteFile(invPath, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	doc := "../../partition/testdata/provision_sample_nailgun_3disks.json"
+	code, out, errs := planRun(t, "", "--inventory", invPath, doc)
+	if code != 2 || out != "" {
+		t.Errorf("exit %d, stdout %q; want 2 and nothing", code, out)
+	}
+	for i, name := range []string{"sda", "sdb", "sdc"} {
+		want := doc + ": ks_meta.pm_data.ks_spaces[" + strconv.Itoa(i) + `].extra: disk "` + name + `": none of its ids ["/dev/disk/by-id/scsi-SATA_VBOX_HARDDISK_`
+		if !strings.Contains(errs, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errs)
+		}
 	}
 }
