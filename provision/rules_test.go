@@ -296,6 +296,9 @@ func TestRules(t *testing.T) {
 			`ks_meta.user_accounts[1].homedir: "home/fuel" must be an absolute path`,
 			`ks_meta.user_accounts[1].shell: "/bin/../bash" is not a clean path (did you mean "/bash"?)`,
 		}},
+		{"authorized key with a line break", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta")["authorized_keys"] = []any{"ssh-ed25519 AAAA a\nssh-rsa BBBB intruder"}
+		}, []string{"ks_meta.authorized_keys[0]: contains a line break (one key per entry)"}},
 		{"sudo rule with a line break", func(t *testing.T, m map[string]any) {
 			obj(t, m, "ks_meta", "user_accounts", 1)["sudo"] = []any{"ALL=(ALL) NOPASSWD: ALL\nfuel ALL=(ALL) ALL"}
 		}, []string{"ks_meta.user_accounts[1].sudo[0]: contains a line break"}},
