@@ -125,15 +125,15 @@ func (d *Document) checkKsMeta(f *findings) {
 			f.err(field("interfaces", name), "%v", err)
 		}
 	}
+	for i, k := range km.AuthorizedKeys {
+		if strings.ContainsAny(k, "\n\r") {
+			f.err(index(field(pathKsMeta, "authorized_keys"), i), "contains a line break (one key per entry)")
+		}
+	}
+	if strings.ContainsAny(km.AuthKey, "\n\r") {
+		f.err(field(pathKsMeta, "auth_key"), "contains a line break (one key)")
+	}
 	if km.McoEnable == 1 {
-		for i, k := range km.AuthorizedKeys {
-			if strings.ContainsAny(k, "\n\r") {
-				f.err(index(field(pathKsMeta, "authorized_keys"), i), "contains a line break (one key per entry)")
-			}
-		}
-		if strings.ContainsAny(km.AuthKey, "\n\r") {
-			f.err(field(pathKsMeta, "auth_key"), "contains a line break (one key)")
-		}
 		for _, kv := range [][2]string{{"mco_host", km.McoHost}, {"mco_user", km.McoUser}, {"mco_password", km.McoPassword}, {"mco_vhost", km.McoVhost}} {
 			if strings.TrimSpace(kv[1]) == "" {
 				f.err(field(pathKsMeta, kv[0]), "required when ks_meta.mco_enable is 1")

@@ -298,6 +298,7 @@ func TestRules(t *testing.T) {
 		}},
 		{"authorized key with a line break", func(t *testing.T, m map[string]any) {
 			obj(t, m, "ks_meta")["authorized_keys"] = []any{"ssh-ed25519 AAAA a\nssh-rsa BBBB intruder"}
+			obj(t, m, "ks_meta")["mco_enable"] = 0
 		}, []string{"ks_meta.authorized_keys[0]: contains a line break (one key per entry)"}},
 		{"sudo rule with a line break", func(t *testing.T, m map[string]any) {
 			obj(t, m, "ks_meta", "user_accounts", 1)["sudo"] = []any{"ALL=(ALL) NOPASSWD: ALL\nfuel ALL=(ALL) ALL"}
