@@ -839,3 +839,28 @@ func TestPlanNilDocument(t *testing.T) {
 		t.Error("NewPlan(nil) succeeded")
 	}
 }
+
+// A document whose layout did not decode (a size that is not an integer,
+// left zero by Parse) is never planned, even when the caller ignored
+// Parse's error: a disk read as "size 0" would be left out of the plan.
+func TestPlanRefusesUndecodedLayout(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("testdata", "provision_sample_nailgun_3disks.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(data, &m); err != nil {
+		t.Fatal(err)
+	}
+	spaces := m["ks_meta"].(map[string]any)["pm_data"].(map[string]any)["ks_spaces"].([]any)
+	spaces[1].(map[string]any)["size"] = "big"
+	data, _ = json.Marshal(m)
+	doc, perr := provision.Parse(data)
+	if perr == nil || doc == nil {
+		t.Fatalf("Parse = %v, %v; want a document and its problem", doc, perr)
+	}
+	_, err = NewPlan(doc, nil, DefaultPlanOptions())
+	if err == nil || !strings.Contains(err.Error(), `ks_meta.pm_data.ks_spaces[1].size: must be an integer, got string "big"`) || !errors.Is(err, ErrLayout) {
+		t.Errorf("NewPlan = %v, want the size problem as ErrLayout", err)
+	}
+}

@@ -988,15 +988,25 @@ var layoutPrefixes = []string{pathKsSpaces, "partitioning", field(pathKsMeta, "i
 // ks_meta.image_data entry fills), with their paths. The planner reports
 // these instead of checking the same rules again; on a parsed Document it
 // leaves out what Parse already reported, as Validate does.
+//
+// Unlike Validate, it includes Parse's own problems of those fields (a size
+// that was not an integer): their values were left zero, and a planner
+// must not lay out a disk it read as "size 0".
 func (d *Document) LayoutProblems() []FieldError {
+	var all []FieldError
+	if d.src != nil {
+		all = append(all, d.src.problems...)
+	}
+	all = append(all, d.check().errs...)
 	var out []FieldError
-	for _, p := range d.check().errs {
-		for _, pre := range layoutPrefixes {
-			if strings.HasPrefix(p.Path, pre) {
-				out = append(out, p)
-				break
-			}
+	for _, p := range all {
+		if isLayoutPath(p.Path) {
+			out = append(out, p)
 		}
+	}
+	out = dedupe(out)
+	if d.src != nil {
+		sortProblems(out, d.src.pos)
 	}
 	return out
 }
