@@ -100,12 +100,18 @@ func (pl *planner) fromScheme(s *provision.PartitionScheme) (*Plan, error) {
 		}
 	}
 
+	claimed := map[string]int{} // inventory device → parteds index
 	for i, pd := range s.Parteds {
 		dpath := fmt.Sprintf("%s.parteds[%d]", partitioningPath, i)
 		dev, ok := pl.lookupParted(i, pd.Name)
 		if !ok {
 			continue
 		}
+		if j, dup := claimed[dev.Path]; dup {
+			pl.fail(ErrDiskNotFound, dpath+".name", "%s is disk %s, which parteds[%d] (%s) already lays out", pd.Name, dev.Path, j, s.Parteds[j].Name)
+			continue
+		}
+		claimed[dev.Path] = i
 		label := pd.Label
 		if label == "" {
 			label = "gpt"

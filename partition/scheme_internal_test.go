@@ -2,6 +2,7 @@ package partition
 
 import (
 	"encoding/json"
+	"fmt"
 	"errors"
 	"strings"
 	"testing"
@@ -133,6 +134,21 @@ func TestPlanFromSchemeErrors(t *testing.T) {
 			mutate: func(d *provision.Document) { d.Partitioning.FSs[0].Device = "/dev/sdc1" },
 			inv:    []Device{{Name: "sda", Path: "/dev/sda", SizeMiB: 70000}, {Name: "sdb", Path: "/dev/sdb", SizeMiB: 70000}, {Name: "sdc", Path: "/dev/sdc", SizeMiB: 70000}},
 			want:   []string{`partitioning.fss[0].device: "/dev/sdc1" is not a partition of a disk in partitioning.parteds, nor an md or lv this scheme creates`},
+		},
+		{
+			name: "one disk under two names",
+			mutate: func(d *provision.Document) {
+				d.Partitioning.Parteds[0].Name = "/dev/disk/by-id/wwn-0x5000aaaa"
+				for j := range d.Partitioning.Parteds[0].Partitions {
+					pt := &d.Partitioning.Parteds[0].Partitions[j]
+					pt.Device = "/dev/disk/by-id/wwn-0x5000aaaa"
+					pt.Name = fmt.Sprintf("/dev/disk/by-id/wwn-0x5000aaaa-part%d", pt.Count)
+				}
+				d.Partitioning.PVs[2].Name = "/dev/disk/by-id/wwn-0x5000aaaa-part3"
+				d.Partitioning.VGs[0].PVNames[1] = "/dev/disk/by-id/wwn-0x5000aaaa-part3"
+			},
+			inv: []Device{{Name: "sda", Path: "/dev/sda", SizeMiB: 70000, Links: []string{"/dev/disk/by-id/wwn-0x5000aaaa"}}},
+			want: []string{"partitioning.parteds[1].name: /dev/sda is disk /dev/sda, which parteds[0] (/dev/disk/by-id/wwn-0x5000aaaa) already lays out"},
 		},
 		{
 			name:   "disk missing from inventory",
