@@ -2,8 +2,8 @@ package partition
 
 import (
 	"encoding/json"
-	"fmt"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -147,7 +147,7 @@ func TestPlanFromSchemeErrors(t *testing.T) {
 				d.Partitioning.PVs[2].Name = "/dev/disk/by-id/wwn-0x5000aaaa-part3"
 				d.Partitioning.VGs[0].PVNames[1] = "/dev/disk/by-id/wwn-0x5000aaaa-part3"
 			},
-			inv: []Device{{Name: "sda", Path: "/dev/sda", SizeMiB: 70000, Links: []string{"/dev/disk/by-id/wwn-0x5000aaaa"}}},
+			inv:  []Device{{Name: "sda", Path: "/dev/sda", SizeMiB: 70000, Links: []string{"/dev/disk/by-id/wwn-0x5000aaaa"}}},
 			want: []string{"partitioning.parteds[1].name: /dev/sda is disk /dev/sda, which parteds[0] (/dev/disk/by-id/wwn-0x5000aaaa) already lays out"},
 		},
 		{
