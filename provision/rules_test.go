@@ -540,6 +540,10 @@ func TestRulesPartitioning(t *testing.T) {
 			pp + `.fss[1].fs_options: -J "device=UUID=3f0b": "device" is not an accepted sub-option (accepted: fast_commit_size size)`,
 			pp + `.fss[4].fs_options: "logdev=/dev/sdc" names a path or device: mkfs options may not`,
 		}},
+		{"parted on a partition of another parted", func(t *testing.T, m map[string]any) {
+			parteds := m[pp].(map[string]any)["parteds"].([]any)
+			m[pp].(map[string]any)["parteds"] = append(parteds, map[string]any{"name": "/dev/sda4", "label": "gpt", "partitions": []any{}})
+		}, []string{pp + `.parteds[2].name: "/dev/sda4" is a partition partitioning.parteds[1].partitions[3] creates, not a disk`}},
 		{"parted not under /dev", func(t *testing.T, m map[string]any) {
 			obj(t, m, pp, "parteds", 0)["name"] = "/tmp/../dev/sdb"
 		}, []string{

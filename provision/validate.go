@@ -750,6 +750,11 @@ func (d *Document) checkPartitioning(f *findings, mounts map[string]mountSite) m
 			}
 		}
 	}
+	for i, pd := range ps.Parteds {
+		if prev, ok := created[pd.Name]; ok {
+			f.err(field(index(field(pp, "parteds"), i), "name"), "%q is a partition %s creates, not a disk", pd.Name, prev)
+		}
+	}
 	for i, md := range ps.MDs {
 		p := index(field(pp, "mds"), i)
 		switch prev, dup := created[md.Name]; {
