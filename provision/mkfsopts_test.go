@@ -74,3 +74,34 @@ func TestCheckMkfsOptions(t *testing.T) {
 		})
 	}
 }
+
+// FuzzCheckMkfsOptions: whatever options are accepted name no path, no
+// device and none of the sub-options that take one.
+func FuzzCheckMkfsOptions(f *testing.F) {
+	for _, s := range []string{"-b 4096", "-l logdev=/dev/sdc", "-J device=UUID=x", "-E stride=4,offset=1", "-d agcount=4,name=x", "-qF", "sdc", "-L x"} {
+		for _, fs := range []string{"ext4", "xfs", "swap", "vfat"} {
+			f.Add(fs, s)
+		}
+	}
+	f.Fuzz(func(t *testing.T, fs, opts string) {
+		if CheckMkfsOptions(fs, opts) != nil {
+			return
+		}
+		if strings.Contains(opts, "/") {
+			t.Fatalf("accepted %q for %q: holds a path", opts, fs)
+		}
+		// No sub-option that names a device or file, whatever its spelling.
+		for _, tok := range strings.Fields(opts) {
+			for _, kv := range strings.Split(tok, ",") {
+				if i := strings.LastIndex(kv, "-"); strings.HasPrefix(kv, "-") && i >= 0 && len(kv) > 2 {
+					kv = kv[2:] // an attached sub-option list: -llogdev=...
+				}
+				key, _, _ := strings.Cut(kv, "=")
+				switch key {
+				case "logdev", "rtdev", "device", "file", "name", "offset":
+					t.Fatalf("accepted %q for %q: sub-option %q", opts, fs, key)
+				}
+			}
+		}
+	})
+}
