@@ -101,15 +101,23 @@ func matchDisk(s *provision.Space, inv []Device) (found []int, ids []string) {
 }
 
 // diskIDs are the links a ks_spaces disk names itself by, absolute: its
-// by-id extra entries, or, with no extra, an id that is a link (by-path)
-// rather than a kernel name.
+// by-id extra entries (fuel-agent's rule 1); when extra holds none, its
+// other /dev/disk/ entries (a by-path name: fuel-agent ignored them and
+// took the kernel name, imprint matches them); with no extra, an id that
+// is a link (by-path) rather than a kernel name.
 func diskIDs(s *provision.Space) []string {
-	var ids []string
+	var ids, other []string
 	if len(s.Extra) > 0 {
 		for _, e := range s.Extra {
-			if l := "/dev/" + e; strings.HasPrefix(l, "/dev/disk/by-id") {
+			switch l := "/dev/" + e; {
+			case strings.HasPrefix(l, "/dev/disk/by-id/"):
 				ids = append(ids, l)
+			case strings.HasPrefix(l, "/dev/disk/"):
+				other = append(other, l)
 			}
+		}
+		if len(ids) == 0 {
+			return other
 		}
 		return ids
 	}
@@ -128,16 +136,12 @@ func planLinkMatch(s *provision.Space, links []string) bool {
 		}
 		return false
 	}
-	if len(s.Extra) > 0 {
-		for _, e := range s.Extra {
-			l := "/dev/" + e
-			if strings.HasPrefix(l, "/dev/disk/by-id") && has(l) {
-				return true
-			}
+	for _, l := range diskIDs(s) {
+		if has(l) {
+			return true
 		}
-		return false
 	}
-	return s.ID != "" && has("/dev/"+s.ID)
+	return false
 }
 
 // matchAll resolves every ks disk to a device. Without an inventory the
