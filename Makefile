@@ -60,7 +60,8 @@ pxe: build
 # fuzz runs each fuzz target for FUZZTIME (corpus kept under testdata/fuzz).
 FUZZTIME ?= 60s
 fuzz:
-	$(GO) test ./provision -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) -fuzzminimizetime 3s
+	$(GO) test ./provision -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 3s
+	$(GO) test ./provision -run '^$$' -fuzz FuzzCheckMkfsOptions -fuzztime $(FUZZTIME)
 	$(GO) test ./partition -run '^$$' -fuzz FuzzParseValidatePlan -fuzztime $(FUZZTIME)
 	$(GO) test ./prepare -run '^$$' -fuzz FuzzPrepare -fuzztime $(FUZZTIME)
 

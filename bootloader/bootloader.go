@@ -7,12 +7,12 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path"
 	"path/filepath"
 	"sort"
 	"strings"
 
 	"github.com/imprint-dev/imprint/partition"
+	"github.com/imprint-dev/imprint/provision"
 )
 
 // Runner runs commands and returns their standard output; a failure's error
@@ -74,17 +74,19 @@ func (r Request) Validate() error {
 	if r.Plan == nil {
 		return errors.New("bootloader: no plan")
 	}
+	// The document rules are provision's (its Validate reports them with
+	// their paths before anything runs); they are checked again here with
+	// the same functions, for a Request built without a document.
 	var errs []error
 	root := false
 	for i, fs := range r.Plan.FSs {
 		if fs.Mount == "/" {
 			root = true
 		}
-		if strings.HasPrefix(fs.Mount, "/") && path.Clean(fs.Mount) != fs.Mount {
-			errs = append(errs, fmt.Errorf("fss[%d].mount: %q is not a clean absolute path", i, fs.Mount))
-		}
-		if strings.Contains(fs.Mount, "..") {
-			errs = append(errs, fmt.Errorf("fss[%d].mount: %q must not contain ..", i, fs.Mount))
+		if strings.HasPrefix(fs.Mount, "/") {
+			if err := provision.CheckMountPoint(fs.Mount); err != nil {
+				errs = append(errs, fmt.Errorf("fss[%d].mount: %q %w", i, fs.Mount, err))
+			}
 		}
 	}
 	if !root {
@@ -93,7 +95,10 @@ func (r Request) Validate() error {
 	if len(bootDisks(r.Plan)) == 0 {
 		errs = append(errs, errors.New("bootloader: the plan marks no disk for grub"))
 	}
-	if _, err := parseUdevRules(r.UdevRules); err != nil {
+	if err := provision.CheckKernelParams(r.KernelParams); err != nil {
+		errs = append(errs, fmt.Errorf("ks_meta.pm_data.kernel_params: %w", err))
+	}
+	for _, err := range provision.CheckUdevRules(r.UdevRules) {
 		errs = append(errs, fmt.Errorf("kernel_options.udevrules: %w", err))
 	}
 	return errors.Join(errs...)
@@ -279,6 +284,9 @@ func (in *Installer) fstab(ctx context.Context, p *partition.Plan) ([]byte, erro
 			}
 			return nil, &DeviceError{Device: fs.Device, Err: fmt.Errorf("bootloader: fstab: UUID of %q: %w", fs.Device, err)}
 		}
+		if !fstabUUID(uuid) {
+			return nil, &DeviceError{Device: fs.Device, Err: fmt.Errorf("bootloader: fstab: UUID of %q: blkid says %q, not a filesystem UUID", fs.Device, uuid)}
+		}
 		entries = append(entries, FstabEntry{UUID: uuid, Mount: fs.Mount, Type: fs.Type})
 	}
 	return Fstab(entries), nil
@@ -306,9 +314,48 @@ func Fstab(entries []FstabEntry) []byte {
 		case mount == "swap" || typ == "swap":
 			mount, typ = "swap", "swap"
 		}
-		fmt.Fprintf(&b, "UUID=%s %s %s %s 0 0\n", e.UUID, mount, typ, opts)
+		fmt.Fprintf(&b, "UUID=%s %s %s %s 0 0\n", fstabEscape(e.UUID), fstabEscape(mount), fstabEscape(typ), opts)
 	}
 	return b.Bytes()
+}
+
+// fstabEscape writes a field as fstab(5) and getmntent(3) read it: space,
+// tab, newline and backslash as octal escapes (\040, \011, \012, \134),
+// so that no value can split its line or add one. ("#" needs no escape
+// inside a field: only a line beginning with it is a comment.)
+func fstabEscape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch r {
+		case ' ', '\t', '\n', '\\':
+			fmt.Fprintf(&b, "\\%03o", r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// fstabUUID: what blkid prints as a filesystem UUID: hex digits and
+// dashes (8-4-4-4-12, vfat's XXXX-XXXX); letters and digits are let
+// through, anything that could end a field or a line is not.
+func fstabUUID(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// shQuote quotes s for a POSIX shell: single quotes around it, each
+// single quote inside written as '\” . The shell sees exactly s, whatever
+// it holds (a $(...), a backquote, a double quote, spaces).
+func shQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // EditGrubDefault rewrites /etc/default/grub as fuel-agent does: the
@@ -335,7 +382,7 @@ func EditGrubDefault(old []byte, kernelParams string, timeout int) []byte {
 		switch {
 		case key == "GRUB_CMDLINE_LINUX":
 			if !setCmdline {
-				out = append(out, fmt.Sprintf("GRUB_CMDLINE_LINUX=%q", kernelParams))
+				out = append(out, "GRUB_CMDLINE_LINUX="+shQuote(kernelParams))
 				setCmdline = true
 			}
 		case key == "GRUB_TIMEOUT":
@@ -350,13 +397,13 @@ func EditGrubDefault(old []byte, kernelParams string, timeout int) []byte {
 		}
 	}
 	if !setCmdline {
-		out = append(out, fmt.Sprintf("GRUB_CMDLINE_LINUX=%q", kernelParams))
+		out = append(out, "GRUB_CMDLINE_LINUX="+shQuote(kernelParams))
 	}
 	if !setTimeout {
 		out = append(out, fmt.Sprintf("GRUB_TIMEOUT=%d", timeout))
 	}
 	if serial {
-		out = append(out, `GRUB_TERMINAL="serial console"`, fmt.Sprintf("GRUB_SERIAL_COMMAND=%q", serialCmd))
+		out = append(out, "GRUB_TERMINAL="+shQuote("serial console"), "GRUB_SERIAL_COMMAND="+shQuote(serialCmd))
 	}
 	out = append(out, fmt.Sprintf("GRUB_RECORDFAIL_TIMEOUT=%d", timeout))
 	return []byte(strings.Join(out, "\n") + "\n")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -121,9 +122,9 @@ UUID=uuid-os-var /var ext4 defaults 0 0
 GRUB_TIMEOUT=10
 GRUB_DISTRIBUTOR=` + "`lsb_release -i -s 2> /dev/null || echo Debian`" + `
 GRUB_CMDLINE_LINUX_DEFAULT="quiet splash"
-GRUB_CMDLINE_LINUX="console=ttyS0,9600 console=tty0 net.ifnames=0 biosdevname=0 rootdelay=90 nomodeset"
-GRUB_TERMINAL="serial console"
-GRUB_SERIAL_COMMAND="serial --unit=0 --speed=9600"
+GRUB_CMDLINE_LINUX='console=ttyS0,9600 console=tty0 net.ifnames=0 biosdevname=0 rootdelay=90 nomodeset'
+GRUB_TERMINAL='serial console'
+GRUB_SERIAL_COMMAND='serial --unit=0 --speed=9600'
 GRUB_RECORDFAIL_TIMEOUT=10
 `
 	if d := cmp.Diff(wantGrub, read("etc/default/grub")); d != "" {
@@ -181,7 +182,7 @@ func TestValidate(t *testing.T) {
 	p.Bootloader = nil
 	p.Disks = nil
 	err := Request{Plan: p, UdevRules: "garbage"}.Validate()
-	for _, want := range []string{"no filesystem is mounted on /", "marks no disk", "udevrules: \"garbage\""} {
+	for _, want := range []string{"no filesystem is mounted on /", "marks no disk", "udevrules: entry 1 \"garbage\": want MAC_NAME"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate() = %v, want %q", err, want)
 		}
@@ -205,9 +206,9 @@ func TestNoGrubInTarget(t *testing.T) {
 
 func TestEditGrubDefault(t *testing.T) {
 	for _, tt := range []struct{ name, in, want string }{
-		{"empty file", "", "GRUB_CMDLINE_LINUX=\"a b\"\nGRUB_TIMEOUT=10\nGRUB_RECORDFAIL_TIMEOUT=10\n"},
+		{"empty file", "", "GRUB_CMDLINE_LINUX='a b'\nGRUB_TIMEOUT=10\nGRUB_RECORDFAIL_TIMEOUT=10\n"},
 		{"recordfail replaced, default kept", "GRUB_RECORDFAIL_TIMEOUT=30\nGRUB_CMDLINE_LINUX_DEFAULT=\"x\"\n",
-			"GRUB_CMDLINE_LINUX_DEFAULT=\"x\"\nGRUB_CMDLINE_LINUX=\"a b\"\nGRUB_TIMEOUT=10\nGRUB_RECORDFAIL_TIMEOUT=10\n"},
+			"GRUB_CMDLINE_LINUX_DEFAULT=\"x\"\nGRUB_CMDLINE_LINUX='a b'\nGRUB_TIMEOUT=10\nGRUB_RECORDFAIL_TIMEOUT=10\n"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if d := cmp.Diff(tt.want, string(EditGrubDefault([]byte(tt.in), "a b", 10))); d != "" {
@@ -219,21 +220,101 @@ func TestEditGrubDefault(t *testing.T) {
 
 // A serial console in the kernel parameters gives grub the same port.
 func TestEditGrubDefaultSerial(t *testing.T) {
-	debian := "GRUB_DEFAULT=0\nGRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"\nGRUB_CMDLINE_LINUX=\"\"\n#GRUB_TERMINAL=console\nGRUB_TERMINAL_OUTPUT=gfxterm\n"
+	debian := "GRUB_DEFAULT=0\nGRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"\nGRUB_CMDLINE_LINUX=''\n#GRUB_TERMINAL=console\nGRUB_TERMINAL_OUTPUT=gfxterm\n"
 	for _, tt := range []struct{ name, params, want string }{
 		{"ttyS0 at 115200n8", "console=tty0 console=ttyS0,115200n8 net.ifnames=0",
-			"GRUB_DEFAULT=0\nGRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"\nGRUB_CMDLINE_LINUX=\"console=tty0 console=ttyS0,115200n8 net.ifnames=0\"\n#GRUB_TERMINAL=console\nGRUB_TIMEOUT=10\n" +
-				"GRUB_TERMINAL=\"serial console\"\nGRUB_SERIAL_COMMAND=\"serial --unit=0 --speed=115200\"\nGRUB_RECORDFAIL_TIMEOUT=10\n"},
+			"GRUB_DEFAULT=0\nGRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"\nGRUB_CMDLINE_LINUX='console=tty0 console=ttyS0,115200n8 net.ifnames=0'\n#GRUB_TERMINAL=console\nGRUB_TIMEOUT=10\n" +
+				"GRUB_TERMINAL='serial console'\nGRUB_SERIAL_COMMAND='serial --unit=0 --speed=115200'\nGRUB_RECORDFAIL_TIMEOUT=10\n"},
 		{"last serial console, no speed", "console=ttyS0,38400 console=ttyS1",
-			"GRUB_DEFAULT=0\nGRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"\nGRUB_CMDLINE_LINUX=\"console=ttyS0,38400 console=ttyS1\"\n#GRUB_TERMINAL=console\nGRUB_TIMEOUT=10\n" +
-				"GRUB_TERMINAL=\"serial console\"\nGRUB_SERIAL_COMMAND=\"serial --unit=1 --speed=9600\"\nGRUB_RECORDFAIL_TIMEOUT=10\n"},
+			"GRUB_DEFAULT=0\nGRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"\nGRUB_CMDLINE_LINUX='console=ttyS0,38400 console=ttyS1'\n#GRUB_TERMINAL=console\nGRUB_TIMEOUT=10\n" +
+				"GRUB_TERMINAL='serial console'\nGRUB_SERIAL_COMMAND='serial --unit=1 --speed=9600'\nGRUB_RECORDFAIL_TIMEOUT=10\n"},
 		{"no serial console: image's terminal kept", "console=tty0 console=ttyUSB0",
-			"GRUB_DEFAULT=0\nGRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"\nGRUB_CMDLINE_LINUX=\"console=tty0 console=ttyUSB0\"\n#GRUB_TERMINAL=console\nGRUB_TERMINAL_OUTPUT=gfxterm\nGRUB_TIMEOUT=10\nGRUB_RECORDFAIL_TIMEOUT=10\n"},
+			"GRUB_DEFAULT=0\nGRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"\nGRUB_CMDLINE_LINUX='console=tty0 console=ttyUSB0'\n#GRUB_TERMINAL=console\nGRUB_TERMINAL_OUTPUT=gfxterm\nGRUB_TIMEOUT=10\nGRUB_RECORDFAIL_TIMEOUT=10\n"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if d := cmp.Diff(tt.want, string(EditGrubDefault([]byte(debian), tt.params, 10))); d != "" {
 				t.Errorf("EditGrubDefault (-want +got):\n%s", d)
 			}
 		})
+	}
+}
+
+// The rendered /etc/default/grub is sourced by grub-mkconfig with a shell:
+// every value must come back literally, whatever quotes and spaces it
+// holds, and nothing in it may run.
+func TestGrubDefaultSourcedLiterally(t *testing.T) {
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Fatal("sh not found: the test needs a POSIX shell")
+	}
+	for _, params := range []string{
+		`console=ttyS0,115200n8 quiet`,
+		`console=tty0 foo="a b" bar='c d' it's "double" 'single' ; && | > < * ? [x] ~ # { } ( )`,
+		`init=/bin/sh root=LABEL="my root" rd.break`,
+		``,
+	} {
+		dir := t.TempDir()
+		pwned := filepath.Join(dir, "pwned")
+		old := []byte("GRUB_DEFAULT=0\nGRUB_CMDLINE_LINUX=\"\"\n")
+		file := filepath.Join(dir, "grub")
+		if err := os.WriteFile(file, EditGrubDefault(old, params, 5), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(sh, "-c", `. ./grub; printf %s "$GRUB_CMDLINE_LINUX"`)
+		cmd.Dir = dir
+		cmd.Env = []string{"PATH=/usr/bin:/bin", "PWNED=" + pwned}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("sourcing the rendered file (%q): %v\n%s", params, err, out)
+		}
+		if string(out) != params {
+			t.Errorf("GRUB_CMDLINE_LINUX read back as %q, want %q", out, params)
+		}
+		if _, err := os.Stat(pwned); err == nil {
+			t.Errorf("sourcing the rendered file ran a command (%q)", params)
+		}
+	}
+	// Even a value provision would refuse is inert once rendered.
+	dir := t.TempDir()
+	evil := "a $(touch pwned) `touch pwned2` \\ $HOME"
+	if err := os.WriteFile(filepath.Join(dir, "grub"), EditGrubDefault(nil, evil, 5), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(sh, "-c", `. ./grub; printf %s "$GRUB_CMDLINE_LINUX"`)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil || string(out) != evil {
+		t.Errorf("evil value read back as %q (%v), want %q", out, err, evil)
+	}
+	for _, f := range []string{"pwned", "pwned2"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
+			t.Errorf("sourcing ran a command: %s exists", f)
+		}
+	}
+}
+
+func TestValidateKernelParams(t *testing.T) {
+	for _, kp := range []string{"quiet $(touch /tmp/pwned)", "quiet `id`", `a\b`, "a\nGRUB_X=1", "a\tb"} {
+		err := Request{Plan: testPlan(), KernelParams: kp}.Validate()
+		if err == nil || !strings.Contains(err.Error(), "ks_meta.pm_data.kernel_params: holds") {
+			t.Errorf("Validate with kernel_params %q = %v, want a kernel_params error", kp, err)
+		}
+	}
+}
+
+func TestFstabEscapes(t *testing.T) {
+	got := string(Fstab([]FstabEntry{
+		{UUID: "u1", Mount: "/", Type: "ext4"},
+		{UUID: "u2", Mount: "/srv/my data", Type: "xfs"},
+		{UUID: "u3", Mount: "/x\n/etc xfs defaults 0 0\\", Type: "xfs"},
+		{UUID: "u4", Mount: "swap", Type: "swap"},
+	}))
+	want := "# written by imprint\n" +
+		"UUID=u1 / ext4 defaults,errors=panic 0 0\n" +
+		"UUID=u2 /srv/my\\040data xfs defaults 0 0\n" +
+		"UUID=u3 /x\\012/etc\\040xfs\\040defaults\\0400\\0400\\134 xfs defaults 0 0\n" +
+		"UUID=u4 swap swap defaults 0 0\n"
+	if got != want {
+		t.Errorf("Fstab:\n%s\nwant:\n%s", got, want)
 	}
 }

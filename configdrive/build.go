@@ -8,8 +8,6 @@ import (
 	"io"
 	"net"
 	"net/url"
-	"regexp"
-	"sort"
 	"strings"
 
 	"github.com/imprint-dev/imprint/provision"
@@ -124,118 +122,51 @@ func splitList(s string) []string {
 	return out
 }
 
-var (
-	hostnameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*\.?$`)
-	ifnameRE   = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,15}$`)
-	userRE     = regexp.MustCompile(`^[a-z_][a-z0-9_.-]{0,31}\$?$`)
-	tzRE       = regexp.MustCompile(`^[A-Za-z0-9_+./-]+$`)
-)
-
+// validate checks doc with provision's rules of what a configdrive reads
+// (doc.ValidateConfigdrive: the rules live there, once) and derives the
+// node Build renders. Only what no document rule can know is an error of
+// its own here: the password hashing failing, a bad phone-home option.
 func validate(doc *provision.Document, opts Options) (*node, []string, error) {
+	if err := doc.ValidateConfigdrive(); err != nil {
+		return nil, nil, fmt.Errorf("configdrive: invalid provision document:\n%w", err)
+	}
 	var errs []error
 	var warnings []string
-	bad := func(field, format string, a ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, a...)))
-	}
 	km := &doc.KsMeta
 	n := &node{km: km, uid: doc.UID}
 
 	n.hostname = strings.TrimSuffix(strings.TrimSpace(doc.Hostname), ".")
-	switch {
-	case n.hostname == "":
-		bad("hostname", "required")
-	case !hostnameRE.MatchString(n.hostname) || len(n.hostname) > 253:
-		bad("hostname", "%q is not a valid host name", n.hostname)
-	}
 	n.fqdn = n.hostname
 	n.short, _, _ = strings.Cut(n.hostname, ".")
 
 	// Admin NIC: the interface whose MAC is netcfg/choose_interface.
 	adminMAC := strings.ToLower(unquote(doc.KernelOptions.ChooseInterface))
-	const macField = "kernel_options.netcfg/choose_interface"
-	if adminMAC == "" {
-		bad(macField, "required: the admin interface's MAC address")
-	} else if _, err := net.ParseMAC(adminMAC); err != nil {
-		bad(macField, "%q is not a MAC address", adminMAC)
-	} else {
-		names := make([]string, 0, len(doc.Interfaces))
-		for name := range doc.Interfaces {
-			names = append(names, name)
-		}
-		sort.Strings(names)
-		var have []string
-		for _, name := range names {
-			ifc := doc.Interfaces[name]
-			have = append(have, name+"="+ifc.MACAddress)
-			if strings.EqualFold(strings.TrimSpace(ifc.MACAddress), adminMAC) {
-				if n.admin.name != "" {
-					bad(macField, "MAC %s matches both interfaces.%s and interfaces.%s", adminMAC, n.admin.name, name)
-				}
-				n.admin = adminNIC{name: name, mac: adminMAC, ip: strings.TrimSpace(ifc.IPAddress), netmask: strings.TrimSpace(ifc.Netmask)}
-			}
-		}
-		if n.admin.name == "" {
-			bad(macField, "MAC %s matches no interface in interfaces (have %s)", adminMAC, strings.Join(have, ", "))
+	if name, ok := doc.AdminInterface(); ok {
+		ifc := doc.Interfaces[name]
+		n.admin = adminNIC{name: name, mac: adminMAC, ip: strings.TrimSpace(ifc.IPAddress), netmask: strings.TrimSpace(ifc.Netmask)}
+		if mask := net.ParseIP(n.admin.netmask); mask != nil && mask.To4() != nil {
+			n.admin.prefix, _ = net.IPMask(mask.To4()).Size()
 		}
 	}
-	if n.admin.name != "" {
-		f := "interfaces." + n.admin.name
-		if !ifnameRE.MatchString(n.admin.name) {
-			bad(f, "%q is not a usable interface name", n.admin.name)
-		}
-		if ip := net.ParseIP(n.admin.ip); ip == nil || ip.To4() == nil {
-			bad(f+".ip_address", "%q is not an IPv4 address (the admin interface needs one)", n.admin.ip)
-		}
-		mask := net.ParseIP(n.admin.netmask)
-		if mask == nil || mask.To4() == nil {
-			bad(f+".netmask", "%q is not a dotted IPv4 netmask", n.admin.netmask)
-		} else if ones, bits := net.IPMask(mask.To4()).Size(); bits == 0 {
-			bad(f+".netmask", "%q is not a contiguous netmask", n.admin.netmask)
-		} else {
-			n.admin.prefix = ones
-		}
-	}
-
 	if gw := strings.TrimSpace(km.Gw); gw != "" {
-		if ip := net.ParseIP(gw); ip == nil || ip.To4() == nil {
-			bad("ks_meta.gw", "%q is not an IPv4 address", gw)
-		} else {
-			n.gateway = gw
-			if a := net.ParseIP(n.admin.ip); a != nil && n.admin.prefix > 0 {
-				m := net.CIDRMask(n.admin.prefix, 32)
-				if !a.Mask(m).Equal(ip.Mask(m)) {
-					warnings = append(warnings, fmt.Sprintf("ks_meta.gw: %s is outside the admin network %s/%d", gw, n.admin.ip, n.admin.prefix))
-				}
+		n.gateway = gw
+		if a, ip := net.ParseIP(n.admin.ip), net.ParseIP(gw); a != nil && ip != nil && n.admin.prefix > 0 {
+			m := net.CIDRMask(n.admin.prefix, 32)
+			if !a.Mask(m).Equal(ip.Mask(m)) {
+				warnings = append(warnings, fmt.Sprintf("ks_meta.gw: %s is outside the admin network %s/%d", gw, n.admin.ip, n.admin.prefix))
 			}
 		}
 	}
 	n.masterIP = strings.TrimSpace(km.MasterIP)
-	if ip := net.ParseIP(n.masterIP); ip == nil {
-		bad("ks_meta.master_ip", "%q is not an IP address (NTP, DNS and syslog point there)", n.masterIP)
-	}
-	for i, s := range splitList(doc.NameServers) {
-		if net.ParseIP(s) == nil {
-			bad(fmt.Sprintf("name_servers[%d]", i), "%q is not an IP address", s)
-			continue
-		}
-		n.nameServers = append(n.nameServers, s)
-	}
-	if len(n.nameServers) == 0 && net.ParseIP(n.masterIP) != nil {
+	n.nameServers = splitList(doc.NameServers)
+	if len(n.nameServers) == 0 {
 		n.nameServers = []string{n.masterIP}
 	}
-	for i, s := range splitList(doc.NameServersSearch) {
-		if !hostnameRE.MatchString(s) {
-			bad(fmt.Sprintf("name_servers_search[%d]", i), "%q is not a domain name", s)
-			continue
-		}
-		n.searchDomains = append(n.searchDomains, s)
-	}
+	n.searchDomains = splitList(doc.NameServersSearch)
 
 	n.timezone = strings.TrimSpace(km.Timezone)
 	if n.timezone == "" {
 		n.timezone = defaultTimezone
-	} else if !tzRE.MatchString(n.timezone) || strings.Contains(n.timezone, "..") {
-		bad("ks_meta.timezone", "%q is not a time zone name", n.timezone)
 	}
 
 	// Root keys: authorized_keys plus auth_key, Nailgun's quotes stripped.
@@ -256,47 +187,26 @@ func validate(doc *provision.Document, opts Options) (*node, []string, error) {
 	}
 	addRoot("ks_meta.auth_key", km.AuthKey)
 
-	names := map[string]int{}
 	for i, ua := range km.UserAccounts {
 		f := fmt.Sprintf("ks_meta.user_accounts[%d]", i)
 		u := user{name: strings.TrimSpace(ua.Name), homedir: strings.TrimSpace(ua.Homedir), shell: strings.TrimSpace(ua.Shell)}
-		if !userRE.MatchString(u.name) {
-			bad(f+".name", "%q is not a valid user name", u.name)
-		}
-		if j, dup := names[u.name]; dup {
-			bad(f+".name", "%q already defined by ks_meta.user_accounts[%d]", u.name, j)
-		}
-		names[u.name] = i
 		if u.shell == "" {
 			u.shell = "/bin/bash"
-		}
-		if u.homedir != "" && !strings.HasPrefix(u.homedir, "/") {
-			bad(f+".homedir", "%q is not an absolute path", u.homedir)
 		}
 		if ua.Password != "" {
 			h, err := HashPassword(ua.Password, opts.Rand)
 			if err != nil {
-				bad(f+".password", "%v", err)
+				errs = append(errs, fmt.Errorf("%s.password: %w", f, err))
 			}
 			u.hash = h
 		}
-		for j, s := range ua.Sudo {
-			s = strings.TrimSpace(unquote(s))
-			if strings.ContainsAny(s, "\n\r") {
-				bad(fmt.Sprintf("%s.sudo[%d]", f, j), "contains a line break")
-				continue
-			}
-			if s != "" {
+		for _, s := range ua.Sudo {
+			if s = strings.TrimSpace(unquote(s)); s != "" {
 				u.sudo = append(u.sudo, s)
 			}
 		}
 		for j, k := range ua.SSHKeys {
-			k = unquote(k)
-			if k == "" {
-				continue
-			}
-			if strings.ContainsAny(k, "\n\r") {
-				bad(fmt.Sprintf("%s.ssh_keys[%d]", f, j), "contains a line break")
+			if k = unquote(k); k == "" {
 				continue
 			}
 			if err := checkSSHKey(k); err != nil {
@@ -308,45 +218,16 @@ func validate(doc *provision.Document, opts Options) (*node, []string, error) {
 	}
 
 	if r := strings.TrimSpace(doc.KernelOptions.UdevRules); r != "" {
-		for i, item := range strings.Split(unquote(r), ",") {
-			item = strings.TrimSpace(item)
-			if item == "" {
-				continue
+		for _, item := range strings.Split(unquote(r), ",") {
+			if mac, name, ok := strings.Cut(strings.TrimSpace(item), "_"); ok {
+				n.udev = append(n.udev, udevRule{strings.ToLower(mac), name})
 			}
-			f := fmt.Sprintf("kernel_options.udevrules[%d]", i)
-			mac, name, ok := strings.Cut(item, "_")
-			if _, err := net.ParseMAC(mac); !ok || err != nil || !ifnameRE.MatchString(name) {
-				bad(f, "%q is not MAC_NAME", item)
-				continue
-			}
-			n.udev = append(n.udev, udevRule{strings.ToLower(mac), name})
 		}
 	}
 
-	if km.McoEnable == 1 {
-		for _, kv := range [][2]string{{"mco_host", km.McoHost}, {"mco_user", km.McoUser}, {"mco_password", km.McoPassword}, {"mco_vhost", km.McoVhost}} {
-			if strings.TrimSpace(kv[1]) == "" {
-				bad("ks_meta."+kv[0], "required when ks_meta.mco_enable is 1")
-			}
-		}
-		switch km.McoConnector {
-		case "rabbitmq", "stomp":
-		default:
-			bad("ks_meta.mco_connector", "%q: want rabbitmq or stomp", km.McoConnector)
-		}
-	}
-	if km.PuppetEnable == 1 && strings.TrimSpace(km.PuppetMaster) == "" {
-		bad("ks_meta.puppet_master", "required when ks_meta.puppet_enable is 1")
-	}
-	for _, kv := range [][2]string{{"mco_host", km.McoHost}, {"mco_user", km.McoUser}, {"mco_password", km.McoPassword},
-		{"mco_vhost", km.McoVhost}, {"mco_pskey", km.McoPskey}, {"puppet_master", km.PuppetMaster}} {
-		if strings.ContainsAny(kv[1], "\n\r") {
-			bad("ks_meta."+kv[0], "contains a line break")
-		}
-	}
 	if u := opts.PhoneHomeURL; u != "" {
 		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
-			bad("phone-home URL", "%q is not an http(s) URL", u)
+			errs = append(errs, fmt.Errorf("phone-home URL: %q is not an http(s) URL", u))
 		}
 	}
 
@@ -361,7 +242,7 @@ func validate(doc *provision.Document, opts Options) (*node, []string, error) {
 		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
-		return nil, warnings, fmt.Errorf("configdrive: invalid provision document:\n%w", errors.Join(errs...))
+		return nil, warnings, fmt.Errorf("configdrive: %w", errors.Join(errs...))
 	}
 	return n, warnings, nil
 }

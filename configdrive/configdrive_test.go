@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -298,14 +299,14 @@ func TestBuildErrors(t *testing.T) {
 		want   []string
 	}{
 		{"admin MAC matches nothing", func(d *docT) { d.KernelOptions.ChooseInterface = "52:54:00:00:00:01" },
-			[]string{"kernel_options.netcfg/choose_interface: MAC 52:54:00:00:00:01 matches no interface in interfaces (have eth0=52:54:00:16:ea:68, eth1="}},
+			[]string{`kernel_options["netcfg/choose_interface"]: no interface has MAC address "52:54:00:00:00:01" (the admin interface)`}},
 		{"admin MAC missing", func(d *docT) { d.KernelOptions.ChooseInterface = "" },
-			[]string{"kernel_options.netcfg/choose_interface: required"}},
+			[]string{`kernel_options["netcfg/choose_interface"]: required: the admin interface's MAC address`}},
 		{"admin NIC without address", func(d *docT) {
 			e := d.Interfaces["eth0"]
 			e.IPAddress, e.Netmask = "", "255.0.255.0"
 			d.Interfaces["eth0"] = e
-		}, []string{`interfaces.eth0.ip_address: "" is not an IPv4 address`, `interfaces.eth0.netmask: "255.0.255.0" is not a contiguous netmask`}},
+		}, []string{`interfaces.eth0.ip_address: required on the admin interface`, `interfaces.eth0.netmask: "255.0.255.0" is not a netmask`}},
 		{"unknown template", func(d *docT) { d.KsMeta.CloudInitTemplates["cloud_config"] = "cloud_config_fuel_10.0_ubuntu.jinja2" },
 			[]string{`ks_meta.cloud_init_templates.cloud_config: unknown template "cloud_config_fuel_10.0_ubuntu.jinja2" (known: cloud_config_centos.jinja2,`}},
 		{"several at once", func(d *docT) {
@@ -315,7 +316,7 @@ func TestBuildErrors(t *testing.T) {
 			d.KernelOptions.UdevRules = "zz_eth0"
 			d.KsMeta.McoConnector = "amqp"
 		}, []string{`hostname: "bad_host!" is not a valid host name`, `ks_meta.master_ip: "master" is not an IP address`,
-			`ks_meta.user_accounts[1].name: "Bad User" is not a valid user name`, `kernel_options.udevrules[0]: "zz_eth0" is not MAC_NAME`,
+			`ks_meta.user_accounts[1].name: "Bad User" is not a valid user name`, `kernel_options.udevrules: entry 1 "zz_eth0": invalid MAC address "zz"`,
 			`ks_meta.mco_connector: "amqp": want rabbitmq or stomp`}},
 	}
 	for _, tt := range tests {
@@ -325,6 +326,11 @@ func TestBuildErrors(t *testing.T) {
 			_, err := Build(doc, Options{})
 			if err == nil {
 				t.Fatal("Build succeeded")
+			}
+			// The rules are provision's: its problems, with their paths.
+			var ve *provision.ValidationError
+			if !errors.As(err, &ve) || len(ve.Problems) < len(tt.want) {
+				t.Errorf("error %v does not carry provision's problems", err)
 			}
 			for _, w := range tt.want {
 				if !strings.Contains(err.Error(), w) {
@@ -527,4 +533,42 @@ func assertNoClearPassword(t *testing.T, doc *docT, user, password string, c *Co
 		}
 	}
 	walk(&root, "")
+}
+
+// The templates provision accepts are the ones Build renders.
+func TestKnownVariantsAreProvisions(t *testing.T) {
+	var got []string
+	for k := range knownVariants {
+		got = append(got, k)
+	}
+	want := append([]string(nil), provision.CloudInitTemplateVariants...)
+	sort.Strings(got)
+	sort.Strings(want)
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("knownVariants vs provision.CloudInitTemplateVariants (-provision +configdrive):\n%s", d)
+	}
+}
+
+// Class 5: a document whose configdrive could not be built is refused by
+// provision's rules, before any disk is touched, with the field named.
+func TestBuildRefusesWhatProvisionRefuses(t *testing.T) {
+	for _, tt := range []struct {
+		modify func(d *docT)
+		path   string
+	}{
+		{func(d *docT) { d.KsMeta.Timezone = "Mars/Base" }, "ks_meta.timezone"},
+		{func(d *docT) { d.KsMeta.MasterIP = "10.20.0" }, "ks_meta.master_ip"},
+		{func(d *docT) { d.KsMeta.Gw = "gateway" }, "ks_meta.gw"},
+	} {
+		doc := loadFixture(t, fixtures[0])
+		tt.modify(doc)
+		if err := doc.Validate(); err == nil || !strings.HasPrefix(err.Error(), tt.path+": ") {
+			t.Errorf("provision Validate = %v, want a problem at %s", err, tt.path)
+		}
+		_, err := Build(doc, Options{})
+		var ve *provision.ValidationError
+		if !errors.As(err, &ve) || ve.Problems[0].Path != tt.path {
+			t.Errorf("Build = %v, want provision's problem at %s", err, tt.path)
+		}
+	}
 }

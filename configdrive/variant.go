@@ -2,7 +2,6 @@ package configdrive
 
 import (
 	"fmt"
-	"sort"
 	"strings"
 
 	"github.com/imprint-dev/imprint/provision"
@@ -18,7 +17,8 @@ type variant struct {
 }
 
 // knownVariants are fuel-agent's shipped template suffixes
-// (<kind>_<suffix>.jinja2), plus "json" for meta_data.
+// (<kind>_<suffix>.jinja2): provision.CloudInitTemplateVariants, each with
+// what it renders.
 var knownVariants = map[string]variant{
 	"ubuntu":          {"ubuntu", "ubuntu", false},
 	"centos":          {"centos", "centos", false},
@@ -32,24 +32,21 @@ var knownVariants = map[string]variant{
 
 // selectVariant resolves template kind (boothook, cloud_config, meta_data)
 // the way fuel-agent did: ks_meta.cloud_init_templates[kind] when present
-// (it must name a template we know), else by profile. Since the config-2
-// drive fuel-agent ignored the meta_data choice; we only check it.
+// (provision's rule: it must name a template fuel-agent shipped), else by
+// profile. Since the config-2 drive fuel-agent ignored the meta_data
+// choice; we only check it.
 func selectVariant(doc *provision.Document, kind string) (variant, error) {
 	if name, ok := doc.KsMeta.CloudInitTemplates[kind]; ok {
-		field := "ks_meta.cloud_init_templates." + kind
-		suffix := strings.TrimSuffix(strings.TrimSpace(name), ".jinja2")
-		suffix, found := strings.CutPrefix(suffix, kind+"_")
-		v, known := knownVariants[suffix]
-		if kind == "meta_data" && suffix == "json" {
-			v, known = variant{name: "json"}, true
+		suffix, err := provision.CheckCloudInitTemplate(kind, name)
+		if err != nil {
+			return variant{}, fmt.Errorf("ks_meta.cloud_init_templates.%s: %w", kind, err)
 		}
-		if !found || !known {
-			var names []string
-			for s := range knownVariants {
-				names = append(names, kind+"_"+s+".jinja2")
-			}
-			sort.Strings(names)
-			return variant{}, fmt.Errorf("%s: unknown template %q (known: %s)", field, name, strings.Join(names, ", "))
+		if kind == "meta_data" && suffix == "json" {
+			return variant{name: "json"}, nil
+		}
+		v, known := knownVariants[suffix]
+		if !known {
+			return variant{}, fmt.Errorf("ks_meta.cloud_init_templates.%s: template %q has no renderer", kind, name)
 		}
 		return v, nil
 	}

@@ -51,7 +51,8 @@ func DevicesFromInventory(inv *inventory.Inventory) []Device {
 }
 
 // matchDisk finds the device of one ks_spaces disk the way fuel-agent's
-// Nailgun._disk_dev does (fuel-agent.md §1.5):
+// Nailgun._disk_dev does (fuel-agent.md §1.5), except that ids given and
+// matching nothing are not silently replaced by the kernel name:
 //
 //  1. extra non-empty: a device matches when one of "/dev/"+extra[i] that
 //     starts with /dev/disk/by-id is among its links (id is then ignored);
@@ -60,13 +61,18 @@ func DevicesFromInventory(inv *inventory.Inventory) []Device {
 //  3. when no device matches by its current links, 1 and 2 again with the
 //     names older udev gave the devices (LegacyLinks): the document may
 //     come from a Nailgun that inventoried the node with an old bootstrap;
-//  4. otherwise (no match by links) the device named "/dev/"+name;
+//  4. when the disk gives no ids (no by-id extra, an id that is a kernel
+//     name such as "vda"), the device named "/dev/"+name, as fuel-agent
+//     did; when it gives ids and none matches, nothing: the disk the
+//     document means is not this machine's sdX, whatever its kernel name
+//     (fuel-agent took /dev/<name> here and wiped a stranger's disk);
 //  5. several matched by links and exactly one by name: that one (NVMe
 //     disks reporting the same WWN).
 //
-// It returns the indexes into inv of the candidates found: exactly one is a
-// match, none or several is an error.
-func matchDisk(s *provision.Space, inv []Device) (found []int) {
+// It returns the indexes into inv of the candidates found (exactly one is a
+// match, none or several is an error) and the ids it tried.
+func matchDisk(s *provision.Space, inv []Device) (found []int, ids []string) {
+	ids = diskIDs(s)
 	var byLink, byLegacy, byName []int
 	for i, d := range inv {
 		if planLinkMatch(s, d.Links) {
@@ -83,12 +89,42 @@ func matchDisk(s *provision.Space, inv []Device) (found []int) {
 		byLink = byLegacy
 	}
 	if len(byLink) > 1 && len(byName) == 1 {
-		return byName
+		return byName, ids
 	}
 	if len(byLink) > 0 {
-		return byLink
+		return byLink, ids
 	}
-	return byName
+	if len(ids) > 0 {
+		return nil, ids
+	}
+	return byName, ids
+}
+
+// diskIDs are the links a ks_spaces disk names itself by, absolute: its
+// by-id extra entries (fuel-agent's rule 1); when extra holds none, its
+// other /dev/disk/ entries (a by-path name: fuel-agent ignored them and
+// took the kernel name, imprint matches them); with no extra, an id that
+// is a link (by-path) rather than a kernel name.
+func diskIDs(s *provision.Space) []string {
+	var ids, other []string
+	if len(s.Extra) > 0 {
+		for _, e := range s.Extra {
+			switch l := "/dev/" + e; {
+			case strings.HasPrefix(l, "/dev/disk/by-id/"):
+				ids = append(ids, l)
+			case strings.HasPrefix(l, "/dev/disk/"):
+				other = append(other, l)
+			}
+		}
+		if len(ids) == 0 {
+			return other
+		}
+		return ids
+	}
+	if strings.HasPrefix(s.ID, "disk/") {
+		ids = append(ids, "/dev/"+s.ID)
+	}
+	return ids
 }
 
 func planLinkMatch(s *provision.Space, links []string) bool {
@@ -100,16 +136,12 @@ func planLinkMatch(s *provision.Space, links []string) bool {
 		}
 		return false
 	}
-	if len(s.Extra) > 0 {
-		for _, e := range s.Extra {
-			l := "/dev/" + e
-			if strings.HasPrefix(l, "/dev/disk/by-id") && has(l) {
-				return true
-			}
+	for _, l := range diskIDs(s) {
+		if has(l) {
+			return true
 		}
-		return false
 	}
-	return s.ID != "" && has("/dev/"+s.ID)
+	return false
 }
 
 // matchAll resolves every ks disk to a device. Without an inventory the
@@ -118,6 +150,9 @@ func planLinkMatch(s *provision.Space, links []string) bool {
 func (pl *planner) matchAll(disks []ksDisk) []Device {
 	out := make([]Device, len(disks))
 	claimed := map[string]int{} // device path → ks_spaces index
+	if pl.unmatched == nil {
+		pl.unmatched = map[int]bool{}
+	}
 	for i, d := range disks {
 		declared := Device{Name: d.space.Name, Path: "/dev/" + d.space.Name, SizeMiB: d.space.Size}
 		out[i] = declared
@@ -132,7 +167,10 @@ func (pl *planner) matchAll(disks []ksDisk) []Device {
 			claimed[declared.Path] = d.idx
 			continue
 		}
-		found := matchDisk(d.space, pl.inv)
+		found, ids := matchDisk(d.space, pl.inv)
+		if len(found) != 1 {
+			pl.unmatched[d.idx] = true // no fit check against the declared size
+		}
 		switch len(found) {
 		case 1:
 			dev := pl.inv[found[0]]
@@ -146,6 +184,14 @@ func (pl *planner) matchAll(disks []ksDisk) []Device {
 			}
 			out[i] = dev
 		case 0:
+			if len(ids) > 0 {
+				where := ".extra"
+				if len(d.space.Extra) == 0 {
+					where = ".id"
+				}
+				pl.fail(ErrDiskNotFound, spacePath(d.idx)+where, "disk %q: none of its ids %s names a disk of this machine (its kernel name is not used when ids are given); inventory has %s", d.space.Name, planQuoteList(ids), planDescribeInv(pl.inv, nil))
+				continue
+			}
 			pl.fail(ErrDiskNotFound, spacePath(d.idx), "disk %q not found: %s; inventory has %s", d.space.Name, planDescribeKey(d.space), planDescribeInv(pl.inv, nil))
 		default:
 			pl.fail(ErrDiskNotFound, spacePath(d.idx), "disk %q is ambiguous: %s matches %s", d.space.Name, planDescribeKey(d.space), planDescribeInv(pl.inv, found))

@@ -28,8 +28,11 @@ func TestMatchDisk(t *testing.T) {
 	}{
 		{"by-id extra", provision.Space{Name: "sdx", ID: "sdx", Extra: []string{"disk/by-id/nope", "disk/by-id/ata-A"}}, []string{"/dev/sda"}},
 		{"extra wins over id", provision.Space{Name: "sdx", ID: "disk/by-path/pci-0000:00:1f.2-ata-2", Extra: []string{"disk/by-id/wwn-0xaaa"}}, []string{"/dev/sda"}},
-		{"non-empty extra ignores id, falls back to name", provision.Space{Name: "sdb", ID: "disk/by-path/pci-0000:00:1f.2-ata-1", Extra: []string{"disk/by-id/gone"}}, []string{"/dev/sdb"}},
-		{"extra not by-id is ignored", provision.Space{Name: "sdb", Extra: []string{"disk/by-path/pci-0000:00:1f.2-ata-1"}}, []string{"/dev/sdb"}},
+		{"by-id ids given, none matches: no fallback to the name", provision.Space{Name: "sdb", ID: "disk/by-path/pci-0000:00:1f.2-ata-1", Extra: []string{"disk/by-id/gone"}}, nil},
+		{"by-path id given, matches nothing: no fallback to the name", provision.Space{Name: "sdb", ID: "disk/by-path/pci-0000:00:1f.2-ata-9"}, nil},
+		{"a by-path extra is an id too (fuel-agent took the name)", provision.Space{Name: "sdb", Extra: []string{"disk/by-path/pci-0000:00:1f.2-ata-1"}}, []string{"/dev/sda"}},
+		{"a by-path extra matching nothing: no name fallback", provision.Space{Name: "sdb", Extra: []string{"disk/by-path/pci-0000:00:1f.2-ata-9"}}, nil},
+		{"extra that is no /dev/disk link is ignored", provision.Space{Name: "sdb", Extra: []string{"sdb"}}, []string{"/dev/sdb"}},
 		{"by-path id", provision.Space{Name: "sdx", ID: "disk/by-path/pci-0000:00:1f.2-ata-2"}, []string{"/dev/sdb"}},
 		{"kernel name id falls back to name", provision.Space{Name: "vda", ID: "vda"}, []string{"/dev/vda"}},
 		{"name only", provision.Space{Name: "sda"}, []string{"/dev/sda"}},
@@ -41,7 +44,8 @@ func TestMatchDisk(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var got []string
-			for _, i := range matchDisk(&tt.space, inv) {
+			found, _ := matchDisk(&tt.space, inv)
+			for _, i := range found {
 				got = append(got, inv[i].Path)
 			}
 			if diff := cmp.Diff(tt.want, got); diff != "" {
@@ -120,7 +124,7 @@ func TestPlanInventoryErrors(t *testing.T) {
 			name: "missing",
 			inv:  planInv3(70000)[:2],
 			want: []string{
-				`ks_meta.pm_data.ks_spaces[2]: disk "sdc" not found: extra ["disk/by-id/scsi-SATA_VBOX_HARDDISK_VB50ee61eb-84e74fdf" "disk/by-id/ata-VBOX_HARDDISK_VB50ee61eb-84e74fdf"], name "sdc"; inventory has /dev/sdx (/dev/disk/by-id/ata-VBOX_HARDDISK_VB69050467-b385c7cd), /dev/sdy`,
+				`ks_meta.pm_data.ks_spaces[2].extra: disk "sdc": none of its ids ["/dev/disk/by-id/scsi-SATA_VBOX_HARDDISK_VB50ee61eb-84e74fdf" "/dev/disk/by-id/ata-VBOX_HARDDISK_VB50ee61eb-84e74fdf"] names a disk of this machine (its kernel name is not used when ids are given); inventory has /dev/sdx (/dev/disk/by-id/ata-VBOX_HARDDISK_VB69050467-b385c7cd), /dev/sdy`,
 			},
 			wantErr: ErrDiskNotFound,
 		},
@@ -141,22 +145,23 @@ func TestPlanInventoryErrors(t *testing.T) {
 			wantErr: ErrDiskNotFound,
 		},
 		{
-			// sdc has by-id extra links, so its by-path id is ignored and
-			// the name fallback lands on the disk sda's by-id link found:
-			// fuel-agent would partition /dev/sdc twice.
-			name: "name fallback onto a disk another entry matched",
+			// sdc has by-id extra links, so its by-path id is ignored; none
+			// matches, and its name is not tried (fuel-agent's fallback
+			// landed on the disk sda's by-id link found, partitioning
+			// /dev/sdc twice).
+			name: "no name fallback onto a disk another entry matched",
 			inv: []Device{
 				{Name: "sdc", Path: "/dev/sdc", SizeMiB: 70000, Links: []string{"/dev/disk/by-id/ata-VBOX_HARDDISK_VB69050467-b385c7cd"}},
 				{Name: "sdy", Path: "/dev/sdy", SizeMiB: 70000, Links: []string{"/dev/disk/by-id/ata-VBOX_HARDDISK_VBf2923215-708af674"}},
 				{Name: "sdz", Path: "/dev/sdz", SizeMiB: 70000, Links: []string{"/dev/disk/by-path/pci-0000:00:0d.0-scsi-0:0:0:0"}},
 			},
-			want:    []string{`ks_meta.pm_data.ks_spaces[2]: disk "sdc" matches /dev/sdc, already matched by ks_meta.pm_data.ks_spaces[0] ("sda")`},
+			want:    []string{`ks_meta.pm_data.ks_spaces[2].extra: disk "sdc": none of its ids ["/dev/disk/by-id/scsi-SATA_VBOX_HARDDISK_VB50ee61eb-84e74fdf" "/dev/disk/by-id/ata-VBOX_HARDDISK_VB50ee61eb-84e74fdf"] names a disk of this machine`},
 			wantErr: ErrDiskNotFound,
 		},
 		{
 			name:    "empty inventory",
 			inv:     []Device{},
-			want:    []string{`ks_spaces[0]: disk "sda" not found`, `ks_spaces[1]: disk "sdb" not found`, `ks_spaces[2]: disk "sdc" not found`, "inventory has no disks"},
+			want:    []string{`ks_spaces[0].extra: disk "sda": none of its ids`, `ks_spaces[1].extra: disk "sdb": none of its ids`, `ks_spaces[2].extra: disk "sdc": none of its ids`, "inventory has no disks"},
 			wantErr: ErrDiskNotFound,
 		},
 	}
@@ -269,7 +274,8 @@ func TestMatchDiskLegacy(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var got []string
-			for _, i := range matchDisk(&tt.space, inv) {
+			found, _ := matchDisk(&tt.space, inv)
+			for _, i := range found {
 				got = append(got, inv[i].Path)
 			}
 			if diff := cmp.Diff(tt.want, got); diff != "" {
@@ -334,5 +340,89 @@ func TestPlanLegacyNames(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The 3-disk sample on a machine whose sda, sdb and sdc carry other
+// serials: every disk is refused, naming the ids tried; fuel-agent planned
+// onto sda/sdb/sdc by kernel name. A document that gives only kernel names
+// still matches by name, as fuel-agent did.
+func TestPlanForeignSerials(t *testing.T) {
+	foreign := func(name, serial string) Device {
+		return Device{Name: name, Path: "/dev/" + name, SizeMiB: 70000, Links: []string{
+			"/dev/disk/by-id/ata-OTHER_DISK_" + serial, "/dev/disk/by-id/wwn-0x5000" + serial}}
+	}
+	inv := []Device{foreign("sda", "1111"), foreign("sdb", "2222"), foreign("sdc", "3333")}
+	doc := planLoadDoc(t, "provision_sample_nailgun_3disks.json")
+	planRealGUID3(t, doc)
+	_, err := NewPlan(doc, inv, DefaultPlanOptions())
+	if !errors.Is(err, ErrDiskNotFound) {
+		t.Fatalf("NewPlan = %v, want ErrDiskNotFound", err)
+	}
+	want := []string{
+		`ks_meta.pm_data.ks_spaces[0].extra: disk "sda": none of its ids ["/dev/disk/by-id/scsi-SATA_VBOX_HARDDISK_VB69050467-b385c7cd" "/dev/disk/by-id/ata-VBOX_HARDDISK_VB69050467-b385c7cd"] names a disk of this machine`,
+		`ks_meta.pm_data.ks_spaces[1].extra: disk "sdb": none of its ids ["/dev/disk/by-id/scsi-SATA_VBOX_HARDDISK_VBf2923215-708af674" "/dev/disk/by-id/ata-VBOX_HARDDISK_VBf2923215-708af674"] names a disk of this machine`,
+		`ks_meta.pm_data.ks_spaces[2].extra: disk "sdc": none of its ids ["/dev/disk/by-id/scsi-SATA_VBOX_HARDDISK_VB50ee61eb-84e74fdf" "/dev/disk/by-id/ata-VBOX_HARDDISK_VB50ee61eb-84e74fdf"] names a disk of this machine`,
+	}
+	got := strings.Split(err.Error(), "\n")
+	if len(got) != len(want) {
+		t.Fatalf("%d problems, want %d:\n%s", len(got), len(want), err)
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(got[i], w) {
+			t.Errorf("problem %d:\n%s\nwant prefix:\n%s", i, got[i], w)
+		}
+	}
+
+	// Only kernel names (extra [], id = name): matched by name.
+	doc = planLoadDoc(t, "provision_sample_nailgun_3disks.json")
+	planRealGUID3(t, doc)
+	for i := range doc.KsMeta.PmData.KsSpaces {
+		if s := &doc.KsMeta.PmData.KsSpaces[i]; s.Type == provision.SpaceDisk {
+			s.Extra, s.ID = []string{}, s.Name
+		}
+	}
+	p := mustPlan(t, doc, inv, DefaultPlanOptions())
+	var disks []string
+	for _, d := range p.Disks {
+		disks = append(disks, d.Device)
+	}
+	if diff := cmp.Diff([]string{"/dev/sda", "/dev/sdb", "/dev/sdc"}, disks); diff != "" {
+		t.Errorf("kernel names only (-want +got):\n%s", diff)
+	}
+}
+
+// The planner's problems are provision.FieldErrors: the path, the message
+// and the class, which errors.Is finds; provision's own rules come with
+// provision's wording (one rule, one place).
+func TestPlanErrorsAreFieldErrors(t *testing.T) {
+	doc := planLoadDoc(t, "provision_sample_nailgun_3disks.json")
+	planRealGUID3(t, doc)
+	doc.KsMeta.PmData.KsSpaces[0].Volumes[4].LVMMetaSize = 8
+	_, err := NewPlan(doc, planInv3(70000)[:2], DefaultPlanOptions())
+	var ve *provision.ValidationError
+	if !errors.As(err, &ve) {
+		t.Fatalf("NewPlan = %v, want a *provision.ValidationError", err)
+	}
+	type got struct {
+		Path string
+		Err  error
+	}
+	var paths []got
+	for _, p := range ve.Problems {
+		paths = append(paths, got{p.Path, p.Err})
+	}
+	want := []got{
+		{"ks_meta.pm_data.ks_spaces[0].volumes[4].lvm_meta_size", ErrLayout},
+		{"ks_meta.pm_data.ks_spaces[2].extra", ErrDiskNotFound},
+	}
+	if diff := cmp.Diff(want, paths, cmp.Comparer(func(a, b error) bool { return a == b })); diff != "" {
+		t.Errorf("problems (-want +got):\n%s", diff)
+	}
+	if ve.Problems[0].Msg != "must be >= 10, got 8" {
+		t.Errorf("lvm_meta_size problem worded %q, want provision's", ve.Problems[0].Msg)
+	}
+	if !errors.Is(err, ErrLayout) || !errors.Is(err, ErrDiskNotFound) || errors.Is(err, ErrDoesNotFit) {
+		t.Errorf("errors.Is does not see the classes of %v", err)
 	}
 }

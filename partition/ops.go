@@ -5,6 +5,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/imprint-dev/imprint/provision"
 )
 
 // applyMiB is one mebibyte in bytes.
@@ -236,8 +238,7 @@ func lvDevice(lv LV) string {
 	if lv.Device != "" {
 		return lv.Device
 	}
-	esc := func(s string) string { return strings.ReplaceAll(s, "-", "--") }
-	return "/dev/mapper/" + esc(lv.VG) + "-" + esc(lv.Name)
+	return LVDevice(lv.VG, lv.Name)
 }
 
 // mdCreateArgv is the mdadm command creating md, never prompting.
@@ -286,6 +287,11 @@ func pvCreateArgv(pv PV, conf string) []string {
 // mkfsOp is the mkfs command of fs, with its label cut to what the
 // filesystem holds (as fuel-agent's label12 did for xfs).
 func mkfsOp(fs FS) (Op, error) {
+	// provision's rule, checked again here: a plan built in Go must not
+	// smuggle a device into mkfs either.
+	if err := provision.CheckMkfsOptions(fs.Type, fs.Options); err != nil {
+		return Op{}, fmt.Errorf("partition: filesystem on %q: fs_options: %w: %w", fs.Device, err, ErrNotPlanned)
+	}
 	opts := strings.Fields(fs.Options)
 	label := func(flag string, maxLen int) []string {
 		if fs.Label == "" {

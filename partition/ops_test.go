@@ -1,6 +1,7 @@
 package partition
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -147,5 +148,20 @@ func TestOperationsErrors(t *testing.T) {
 func TestLVDeviceDoublesDashes(t *testing.T) {
 	if got, want := lvDevice(LV{Name: "my-lv", VG: "my-vg"}), "/dev/mapper/my--vg-my--lv"; got != want {
 		t.Errorf("lvDevice = %q, want %q", got, want)
+	}
+}
+
+// A plan built in Go (no document) cannot smuggle a device into mkfs
+// either: Operations checks the options with provision's rule.
+func TestOperationsRefusesDeviceInFSOptions(t *testing.T) {
+	for _, opts := range []string{"-l logdev=/dev/sdc", "-E device=/dev/sdc", "--opt=/dev/sdc", "/dev/sdc", "-J device=LABEL=j"} {
+		p := &Plan{FSs: []FS{{Device: "/dev/sda3", Type: "xfs", Options: opts}}}
+		if strings.HasPrefix(opts, "-J") || strings.HasPrefix(opts, "-E") {
+			p.FSs[0].Type = "ext4"
+		}
+		_, err := Operations(p, "")
+		if err == nil || !errors.Is(err, ErrNotPlanned) || !strings.Contains(err.Error(), `filesystem on "/dev/sda3": fs_options`) {
+			t.Errorf("Operations with fs_options %q = %v, want an ErrNotPlanned naming fs_options", opts, err)
+		}
 	}
 }

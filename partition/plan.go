@@ -42,11 +42,6 @@ const (
 	planMaxMD           = 127
 	planFSLabelMax      = 12
 	planDefaultMetaSize = 64
-	// planMaxSizeMiB bounds every size the planner adds up (1 EiB), so that
-	// sums cannot overflow int64 whatever the document says.
-	planMaxSizeMiB = int64(1) << 40
-	// planMaxRootMiB is fuel-agent's limit on "/" (16 TiB).
-	planMaxRootMiB = 16777216
 )
 
 // Known error classes of planning.
@@ -130,17 +125,50 @@ func DefaultPlanOptions() PlanOptions {
 // to one device (extra by-id links, then id, then name) and the layout must
 // fit the real disk, leaving 1 MiB for the backup GPT.
 //
-// All problems found are returned together (errors.Join), each naming its
-// document path; they wrap ErrDiskNotFound, ErrDoesNotFit or ErrLayout.
+// All problems found are returned together in one *provision.ValidationError,
+// each with its document path, provision's own wording for the document's
+// rules, and its class in FieldError.Err (ErrDiskNotFound, ErrDoesNotFit or
+// ErrLayout), which errors.Is finds.
 func NewPlan(doc *provision.Document, inv []Device, opts PlanOptions) (*Plan, error) {
 	if doc == nil {
 		return nil, fmt.Errorf("plan: no document: %w", ErrLayout)
 	}
 	pl := &planner{doc: doc, inv: inv, opts: opts}
+	// The document's own rules are provision's: the planner reports them,
+	// with provision's paths and wording, and plans only a layout that
+	// passes them. The disks are still looked up in the inventory so that
+	// a missing disk is reported with the rest.
+	if probs := doc.LayoutProblems(); len(probs) > 0 {
+		for _, p := range probs {
+			pl.fail(ErrLayout, p.Path, "%s", p.Msg)
+		}
+		pl.plan = newEmptyPlan()
+		if doc.Partitioning != nil {
+			for i, pd := range doc.Partitioning.Parteds {
+				pl.lookupParted(i, pd.Name)
+			}
+		} else if pl.inv != nil {
+			pl.matchAll(pl.ksDisks())
+		}
+		return pl.finish()
+	}
 	if doc.Partitioning != nil {
 		return pl.fromScheme(doc.Partitioning)
 	}
 	return pl.compute()
+}
+
+// ksDisks are the ks_spaces disk entries of size > 0.
+func (pl *planner) ksDisks() []ksDisk {
+	spaces := pl.doc.KsMeta.PmData.KsSpaces
+	var disks []ksDisk
+	for i := range spaces {
+		s := &spaces[i]
+		if s.Type == provision.SpaceDisk && s.Size > 0 {
+			disks = append(disks, ksDisk{idx: i, space: s})
+		}
+	}
+	return disks
 }
 
 // planner holds the state of one NewPlan call.
@@ -150,16 +178,15 @@ type planner struct {
 	opts PlanOptions
 
 	plan  *Plan
-	errs  []error
+	errs  []provision.FieldError
 	warns []string
+	// unmatched: ks_spaces indexes of disks no inventory device matched
+	// (already reported).
+	unmatched map[int]bool
 }
 
 func (pl *planner) fail(sentinel error, path, format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	if path != "" {
-		msg = path + ": " + msg
-	}
-	pl.errs = append(pl.errs, fmt.Errorf("%s: %w", msg, sentinel))
+	pl.errs = append(pl.errs, provision.FieldError{Path: path, Msg: fmt.Sprintf(format, args...), Err: sentinel})
 }
 
 func (pl *planner) warn(path, format string, args ...any) {
@@ -185,7 +212,7 @@ func newEmptyPlan() *Plan {
 
 func (pl *planner) finish() (*Plan, error) {
 	if len(pl.errs) > 0 {
-		return nil, errors.Join(pl.errs...)
+		return nil, &provision.ValidationError{Problems: pl.errs}
 	}
 	if len(pl.warns) > 0 {
 		pl.plan.Warnings = pl.warns
@@ -304,27 +331,12 @@ func (pl *planner) bootDisks(disks []ksDisk) []int {
 	return out
 }
 
-// partitionDevice names partition n of disk dev the way the kernel and
-// udev do (fuel-agent's Parted.next_name): "p" for cciss, nvme, loop and md
-// devices, "-part" for device-mapper (multipath) devices, nothing otherwise.
-func planPartitionDevice(dev string, n int) string {
-	sep := ""
-	switch {
-	case strings.Contains(dev, "cciss"), strings.Contains(dev, "nvme"),
-		strings.Contains(dev, "loop"), strings.Contains(dev, "md"):
-		sep = "p"
-	case strings.Contains(dev, "/dev/mapper"):
-		sep = "-part"
-	}
-	return fmt.Sprintf("%s%s%d", dev, sep, n)
-}
+// planPartitionDevice names partition n of disk dev: provision's rule.
+func planPartitionDevice(dev string, n int) string { return provision.PartitionDevice(dev, n) }
 
 // LVDevice is the device-mapper path of LV lv in VG vg: /dev/mapper/<vg>-<lv>
-// with every dash of either name doubled.
-func LVDevice(vg, lv string) string {
-	esc := func(s string) string { return strings.ReplaceAll(s, "-", "--") }
-	return "/dev/mapper/" + esc(vg) + "-" + esc(lv)
-}
+// with every dash of either name doubled (provision.LVDevicePath).
+func LVDevice(vg, lv string) string { return provision.LVDevicePath(vg, lv) }
 
 // planTruncLabel truncates a filesystem label to 12 bytes (fuel-agent's
 // limit, xfs's maximum) without splitting a UTF-8 sequence.
@@ -388,31 +400,9 @@ func (pl *planner) compute() (*Plan, error) {
 	p := pl.plan
 	spaces := pl.doc.KsMeta.PmData.KsSpaces
 
-	var disks []ksDisk
-	for i := range spaces {
-		s := &spaces[i]
-		if s.Type == provision.SpaceDisk && s.Size > 0 {
-			disks = append(disks, ksDisk{idx: i, space: s})
-		}
-	}
+	disks := pl.ksDisks()
 	if len(disks) == 0 {
 		pl.fail(ErrLayout, ksSpacesPath, "no disk entry with size > 0: nothing to partition")
-		return pl.finish()
-	}
-	for _, d := range disks {
-		if n := d.space.Name; n == "" || strings.HasPrefix(n, "/") || strings.Contains(n, "..") || strings.ContainsAny(n, " \t\n\x00") {
-			pl.fail(ErrLayout, spacePath(d.idx)+".name", "must be a kernel device name relative to /dev (sda, nvme0n1, mapper/mpatha), got %q", n)
-		}
-	}
-	// Bound every size so that the arithmetic below cannot overflow.
-	for i := range spaces {
-		for j, v := range spaces[i].Volumes {
-			if v.Size > planMaxSizeMiB {
-				pl.fail(ErrLayout, volumePath(i, j)+".size", "%d MiB is beyond any disk (max %d)", v.Size, planMaxSizeMiB)
-			}
-		}
-	}
-	if len(pl.errs) > 0 {
 		return pl.finish()
 	}
 
@@ -522,13 +512,6 @@ func (pl *planner) compute() (*Plan, error) {
 				}
 				bootPartDone = true
 			}
-			if v.Mount != "" && v.Mount != "none" && v.Mount != "swap" && !strings.HasPrefix(v.Mount, "/") {
-				pl.fail(ErrLayout, vpath+".mount", "must be an absolute path, \"swap\" or \"none\", got %q", v.Mount)
-				continue
-			}
-			if v.Mount == "/" && v.Size > planMaxRootMiB {
-				pl.fail(ErrLayout, vpath+".size", "root file system must be less than 16 TiB (%d MiB), got %d MiB", planMaxRootMiB, v.Size)
-			}
 			part := pd.add(v.Size, Partition{KeepData: v.KeepData, Name: v.Name, Purpose: PurposeNone, TypeGUID: GUIDLinuxFS})
 
 			switch v.Type {
@@ -557,13 +540,8 @@ func (pl *planner) compute() (*Plan, error) {
 					part.TypeGUID = GUIDCephOSD
 				}
 			case provision.VolPV:
-				meta := v.LVMMetaSize
-				if meta < 10 {
-					pl.fail(ErrLayout, vpath+".lvm_meta_size", "must be >= 10, got %d", meta)
-					continue
-				}
 				part.Purpose, part.VG, part.TypeGUID = PurposePV, v.VG, GUIDLinuxLVM
-				pl.attachPV(part.Device, v.VG, (meta-8)/2)
+				pl.attachPV(part.Device, v.VG, provision.PVMetadataSizeMiB(v.LVMMetaSize))
 			case provision.VolRaid:
 				switch v.Mount {
 				case "", "none":
@@ -714,15 +692,10 @@ func (pl *planner) planLVs(spaces []provision.Space) {
 				continue
 			}
 			if !hasPV {
+				// provision reports a VG with LVs and no PV; this is
+				// only reached for a Document it was not asked about.
 				pl.fail(ErrLayout, vpath, "logical volume %q of vg %q has no physical volume: no partitioned disk carries a pv volume of vg %q with size > 0", v.Name, s.ID, s.ID)
 				continue
-			}
-			if v.Mount != "" && v.Mount != "none" && v.Mount != "swap" && !strings.HasPrefix(v.Mount, "/") {
-				pl.fail(ErrLayout, vpath+".mount", "must be an absolute path, \"swap\" or \"none\", got %q", v.Mount)
-				continue
-			}
-			if v.Mount == "/" && v.Size > planMaxRootMiB {
-				pl.fail(ErrLayout, vpath+".size", "root file system must be less than 16 TiB (%d MiB), got %d MiB", planMaxRootMiB, v.Size)
 			}
 			dev := LVDevice(s.ID, v.Name)
 			p.LVs = append(p.LVs, LV{Name: v.Name, VG: s.ID, SizeMiB: v.Size, Device: dev})
@@ -867,7 +840,7 @@ func planAnyKeep(p *Plan) bool {
 // the disk (the backup GPT). Against a real disk this is an error; against
 // a declared size (no inventory) a warning.
 func (pl *planner) checkFit(idx int, d *Disk) {
-	if len(d.Partitions) == 0 {
+	if len(d.Partitions) == 0 || pl.unmatched[idx] {
 		return
 	}
 	end := d.Partitions[len(d.Partitions)-1].EndMiB
@@ -906,21 +879,5 @@ func (pl *planner) checkGUIDs() {
 	}
 }
 
-func planIsGUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i, c := range s {
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
-				return false
-			}
-		}
-	}
-	return true
-}
+// planIsGUID is provision's GUID rule.
+func planIsGUID(s string) bool { return provision.IsGUID(s) }

@@ -109,7 +109,7 @@ func planFuzzInventory(doc *provision.Document) []Device {
 		if s.Type != provision.SpaceDisk {
 			continue
 		}
-		d := Device{Name: s.Name, Path: "/dev/" + s.Name, SizeMiB: planMaxSizeMiB * 4}
+		d := Device{Name: s.Name, Path: "/dev/" + s.Name, SizeMiB: provision.MaxSizeMiB * 4}
 		for _, e := range s.Extra {
 			d.Links = append(d.Links, "/dev/"+e)
 		}

@@ -229,6 +229,33 @@ func variantDoc(t *testing.T, spaces json.RawMessage) *provision.Document {
 	if err := json.Unmarshal(spaces, &doc.KsMeta.PmData.KsSpaces); err != nil {
 		t.Fatal(err)
 	}
+	// fuel-agent's variants leave some VGs undeclared (fuel-agent makes a
+	// VG from its PVs) and do not provide every mount the sample's images
+	// fill; provision refuses both, so declare the VGs and keep only the
+	// images something can take.
+	declared := map[string]bool{}
+	for _, s := range doc.KsMeta.PmData.KsSpaces {
+		if s.Type == provision.SpaceVG {
+			declared[s.ID] = true
+		}
+	}
+	mounts := map[string]bool{}
+	for _, s := range doc.KsMeta.PmData.KsSpaces {
+		for _, v := range s.Volumes {
+			if v.Size > 0 {
+				mounts[v.Mount] = true
+			}
+			if v.Type == provision.VolPV && v.Size > 0 && !declared[v.VG] {
+				declared[v.VG] = true
+				doc.KsMeta.PmData.KsSpaces = append(doc.KsMeta.PmData.KsSpaces, provision.Space{Type: provision.SpaceVG, ID: v.VG})
+			}
+		}
+	}
+	for m := range doc.KsMeta.ImageData {
+		if !mounts[m] {
+			delete(doc.KsMeta.ImageData, m)
+		}
+	}
 	return doc
 }
 
@@ -491,6 +518,7 @@ func TestPlanCephJournal(t *testing.T) {
 	spaces[0].Volumes = append(spaces[0].Volumes, journal)
 	for i := range 3 {
 		spaces[i].Volumes = append(spaces[i].Volumes, extra["CEPH_DATA"])
+		spaces[i].Size += 70000 // room for them
 	}
 	p := mustPlan(t, doc, nil, DefaultPlanOptions())
 	sda := p.Disks[0].Partitions
@@ -517,6 +545,7 @@ func TestPlanCephJournal(t *testing.T) {
 	// A journal with no OSD anywhere is rejected (fuel-agent divides by zero).
 	doc = planLoadDoc(t, "provision_sample_nailgun_3disks.json")
 	doc.KsMeta.PmData.KsSpaces[0].Volumes = append(doc.KsMeta.PmData.KsSpaces[0].Volumes, journal)
+	doc.KsMeta.PmData.KsSpaces[0].Size += 70000
 	if _, err := NewPlan(doc, nil, DefaultPlanOptions()); err == nil || !strings.Contains(err.Error(), "ks_meta.pm_data.ks_spaces[0].volumes[6]: ceph journal volume but no ceph OSD") {
 		t.Errorf("journal without OSD: err = %v", err)
 	}
@@ -575,6 +604,8 @@ func TestPlanKeepDataElevation(t *testing.T) {
 	// A kept VG without LVs keeps the flag itself.
 	doc = planLoadDoc(t, "provision_sample_nailgun_3disks.json")
 	doc.KsMeta.PmData.KsSpaces[0].Volumes = append(doc.KsMeta.PmData.KsSpaces[0].Volumes, provision.Volume{Type: "pv", VG: "spare", Size: 100, LVMMetaSize: 64, KeepData: true})
+	doc.KsMeta.PmData.KsSpaces[0].Size += 100
+	doc.KsMeta.PmData.KsSpaces = append(doc.KsMeta.PmData.KsSpaces, provision.Space{Type: provision.SpaceVG, ID: "spare"})
 	p = mustPlan(t, doc, nil, DefaultPlanOptions())
 	if vg := p.VGs[len(p.VGs)-1]; vg.Name != "spare" || !vg.KeepData || !p.KeepData {
 		t.Errorf("vg %+v, plan keep %v", vg, p.KeepData)
@@ -600,7 +631,7 @@ func TestPlanBootable(t *testing.T) {
 	}
 	doc.KsMeta.PmData.KsSpaces[2].Bootable = true
 	_, err := NewPlan(doc, nil, DefaultPlanOptions())
-	if err == nil || !strings.Contains(err.Error(), "more than one bootable disk: ks_meta.pm_data.ks_spaces[1] (sdb), ks_meta.pm_data.ks_spaces[2] (sdc)") {
+	if err == nil || !strings.Contains(err.Error(), "ks_meta.pm_data.ks_spaces[2].bootable: only one disk may be bootable, ks_spaces[1] is bootable too") {
 		t.Errorf("two bootable disks: err = %v", err)
 	}
 }
@@ -715,33 +746,42 @@ func TestPlanRejects(t *testing.T) {
 			mutate: func(d *provision.Document) {
 				d.KsMeta.PmData.KsSpaces[4].Volumes[0].Size = 10
 			},
-			want: []string{`ks_meta.pm_data.ks_spaces[4].volumes[0]: logical volume "zero_size" of vg "zero_size" has no physical volume`},
+			want: []string{`ks_meta.pm_data.ks_spaces[4].id: volume group "zero_size" has logical volumes but no physical volume`},
 		},
 		{
 			name: "image for a mount nothing provides",
 			mutate: func(d *provision.Document) {
 				d.KsMeta.ImageData["/var"] = provision.ImageData{URI: "file:///x", Format: "ext4", Container: "raw"}
 			},
-			want: []string{`ks_meta.image_data["/var"]: no filesystem of the layout is mounted at /var`},
+			want: []string{`ks_meta.image_data["/var"]: no volume is mounted at "/var" to write this image to`},
 		},
 		{
 			name: "no disk for the configdrive",
 			mutate: func(d *provision.Document) {
-				d.KsMeta.PmData.KsSpaces[0].Volumes[4].VG = "other"
-				d.KsMeta.PmData.KsSpaces[0].Volumes[4].Size = 19438
+				// "/" on an LV of a VG not named os: no disk qualifies.
+				for i := range d.KsMeta.PmData.KsSpaces {
+					s := &d.KsMeta.PmData.KsSpaces[i]
+					if s.ID == "os" {
+						s.ID = "system"
+					}
+					for j := range s.Volumes {
+						if s.Volumes[j].VG == "os" {
+							s.Volumes[j].VG = "system"
+						}
+					}
+				}
 			},
 			want: []string{`no partitioned disk holds "/"`},
 		},
 		{
 			name:   "same disk twice",
 			mutate: func(d *provision.Document) { d.KsMeta.PmData.KsSpaces[2].Name = "sdb" },
-			want:   []string{`ks_meta.pm_data.ks_spaces[2]: disk "sdb" is also ks_meta.pm_data.ks_spaces[1]: one disk cannot be laid out twice`},
-			is:     ErrDiskNotFound,
+			want:   []string{`ks_meta.pm_data.ks_spaces[2].name: disk "sdb" is already declared by ks_spaces[1]`},
 		},
 		{
 			name:   "no disk at all",
 			mutate: func(d *provision.Document) { d.KsMeta.PmData.KsSpaces = d.KsMeta.PmData.KsSpaces[3:] },
-			want:   []string{"ks_meta.pm_data.ks_spaces: no disk entry with size > 0"},
+			want:   []string{`ks_meta.pm_data.ks_spaces[0].id: volume group "os" has logical volumes but no physical volume`},
 		},
 		{
 			name:   "absurd size",
@@ -754,7 +794,7 @@ func TestPlanRejects(t *testing.T) {
 				d.KsMeta.PmData.KsSpaces[0].Volumes[2].Mount = "/"
 				d.KsMeta.PmData.KsSpaces[0].Volumes[2].Size = 16777217
 			},
-			want: []string{"ks_meta.pm_data.ks_spaces[0].volumes[2].size: root file system must be less than 16 TiB"},
+			want: []string{"ks_meta.pm_data.ks_spaces[0].volumes[2].size: the root file system must be at most 16777216 MiB (16 TiB), got 16777217"},
 		},
 		{
 			name: "several problems at once",
@@ -797,5 +837,30 @@ func TestPlanRejects(t *testing.T) {
 func TestPlanNilDocument(t *testing.T) {
 	if _, err := NewPlan(nil, nil, DefaultPlanOptions()); err == nil {
 		t.Error("NewPlan(nil) succeeded")
+	}
+}
+
+// A document whose layout did not decode (a size that is not an integer,
+// left zero by Parse) is never planned, even when the caller ignored
+// Parse's error: a disk read as "size 0" would be left out of the plan.
+func TestPlanRefusesUndecodedLayout(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("testdata", "provision_sample_nailgun_3disks.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(data, &m); err != nil {
+		t.Fatal(err)
+	}
+	spaces := m["ks_meta"].(map[string]any)["pm_data"].(map[string]any)["ks_spaces"].([]any)
+	spaces[1].(map[string]any)["size"] = "big"
+	data, _ = json.Marshal(m)
+	doc, perr := provision.Parse(data)
+	if perr == nil || doc == nil {
+		t.Fatalf("Parse = %v, %v; want a document and its problem", doc, perr)
+	}
+	_, err = NewPlan(doc, nil, DefaultPlanOptions())
+	if err == nil || !strings.Contains(err.Error(), `ks_meta.pm_data.ks_spaces[1].size: must be an integer, got string "big"`) || !errors.Is(err, ErrLayout) {
+		t.Errorf("NewPlan = %v, want the size problem as ErrLayout", err)
 	}
 }

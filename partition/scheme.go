@@ -62,7 +62,10 @@ func (p *Plan) Scheme() provision.PartitionScheme {
 const partitioningPath = "partitioning"
 
 // fromScheme converts the nailgun_simple driver's pre-computed scheme into
-// a Plan. Boundaries, numbers, names and flags are taken verbatim; each
+// a Plan. provision's rules have passed (NewPlan checks them first): every
+// partition is one of its parted's disk, every pv, md member and file system
+// is a partition of a listed parted or an md or LV the scheme creates.
+// Boundaries, numbers, names and flags are taken verbatim; each
 // partition's purpose is inferred from what refers to it (PV, md member,
 // filesystem, configdrive, bios_grub flag); a null guid gets the type GUID
 // of that purpose. Bootloader disks are the parteds with
@@ -72,11 +75,8 @@ func (pl *planner) fromScheme(s *provision.PartitionScheme) (*Plan, error) {
 	p := pl.plan
 
 	pvVG := map[string]string{}
-	for i, vg := range s.VGs {
+	for _, vg := range s.VGs {
 		for _, pv := range vg.PVNames {
-			if prev, ok := pvVG[pv]; ok && prev != vg.Name {
-				pl.fail(ErrLayout, fmt.Sprintf("%s.vgs[%d].pvnames", partitioningPath, i), "%s is already in vg %q", pv, prev)
-			}
 			pvVG[pv] = vg.Name
 		}
 	}
@@ -100,53 +100,26 @@ func (pl *planner) fromScheme(s *provision.PartitionScheme) (*Plan, error) {
 		}
 	}
 
-	partDevs := map[string]bool{}
+	claimed := map[string]int{} // inventory device → parteds index
 	for i, pd := range s.Parteds {
 		dpath := fmt.Sprintf("%s.parteds[%d]", partitioningPath, i)
-		if !strings.HasPrefix(pd.Name, "/dev/") || len(pd.Name) == len("/dev/") || strings.Contains(pd.Name, "..") {
-			pl.fail(ErrLayout, dpath+".name", "must be a device path under /dev, got %q", pd.Name)
+		dev, ok := pl.lookupParted(i, pd.Name)
+		if !ok {
 			continue
 		}
-		dev := Device{Name: strings.TrimPrefix(pd.Name, "/dev/"), Path: pd.Name}
-		if pl.inv != nil {
-			found := -1
-			for k, d := range pl.inv {
-				if d.Path == pd.Name {
-					found = k
-				}
-				for _, l := range d.Links {
-					if l == pd.Name {
-						found = k
-					}
-				}
-			}
-			if found < 0 {
-				pl.fail(ErrDiskNotFound, dpath+".name", "disk %s not found; inventory has %s", pd.Name, planDescribeInv(pl.inv, nil))
-				continue
-			}
-			dev = pl.inv[found]
+		if j, dup := claimed[dev.Path]; dup {
+			pl.fail(ErrDiskNotFound, dpath+".name", "%s is disk %s, which parteds[%d] (%s) already lays out", pd.Name, dev.Path, j, s.Parteds[j].Name)
+			continue
 		}
+		claimed[dev.Path] = i
 		label := pd.Label
 		if label == "" {
 			label = "gpt"
 		}
 		disk := Disk{Device: dev.Path, Name: dev.Name, SizeMiB: dev.SizeMiB, LogicalSectorSize: dev.LogicalSectorSize,
 			Label: label, Partitions: []Partition{}, Bootloader: pd.InstallBootloader}
-		var prevEnd int64
 		for j, sp := range pd.Partitions {
-			ppath := fmt.Sprintf("%s.partitions[%d]", dpath, j)
-			if sp.Begin < 0 || sp.End > planMaxSizeMiB || sp.Begin >= sp.End {
-				pl.fail(ErrLayout, ppath, "begin %d, end %d: must have 0 <= begin < end", sp.Begin, sp.End)
-				continue
-			}
-			if sp.Begin < prevEnd {
-				pl.fail(ErrLayout, ppath, "begin %d overlaps the previous partition, which ends at %d", sp.Begin, prevEnd)
-			}
-			prevEnd = sp.End
 			name := sp.Name
-			if name == "" {
-				name = planPartitionDevice(pd.Name, sp.Count)
-			}
 			part := Partition{
 				Number: sp.Count, Device: name, Disk: dev.Path, BeginMiB: sp.Begin, EndMiB: sp.End,
 				Flags: append([]string{}, sp.Flags...), Configdrive: sp.Configdrive, KeepData: sp.KeepData,
@@ -185,10 +158,6 @@ func (pl *planner) fromScheme(s *provision.PartitionScheme) (*Plan, error) {
 			if sp.GUID != nil && *sp.GUID != "" {
 				part.TypeGUID = *sp.GUID
 			}
-			if partDevs[name] {
-				pl.fail(ErrLayout, ppath+".name", "partition %s appears twice", name)
-			}
-			partDevs[name] = true
 			disk.Partitions = append(disk.Partitions, part)
 		}
 		p.Disks = append(p.Disks, disk)
@@ -217,39 +186,16 @@ func (pl *planner) fromScheme(s *provision.PartitionScheme) (*Plan, error) {
 		}
 		p.MDs = append(p.MDs, m)
 	}
-	for i, pv := range s.PVs {
-		if !partDevs[pv.Name] && !planSchemeHasMD(s, pv.Name) {
-			pl.warn(fmt.Sprintf("%s.pvs[%d]", partitioningPath, i), "%s is not a partition of any parted nor an md", pv.Name)
-		}
+	for _, pv := range s.PVs {
 		p.PVs = append(p.PVs, PV{Device: pv.Name, VG: pvVG[pv.Name], MetadataSizeMiB: pv.MetadataSize, MetadataCopies: pv.MetadataCopies, KeepData: pv.KeepData})
 	}
-	for i, vg := range s.VGs {
-		for _, pv := range vg.PVNames {
-			if !isPV[pv] {
-				pl.fail(ErrLayout, fmt.Sprintf("%s.vgs[%d].pvnames", partitioningPath, i), "%s is not in pvs", pv)
-			}
-		}
+	for _, vg := range s.VGs {
 		p.VGs = append(p.VGs, VG{Name: vg.Name, PVs: append([]string{}, vg.PVNames...), KeepData: vg.KeepData})
 	}
-	for i, lv := range s.LVs {
-		found := false
-		for _, vg := range s.VGs {
-			if vg.Name == lv.VGName {
-				found = true
-			}
-		}
-		if !found {
-			pl.fail(ErrLayout, fmt.Sprintf("%s.lvs[%d].vgname", partitioningPath, i), "vg %q is not in vgs", lv.VGName)
-		}
-		if lv.Size <= 0 || lv.Size > planMaxSizeMiB {
-			pl.fail(ErrLayout, fmt.Sprintf("%s.lvs[%d].size", partitioningPath, i), "must be > 0, got %d", lv.Size)
-		}
+	for _, lv := range s.LVs {
 		p.LVs = append(p.LVs, LV{Name: lv.Name, VG: lv.VGName, SizeMiB: lv.Size, Device: LVDevice(lv.VGName, lv.Name), KeepData: lv.KeepData})
 	}
-	for i, fs := range s.FSs {
-		if fs.Mount != "" && fs.Mount != "swap" && !strings.HasPrefix(fs.Mount, "/") {
-			pl.fail(ErrLayout, fmt.Sprintf("%s.fss[%d].mount", partitioningPath, i), "must be an absolute path, \"swap\" or empty, got %q", fs.Mount)
-		}
+	for _, fs := range s.FSs {
 		t := fs.FSType
 		if t == "" {
 			t = "xfs"
@@ -265,13 +211,26 @@ func (pl *planner) fromScheme(s *provision.PartitionScheme) (*Plan, error) {
 	return pl.finish()
 }
 
-func planSchemeHasMD(s *provision.PartitionScheme, name string) bool {
-	for _, md := range s.MDs {
-		if md.Name == name {
-			return true
+// lookupParted finds the disk of partitioning.parteds[i] (named name) in
+// the inventory, by path or by one of its links. Without an inventory the
+// disk is taken as named.
+func (pl *planner) lookupParted(i int, name string) (Device, bool) {
+	dev := Device{Name: strings.TrimPrefix(name, "/dev/"), Path: name}
+	if pl.inv == nil {
+		return dev, true
+	}
+	for _, d := range pl.inv {
+		if d.Path == name {
+			return d, true
+		}
+		for _, l := range d.Links {
+			if l == name {
+				return d, true
+			}
 		}
 	}
-	return false
+	pl.fail(ErrDiskNotFound, fmt.Sprintf("%s.parteds[%d].name", partitioningPath, i), "disk %s not found; inventory has %s", name, planDescribeInv(pl.inv, nil))
+	return Device{}, false
 }
 
 func (pl *planner) checkFitScheme(path string, d *Disk) {

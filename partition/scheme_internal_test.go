@@ -2,6 +2,8 @@ package partition
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -10,11 +12,26 @@ import (
 	"github.com/imprint-dev/imprint/provision"
 )
 
-func TestPlanFromSimpleNailgunScheme(t *testing.T) {
+// schemeDoc is fuel-agent's nailgun_simple test document without its PV
+// on /dev/sdc3, a disk no parted lists (which provision refuses, see
+// TestPlanSchemeUnlistedDevices).
+func schemeDoc(t *testing.T) *provision.Document {
+	t.Helper()
 	doc := planLoadDoc(t, "simple_nailgun_driver.json")
 	if doc.Partitioning == nil {
 		t.Fatal("fixture has no partitioning")
 	}
+	ps := doc.Partitioning
+	if ps.PVs[3].Name != "/dev/sdc3" || ps.VGs[0].PVNames[2] != "/dev/sdc3" {
+		t.Fatalf("fixture changed: pvs %+v vgs %+v", ps.PVs, ps.VGs)
+	}
+	ps.PVs = ps.PVs[:3]
+	ps.VGs[0].PVNames = ps.VGs[0].PVNames[:2]
+	return doc
+}
+
+func TestPlanFromSimpleNailgunScheme(t *testing.T) {
+	doc := schemeDoc(t)
 	p := mustPlan(t, doc, nil, DefaultPlanOptions())
 	want := []row{
 		{"/dev/sdb1", 1, 1, 25, PurposeBiosGrub, GUIDBIOSBoot, ""},
@@ -35,13 +52,13 @@ func TestPlanFromSimpleNailgunScheme(t *testing.T) {
 		t.Errorf("configdrive %q", p.Configdrive)
 	}
 	wantVGs := []VG{
-		{Name: "image", PVs: []string{"/dev/sda6", "/dev/sdb3", "/dev/sdc3"}},
+		{Name: "image", PVs: []string{"/dev/sda6", "/dev/sdb3"}},
 		{Name: "os", PVs: []string{"/dev/sda5"}},
 	}
 	if diff := cmp.Diff(wantVGs, p.VGs); diff != "" {
 		t.Errorf("vgs (-want +got):\n%s", diff)
 	}
-	if p.PVs[0].VG != "os" || p.PVs[3].VG != "image" || p.PVs[0].MetadataSizeMiB != 28 {
+	if p.PVs[0].VG != "os" || p.PVs[2].VG != "image" || p.PVs[0].MetadataSizeMiB != 28 {
 		t.Errorf("pvs = %+v", p.PVs)
 	}
 	if diff := cmp.Diff([]Image{{Mount: "/", URI: "http://10.20.0.1:123/imgs/fake_image.img.gz", Format: "ext4", Container: "gzip", Device: "/dev/mapper/os-root"}}, p.Images); diff != "" {
@@ -50,11 +67,10 @@ func TestPlanFromSimpleNailgunScheme(t *testing.T) {
 	if len(p.FSs) != 5 || !p.FSs[2].Image || p.FSs[2].Device != "/dev/mapper/os-root" {
 		t.Errorf("fss = %+v", p.FSs)
 	}
-	// The fixture is fuel-agent's test data: no install_bootloader, a PV on
-	// an sdc no parted creates, a "fake_guid".
+	// The fixture is fuel-agent's test data: no install_bootloader, a
+	// "fake_guid".
 	wantWarn := []string{
 		"partitioning.parteds: no parted has install_bootloader: true",
-		"partitioning.pvs[3]: /dev/sdc3 is not a partition of any parted",
 		`partition /dev/sda4: type GUID "fake_guid" is not a GUID`,
 	}
 	if len(p.Warnings) != len(wantWarn) {
@@ -68,7 +84,7 @@ func TestPlanFromSimpleNailgunScheme(t *testing.T) {
 }
 
 func TestPlanFromSchemeErrors(t *testing.T) {
-	base := func(t *testing.T) *provision.Document { return planLoadDoc(t, "simple_nailgun_driver.json") }
+	base := schemeDoc
 	tests := []struct {
 		name   string
 		mutate func(d *provision.Document)
@@ -78,17 +94,17 @@ func TestPlanFromSchemeErrors(t *testing.T) {
 		{
 			name:   "overlap",
 			mutate: func(d *provision.Document) { d.Partitioning.Parteds[1].Partitions[3].Begin = 400 },
-			want:   []string{"partitioning.parteds[1].partitions[3]: begin 400 overlaps the previous partition, which ends at 425"},
+			want:   []string{"partitioning.parteds[1].partitions[3].begin: 400 overlaps partitions[2], which ends at 425"},
 		},
 		{
 			name:   "begin after end",
 			mutate: func(d *provision.Document) { d.Partitioning.Parteds[0].Partitions[2].End = 1 },
-			want:   []string{"partitioning.parteds[0].partitions[2]: begin 225, end 1: must have 0 <= begin < end"},
+			want:   []string{"partitioning.parteds[0].partitions[2].end: must be greater than begin (225), got 1"},
 		},
 		{
 			name:   "lv of an unknown vg",
 			mutate: func(d *provision.Document) { d.Partitioning.LVs[0].VGName = "nope" },
-			want:   []string{`partitioning.lvs[0].vgname: vg "nope" is not in vgs`},
+			want:   []string{`partitioning.lvs[0].vgname: "nope" is not in partitioning.vgs`},
 		},
 		{
 			name:   "no configdrive",
@@ -98,12 +114,41 @@ func TestPlanFromSchemeErrors(t *testing.T) {
 		{
 			name:   "relative mount",
 			mutate: func(d *provision.Document) { d.Partitioning.FSs[1].Mount = "tmp" },
-			want:   []string{`partitioning.fss[1].mount: must be an absolute path, "swap" or empty, got "tmp"`},
+			want:   []string{`partitioning.fss[1].mount: must be an absolute path, "swap" or "none", got "tmp"`},
 		},
 		{
 			name:   "not a device",
 			mutate: func(d *provision.Document) { d.Partitioning.Parteds[0].Name = "sdb" },
-			want:   []string{`partitioning.parteds[0].name: must be a device path under /dev, got "sdb"`},
+			want:   []string{`partitioning.parteds[0].name: must be a device path under /dev (/dev/sda, /dev/nvme0n1), got "sdb"`},
+		},
+		{
+			name: "pv on a disk no parted lists",
+			mutate: func(d *provision.Document) {
+				d.Partitioning.PVs = append(d.Partitioning.PVs, provision.PhysicalVolume{Name: "/dev/sdc3", MetadataSize: 28, MetadataCopies: 2})
+				d.Partitioning.VGs[0].PVNames = append(d.Partitioning.VGs[0].PVNames, "/dev/sdc3")
+			},
+			want: []string{`partitioning.pvs[3].name: "/dev/sdc3" is not a partition of a disk in partitioning.parteds, nor an md or lv this scheme creates`},
+		},
+		{
+			name:   "configdrive and root on an unlisted disk",
+			mutate: func(d *provision.Document) { d.Partitioning.FSs[0].Device = "/dev/sdc1" },
+			inv:    []Device{{Name: "sda", Path: "/dev/sda", SizeMiB: 70000}, {Name: "sdb", Path: "/dev/sdb", SizeMiB: 70000}, {Name: "sdc", Path: "/dev/sdc", SizeMiB: 70000}},
+			want:   []string{`partitioning.fss[0].device: "/dev/sdc1" is not a partition of a disk in partitioning.parteds, nor an md or lv this scheme creates`},
+		},
+		{
+			name: "one disk under two names",
+			mutate: func(d *provision.Document) {
+				d.Partitioning.Parteds[0].Name = "/dev/disk/by-id/wwn-0x5000aaaa"
+				for j := range d.Partitioning.Parteds[0].Partitions {
+					pt := &d.Partitioning.Parteds[0].Partitions[j]
+					pt.Device = "/dev/disk/by-id/wwn-0x5000aaaa"
+					pt.Name = fmt.Sprintf("/dev/disk/by-id/wwn-0x5000aaaa-part%d", pt.Count)
+				}
+				d.Partitioning.PVs[2].Name = "/dev/disk/by-id/wwn-0x5000aaaa-part3"
+				d.Partitioning.VGs[0].PVNames[1] = "/dev/disk/by-id/wwn-0x5000aaaa-part3"
+			},
+			inv:  []Device{{Name: "sda", Path: "/dev/sda", SizeMiB: 70000, Links: []string{"/dev/disk/by-id/wwn-0x5000aaaa"}}},
+			want: []string{"partitioning.parteds[1].name: /dev/sda is disk /dev/sda, which parteds[0] (/dev/disk/by-id/wwn-0x5000aaaa) already lays out"},
 		},
 		{
 			name:   "disk missing from inventory",
@@ -125,6 +170,9 @@ func TestPlanFromSchemeErrors(t *testing.T) {
 			_, err := NewPlan(doc, tt.inv, DefaultPlanOptions())
 			if err == nil {
 				t.Fatal("NewPlan succeeded")
+			}
+			if !errors.Is(err, ErrLayout) && !errors.Is(err, ErrDiskNotFound) && !errors.Is(err, ErrDoesNotFit) {
+				t.Errorf("error %v wraps none of the planner's sentinels", err)
 			}
 			for _, w := range tt.want {
 				if !strings.Contains(err.Error(), w) {

@@ -12,15 +12,37 @@ import (
 type FieldError struct {
 	Path string
 	Msg  string
+	// Err is the class of the problem when a consumer reports it (the
+	// planner's partition.ErrLayout, ErrDiskNotFound, ErrDoesNotFit);
+	// nil for provision's own. errors.Is sees it through Unwrap.
+	Err error
 }
 
-func (e FieldError) Error() string { return e.Path + ": " + e.Msg }
+func (e FieldError) Error() string {
+	if e.Path == "" {
+		return e.Msg
+	}
+	return e.Path + ": " + e.Msg
+}
+
+// Unwrap returns the problem's class (nil for provision's own problems).
+func (e FieldError) Unwrap() error { return e.Err }
 
 // ValidationError carries every problem found in a document, in document
 // order (the order the fields appear in the input when the document was
 // parsed; the order of the checks otherwise).
 type ValidationError struct {
 	Problems []FieldError
+}
+
+// Unwrap returns the problems, so that errors.Is finds the class of any
+// of them (the planner's sentinels).
+func (e *ValidationError) Unwrap() []error {
+	out := make([]error, len(e.Problems))
+	for i, p := range e.Problems {
+		out[i] = p
+	}
+	return out
 }
 
 func (e *ValidationError) Error() string {
@@ -145,11 +167,12 @@ func sortProblems(ps []FieldError, pos map[string]int64) {
 
 // dedupe drops exact repeats.
 func dedupe(ps []FieldError) []FieldError {
-	seen := make(map[FieldError]bool, len(ps))
+	type key struct{ path, msg string }
+	seen := make(map[key]bool, len(ps))
 	out := ps[:0]
 	for _, p := range ps {
-		if !seen[p] {
-			seen[p] = true
+		if k := (key{p.Path, p.Msg}); !seen[k] {
+			seen[k] = true
 			out = append(out, p)
 		}
 	}

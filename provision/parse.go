@@ -92,8 +92,10 @@ type source struct {
 	pos      map[string]int64 // path → position in the input
 	problems []FieldError     // Parse's own (schema and type) problems
 	warns    []FieldError
-	hidden   map[string]bool // paths whose semantic problems would repeat Parse's
-	partial  bool            // ks_spaces had problems: values were left zero
+	hidden   map[string]bool // paths whose semantic problems would repeat Parse's; their values are unknown
+	// spacesBroken: Parse found the ks_spaces list itself wrong (missing,
+	// not an array, no disk): what refers across it would be follow-ons.
+	spacesBroken bool
 }
 
 func newSource(tree *node, ps []FieldError) *source {
@@ -105,11 +107,8 @@ func newSource(tree *node, ps []FieldError) *source {
 		// A problem of the whole ks_spaces list does not hide its items'.
 		if p.Path != pathKsSpaces {
 			s.hidden[p.Path] = true
-		}
-		// Zeroed ks_spaces values would make the cross-reference rules
-		// (image targets, VG capacity, PV→VG) report follow-ons.
-		if strings.HasPrefix(p.Path, pathKsSpaces) || strings.HasPrefix(pathKsSpaces, p.Path) {
-			s.partial = true
+		} else {
+			s.spacesBroken = true
 		}
 	}
 	return s

@@ -129,17 +129,22 @@ func TestFixturesValidate(t *testing.T) {
 		},
 		"simple_nailgun_driver.json": {
 			`partitioning.parteds[1].partitions[3].guid: "fake_guid" is not a GUID (sgdisk --typecode will refuse it)`,
-			`partitioning.pvs[3].name: "/dev/sdc3" is not created by this scheme; it must already exist`,
 		},
+	}
+	// fuel-agent's nailgun_simple test data puts a PV on /dev/sdc3, a disk
+	// the scheme does not list: refused (the rule tests drop it).
+	wantErr := map[string]string{
+		"simple_nailgun_driver.json": `partitioning.pvs[3].name: "/dev/sdc3" is not a partition of a disk in partitioning.parteds, nor an md or lv this scheme creates`,
 	}
 	for _, name := range fixtures {
 		t.Run(name, func(t *testing.T) {
 			doc, err := ParseAndValidate(readFixture(t, name))
-			if err != nil {
+			if want := wantErr[name]; want != "" {
+				if err == nil || err.Error() != want {
+					t.Fatalf("ParseAndValidate = %v, want %s", err, want)
+				}
+			} else if err != nil {
 				t.Fatalf("ParseAndValidate: %v", err)
-			}
-			if err := doc.Validate(); err != nil {
-				t.Errorf("Validate: %v", err)
 			}
 			if diff := cmp.Diff(want[name], lines(doc.Warnings())); diff != "" {
 				t.Errorf("Warnings() (-want +got):\n%s", diff)
@@ -276,11 +281,11 @@ func TestYAMLEqualsJSON(t *testing.T) {
 			if bytes.HasPrefix(bytes.TrimSpace(y), []byte("{")) {
 				t.Fatal("YAML rendering is flow style; the test would not exercise the YAML path")
 			}
-			dj, err := ParseAndValidate(j)
+			dj, err := Parse(j)
 			if err != nil {
 				t.Fatal(err)
 			}
-			dy, err := ParseAndValidate(y)
+			dy, err := Parse(y)
 			if err != nil {
 				t.Fatalf("YAML: %v", err)
 			}

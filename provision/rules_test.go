@@ -178,6 +178,137 @@ func TestRules(t *testing.T) {
 			}))
 		}, []string{ks + `[6].name: disk "vda" is already declared by ks_spaces[0]`}},
 
+		// strict grammars of what is rendered into files or passed to commands
+		{"kernel_params with a command substitution", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta", "pm_data")["kernel_params"] = "console=tty0 $(touch /tmp/pwned)"
+		}, []string{"ks_meta.pm_data.kernel_params: holds '$': kernel parameters may not hold $, ` or \\ (they end up in a file a shell reads)"}},
+		{"kernel_params with backquotes", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta", "pm_data")["kernel_params"] = "console=tty0 `touch /tmp/pwned`"
+		}, []string{"ks_meta.pm_data.kernel_params: holds '`': kernel parameters may not hold $, ` or \\ (they end up in a file a shell reads)"}},
+		{"kernel_params with a backslash", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta", "pm_data")["kernel_params"] = `quiet\`
+		}, []string{"ks_meta.pm_data.kernel_params: holds '\\\\': kernel parameters may not hold $, ` or \\ (they end up in a file a shell reads)"}},
+		{"kernel_params with a newline", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta", "pm_data")["kernel_params"] = "quiet\nGRUB_INIT_TUNE=1"
+		}, []string{`ks_meta.pm_data.kernel_params: holds the control character '\n'`}},
+		{"kernel_params with quotes and spaces is fine", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta", "pm_data")["kernel_params"] = `console=tty0 foo="a b" bar='c'`
+		}, nil},
+		{"lv mount with a trailing slash", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta", "pm_data", "ks_spaces", 2, "volumes", 0)["mount"] = "/tmp/"
+		}, []string{ks + `[2].volumes[0].mount: "/tmp/" is not a clean path (did you mean "/tmp"?)`}},
+		{"lv mount with a dot element", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta", "pm_data", "ks_spaces", 2, "volumes", 0)["mount"] = "/var/./log"
+		}, []string{ks + `[2].volumes[0].mount: "/var/./log" is not a clean path (did you mean "/var/log"?)`}},
+		{"mount with dot-dot", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta", "pm_data", "ks_spaces", 2, "volumes", 0)["mount"] = "/var/../etc"
+		}, []string{ks + `[2].volumes[0].mount: "/var/../etc" is not a clean path (did you mean "/etc"?)`}},
+		{"mount with a space", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta", "pm_data", "ks_spaces", 2, "volumes", 0)["mount"] = "/var/my log"
+		}, []string{ks + `[2].volumes[0].mount: "/var/my log" holds ' ': a path may hold only letters, digits and / _ . + @ : -`}},
+		{"mount with a newline adding an fstab line", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta", "pm_data", "ks_spaces", 0, "volumes", 1)["mount"] = "/boot\nUUID=x / ext4 defaults 0 0"
+		}, []string{ks + `[0].volumes[1].mount: "/boot\nUUID=x / ext4 defaults 0 0" holds '\n': a path may hold only letters, digits and / _ . + @ : -`}},
+		{"disk_label with a space", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta", "pm_data", "ks_spaces", 0, "volumes", 1)["disk_label"] = "my boot"
+		}, []string{ks + `[0].volumes[1].disk_label: "my boot" is not a usable filesystem label (up to 64 letters, digits and _ . : + -, not beginning with - or .)`}},
+		{"disk_label like an option", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta", "pm_data", "ks_spaces", 2, "volumes", 0)["disk_label"] = "-O"
+		}, []string{ks + `[2].volumes[0].disk_label: "-O" is not a usable filesystem label (up to 64 letters, digits and _ . : + -, not beginning with - or .)`}},
+		{"vg name LVM reserves", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta", "pm_data", "ks_spaces", 2)["id"] = "snapshot"
+			obj(t, m, "ks_meta", "pm_data", "ks_spaces", 0, "volumes", 4)["vg"] = "snapshot"
+		}, []string{ks + `[2].id: "snapshot" is not a valid volume group name (reserved by LVM)`}},
+		{"vg name with a slash", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta", "pm_data", "ks_spaces", 2)["id"] = "../logs"
+			obj(t, m, "ks_meta", "pm_data", "ks_spaces", 0, "volumes", 4)["vg"] = "../logs"
+		}, []string{ks + `[2].id: "../logs" is not a valid volume group name (letters, digits and + _ . -, not beginning with -, not . or ..)`}},
+		{"lv name LVM reserves", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta", "pm_data", "ks_spaces", 2, "volumes", 0)["name"] = "log_tmeta"
+		}, []string{ks + `[2].volumes[0].name: "log_tmeta" is not a valid logical volume name (_tmeta is LVM's)`}},
+		{"lv name beginning with a dash", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta", "pm_data", "ks_spaces", 2, "volumes", 0)["name"] = "-log"
+		}, []string{ks + `[2].volumes[0].name: "-log" is not a valid logical volume name (letters, digits and + _ . -, not beginning with -, not . or ..)`}},
+		{"user name with a shell character", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta", "user_accounts", 1)["name"] = "fuel;reboot"
+		}, []string{`ks_meta.user_accounts[1].name: "fuel;reboot" is not a valid user name (a lower-case letter or _, then up to 31 of a-z 0-9 _ . -)`}},
+		{"host name not RFC 1123", func(t *testing.T, m map[string]any) {
+			m["hostname"] = "node_4.domain.tld"
+		}, []string{`hostname: "node_4.domain.tld" is not a valid host name (RFC 1123: labels of letters, digits and -)`}},
+		{"host name label too long", func(t *testing.T, m map[string]any) {
+			m["hostname"] = "a234567890123456789012345678901234567890123456789012345678901234.tld"
+		}, []string{`hostname: "a234567890123456789012345678901234567890123456789012345678901234.tld" is not a valid host name (RFC 1123: labels of letters, digits and -)`}},
+		{"udev rule name with a quote", func(t *testing.T, m map[string]any) {
+			obj(t, m, "kernel_options")["udevrules"] = `52:54:00:16:ea:68_eth0" RUN+="x`
+		}, []string{`kernel_options.udevrules: entry 1 "52:54:00:16:ea:68_eth0\" RUN+=\"x": "eth0\" RUN+=\"x" is not a usable interface name (1 to 15 letters, digits and _ . -)`}},
+		{"image_data key not clean", func(t *testing.T, m map[string]any) {
+			im := obj(t, m, "ks_meta", "image_data")
+			im["/boot/"] = im["/boot"]
+			delete(im, "/boot")
+		}, []string{`ks_meta.image_data["/boot/"]: the key "/boot/" is not a clean path (did you mean "/boot"?)`}},
+
+		// Class 5: what the configdrive and bootloader steps used to find
+		// only after the disks were written.
+		{"timezone not a zone name", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta")["timezone"] = "../../etc/shadow"
+		}, []string{`ks_meta.timezone: "../../etc/shadow" is not a time zone name (an IANA name such as Etc/UTC or Europe/Berlin)`}},
+		{"timezone not in the zone database", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta")["timezone"] = "Mars/Olympus_Mons"
+		}, []string{`ks_meta.timezone: "Mars/Olympus_Mons" is not a time zone of the IANA database`}},
+		{"timezone Local", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta")["timezone"] = "Local"
+		}, []string{`ks_meta.timezone: "Local" is not a time zone name (an IANA name such as Etc/UTC or Europe/Berlin)`}},
+		{"timezone with a space", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta")["timezone"] = "Etc/UTC; reboot"
+		}, []string{`ks_meta.timezone: "Etc/UTC; reboot" is not a time zone name (an IANA name such as Etc/UTC or Europe/Berlin)`}},
+		{"timezones of the database", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta")["timezone"] = "America/Argentina/Buenos_Aires"
+		}, nil},
+		{"master_ip not an address", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta")["master_ip"] = "fuel.local"
+		}, []string{`ks_meta.master_ip: "fuel.local" is not an IP address (NTP, DNS and syslog point there)`}},
+		{"gw not an address", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta")["gw"] = "10.20.0.256"
+		}, []string{`ks_meta.gw: "10.20.0.256" is not an IPv4 address (the admin network's gateway)`}},
+		{"gw IPv6", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta")["gw"] = "fe80::1"
+		}, []string{`ks_meta.gw: "fe80::1" is not an IPv4 address (the admin network's gateway)`}},
+		{"name server not an address", func(t *testing.T, m map[string]any) {
+			m["name_servers"] = `"10.20.0.2,dns.example.test"`
+		}, []string{`name_servers: "dns.example.test" is not an IP address`}},
+		{"search domain not a domain", func(t *testing.T, m map[string]any) {
+			m["name_servers_search"] = `"domain.tld bad_domain!"`
+		}, []string{`name_servers_search: "bad_domain!" is not a domain name`}},
+		{"unknown cloud-init template", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta")["cloud_init_templates"] = map[string]any{"cloud_config": "cloud_config_fuel_10.0_ubuntu.jinja2"}
+		}, []string{`ks_meta.cloud_init_templates.cloud_config: unknown template "cloud_config_fuel_10.0_ubuntu.jinja2" (known: cloud_config_centos.jinja2, cloud_config_fuel_6.1_centos.jinja2, cloud_config_fuel_6.1_ubuntu.jinja2, cloud_config_fuel_7.0_centos.jinja2, cloud_config_fuel_7.0_ubuntu.jinja2, cloud_config_fuel_8.0_ubuntu.jinja2, cloud_config_fuel_9.0_ubuntu.jinja2, cloud_config_ubuntu.jinja2)`}},
+		{"mco enabled without its settings", func(t *testing.T, m map[string]any) {
+			km := obj(t, m, "ks_meta")
+			km["mco_enable"], km["mco_host"], km["mco_connector"] = 1, "", "amqp"
+		}, []string{`ks_meta.mco_connector: "amqp": want rabbitmq or stomp`, "ks_meta.mco_host: required when ks_meta.mco_enable is 1"}},
+		{"line break in a rendered value", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta")["mco_password"] = "x\nconnector = evil"
+		}, []string{"ks_meta.mco_password: contains a line break"}},
+		{"user home and shell not clean paths", func(t *testing.T, m map[string]any) {
+			u := obj(t, m, "ks_meta", "user_accounts", 1)
+			u["homedir"], u["shell"] = "home/fuel", "/bin/../bash"
+		}, []string{
+			`ks_meta.user_accounts[1].homedir: "home/fuel" must be an absolute path`,
+			`ks_meta.user_accounts[1].shell: "/bin/../bash" is not a clean path (did you mean "/bash"?)`,
+		}},
+		{"authorized key with a line break", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta")["authorized_keys"] = []any{"ssh-ed25519 AAAA a\nssh-rsa BBBB intruder"}
+			obj(t, m, "ks_meta")["mco_enable"] = 0
+		}, []string{"ks_meta.authorized_keys[0]: contains a line break (one key per entry)"}},
+		{"sudo rule with a line break", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta", "user_accounts", 1)["sudo"] = []any{"ALL=(ALL) NOPASSWD: ALL\nfuel ALL=(ALL) ALL"}
+		}, []string{"ks_meta.user_accounts[1].sudo[0]: contains a line break"}},
+		{"interface name not usable", func(t *testing.T, m map[string]any) {
+			ifs := obj(t, m, "interfaces")
+			ifs["eth0 up"] = ifs["eth1"]
+			delete(ifs, "eth1")
+		}, []string{`interfaces["eth0 up"]: "eth0 up" is not a usable interface name (1 to 15 letters, digits and _ . -)`}},
+
 		// image_data
 		{"image_data missing", func(t *testing.T, m map[string]any) {
 			delete(obj(t, m, "ks_meta"), "image_data")
@@ -335,6 +466,7 @@ func TestRulesPartitioning(t *testing.T) {
 			obj(t, m, pp, "lvs", 2)["vgname"] = "images"
 			obj(t, m, pp, "parteds", 0, "partitions", 1)["device"] = "/dev/sda"
 		}, []string{
+			pp + `.fss[4].device: "/dev/mapper/image-glance" is not a partition of a disk in partitioning.parteds, nor an md or lv this scheme creates`,
 			pp + `.lvs[2].vgname: "images" is not in partitioning.vgs`,
 			pp + `.parteds[0].partitions[1].device: "/dev/sda" is not this table's disk "/dev/sdb"`,
 			pp + `.vgs[1].pvnames[0]: "/dev/sda9" is not in partitioning.pvs`,
@@ -342,10 +474,90 @@ func TestRulesPartitioning(t *testing.T) {
 		{"ks_spaces may be empty but image needs a file system", func(t *testing.T, m map[string]any) {
 			obj(t, m, pp, "fss", 2)["mount"] = "/srv"
 		}, []string{`ks_meta.image_data["/"]: no volume is mounted at "/" to write this image to`}},
+
+		// Scheme mode reaches only the disks it lists: every device a pv,
+		// md member, file system or configdrive names is a partition of a
+		// listed parted, or an md or LV the scheme creates.
+		{"fuel-agent's pv on an unlisted disk", func(t *testing.T, m map[string]any) {
+			addSdc3(t, m)
+		}, []string{pp + `.pvs[3].name: "/dev/sdc3" is not a partition of a disk in partitioning.parteds, nor an md or lv this scheme creates`}},
+		{"fs on an unlisted disk", func(t *testing.T, m map[string]any) {
+			obj(t, m, pp, "fss", 1)["device"] = "/dev/sdc1"
+		}, []string{pp + `.fss[1].device: "/dev/sdc1" is not a partition of a disk in partitioning.parteds, nor an md or lv this scheme creates`}},
+		{"fs on a whole listed disk", func(t *testing.T, m map[string]any) {
+			obj(t, m, pp, "fss", 1)["device"] = "/dev/sdb"
+		}, []string{pp + `.fss[1].device: "/dev/sdb" is a whole disk; name one of its partitions in partitioning.parteds`}},
+		{"fs on a by-id link", func(t *testing.T, m map[string]any) {
+			obj(t, m, pp, "fss", 1)["device"] = "/dev/disk/by-id/wwn-0x5000c500a0b1c2d3-part1"
+		}, []string{pp + `.fss[1].device: "/dev/disk/by-id/wwn-0x5000c500a0b1c2d3-part1" is not a partition of a disk in partitioning.parteds, nor an md or lv this scheme creates`}},
+		{"fs on a path out of /dev", func(t *testing.T, m map[string]any) {
+			obj(t, m, pp, "fss", 1)["device"] = "/dev/../dev/sdc"
+		}, []string{pp + `.fss[1].device: "/dev/../dev/sdc" is not a partition of a disk in partitioning.parteds, nor an md or lv this scheme creates`}},
+		{"lv of another vg", func(t *testing.T, m map[string]any) {
+			obj(t, m, pp, "fss", 2)["device"] = "/dev/mapper/other-root"
+		}, []string{pp + `.fss[2].device: "/dev/mapper/other-root" is not a partition of a disk in partitioning.parteds, nor an md or lv this scheme creates`}},
+		{"md member on an unlisted disk", func(t *testing.T, m map[string]any) {
+			m[pp].(map[string]any)["mds"] = []any{map[string]any{"name": "/dev/md0", "level": "mirror", "devices": []any{"/dev/sda4", "/dev/sdc2"}, "spares": []any{"/dev/sdd1"}}}
+			obj(t, m, pp, "fss", 1)["device"] = "/dev/md0"
+		}, []string{
+			pp + `.mds[0].devices[1]: "/dev/sdc2" is not a partition of a disk in partitioning.parteds, nor an md or lv this scheme creates`,
+			pp + `.mds[0].spares[0]: "/dev/sdd1" is not a partition of a disk in partitioning.parteds, nor an md or lv this scheme creates`,
+		}},
+		{"md named like a disk", func(t *testing.T, m map[string]any) {
+			m[pp].(map[string]any)["mds"] = []any{map[string]any{"name": "/dev/sdc", "level": "mirror", "devices": []any{"/dev/sda4"}}}
+			obj(t, m, pp, "fss", 1)["device"] = "/dev/sdc"
+		}, []string{
+			pp + `.fss[1].device: "/dev/sdc" is not a partition of a disk in partitioning.parteds, nor an md or lv this scheme creates`,
+			pp + `.mds[0].name: must be an md device (/dev/md0, /dev/md/NAME), got "/dev/sdc"`,
+		}},
+		{"pv on an unlisted disk", func(t *testing.T, m map[string]any) {
+			obj(t, m, pp, "pvs", 0)["name"] = "/dev/sdc5"
+			obj(t, m, pp, "vgs", 1)["pvnames"] = []any{"/dev/sdc5"}
+		}, []string{pp + `.pvs[0].name: "/dev/sdc5" is not a partition of a disk in partitioning.parteds, nor an md or lv this scheme creates`}},
+		{"configdrive partition named on another disk", func(t *testing.T, m map[string]any) {
+			obj(t, m, pp, "parteds", 1, "partitions", 6)["name"] = "/dev/sdc7"
+		}, []string{pp + `.parteds[1].partitions[6].name: "/dev/sdc7" is not partition 7 of this table's disk "/dev/sda" (want /dev/sda7)`}},
+		{"partition named on an unlisted disk", func(t *testing.T, m map[string]any) {
+			obj(t, m, pp, "parteds", 0, "partitions", 2)["name"] = "/dev/sdc3"
+			obj(t, m, pp, "pvs", 2)["name"] = "/dev/sdc3"
+			obj(t, m, pp, "vgs", 0)["pvnames"] = []any{"/dev/sda6", "/dev/sdc3"}
+		}, []string{
+			pp + `.parteds[0].partitions[2].name: "/dev/sdc3" is not partition 3 of this table's disk "/dev/sdb" (want /dev/sdb3)`,
+			pp + `.pvs[2].name: "/dev/sdc3" is not a partition of a disk in partitioning.parteds, nor an md or lv this scheme creates`,
+		}},
+		{"partition number and name disagree", func(t *testing.T, m map[string]any) {
+			obj(t, m, pp, "parteds", 1, "partitions", 3)["name"] = "/dev/sda9"
+			obj(t, m, pp, "fss", 1)["device"] = "/dev/sda9"
+		}, []string{
+			pp + `.fss[1].device: "/dev/sda9" is not a partition of a disk in partitioning.parteds, nor an md or lv this scheme creates`,
+			pp + `.parteds[1].partitions[3].name: "/dev/sda9" is not partition 4 of this table's disk "/dev/sda" (want /dev/sda4)`,
+		}},
+		{"fs_options naming a device", func(t *testing.T, m map[string]any) {
+			obj(t, m, pp, "fss", 4)["fs_options"] = "-l logdev=/dev/sdc"
+			obj(t, m, pp, "fss", 1)["fs_options"] = "-J device=UUID=3f0b"
+			obj(t, m, pp, "fss", 0)["fs_options"] = "-b 1024 -m 0"
+		}, []string{
+			pp + `.fss[1].fs_options: -J "device=UUID=3f0b": "device" is not an accepted sub-option (accepted: fast_commit_size size)`,
+			pp + `.fss[4].fs_options: "logdev=/dev/sdc" names a path or device: mkfs options may not`,
+		}},
+		{"parted on a partition of another parted", func(t *testing.T, m map[string]any) {
+			parteds := m[pp].(map[string]any)["parteds"].([]any)
+			m[pp].(map[string]any)["parteds"] = append(parteds, map[string]any{"name": "/dev/sda4", "label": "gpt", "partitions": []any{}})
+		}, []string{pp + `.parteds[2].name: "/dev/sda4" is a partition partitioning.parteds[1].partitions[3] creates, not a disk`}},
+		{"parted not under /dev", func(t *testing.T, m map[string]any) {
+			obj(t, m, pp, "parteds", 0)["name"] = "/tmp/../dev/sdb"
+		}, []string{
+			pp + `.parteds[0].name: must be a device path under /dev (/dev/sda, /dev/nvme0n1), got "/tmp/../dev/sdb"`,
+			pp + `.parteds[0].partitions[0].device: "/dev/sdb" is not this table's disk "/tmp/../dev/sdb"`,
+			pp + `.parteds[0].partitions[1].device: "/dev/sdb" is not this table's disk "/tmp/../dev/sdb"`,
+			pp + `.parteds[0].partitions[2].device: "/dev/sdb" is not this table's disk "/tmp/../dev/sdb"`,
+			pp + `.pvs[2].name: "/dev/sdb3" is not a partition of a disk in partitioning.parteds, nor an md or lv this scheme creates`,
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m := generic(t, readFixture(t, "simple_nailgun_driver.json"))
+			dropSdc3(t, m)
 			tt.mutate(t, m)
 			got := problemLines(t, encode(t, m))
 			if diff := cmp.Diff(tt.want, got); diff != "" {
@@ -441,9 +653,6 @@ func TestWarnings(t *testing.T) {
 		{"no admin interface", func(t *testing.T, m map[string]any) {
 			delete(obj(t, m, "kernel_options"), "netcfg/choose_interface")
 		}, []string{`kernel_options["netcfg/choose_interface"]: not set: no admin interface, the provisioned node's network cannot be configured`}},
-		{"name server not an address", func(t *testing.T, m map[string]any) {
-			m["name_servers"] = `"10.20.0.2,dns.example.test"`
-		}, []string{`name_servers: "dns.example.test" is not an IP address`}},
 		{"nailgun accounting over the disk size", func(t *testing.T, m map[string]any) {
 			obj(t, m, "ks_meta", "pm_data", "ks_spaces", 0)["size"] = 81800 // 81620 of real volumes fit
 		}, []string{ks + "[0].size: the disk has 81800 MiB but its volumes, with Nailgun's boot and lvm_meta_pool reservations, add up to 81920 MiB"}},
@@ -504,5 +713,109 @@ func TestParseThenValidate(t *testing.T) {
 	}
 	if diff := cmp.Diff(append(wantValidate, wantParse...), problemLines(t, b)); diff != "" {
 		t.Errorf("ParseAndValidate problems (-want +got):\n%s", diff)
+	}
+}
+
+// dropSdc3 removes, from fuel-agent's nailgun_simple test document, the PV
+// on /dev/sdc3 that no parted lists; addSdc3 puts it back.
+func dropSdc3(t *testing.T, m map[string]any) {
+	t.Helper()
+	p := m["partitioning"].(map[string]any)
+	pvs := p["pvs"].([]any)
+	if pvs[3].(map[string]any)["name"] != "/dev/sdc3" {
+		t.Fatalf("fixture changed: %v", pvs)
+	}
+	p["pvs"] = pvs[:3]
+	vg := obj(t, m, "partitioning", "vgs", 0)
+	vg["pvnames"] = vg["pvnames"].([]any)[:2]
+}
+
+func addSdc3(t *testing.T, m map[string]any) {
+	t.Helper()
+	p := m["partitioning"].(map[string]any)
+	p["pvs"] = append(p["pvs"].([]any), map[string]any{"name": "/dev/sdc3", "metadatasize": 28, "metadatacopies": 2})
+	vg := obj(t, m, "partitioning", "vgs", 0)
+	vg["pvnames"] = append(vg["pvnames"].([]any), "/dev/sdc3")
+}
+
+// What a configdrive needs beyond Validate's rules, and Validate's rules of
+// the fields it reads (not the storage layout's).
+func TestValidateConfigdrive(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(t *testing.T, m map[string]any)
+		want   []string
+	}{
+		{"fixture", func(t *testing.T, m map[string]any) {}, nil},
+		{"layout problems are not the configdrive's", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta", "pm_data", "ks_spaces", 0, "volumes", 3)["lvm_meta_size"] = 8
+		}, nil},
+		{"no admin interface", func(t *testing.T, m map[string]any) {
+			delete(obj(t, m, "kernel_options"), "netcfg/choose_interface")
+		}, []string{`kernel_options["netcfg/choose_interface"]: required: the admin interface's MAC address (the configdrive configures its network)`}},
+		{"admin netmask as a prefix length", func(t *testing.T, m map[string]any) {
+			obj(t, m, "interfaces", "eth0")["netmask"] = "24"
+		}, []string{`interfaces.eth0.netmask: "24" is not a dotted IPv4 netmask`}},
+		{"admin address IPv6", func(t *testing.T, m map[string]any) {
+			obj(t, m, "interfaces", "eth0")["ip_address"] = "fd00::2"
+		}, []string{`interfaces.eth0.ip_address: "fd00::2" is not an IPv4 address (the admin interface needs one)`}},
+		{"no master_ip", func(t *testing.T, m map[string]any) {
+			delete(obj(t, m, "ks_meta"), "master_ip")
+		}, []string{"ks_meta.master_ip: required (NTP, DNS and syslog point there)"}},
+		{"bad timezone is reported here too", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta")["timezone"] = "Nowhere/Land"
+		}, []string{`ks_meta.timezone: "Nowhere/Land" is not a time zone of the IANA database`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := generic(t, readFixture(t, "provision_fuel90_ubuntu_1disk.json"))
+			tt.mutate(t, m)
+			doc, _ := Parse(encode(t, m))
+			if doc == nil {
+				t.Fatal("Parse returned no document")
+			}
+			var got []string
+			var ve *ValidationError
+			if err := doc.ValidateConfigdrive(); errors.As(err, &ve) {
+				got = lines(ve.Problems)
+			} else if err != nil {
+				t.Fatalf("ValidateConfigdrive = %v, want a *ValidationError", err)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("ValidateConfigdrive problems (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// A type error leaves one value unknown; every rule that does not need it
+// still runs, on that disk and volume too (issue 15, class 5: a disk's
+// size given as a string used to hide that disk's other problems).
+func TestTypeErrorHidesNothing(t *testing.T) {
+	m := generic(t, readFixture(t, "provision_fuel90_ubuntu_1disk.json"))
+	disk := obj(t, m, "ks_meta", "pm_data", "ks_spaces", 0)
+	disk["size"] = "eighty gigabytes"
+	obj(t, disk, "volumes", 1)["mount"] = "boot"
+	obj(t, disk, "volumes", 3)["lvm_meta_size"] = 8
+	obj(t, disk, "volumes", 4)["vg"] = "nope"
+	obj(t, disk, "volumes", 5)["size"] = "abc"
+	obj(t, disk, "volumes", 5)["lvm_meta_size"] = 4
+	obj(t, m, "ks_meta", "pm_data", "ks_spaces", 2, "volumes", 0)["mount"] = "/var/./log"
+	obj(t, m, "ks_meta", "image_data", "/")["container"] = "rar"
+	m["hostname"] = "node_1"
+	want := []string{
+		`hostname: "node_1" is not a valid host name (RFC 1123: labels of letters, digits and -)`,
+		`ks_meta.image_data["/"].container: must be gzip, raw, zstd or xz, got "rar"`,
+		ks + `[0].size: must be an integer, got string "eighty gigabytes"`,
+		ks + `[0].volumes[1].mount: must be an absolute path, "swap" or "none", got "boot"`,
+		ks + `[0].volumes[3].lvm_meta_size: must be >= 10, got 8`,
+		ks + `[0].volumes[4].vg: no volume group "nope" is declared in ks_spaces`,
+		ks + `[0].volumes[5].lvm_meta_size: must be >= 10, got 4`,
+		ks + `[0].volumes[5].size: must be an integer, got string "abc"`,
+		ks + `[2].id: volume group "logs" has logical volumes but no physical volume (a pv volume with size > 0 on a disk) references it`,
+		ks + `[2].volumes[0].mount: "/var/./log" is not a clean path (did you mean "/var/log"?)`,
+	}
+	if diff := cmp.Diff(want, problemLines(t, encode(t, m))); diff != "" {
+		t.Errorf("problems (-want +got):\n%s", diff)
 	}
 }

@@ -3,6 +3,7 @@ package provision
 import (
 	"net"
 	"net/url"
+	"path"
 	"regexp"
 	"sort"
 	"strconv"
@@ -18,6 +19,9 @@ const (
 	// ExtentMiB is the LVM physical extent size (vgcreate's default, which
 	// fuel-agent keeps).
 	ExtentMiB = 4
+	// MaxSizeMiB bounds every size and boundary a document may give (1 EiB
+	// in MiB), so that no sum of them can overflow int64.
+	MaxSizeMiB = int64(1) << 40
 )
 
 // FileSystems are the file_system values accepted on volumes.
@@ -62,14 +66,26 @@ var MDLevels = []string{"mirror", "stripe", "raid0", "raid1", "0", "1"}
 //   - user_accounts: a valid, unique name each.
 //   - ks_meta.phone_home_url (imprint's extension), when set: an absolute
 //     http or https URL with a host.
-//   - partitioning (nailgun_simple): parted names unique, label gpt or
-//     msdos; partitions numbered >= 1 without repeats, begin < end, no
-//     overlap, on their table's disk; md levels known; vgs use pvs, lvs use
-//     vgs, sizes > 0; fs types known, no mount twice.
+//   - partitioning (nailgun_simple): parted names unique device paths,
+//     label gpt or msdos; partitions numbered >= 1 without repeats, named
+//     as partition N of their table's disk, begin < end, no overlap; md
+//     names md devices, levels known; every pv, md member and fs device a
+//     partition of a listed parted or an md/LV the scheme creates; vgs use
+//     pvs (each in one vg), lvs use vgs, sizes > 0; fs types known, no
+//     mount twice, fs_options within the mkfs allowlist.
 //
-// On a parsed Document it leaves out what Parse already reported (and
-// follow-ons of values Parse had to leave zero); use ParseAndValidate to
-// get both in one list.
+// Beyond fuel-agent (issue 15): the grammars of grammar.go for every value
+// rendered into a file or passed to a command (mount points, labels, VG/LV,
+// user, host and interface names, kernel_params), the mkfs options of
+// mkfsopts.go, the ks_meta values the configdrive renders (ksmeta.go:
+// timezone, master_ip, gw, name servers, ...), and in a partitioning scheme
+// no device that is not a partition of a listed parted or an md/LV the
+// scheme creates.
+//
+// On a parsed Document it leaves out what Parse already reported and the
+// follow-ons of values Parse had to leave zero, and nothing else: the
+// other fields of a disk whose size was not an integer are still checked.
+// Use ParseAndValidate to get both in one list.
 func (d *Document) Validate() error {
 	f := d.check()
 	if len(f.errs) == 0 {
@@ -87,19 +103,47 @@ func (d *Document) Warnings() []FieldError {
 
 type findings struct {
 	errs, warns problems
-	// partial: Parse found ks_spaces broken (a value left zero), so the
-	// rules that cross-reference entries would only report follow-ons.
-	partial bool
+	// unknown: the paths whose values Parse could not take (a type error:
+	// the value was left zero). Rules on the rest still run; a rule that
+	// would need an unknown value is skipped, so a type error hides
+	// nothing but its own follow-ons.
+	unknown map[string]bool
+	// badMounts: absolute mounts refused, cleaned: an image finding no
+	// volume at one of them (or at the start of one) is a follow-on.
+	badMounts []string
+	// mountsUnknown: some volume's mount (or the volume) is unknown, so an
+	// image finding no volume at its mount point may be a follow-on.
+	mountsUnknown bool
 }
 
-func (f *findings) err(path, format string, args ...any)  { f.errs.add(path, format, args...) }
+// followsBadMount: no volume at mnt because a mount like it was refused.
+func (f *findings) followsBadMount(mnt string) bool {
+	for _, b := range f.badMounts {
+		if b == mnt {
+			return true
+		}
+		// "/boot\nUUID=...": the mount meant, then something that is no
+		// part of a path.
+		if mnt != "/" && strings.HasPrefix(b, mnt) {
+			if c := b[len(mnt)]; c != '/' && CheckMountPoint("/"+string(c)) != nil {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (f *findings) err(path, format string, args ...any) { f.errs.add(path, format, args...) }
+
+// unk: Parse could not take the value at path (or its parent object).
+func (f *findings) unk(path string) bool                  { return f.unknown != nil && underAny(path, f.unknown) }
 func (f *findings) warn(path, format string, args ...any) { f.warns.add(path, format, args...) }
 
 func (d *Document) check() findings {
 	var f findings
 	var pos map[string]int64
 	if d.src != nil {
-		f.partial = d.src.partial
+		f.unknown = d.src.hidden
 		f.warns = append(f.warns, d.src.warns...)
 		pos = d.src.pos
 	}
@@ -110,6 +154,7 @@ func (d *Document) check() findings {
 	}
 	d.checkImages(&f, mounts)
 	d.checkAccounts(&f)
+	d.checkTemplates(&f)
 	if d.src != nil {
 		kept := f.errs[:0]
 		for _, p := range f.errs {
@@ -158,8 +203,8 @@ const chooseInterface = "netcfg/choose_interface"
 func (d *Document) checkTop(f *findings) {
 	if strings.TrimSpace(d.Hostname) == "" {
 		f.err("hostname", "required")
-	} else if !validHostname(d.Hostname) {
-		f.err("hostname", "%q is not a valid host name", d.Hostname)
+	} else if err := CheckHostname(d.Hostname); err != nil {
+		f.err("hostname", "%v", err)
 	}
 	for _, name := range sortedKeys(d.Interfaces) {
 		ifc := d.Interfaces[name]
@@ -196,28 +241,18 @@ func (d *Document) checkTop(f *findings) {
 	} else {
 		f.warn(ko, "not set: no admin interface, the provisioned node's network cannot be configured")
 	}
-	if r := d.KernelOptions.UdevRules; strings.TrimSpace(r) != "" {
-		for i, e := range strings.Split(r, ",") {
-			e = strings.TrimSpace(e)
-			mac, name, ok := strings.Cut(e, "_")
-			switch {
-			case !ok || name == "":
-				f.err(field("kernel_options", "udevrules"), "entry %d %q: want MAC_NAME", i+1, e)
-			case !validMAC(mac):
-				f.err(field("kernel_options", "udevrules"), "entry %d %q: invalid MAC address %q", i+1, e, mac)
-			}
-		}
+	for _, err := range CheckUdevRules(d.KernelOptions.UdevRules) {
+		f.err(field("kernel_options", "udevrules"), "%v", err)
+	}
+	if err := CheckKernelParams(d.KsMeta.PmData.KernelParams); err != nil {
+		f.err(field(pathPmData, "kernel_params"), "%v", err)
 	}
 	if u := d.KsMeta.PhoneHomeURL; u != "" {
 		if err := checkPhoneHomeURL(u); err != "" {
 			f.err(field(pathKsMeta, "phone_home_url"), "%q %s", u, err)
 		}
 	}
-	for _, ns := range strings.FieldsFunc(d.NameServers, func(r rune) bool { return r == ',' || r == ' ' }) {
-		if net.ParseIP(ns) == nil {
-			f.warn("name_servers", "%q is not an IP address", ns)
-		}
-	}
+	d.checkKsMeta(f)
 }
 
 // AdminInterface returns the name of the interface whose MAC is
@@ -257,21 +292,6 @@ func validNetmask(s string) bool {
 	return bits == 32 && ones >= 0
 }
 
-var hostLabelRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
-
-func validHostname(h string) bool {
-	h = strings.TrimSuffix(h, ".")
-	if len(h) > 253 || h == "" {
-		return false
-	}
-	for _, l := range strings.Split(h, ".") {
-		if !hostLabelRE.MatchString(l) {
-			return false
-		}
-	}
-	return true
-}
-
 // --- ks_spaces ---
 
 // mountSite is where a mount point is provided.
@@ -297,6 +317,39 @@ func (d *Document) checkSpaces(f *findings) map[string]mountSite {
 		}
 	}
 
+	// What a type error left unknown, for the cross-reference rules.
+	broken := d.src != nil && d.src.spacesBroken
+	vgIDsUnknown := broken // some entry may be a VG whose name is unknown
+	pvVGUnknown := broken  // some PV may belong to any VG
+	if broken {
+		f.mountsUnknown = true
+	}
+	capUnknown := map[string]bool{} // VG → a PV or LV size of it is unknown
+	for i, s := range sp {
+		p := index(pathKsSpaces, i)
+		if f.unk(p) || f.unk(field(p, "type")) || s.Type == SpaceVG && f.unk(field(p, "id")) {
+			vgIDsUnknown = true
+		}
+		for j, v := range s.Volumes {
+			vp := index(field(p, "volumes"), j)
+			if f.unk(vp) || f.unk(field(vp, "type")) || f.unk(field(vp, "vg")) {
+				pvVGUnknown = true
+			}
+			if v.Type == VolPV && (f.unk(field(vp, "size")) || f.unk(field(vp, "lvm_meta_size"))) {
+				capUnknown[v.VG] = true
+			}
+			if s.Type == SpaceVG && f.unk(field(vp, "size")) {
+				capUnknown[s.ID] = true
+			}
+			if f.unk(vp) || f.unk(field(vp, "mount")) || f.unk(field(vp, "type")) {
+				f.mountsUnknown = true
+			}
+		}
+		if f.unk(p) || f.unk(field(p, "type")) || f.unk(field(p, "volumes")) {
+			f.mountsUnknown = true
+		}
+	}
+
 	type pvRef struct {
 		size, meta int64
 	}
@@ -314,14 +367,24 @@ func (d *Document) checkSpaces(f *findings) map[string]mountSite {
 			continue
 		}
 		for j, v := range s.Volumes {
+			vp := index(field(p, "volumes"), j)
 			if !oneOf(v.Type, []string{VolPV, VolRaid, VolPartition, VolBoot, VolLVMMetaPool}) {
-				f.err(field(index(field(p, "volumes"), j), "type"), "%s", unknownVolumeType(strconv.Quote(v.Type)))
+				f.err(field(vp, "type"), "%s", unknownVolumeType(strconv.Quote(v.Type)))
+			}
+			if v.Size > MaxSizeMiB {
+				f.err(field(vp, "size"), "%d MiB is beyond any disk (at most %d)", v.Size, MaxSizeMiB)
 			}
 		}
-		if s.Size <= 0 {
+		if s.Size > MaxSizeMiB {
+			f.err(field(p, "size"), "%d MiB is beyond any disk (at most %d)", s.Size, MaxSizeMiB)
+		}
+		sizeUnknown := f.unk(field(p, "size"))
+		if s.Size <= 0 && !sizeUnknown {
 			continue // fuel-agent ignores disks of size <= 0
 		}
-		if s.Name != "" {
+		if !validKernelName(s.Name) {
+			f.err(field(p, "name"), "must be a kernel device name relative to /dev (sda, nvme0n1, mapper/mpatha), got %q", s.Name)
+		} else {
 			if j, ok := diskNames[s.Name]; ok {
 				f.err(field(p, "name"), "disk %q is already declared by ks_spaces[%d]", s.Name, j)
 			} else {
@@ -336,11 +399,14 @@ func (d *Document) checkSpaces(f *findings) map[string]mountSite {
 			}
 		}
 		var real, all int64
+		sumsUnknown := sizeUnknown
 		for j, v := range s.Volumes {
-			if v.Size <= 0 {
+			vp := index(field(p, "volumes"), j)
+			if f.unk(field(vp, "size")) {
+				sumsUnknown = true // checked as present, not added up
+			} else if v.Size <= 0 {
 				continue // Nailgun's way of saying "absent"
 			}
-			vp := index(field(p, "volumes"), j)
 			all += v.Size
 			switch v.Type {
 			case VolPV:
@@ -352,7 +418,7 @@ func (d *Document) checkSpaces(f *findings) map[string]mountSite {
 				case v.VG == "":
 					f.err(field(vp, "vg"), "required")
 				case !ok:
-					if !f.partial {
+					if !vgIDsUnknown {
 						f.err(field(vp, "vg"), "no volume group %q is declared in ks_spaces", v.VG)
 					}
 				default:
@@ -362,12 +428,16 @@ func (d *Document) checkSpaces(f *findings) map[string]mountSite {
 			case VolPartition, VolRaid:
 				real += v.Size
 				checkFS(f, vp, v.Mount, v.FileSystem)
+				checkLabel(f, field(vp, "disk_label"), v.DiskLabel)
 				checkRoot(f, vp, v)
 				if v.PartitionGUID != "" && !validGUID(v.PartitionGUID) {
 					f.warn(field(vp, "partition_guid"), "%q is not a GUID (sgdisk --typecode will refuse it)", v.PartitionGUID)
 				}
 				addMount(f, mounts, vp, v.Mount, mountSite{disk: true, raid: v.Type == VolRaid, fs: v.FileSystem})
 			}
+		}
+		if sumsUnknown {
+			continue
 		}
 		if real > s.Size {
 			f.err(field(p, "size"), "the disk has %d MiB but its partition, raid and pv volumes need %d MiB", s.Size, real)
@@ -381,10 +451,8 @@ func (d *Document) checkSpaces(f *findings) map[string]mountSite {
 			continue
 		}
 		p := index(pathKsSpaces, i)
-		if s.ID == "" {
-			f.err(field(p, "id"), "required")
-		} else if !validLVMName(s.ID) {
-			f.err(field(p, "id"), "%q is not a valid volume group name", s.ID)
+		if err := CheckVGName(s.ID); err != nil {
+			f.err(field(p, "id"), "%v", err)
 		}
 		if s.ID != "" && vgIndex[s.ID] != i {
 			continue // a second declaration, reported above
@@ -397,7 +465,10 @@ func (d *Document) checkSpaces(f *findings) map[string]mountSite {
 				f.err(field(vp, "type"), "%s", notLV(strconv.Quote(v.Type)))
 				continue
 			}
-			if v.Size <= 0 {
+			if v.Size > MaxSizeMiB {
+				f.err(field(vp, "size"), "%d MiB is beyond any disk (at most %d)", v.Size, MaxSizeMiB)
+			}
+			if v.Size <= 0 && !f.unk(field(vp, "size")) {
 				continue
 			}
 			switch k, dup := lvNames[v.Name]; {
@@ -405,18 +476,20 @@ func (d *Document) checkSpaces(f *findings) map[string]mountSite {
 				f.err(field(vp, "name"), "required")
 			case dup:
 				f.err(field(vp, "name"), "logical volume %q is already declared by %s", v.Name, index(field(p, "volumes"), k))
-			case !validLVMName(v.Name):
-				f.err(field(vp, "name"), "%q is not a valid logical volume name", v.Name)
 			default:
+				if err := CheckLVName(v.Name); err != nil {
+					f.err(field(vp, "name"), "%v", err)
+				}
 				lvNames[v.Name] = j
 			}
 			checkFS(f, vp, v.Mount, v.FileSystem)
+			checkLabel(f, field(vp, "disk_label"), v.DiskLabel)
 			checkRoot(f, vp, v)
 			addMount(f, mounts, vp, v.Mount, mountSite{fs: v.FileSystem})
 			asked += v.Size
 			need += (v.Size + ExtentMiB - 1) / ExtentMiB * ExtentMiB
 		}
-		if asked == 0 || s.ID == "" || f.partial {
+		if asked == 0 && !capUnknown[s.ID] || s.ID == "" || pvVGUnknown {
 			continue
 		}
 		pvs := pvsOf[s.ID]
@@ -428,7 +501,7 @@ func (d *Document) checkSpaces(f *findings) map[string]mountSite {
 		for _, pv := range pvs {
 			have += PVUsableMiB(pv.size, pv.meta)
 		}
-		if need > have {
+		if need > have && !capUnknown[s.ID] {
 			f.err(field(p, "volumes"), "logical volumes need %d MiB (%d MiB asked, rounded up to %d MiB extents) but volume group %q has %d MiB after PV metadata", need, asked, ExtentMiB, s.ID, have)
 		}
 	}
@@ -461,11 +534,20 @@ func PVUsableMiB(size, lvmMetaSize int64) int64 {
 }
 
 func checkFS(f *findings, vp, mount, fs string) {
-	if mount != "" && mount != "swap" && mount != "none" && !strings.HasPrefix(mount, "/") {
-		f.err(field(vp, "mount"), "must be an absolute path, \"swap\" or \"none\", got %q", mount)
+	if err := checkMount(mount); err != nil {
+		f.err(field(vp, "mount"), "%v", err)
+		// "boot" or "/boot/" meant /boot: an image for it would only
+		// repeat this problem.
+		f.badMounts = append(f.badMounts, path.Clean("/"+mount))
 	}
 	if fs != "" && !oneOf(fs, FileSystems) {
 		f.err(field(vp, "file_system"), "unknown file system %q (want %s)", fs, list(FileSystems))
+	}
+}
+
+func checkLabel(f *findings, path, label string) {
+	if err := CheckFSLabel(label); err != nil {
+		f.err(path, "%v", err)
 	}
 }
 
@@ -479,7 +561,7 @@ func checkRoot(f *findings, vp string, v Volume) {
 // one disk, however many disks carry one; raid volumes with the same mount
 // form one md array. Anything else mounted twice is a duplicate.
 func addMount(f *findings, mounts map[string]mountSite, vp, mount string, site mountSite) {
-	if !strings.HasPrefix(mount, "/") {
+	if !strings.HasPrefix(mount, "/") || CheckMountPoint(mount) != nil {
 		return
 	}
 	site.path = vp
@@ -498,11 +580,9 @@ var guidRE = regexp.MustCompile(`^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[
 
 func validGUID(s string) bool { return guidRE.MatchString(s) }
 
-var lvmNameRE = regexp.MustCompile(`^[A-Za-z0-9+_.][A-Za-z0-9+_.-]*$`)
-
-func validLVMName(s string) bool {
-	return len(s) <= 127 && lvmNameRE.MatchString(s) && s != "." && s != ".." && !strings.HasPrefix(s, "-")
-}
+// IsGUID tells whether s is a GUID (8-4-4-4-12 hex digits), as a GPT type
+// GUID must be.
+func IsGUID(s string) bool { return validGUID(s) }
 
 // --- images ---
 
@@ -520,7 +600,9 @@ func (d *Document) checkImages(f *findings, mounts map[string]mountSite) {
 		ip := field(p, mnt)
 		if !strings.HasPrefix(mnt, "/") {
 			f.err(ip, "the key must be the absolute mount point the image is written to")
-		} else if site, ok := mounts[mnt]; !ok && !f.partial {
+		} else if err := CheckMountPoint(mnt); err != nil {
+			f.err(ip, "the key %q %v", mnt, err)
+		} else if site, ok := mounts[mnt]; !ok && !f.mountsUnknown && !f.followsBadMount(mnt) {
 			f.err(ip, "no volume is mounted at %q to write this image to", mnt)
 		} else if ok && site.fs != "" && img.Format != "" && site.fs != img.Format {
 			f.warn(field(ip, "format"), "the image holds %s but %s declares %s; the image's file system is what the node gets", img.Format, site.path, site.fs)
@@ -555,21 +637,35 @@ func (d *Document) checkImages(f *findings, mounts map[string]mountSite) {
 
 // --- accounts ---
 
-var userRE = regexp.MustCompile(`^[a-z_][a-z0-9_-]*\$?$`)
-
 func (d *Document) checkAccounts(f *findings) {
 	seen := map[string]int{}
 	for i, u := range d.KsMeta.UserAccounts {
 		p := field(index(field(pathKsMeta, "user_accounts"), i), "name")
 		switch j, dup := seen[u.Name]; {
-		case u.Name == "":
-			f.err(p, "required")
-		case len(u.Name) > 32 || !userRE.MatchString(u.Name):
-			f.err(p, "%q is not a valid user name", u.Name)
+		case CheckUserName(u.Name) != nil:
+			f.err(p, "%v", CheckUserName(u.Name))
 		case dup:
 			f.err(p, "user %q is already declared by user_accounts[%d]", u.Name, j)
 		default:
 			seen[u.Name] = i
+		}
+		up := index(field(pathKsMeta, "user_accounts"), i)
+		for _, kv := range [][2]string{{"homedir", u.Homedir}, {"shell", u.Shell}} {
+			if v := strings.TrimSpace(kv[1]); v != "" {
+				if err := CheckMountPoint(v); err != nil {
+					f.err(field(up, kv[0]), "%q %v", v, err)
+				}
+			}
+		}
+		for j, x := range u.Sudo {
+			if strings.ContainsAny(x, "\n\r") {
+				f.err(index(field(up, "sudo"), j), "contains a line break")
+			}
+		}
+		for j, x := range u.SSHKeys {
+			if strings.ContainsAny(x, "\n\r") {
+				f.err(index(field(up, "ssh_keys"), j), "contains a line break")
+			}
 		}
 	}
 }
@@ -579,18 +675,24 @@ func (d *Document) checkAccounts(f *findings) {
 func (d *Document) checkPartitioning(f *findings, mounts map[string]mountSite) map[string]mountSite {
 	ps := d.Partitioning
 	const pp = "partitioning"
-	created := map[string]string{} // device → what creates it
+	// What the scheme itself creates, device → the field that creates it:
+	// partitions of the listed parteds, its md arrays and its LVs. Every
+	// device a pv, md member or file system names must be one of these;
+	// anything else is a disk (or a partition of a disk) the document does
+	// not list, which nothing may write.
+	created := map[string]string{}
 	disks := map[string]int{}
 	for i, pd := range ps.Parteds {
 		p := index(field(pp, "parteds"), i)
 		switch j, dup := disks[pd.Name]; {
 		case pd.Name == "":
 			f.err(field(p, "name"), "required")
+		case !validDevicePath(pd.Name):
+			f.err(field(p, "name"), "must be a device path under /dev (/dev/sda, /dev/nvme0n1), got %q", pd.Name)
 		case dup:
 			f.err(field(p, "name"), "disk %q already has a partition table in parteds[%d]", pd.Name, j)
 		default:
 			disks[pd.Name] = i
-			created[pd.Name] = p
 		}
 		if pd.Label != "" && pd.Label != "gpt" && pd.Label != "msdos" {
 			f.err(field(p, "label"), "must be gpt or msdos, got %q", pd.Label)
@@ -603,29 +705,39 @@ func (d *Document) checkPartitioning(f *findings, mounts map[string]mountSite) m
 		var spans []span
 		for j, pt := range pd.Partitions {
 			tp := index(field(p, "partitions"), j)
+			countOK := false
 			if pt.Count < 1 {
 				f.err(field(tp, "count"), "must be >= 1, got %d", pt.Count)
 			} else if k, dup := counts[pt.Count]; dup {
 				f.err(field(tp, "count"), "partition number %d is already used by partitions[%d]", pt.Count, k)
 			} else {
 				counts[pt.Count] = j
+				countOK = true
 			}
 			if pt.Begin < 0 {
 				f.err(field(tp, "begin"), "must be >= 0, got %d", pt.Begin)
 			}
-			if pt.End <= pt.Begin {
+			switch {
+			case pt.End > MaxSizeMiB:
+				f.err(field(tp, "end"), "%d MiB is beyond any disk (at most %d)", pt.End, MaxSizeMiB)
+			case pt.End <= pt.Begin:
 				f.err(field(tp, "end"), "must be greater than begin (%d), got %d", pt.Begin, pt.End)
-			} else if pt.PartitionType != "extended" {
+			case pt.PartitionType != "extended":
 				spans = append(spans, span{pt.Begin, pt.End, j})
 			}
 			if pt.Device != "" && pd.Name != "" && pt.Device != pd.Name {
 				f.err(field(tp, "device"), "%q is not this table's disk %q", pt.Device, pd.Name)
 			}
-			if pt.Name == "" {
+			switch prev, dup := created[pt.Name]; {
+			case pt.Name == "":
 				f.err(field(tp, "name"), "required")
-			} else if prev, dup := created[pt.Name]; dup {
+			case !validDevicePath(pd.Name):
+				// the parted's name is reported
+			case countOK && !IsPartitionOf(pd.Name, pt.Name, pt.Count):
+				f.err(field(tp, "name"), "%q is not partition %d of this table's disk %q (want %s)", pt.Name, pt.Count, pd.Name, PartitionDevice(pd.Name, pt.Count))
+			case dup:
 				f.err(field(tp, "name"), "%q is already created by %s", pt.Name, prev)
-			} else {
+			default:
 				created[pt.Name] = tp
 			}
 			if pt.GUID != nil && *pt.GUID != "" && !validGUID(*pt.GUID) {
@@ -639,18 +751,43 @@ func (d *Document) checkPartitioning(f *findings, mounts map[string]mountSite) m
 			}
 		}
 	}
-	uses := func(path, dev string) {
-		if _, ok := created[dev]; !ok {
-			f.warn(path, "%q is not created by this scheme; it must already exist", dev)
+	for i, pd := range ps.Parteds {
+		if prev, ok := created[pd.Name]; ok {
+			f.err(field(index(field(pp, "parteds"), i), "name"), "%q is a partition %s creates, not a disk", pd.Name, prev)
 		}
 	}
 	for i, md := range ps.MDs {
 		p := index(field(pp, "mds"), i)
-		if md.Name == "" {
+		switch prev, dup := created[md.Name]; {
+		case md.Name == "":
 			f.err(field(p, "name"), "required")
-		} else {
+		case !validMDName(md.Name):
+			f.err(field(p, "name"), "must be an md device (/dev/md0, /dev/md/NAME), got %q", md.Name)
+		case dup:
+			f.err(field(p, "name"), "%q is already created by %s", md.Name, prev)
+		default:
 			created[md.Name] = p
 		}
+	}
+	for i, lv := range ps.LVs {
+		if lv.Name != "" && lv.VGName != "" && validLVMName(lv.Name) && validLVMName(lv.VGName) {
+			p := index(field(pp, "lvs"), i)
+			created[LVDevicePath(lv.VGName, lv.Name)] = p
+			created["/dev/"+lv.VGName+"/"+lv.Name] = p
+		}
+	}
+	uses := func(path, dev string) {
+		if _, ok := created[dev]; ok {
+			return
+		}
+		if _, ok := disks[dev]; ok {
+			f.err(path, "%q is a whole disk; name one of its partitions in partitioning.parteds", dev)
+			return
+		}
+		f.err(path, "%q is not a partition of a disk in partitioning.parteds, nor an md or lv this scheme creates", dev)
+	}
+	for i, md := range ps.MDs {
+		p := index(field(pp, "mds"), i)
 		if md.Level != "" && !oneOf(md.Level, MDLevels) {
 			f.err(field(p, "level"), "must be %s, got %q", list(MDLevels), md.Level)
 		}
@@ -658,6 +795,10 @@ func (d *Document) checkPartitioning(f *findings, mounts map[string]mountSite) m
 			f.err(field(p, "devices"), "must list at least one device")
 		}
 		for j, dev := range md.Devices {
+			if dev == md.Name {
+				f.err(index(field(p, "devices"), j), "an md array cannot be its own member")
+				continue
+			}
 			uses(index(field(p, "devices"), j), dev)
 		}
 		for j, dev := range md.Spares {
@@ -681,6 +822,7 @@ func (d *Document) checkPartitioning(f *findings, mounts map[string]mountSite) m
 		}
 	}
 	vgs := map[string]bool{}
+	pvVG := map[string]string{}
 	for i, vg := range ps.VGs {
 		p := index(field(pp, "vgs"), i)
 		switch {
@@ -688,36 +830,33 @@ func (d *Document) checkPartitioning(f *findings, mounts map[string]mountSite) m
 			f.err(field(p, "name"), "required")
 		case vgs[vg.Name]:
 			f.err(field(p, "name"), "volume group %q is declared twice", vg.Name)
-		case !validLVMName(vg.Name):
-			f.err(field(p, "name"), "%q is not a valid volume group name", vg.Name)
+		case CheckVGName(vg.Name) != nil:
+			f.err(field(p, "name"), "%v", CheckVGName(vg.Name))
 		}
 		vgs[vg.Name] = true
 		if len(vg.PVNames) == 0 {
 			f.err(field(p, "pvnames"), "must list at least one physical volume")
 		}
 		for j, pv := range vg.PVNames {
-			if !pvs[pv] {
+			switch prev, dup := pvVG[pv]; {
+			case !pvs[pv]:
 				f.err(index(field(p, "pvnames"), j), "%q is not in partitioning.pvs", pv)
+			case dup && prev != vg.Name:
+				f.err(index(field(p, "pvnames"), j), "%q is already in volume group %q", pv, prev)
+			default:
+				pvVG[pv] = vg.Name
 			}
 		}
 	}
 	for i, lv := range ps.LVs {
 		p := index(field(pp, "lvs"), i)
-		if lv.Name == "" {
-			f.err(field(p, "name"), "required")
-		} else if !validLVMName(lv.Name) {
-			f.err(field(p, "name"), "%q is not a valid logical volume name", lv.Name)
+		if err := CheckLVName(lv.Name); err != nil {
+			f.err(field(p, "name"), "%v", err)
 		}
 		if !vgs[lv.VGName] {
 			f.err(field(p, "vgname"), "%q is not in partitioning.vgs", lv.VGName)
 		}
-		if lv.Size <= 0 {
-			f.err(field(p, "size"), "must be > 0, got %d", lv.Size)
-		}
-		if lv.Name != "" && lv.VGName != "" {
-			created[LVDevicePath(lv.VGName, lv.Name)] = p
-			created["/dev/"+lv.VGName+"/"+lv.Name] = p
-		}
+		checkSize(f, field(p, "size"), lv.Size)
 	}
 	fsMounts := map[string]mountSite{}
 	for i, fs := range ps.FSs {
@@ -728,10 +867,13 @@ func (d *Document) checkPartitioning(f *findings, mounts map[string]mountSite) m
 			uses(field(p, "device"), fs.Device)
 		}
 		checkFS(f, p, fs.Mount, "")
+		checkLabel(f, field(p, "fs_label"), fs.FSLabel)
 		if fs.FSType != "" && !oneOf(fs.FSType, FileSystems) {
 			f.err(field(p, "fs_type"), "unknown file system %q (want %s)", fs.FSType, list(FileSystems))
+		} else if err := CheckMkfsOptions(fs.FSType, fs.FSOptions); err != nil {
+			f.err(field(p, "fs_options"), "%v", err)
 		}
-		if strings.HasPrefix(fs.Mount, "/") {
+		if strings.HasPrefix(fs.Mount, "/") && CheckMountPoint(fs.Mount) == nil {
 			if prev, dup := fsMounts[fs.Mount]; dup {
 				f.err(field(p, "mount"), "%q is already mounted by %s", fs.Mount, prev.path)
 			} else {
@@ -742,6 +884,84 @@ func (d *Document) checkPartitioning(f *findings, mounts map[string]mountSite) m
 	// The nailgun_simple driver takes its file systems from here, not from
 	// ks_spaces.
 	return fsMounts
+}
+
+// checkSize: a size that must be given (> 0) and within MaxSizeMiB.
+func checkSize(f *findings, path string, size int64) {
+	switch {
+	case size <= 0:
+		f.err(path, "must be > 0, got %d", size)
+	case size > MaxSizeMiB:
+		f.err(path, "%d MiB is beyond any disk (at most %d)", size, MaxSizeMiB)
+	}
+}
+
+// validKernelName: a disk's kernel name relative to /dev, as Nailgun gives
+// it (sda, nvme0n1, cciss/c0d0, mapper/mpatha, md123).
+func validKernelName(s string) bool {
+	if s == "" || strings.HasPrefix(s, "/") || path.Clean(s) != s || strings.HasPrefix(s, "..") {
+		return false
+	}
+	return validDevicePath("/dev/" + s)
+}
+
+// validDevicePath: an absolute, clean path under /dev naming a device
+// (/dev/sda, /dev/nvme0n1, /dev/mapper/mpatha, /dev/disk/by-id/...).
+func validDevicePath(s string) bool {
+	rest, ok := strings.CutPrefix(s, "/dev/")
+	if !ok || rest == "" || path.Clean(s) != s {
+		return false
+	}
+	for _, r := range rest {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+		case strings.ContainsRune("/_.:+@-", r):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+var mdNameRE = regexp.MustCompile(`^/dev/(md[0-9]+|md/[A-Za-z0-9_.:-]+)$`)
+
+func validMDName(s string) bool { return mdNameRE.MatchString(s) && path.Clean(s) == s }
+
+// PartitionDevice names partition n of disk the way the kernel and udev do
+// (fuel-agent's Parted.next_name): "p" before the number for cciss, nvme,
+// loop and md devices, "-part" for device-mapper (multipath) devices,
+// nothing otherwise.
+func PartitionDevice(disk string, n int) string {
+	sep := ""
+	switch {
+	case strings.Contains(disk, "cciss"), strings.Contains(disk, "nvme"),
+		strings.Contains(disk, "loop"), strings.Contains(disk, "md"):
+		sep = "p"
+	case strings.Contains(disk, "/dev/mapper"):
+		sep = "-part"
+	}
+	return disk + sep + strconv.Itoa(n)
+}
+
+// IsPartitionOf tells whether name is partition n of disk: the disk's
+// name, the kernel's separator ("", "p" or "-part") and the number n.
+func IsPartitionOf(disk, name string, n int) bool {
+	rest, ok := strings.CutPrefix(name, disk)
+	if !ok || n < 1 {
+		return false
+	}
+	num := strconv.Itoa(n)
+	for _, sep := range []string{"", "p", "-part"} {
+		if rest == sep+num {
+			// "sda" + "1" must not be read as "sda1" + "": a disk whose
+			// name ends in a digit takes a separator.
+			if sep == "" && disk != "" && disk[len(disk)-1] >= '0' && disk[len(disk)-1] <= '9' {
+				return false
+			}
+			return true
+		}
+	}
+	return false
 }
 
 // LVDevicePath is the device-mapper path of an LV: /dev/mapper/VG-LV with
@@ -762,4 +982,37 @@ func checkPhoneHomeURL(s string) string {
 		return "has no host"
 	}
 	return ""
+}
+
+// Layout problems are those of the fields the storage planner reads:
+// ks_spaces, partitioning and the image_data entries (which file system
+// each image fills).
+var layoutPrefixes = []string{pathKsSpaces, "partitioning", field(pathKsMeta, "image_data") + "["}
+
+// LayoutProblems returns the problems Validate finds in the storage layout
+// (ks_meta.pm_data.ks_spaces, partitioning, and which volume each
+// ks_meta.image_data entry fills), with their paths. The planner reports
+// these instead of checking the same rules again; on a parsed Document it
+// leaves out what Parse already reported, as Validate does.
+//
+// Unlike Validate, it includes Parse's own problems of those fields (a size
+// that was not an integer): their values were left zero, and a planner
+// must not lay out a disk it read as "size 0".
+func (d *Document) LayoutProblems() []FieldError {
+	var all []FieldError
+	if d.src != nil {
+		all = append(all, d.src.problems...)
+	}
+	all = append(all, d.check().errs...)
+	var out []FieldError
+	for _, p := range all {
+		if isLayoutPath(p.Path) {
+			out = append(out, p)
+		}
+	}
+	out = dedupe(out)
+	if d.src != nil {
+		sortProblems(out, d.src.pos)
+	}
+	return out
 }

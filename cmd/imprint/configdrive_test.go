@@ -58,7 +58,7 @@ func TestConfigdriveCommand(t *testing.T) {
 	bad := filepath.Join(dir, "bad.json")
 	os.WriteFile(bad, bytes.Replace(data, []byte(`"netcfg/choose_interface": "52:54:00:16:ea:68"`), []byte(`"netcfg/choose_interface": "52:54:00:00:00:99"`), 1), 0o644)
 	code, _, errs = run("imprint", "configdrive", bad, "-o", filepath.Join(dir, "z.img"))
-	if code != 2 || !strings.Contains(errs, "kernel_options.netcfg/choose_interface: MAC 52:54:00:00:00:99 matches no interface") {
+	if code != 2 || !strings.Contains(errs, `kernel_options["netcfg/choose_interface"]: no interface has MAC address "52:54:00:00:00:99"`) {
 		t.Errorf("bad admin MAC: %d %s", code, errs)
 	}
 }

@@ -170,7 +170,7 @@ func planPrintProblems(w io.Writer, file string, err error) {
 	var ve *provision.ValidationError
 	if errors.As(err, &ve) {
 		for _, p := range ve.Problems {
-			fmt.Fprintf(w, "%s: %s: %s\n", file, p.Path, p.Msg)
+			fmt.Fprintf(w, "%s: %s\n", file, p.Error())
 		}
 		fmt.Fprintf(w, "%s: %d problem(s)\n", file, len(ve.Problems))
 		return
