@@ -128,7 +128,7 @@ func TestImageSourcePolicy(t *testing.T) {
 		{"http", "http://10.20.0.2:8080/root.img.gz", ImagePolicy{}, ""},
 		{"https", "https://images.example.invalid/root.img.gz", ImagePolicy{}, ""},
 		{"file refused by default", "file:///srv/root.img.gz", ImagePolicy{}, "file:// images are refused"},
-		{"absolute path refused by default", "/srv/root.img.gz", ImagePolicy{}, "file:// images are refused"},
+		{"absolute path refused", "/srv/root.img.gz", ImagePolicy{}, "scheme must be"},
 		{"file allowed", "file:///srv/root.img.gz", ImagePolicy{AllowFile: true}, ""},
 		{"the node's own disk", "file:///dev/vda", ImagePolicy{AllowFile: true}, "reading /dev is never allowed"},
 		{"dot-dot into /dev", "file:///srv/../dev/vda", ImagePolicy{AllowFile: true}, "reading /dev is never allowed"},
