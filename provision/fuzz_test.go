@@ -22,6 +22,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("a: &x [*x, *x]\nb: *x\n"))
 	f.Add([]byte("<<: {hostname: h}\nks_meta: {pm_data: {ks_spaces: [], kernel_params: ''}}\n"))
 	f.Add(membudget.AliasBomb(2 << 10))
+	f.Add(membudget.AliasStringBomb(2 << 10))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var doc *Document
 		var err error

@@ -91,7 +91,7 @@ func TestDocumentSizeLimit(t *testing.T) {
 		t.Errorf("ReadDocument at the limit = %d bytes, %v", len(b), err)
 	}
 	big := strings.NewReader(strings.Repeat(" ", MaxDocumentBytes+1))
-	if _, err := ReadDocument(big, "doc.json"); err == nil || !strings.Contains(err.Error(), "doc.json: provision document larger than") {
+	if _, err := ReadDocument(big, "doc.json"); err == nil || !strings.Contains(err.Error(), "doc.json: input larger than") {
 		t.Errorf("ReadDocument over the limit: err = %v; want one naming doc.json and the limit", err)
 	}
 }

@@ -245,7 +245,7 @@ func ReadDocument(r io.Reader, name string) ([]byte, error) {
 		return nil, fmt.Errorf("read %s: %w", name, err)
 	}
 	if len(b) > MaxDocumentBytes {
-		return nil, fmt.Errorf("%s: provision document larger than %d bytes", name, MaxDocumentBytes)
+		return nil, fmt.Errorf("%s: input larger than %d bytes, the limit for a provision document", name, MaxDocumentBytes)
 	}
 	return b, nil
 }

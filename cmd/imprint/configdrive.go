@@ -68,7 +68,7 @@ func runConfigdrive(ctx context.Context, env *cmdEnv, args []string) int {
 		fmt.Fprintf(env.stderr, "configdrive: --size %d: must be > 0 for a file\n", sizeMiB)
 		return 2
 	}
-	data, err := os.ReadFile(pos[0])
+	data, err := provision.ReadDocumentFile(pos[0])
 	if err != nil {
 		fmt.Fprintf(env.stderr, "configdrive: %v\n", err)
 		return 2
