@@ -72,3 +72,18 @@ func AliasBomb(size int) []byte {
 	fmt.Fprintf(&b, "ks_meta: {pm_data: {kernel_params: '', ks_spaces: *l%d}}\n", levels)
 	return []byte(b.String())
 }
+
+// AliasStringBomb returns a YAML document of about size bytes in which one
+// long string is aliased through levels of ten-fold lists: few values
+// (10^5), but each a copy of the string wherever the document is rendered
+// again (unknown keys are kept as JSON), hundreds of megabytes in all.
+func AliasStringBomb(size int) []byte {
+	var b strings.Builder
+	b.WriteString("hostname: node-1\n")
+	fmt.Fprintf(&b, "s0: &s0 %s\n", strings.Repeat("x", max(size-400, 16)))
+	for i := 1; i <= 5; i++ {
+		fmt.Fprintf(&b, "s%d: &s%d [%s*s%d]\n", i, i, strings.Repeat(fmt.Sprintf("*s%d, ", i-1), 9), i-1)
+	}
+	b.WriteString("ks_meta: {pm_data: {kernel_params: '', ks_spaces: []}}\n")
+	return []byte(b.String())
+}

@@ -38,3 +38,13 @@ func TestAliasBomb(t *testing.T) {
 		}
 	}
 }
+
+func TestAliasStringBomb(t *testing.T) {
+	b := AliasStringBomb(10 << 10)
+	if n := len(b); n < 9<<10 || n > 11<<10 {
+		t.Errorf("AliasStringBomb(10 KiB) is %d bytes", n)
+	}
+	if !strings.Contains(string(b), "s5: &s5 [*s4, *s4, *s4, *s4, *s4, *s4, *s4, *s4, *s4, *s4]") {
+		t.Errorf("AliasStringBomb lacks its last level:\n%.300s", b[len(b)-300:])
+	}
+}
