@@ -205,3 +205,38 @@ func TestDefaultServerOptions(t *testing.T) {
 		t.Errorf("a default limit is off: %+v", d)
 	}
 }
+
+// The controller serves images with http.ServeContent through the server's
+// response wrapper: whole and ranged (resumed) downloads are intact.
+func TestServerServeContent(t *testing.T) {
+	img := make([]byte, 8<<20)
+	for i := range img {
+		img[i] = byte(i * 7 / 5)
+	}
+	addr := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.ServeContent(w, r, "", time.Time{}, strings.NewReader(string(img)))
+	}), testLimits)
+	for _, tc := range []struct {
+		rng  string
+		code int
+		want []byte
+	}{
+		{"", 200, img},
+		{"bytes=5000000-", 206, img[5000000:]},
+		{"bytes=10-19", 206, img[10:20]},
+	} {
+		req, _ := http.NewRequest("GET", "http://"+addr+"/images/x", nil)
+		if tc.rng != "" {
+			req.Header.Set("Range", tc.rng)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != tc.code || string(got) != string(tc.want) {
+			t.Errorf("Range %q: %d, %d bytes, %v; want %d and %d bytes", tc.rng, resp.StatusCode, len(got), err, tc.code, len(tc.want))
+		}
+	}
+}
