@@ -6,8 +6,12 @@ BIN     := bin/imprint
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 export CGO_ENABLED := 0
 export GOFLAGS     := -trimpath
+# go.mod's `toolchain` line names the Go release with the security fixes the
+# build needs; `auto` lets the go command fetch it through the module proxy
+# even where the environment or GOROOT/go.env says GOTOOLCHAIN=local.
+export GOTOOLCHAIN := auto
 
-.PHONY: all build deps test test-unit test-loop test-vm fuzz bench demo clean initramfs pxe image
+.PHONY: all build deps vulncheck test test-unit test-loop test-vm fuzz bench demo clean initramfs pxe image
 
 all: build
 
@@ -19,8 +23,26 @@ build:
 deps:
 	scripts/deps.sh
 
-# test runs every tier: unit (no root), loop devices (root), the QEMU VM tier.
+# vulncheck runs govulncheck (pinned) over imprint and the u-root commands
+# baked into the ramdisk, against a database built from the golang.org/x/vulndb
+# module (VULNDB_VERSION, through the module proxy; no other network): any
+# reachable vulnerability fails it. Bump VULNDB_VERSION to see newer reports.
+GOVULNCHECK_VERSION ?= v1.10.0
+VULNDB_VERSION      ?= v0.0.0-20261105234957-e22db6528018
+VULNDB              := build/vulndb/$(VULNDB_VERSION)
+UROOT_CMDS          = $(shell sed -n 's|^\s*_ "\(github.com/u-root/u-root/cmds/[^"]*\)"|\1|p' internal/tools/tools.go)
+vulncheck:
+	GOBIN=$(CURDIR)/build/tools/govulncheck-$(GOVULNCHECK_VERSION) $(GO) install golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION)
+	@mkdir -p build/vulndb
+	test -f $(VULNDB)/index/modules.json || { \
+		$(GO) mod download -json golang.org/x/vulndb@$(VULNDB_VERSION) > build/vulndb/module.json && \
+		$(GO) run ./internal/tools/mkvulndb -module build/vulndb/module.json -out $(VULNDB); }
+	build/tools/govulncheck-$(GOVULNCHECK_VERSION)/govulncheck -db file://$(CURDIR)/$(VULNDB) ./... $(UROOT_CMDS)
+
+# test runs every tier: unit (no root), loop devices (root), the QEMU VM tier,
+# after vulncheck (a reachable known vulnerability fails CI).
 test: deps
+	$(MAKE) vulncheck
 	$(MAKE) test-unit
 	$(MAKE) test-loop
 	$(MAKE) test-vm

@@ -97,12 +97,10 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 	})
 	baseCtx, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelBase()
-	srv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		BaseContext:       func(net.Listener) context.Context { return baseCtx },
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	srv := api.NewServer(handler, api.ServerOptions{
+		BaseContext: func(net.Listener) context.Context { return baseCtx },
+		ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	})
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 

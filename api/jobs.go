@@ -14,10 +14,12 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/imprint-dev/imprint/partition"
+	"github.com/imprint-dev/imprint/provision"
 )
 
-// MaxDocumentBytes bounds a provision document in a request body.
-const MaxDocumentBytes = 16 << 20
+// MaxDocumentBytes bounds a provision document in a request body: the
+// provision package's limit, which the CLI applies to files too.
+const MaxDocumentBytes = provision.MaxDocumentBytes
 
 // Sentinel errors a Jobs implementation returns for the API to map.
 var (

@@ -424,8 +424,8 @@ func (c *Controller) Start(ctx context.Context) (string, error) {
 	u := "http://" + ln.Addr().String()
 	c.mu.Lock()
 	c.listen = u
-	c.srv = &http.Server{Handler: c.handler, ReadHeaderTimeout: 30 * time.Second}
-	srv := c.srv
+	srv := api.NewServer(c.handler, api.ServerOptions{})
+	c.srv = srv.Server
 	c.mu.Unlock()
 	c.log.Info("controller listening", "url", u, "guest_url", c.cfg.GuestURL, "nodes", len(c.nodes))
 	go func() {

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/imprint-dev/imprint/internal/membudget"
 	"github.com/imprint-dev/imprint/provision"
 )
 
@@ -74,31 +75,40 @@ func FuzzParseValidatePlan(f *testing.F) {
 		if len(data) > 0 && data[0] == 1 {
 			data = planFuzzGenerate(data[1:])
 		}
-		doc, verr := provision.ParseAndValidate(data)
-		if doc == nil {
-			return
-		}
-		// Plan invalid documents too: NewPlan must not trust validation.
-		for _, inv := range [][]Device{nil, planFuzzInventory(doc)} {
-			for _, opts := range []PlanOptions{DefaultPlanOptions(), {}} {
-				p, err := NewPlan(doc, inv, opts)
-				if err != nil {
-					if p != nil {
-						t.Fatalf("NewPlan returned a plan and an error: %v", err)
-					}
-					continue
-				}
-				_ = p.Scheme()
-				if verr != nil || doc.Partitioning != nil {
-					continue
-				}
-				if err := planConsistent(p, inv != nil); err != nil {
-					t.Fatalf("inconsistent plan: %v", err)
-				}
-				planFuzzRoundTrip(t, doc, p, opts)
-			}
-		}
+		// Parsing and the four plans below stay within the per-input
+		// memory budget: planning must not amplify a small document.
+		membudget.Check(t, fmt.Sprintf("parse, validate and plan %d bytes", len(data)), membudget.ForInput(len(data)), func() {
+			planFuzzOne(t, data)
+		})
 	})
+}
+
+// planFuzzOne is one FuzzParseValidatePlan input.
+func planFuzzOne(t *testing.T, data []byte) {
+	doc, verr := provision.ParseAndValidate(data)
+	if doc == nil {
+		return
+	}
+	// Plan invalid documents too: NewPlan must not trust validation.
+	for _, inv := range [][]Device{nil, planFuzzInventory(doc)} {
+		for _, opts := range []PlanOptions{DefaultPlanOptions(), {}} {
+			p, err := NewPlan(doc, inv, opts)
+			if err != nil {
+				if p != nil {
+					t.Fatalf("NewPlan returned a plan and an error: %v", err)
+				}
+				continue
+			}
+			_ = p.Scheme()
+			if verr != nil || doc.Partitioning != nil {
+				continue
+			}
+			if err := planConsistent(p, inv != nil); err != nil {
+				t.Fatalf("inconsistent plan: %v", err)
+			}
+			planFuzzRoundTrip(t, doc, p, opts)
+		}
+	}
 }
 
 // planFuzzInventory makes an inventory holding every ks_spaces disk: big

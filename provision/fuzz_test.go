@@ -2,12 +2,17 @@ package provision
 
 import (
 	"errors"
+	"fmt"
 	"testing"
+
+	"github.com/imprint-dev/imprint/internal/membudget"
 )
 
 // FuzzParse: parsing and validating any input never panics, always answers
-// with a document or a typed error, and answers the same way twice. The
-// seed corpus is testdata/fuzz/FuzzParse plus the fixtures.
+// with a document or a typed error, answers the same way twice, and stays
+// within a memory budget (membudget.ForInput: aliases, nesting and counts
+// must not make a small input expensive). The seed corpus is
+// testdata/fuzz/FuzzParse plus the fixtures.
 func FuzzParse(f *testing.F) {
 	for _, name := range append(fixtures, "ks_spaces_variants.json") {
 		f.Add(readFixture(f, name))
@@ -16,8 +21,14 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(`{"ks_meta": {"pm_data": {"ks_spaces": [{"type": "disk", "size": "abc"}]}}}`))
 	f.Add([]byte("a: &x [*x, *x]\nb: *x\n"))
 	f.Add([]byte("<<: {hostname: h}\nks_meta: {pm_data: {ks_spaces: [], kernel_params: ''}}\n"))
+	f.Add(membudget.AliasBomb(2 << 10))
+	f.Add(membudget.AliasStringBomb(2 << 10))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		doc, err := ParseAndValidate(data)
+		var doc *Document
+		var err error
+		membudget.Check(t, fmt.Sprintf("ParseAndValidate of %d bytes", len(data)), membudget.ForInput(len(data)), func() {
+			doc, err = ParseAndValidate(data)
+		})
 		var ve *ValidationError
 		var se *SyntaxError
 		switch {

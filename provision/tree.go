@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -221,10 +222,43 @@ func (n *node) positions(path string, out map[string]int64) {
 }
 
 // Limits that keep a hostile document from exhausting the stack or memory.
+// A real Nailgun document is 10-30 KB with a few thousand values.
 const (
-	maxDepth = 200
-	maxNodes = 1 << 20
+	// MaxDocumentBytes bounds a provision document (the API's request body,
+	// a file or stdin given to the CLI).
+	MaxDocumentBytes = 1 << 20
+	maxDepth         = 200
+	maxNodes         = 1 << 18
+	// YAML aliases: a few kilobytes of nested anchors expand to gigabytes
+	// ("billion laughs"). The values and string bytes that aliases add are
+	// budgeted on their own: far above what sharing a disk or image entry
+	// needs, far below what would hurt the agent.
+	maxAliasNodes = 10000
+	maxAliasBytes = 1 << 20
 )
+
+// ReadDocument reads a provision document from r (a file, stdin) up to
+// MaxDocumentBytes; a longer input is an error naming name, read no further.
+func ReadDocument(r io.Reader, name string) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, MaxDocumentBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	if len(b) > MaxDocumentBytes {
+		return nil, fmt.Errorf("%s: input larger than %d bytes, the limit for a provision document", name, MaxDocumentBytes)
+	}
+	return b, nil
+}
+
+// ReadDocumentFile is ReadDocument on the file at path.
+func ReadDocumentFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return ReadDocument(f, path)
+}
 
 // parseTree decodes JSON or YAML. A document whose first character is '{'
 // or '[' is JSON (Nailgun's provision.json; errors carry exact byte
@@ -233,7 +267,15 @@ const (
 // many broken JSON documents with another meaning (a bare word as a string).
 func parseTree(data []byte) (*node, error) {
 	trimmed := bytes.TrimLeft(data, " \t\r\n\ufeff")
-	if len(trimmed) > 0 && (trimmed[0] == '{' || trimmed[0] == '[') {
+	isJSON := len(trimmed) > 0 && (trimmed[0] == '{' || trimmed[0] == '[')
+	if len(data) > MaxDocumentBytes {
+		format := "yaml"
+		if isJSON {
+			format = "json"
+		}
+		return nil, &SyntaxError{Format: format, Offset: -1, Msg: fmt.Sprintf("document is %d bytes, more than the %d allowed", len(data), MaxDocumentBytes)}
+	}
+	if isJSON {
 		return parseJSON(data)
 	}
 	return parseYAML(data)
@@ -387,7 +429,14 @@ func parseYAML(data []byte) (n *node, err error) {
 	return c.convert(root.Content[0], 0)
 }
 
-type yamlConverter struct{ nodes int }
+type yamlConverter struct {
+	nodes int
+	// inAlias > 0 while an alias's target is being expanded: the values
+	// made then count against the alias budget.
+	inAlias               int
+	aliasLine, aliasCol   int // the outermost alias being expanded
+	aliasNodes, aliasSize int
+}
 
 // yaml11Bools are the plain scalars PyYAML (YAML 1.1, fuel-agent's loader)
 // reads as booleans and yaml.v3 (YAML 1.2) reads as strings.
@@ -402,7 +451,15 @@ func (c *yamlConverter) convert(y *yaml.Node, depth int) (*node, error) {
 		return nil, &SyntaxError{Format: "yaml", Line: y.Line, Column: y.Column, Offset: -1, Msg: fmt.Sprintf("nested deeper than %d levels", maxDepth)}
 	}
 	if c.nodes++; c.nodes > maxNodes {
-		return nil, &SyntaxError{Format: "yaml", Line: y.Line, Column: y.Column, Offset: -1, Msg: fmt.Sprintf("more than %d values (alias expansion)", maxNodes)}
+		return nil, &SyntaxError{Format: "yaml", Line: y.Line, Column: y.Column, Offset: -1, Msg: fmt.Sprintf("more than %d values", maxNodes)}
+	}
+	if c.inAlias > 0 {
+		c.aliasNodes++
+		c.aliasSize += len(y.Value)
+		if c.aliasNodes > maxAliasNodes || c.aliasSize > maxAliasBytes {
+			return nil, &SyntaxError{Format: "yaml", Line: c.aliasLine, Column: c.aliasCol, Offset: -1,
+				Msg: fmt.Sprintf("aliases expand to more than %d values or %d bytes; write the repeated parts out", maxAliasNodes, maxAliasBytes)}
+		}
 	}
 	n := &node{pos: pos}
 	switch y.Kind {
@@ -416,7 +473,12 @@ func (c *yamlConverter) convert(y *yaml.Node, depth int) (*node, error) {
 		if y.Alias == nil {
 			return nil, &SyntaxError{Format: "yaml", Line: y.Line, Column: y.Column, Offset: -1, Msg: "unknown alias"}
 		}
+		if c.inAlias == 0 {
+			c.aliasLine, c.aliasCol = y.Line, y.Column
+		}
+		c.inAlias++
 		a, err := c.convert(y.Alias, depth+1)
+		c.inAlias--
 		if err != nil {
 			return nil, err
 		}

@@ -4,6 +4,9 @@
 # missing) and the Go modules.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The Go release go.mod's toolchain line names (security fixes), fetched
+# through the module proxy even where GOTOOLCHAIN=local is the default.
+export GOTOOLCHAIN=auto
 
 mapfile -t pkgs < <(grep -v '^\s*#' scripts/apt-packages.txt | awk 'NF{print $1}')
 missing=()
@@ -21,3 +24,4 @@ if ((${#missing[@]})); then
 	fi
 fi
 go mod download
+go version >/dev/null # fetches the toolchain go.mod names

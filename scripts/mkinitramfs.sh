@@ -27,6 +27,9 @@
 # a second run only re-packs what changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The Go release go.mod's toolchain line names (security fixes), fetched
+# through the module proxy even where GOTOOLCHAIN=local is the default.
+export GOTOOLCHAIN=auto
 ROOT=$PWD
 
 FLAVOUR=${KERNEL_FLAVOUR:-amd64}
@@ -204,6 +207,7 @@ EOF
 cp /etc/mke2fs.conf "$ETC/mke2fs.conf"
 BASESTAMP=$( (
 	echo "$UROOT_VERSION"
+	go env GOVERSION
 	printf '%s\n' "${CMDS[@]}"
 	for f in $(for b in "${HOSTBINS[@]}"; do readlink -f "$b"; done) go.sum "$ETC/lvm/lvm.conf" "$ETC/mke2fs.conf"; do
 		sha256sum <"$f"

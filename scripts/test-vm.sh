@@ -7,6 +7,9 @@
 # under build/target-images/) by the tests themselves: vmtest.BuildTargetImage.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The Go release go.mod's toolchain line names (security fixes), fetched
+# through the module proxy even where GOTOOLCHAIN=local is the default.
+export GOTOOLCHAIN=auto
 KERNEL_FLAVOUR=cloud timeout 20m scripts/mkinitramfs.sh
 export IMPRINT_VM_KERNEL=$PWD/build/bootstrap/cloud/vmlinuz
 export IMPRINT_VM_INITRD=$PWD/build/bootstrap/cloud/initramfs.cpio.gz

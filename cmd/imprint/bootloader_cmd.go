@@ -12,6 +12,7 @@ import (
 	"github.com/imprint-dev/imprint/bootloader"
 	"github.com/imprint-dev/imprint/inventory"
 	"github.com/imprint-dev/imprint/prepare"
+	"github.com/imprint-dev/imprint/provision"
 )
 
 const bootloaderUsage = `usage: imprint bootloader [flags] FILE
@@ -55,7 +56,7 @@ func runBootloader(ctx context.Context, env *cmdEnv, args []string) int {
 	}
 	log := slog.New(h).With("cmd", "bootloader")
 
-	data, err := os.ReadFile(fs.Arg(0))
+	data, err := provision.ReadDocumentFile(fs.Arg(0))
 	if err != nil {
 		fmt.Fprintf(env.stderr, "bootloader: %v\n", err)
 		return 2

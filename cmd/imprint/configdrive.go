@@ -11,6 +11,7 @@ import (
 	"github.com/imprint-dev/imprint/agent"
 	"github.com/imprint-dev/imprint/configdrive"
 	"github.com/imprint-dev/imprint/prepare"
+	"github.com/imprint-dev/imprint/provision"
 )
 
 const configdriveUsage = `usage: imprint configdrive [flags] FILE -o OUTPUT
@@ -69,7 +70,7 @@ func runConfigdrive(ctx context.Context, env *cmdEnv, args []string) int {
 		fmt.Fprintf(env.stderr, "configdrive: --size %d: must be > 0 for a file\n", sizeMiB)
 		return 2
 	}
-	data, err := os.ReadFile(pos[0])
+	data, err := provision.ReadDocumentFile(pos[0])
 	if err != nil {
 		fmt.Fprintf(env.stderr, "configdrive: %v\n", err)
 		return 2

@@ -16,6 +16,7 @@ import (
 
 	"github.com/imprint-dev/imprint/agent"
 	"github.com/imprint-dev/imprint/api"
+	"github.com/imprint-dev/imprint/provision"
 )
 
 const ctlUsage = `usage: imprint ctl [--agent URL] [--token T | --token-file F] [--fingerprint FP] COMMAND [ARGS]
@@ -175,9 +176,9 @@ func envOr(k, def string) string {
 
 func readDoc(env *cmdEnv, name string) ([]byte, error) {
 	if name == "-" {
-		return io.ReadAll(env.stdin)
+		return provision.ReadDocument(env.stdin, "stdin")
 	}
-	return os.ReadFile(name)
+	return provision.ReadDocumentFile(name)
 }
 
 func printJSON(w io.Writer, v any) {

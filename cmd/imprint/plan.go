@@ -8,7 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"text/tabwriter"
 
@@ -140,17 +139,9 @@ type planJSON struct {
 
 func planReadInput(stdin io.Reader, path string) ([]byte, error) {
 	if path == "-" {
-		data, err := io.ReadAll(stdin)
-		if err != nil {
-			return nil, fmt.Errorf("read stdin: %w", err)
-		}
-		return data, nil
+		return provision.ReadDocument(stdin, "stdin")
 	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err // *PathError names the file
-	}
-	return data, nil
+	return provision.ReadDocumentFile(path) // errors name the file
 }
 
 // planPrintProblems prints every problem of a validation or planning error,

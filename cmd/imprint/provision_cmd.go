@@ -6,11 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 
 	"github.com/imprint-dev/imprint/agent"
 	"github.com/imprint-dev/imprint/api"
+	"github.com/imprint-dev/imprint/provision"
 )
 
 const provisionUsage = `usage: imprint provision [--input FILE] [--force] [flags]
@@ -94,7 +94,7 @@ func provisionCommand(ctx context.Context, env *cmdEnv, args []string, steps fun
 	// Astute counts "Next chunk" lines: always emit them, whatever the level.
 	chunkLog := slog.New(newLogger(agent.Config{LogFormat: cfg.LogFormat, LogLevel: "debug"}, env.stderr, nil).Handler()).With("cmd", "provision")
 
-	data, err := os.ReadFile(cfg.Input)
+	data, err := provision.ReadDocumentFile(cfg.Input)
 	if err != nil {
 		fmt.Fprintf(env.stderr, "provision: step %s: read the document: %v\n", agent.StepPrepare, err)
 		return 2
