@@ -22,6 +22,8 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"gopkg.in/yaml.v3"
+
+	"github.com/imprint-dev/imprint/internal/testenv"
 )
 
 func TestLoopBuildImage(t *testing.T) {
@@ -262,11 +264,7 @@ func debugfsExists(t *testing.T, img, path string) bool {
 // tools.
 func TestLoopBuildDefaultImage(t *testing.T) {
 	loopPrereqs(t)
-	for _, tool := range []string{"qemu-img", "tar"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed", tool)
-		}
-	}
+	testenv.RequireTool(t, "qemu-img", "tar")
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	out, work := t.TempDir(), t.TempDir()

@@ -12,18 +12,14 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/imprint-dev/imprint/internal/testenv"
 )
 
 func loopPrereqs(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (losetup, mount, chroot)")
-	}
-	for _, tool := range []string{"debootstrap", "losetup", "mkfs.ext4", "e2fsck", "resize2fs", "dumpe2fs", "debugfs", "gzip", "chroot"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed", tool)
-		}
-	}
+	testenv.RequireRoot(t, "losetup, mount, chroot")
+	testenv.RequireTool(t, "debootstrap", "losetup", "mkfs.ext4", "e2fsck", "resize2fs", "dumpe2fs", "debugfs", "gzip", "chroot")
 }
 
 // syncBuffer collects the log for assertions while it also goes to t.Log.
@@ -63,7 +59,7 @@ func writeHook(t *testing.T, dir, phase, name, body string) {
 func loopConfig(t *testing.T, out string) Config {
 	mirror, err := HostMirror(os.DirFS("/"), "bookworm")
 	if err != nil {
-		t.Skipf("no host mirror: %v", err)
+		testenv.Skipf(t, "no host mirror: %v", err)
 	}
 	return Config{
 		ImageData: map[string]Image{"/": {Container: "gzip", Format: "ext4", URI: "file://" + out + "/loop-test.img.gz"}},

@@ -21,18 +21,13 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/imprint-dev/imprint/imagewriter"
+	"github.com/imprint-dev/imprint/internal/testenv"
 )
 
 func xfsPrereqs(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (losetup, mount)")
-	}
-	for _, tool := range []string{"mkfs.xfs", "xfs_db", "xfs_repair", "xfs_growfs", "xfsdump", "xfsrestore", "xfs_io", "losetup", "bash"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed", tool)
-		}
-	}
+	testenv.RequireRoot(t, "losetup, mount")
+	testenv.RequireTool(t, "mkfs.xfs", "xfs_db", "xfs_repair", "xfs_growfs", "xfsdump", "xfsrestore", "xfs_io", "losetup", "bash")
 }
 
 // TestLoopShrinkXFS shrinks a 4 GiB xfs image holding every kind of file

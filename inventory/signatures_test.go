@@ -15,6 +15,8 @@ import (
 	"github.com/diskfs/go-diskfs/partition/gpt"
 	"github.com/diskfs/go-diskfs/partition/mbr"
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/imprint-dev/imprint/internal/testenv"
 )
 
 const mib = 1 << 20
@@ -38,9 +40,7 @@ func sparse(t *testing.T, dir, name string, size int64) string {
 
 func run(t *testing.T, name string, args ...string) {
 	t.Helper()
-	if _, err := exec.LookPath(name); err != nil {
-		t.Skipf("%s not installed", name)
-	}
+	testenv.RequireTool(t, name)
 	out, err := exec.Command(name, args...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/imprint-dev/imprint/internal/testenv"
 	"github.com/imprint-dev/imprint/partition"
 )
 
@@ -127,9 +128,7 @@ func TestMDStatMissingIsEmpty(t *testing.T) {
 }
 
 func TestNodeCreatesMissingNode(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("mknod needs root")
-	}
+	testenv.RequireRoot(t, "mknod")
 	d := sampleSys(t)
 	if err := os.MkdirAll(d.DevRoot, 0o755); err != nil {
 		t.Fatal(err)
