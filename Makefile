@@ -7,7 +7,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 export CGO_ENABLED := 0
 export GOFLAGS     := -trimpath
 
-.PHONY: all build deps test test-unit test-loop test-vm fuzz bench demo clean initramfs pxe image
+.PHONY: all build deps lint race test test-unit test-loop test-vm fuzz bench demo clean initramfs pxe image
 
 all: build
 
@@ -19,14 +19,26 @@ build:
 deps:
 	scripts/deps.sh
 
-# test runs every tier: unit (no root), loop devices (root), the QEMU VM tier.
+# lint: gofmt, go vet with every build tag the tree uses, staticcheck (pinned
+# in scripts/tools.sh), and the non-Linux build of the portable packages.
+lint:
+	scripts/lint.sh
+
+# race: the unit tests of the packages with goroutines or HTTP servers under
+# the race detector (cgo for this target only: scripts/race.sh).
+race:
+	scripts/race.sh
+
+# test runs the gates and every tier: lint, race, unit (no root), loop
+# devices (root), the QEMU VM tier.
 test: deps
+	$(MAKE) lint
+	$(MAKE) race
 	$(MAKE) test-unit
 	$(MAKE) test-loop
 	$(MAKE) test-vm
 
 test-unit:
-	$(GO) vet ./...
 	$(GO) test -count=1 ./...
 
 # Loop-device tier: real block devices over files in temp dirs; needs root.

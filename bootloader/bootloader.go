@@ -90,7 +90,7 @@ func (r Request) Validate() error {
 		}
 	}
 	if !root {
-		errs = append(errs, errors.New("fss: no filesystem is mounted on /, so the target has no root"))
+		errs = append(errs, errors.New("fss: no filesystem is mounted on /"))
 	}
 	if len(bootDisks(r.Plan)) == 0 {
 		errs = append(errs, errors.New("bootloader: the plan marks no disk for grub"))

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs what the build and the tests need on a fresh Debian machine:
 # the packages in scripts/apt-packages.txt (only when root and some are
-# missing) and the Go modules.
+# missing), the Go modules, and the pinned Go tools of scripts/tools.sh
+# (staticcheck, for make lint).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/tools.sh
 
 mapfile -t pkgs < <(grep -v '^\s*#' scripts/apt-packages.txt | awk 'NF{print $1}')
 missing=()
@@ -21,3 +23,4 @@ if ((${#missing[@]})); then
 	fi
 fi
 go mod download
+install_tools
