@@ -6,7 +6,6 @@ require (
 	github.com/diskfs/go-diskfs v1.9.4
 	github.com/go-chi/chi/v5 v5.5.0
 	github.com/google/go-cmp v0.7.0
-	github.com/kdomanski/iso9660 v0.4.0
 	github.com/klauspost/compress v1.20.4
 	github.com/u-root/u-root v0.16.0
 	github.com/ulikunitz/xz v0.5.17
