@@ -21,7 +21,7 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/imprint-dev/imprint/internal/testenv"
 )

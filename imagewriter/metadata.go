@@ -10,7 +10,7 @@ import (
 	"path"
 	"strings"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Metadata is the part of Fuel's image metadata YAML (fuel-agent.md §6.3)
