@@ -10,7 +10,7 @@ import (
 )
 
 // Metadata is the image metadata YAML fuel-agent writes beside the images
-// (fuel-agent.md §6.3): exactly these keys, in this (sorted) order.
+// (docs/fuel-agent.md §13): exactly these keys, in this (sorted) order.
 type Metadata struct {
 	Images   []MetadataImage `yaml:"images"`
 	OS       MetadataOS      `yaml:"os"`
