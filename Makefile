@@ -7,7 +7,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 export CGO_ENABLED := 0
 export GOFLAGS     := -trimpath
 
-.PHONY: all build deps lint race test test-unit test-loop test-vm fuzz bench demo clean initramfs pxe image
+.PHONY: all build deps lint race test test-unit test-loop test-vm test-slow fuzz bench demo clean initramfs pxe image
 
 all: build
 
@@ -48,6 +48,11 @@ test-loop:
 # VM tier: the bootstrap initramfs booted in QEMU (TCG).
 test-vm:
 	scripts/test-vm.sh
+
+# The VM tier plus the extra-slow scenarios behind IMPRINT_VM_SLOW=1 (never
+# part of make test: docs/testing.md).
+test-slow:
+	IMPRINT_VM_SLOW=1 scripts/test-vm.sh
 
 # initramfs builds the bootstrap ramdisk into build/bootstrap/$(KERNEL_FLAVOUR)/
 # (vmlinuz, initramfs.cpio.gz): u-root + imprint + storage tools + modules.
