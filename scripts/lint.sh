@@ -5,7 +5,7 @@
 #                from the //go:build lines, so a new tag is vetted too)
 #   staticcheck  pinned in scripts/tools.sh, with the same tags
 #   portable     the packages an operator's non-Linux machine needs build
-#                with GOOS=darwin (Linux-only code sits in _linux.go files)
+#                and vet with GOOS=darwin (Linux-only code sits in _linux.go files)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/tools.sh
@@ -38,9 +38,11 @@ fi
 step "staticcheck $STATICCHECK_VERSION (tags: ${tags:-none})"
 "$STATICCHECK" -tags "$tags" ./... || bad "staticcheck -tags $tags ./..."
 
+# vet type-checks the packages and their tests for darwin, and vets the
+# files only other systems build (configdrive/device_other.go).
 PORTABLE=(./api ./provision ./partition ./configdrive ./inventory ./internal/sys)
-step "GOOS=darwin go build ${PORTABLE[*]}"
-GOOS=darwin go build "${PORTABLE[@]}" || bad "GOOS=darwin go build ${PORTABLE[*]}"
+step "GOOS=darwin go vet ${PORTABLE[*]}"
+GOOS=darwin go vet "${PORTABLE[@]}" || bad "GOOS=darwin go vet ${PORTABLE[*]}"
 
 if ((fail)); then
 	exit 1
