@@ -40,7 +40,7 @@ step "staticcheck $STATICCHECK_VERSION (tags: ${tags:-none})"
 
 # vet type-checks the packages and their tests for darwin, and vets the
 # files only other systems build (configdrive/device_other.go).
-PORTABLE=(./api ./provision ./partition ./configdrive ./inventory ./internal/sys)
+PORTABLE=(./api ./provision ./partition ./configdrive ./inventory ./internal/sys ./internal/mountinfo)
 step "GOOS=darwin go vet ${PORTABLE[*]}"
 GOOS=darwin go vet "${PORTABLE[@]}" || bad "GOOS=darwin go vet ${PORTABLE[*]}"
 

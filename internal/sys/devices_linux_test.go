@@ -153,9 +153,3 @@ func TestNodeCreatesMissingNode(t *testing.T) {
 		t.Errorf("ensureNode with a wrong number = %v", err)
 	}
 }
-
-func TestUnescapeMount(t *testing.T) {
-	if got := unescapeMount(`/mnt/a\040b\011c`); got != "/mnt/a b\tc" {
-		t.Errorf("unescapeMount = %q", got)
-	}
-}
