@@ -23,6 +23,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/imprint-dev/imprint/internal/logtest"
 	"github.com/imprint-dev/imprint/internal/testenv"
 )
 
@@ -49,7 +50,7 @@ func TestLoopBuildImage(t *testing.T) {
 	}
 
 	cfg := loopConfig(t, out)
-	log, logs := testLogger(t)
+	log, logs := logtest.Capture(t)
 	t0 := time.Now()
 	res, err := Build(ctx, cfg, loopOptions(t, work, elem), SystemDeps(log))
 	if err != nil {
@@ -148,7 +149,7 @@ func TestLoopBuildImage(t *testing.T) {
 	}
 
 	// again: nothing to do
-	log2, logs2 := testLogger(t)
+	log2, logs2 := logtest.Capture(t)
 	res2, err := Build(ctx, cfg, loopOptions(t, work, elem), SystemDeps(log2))
 	if err != nil || !res2.Skipped {
 		t.Errorf("second Build = %+v, %v; want skipped", res2, err)
@@ -167,7 +168,7 @@ func TestLoopBuildImageFailureCleansUp(t *testing.T) {
 	writeHook(t, elem, "pre-install.d", "50-fail", `setsid sleep 600 </dev/null >/dev/null 2>&1 &
 echo "hook says no" >&2
 exit 3`)
-	log, _ := testLogger(t)
+	log, _ := logtest.Capture(t)
 	_, err := Build(ctx, loopConfig(t, out), loopOptions(t, work, elem), SystemDeps(log))
 	var se *StepError
 	if !errors.As(err, &se) || se.Step != "hook pre-install.d/50-fail (element failing)" {
@@ -280,7 +281,7 @@ func TestLoopBuildDefaultImage(t *testing.T) {
 	bo := loopOptions(t, work)
 	bo.Options.DiskImage, bo.Options.DiskFormat = filepath.Join(out, "disk.qcow2"), "qcow2"
 	bo.Options.Tarball = filepath.Join(out, "rootfs.tar")
-	log, _ := testLogger(t)
+	log, _ := logtest.Capture(t)
 	t0 := time.Now()
 	res, err := Build(ctx, cfg, bo, SystemDeps(log))
 	if err != nil {

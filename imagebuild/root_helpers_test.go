@@ -3,14 +3,11 @@
 package imagebuild
 
 import (
-	"bytes"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/imprint-dev/imprint/internal/testenv"
@@ -20,28 +17,6 @@ func loopPrereqs(t *testing.T) {
 	t.Helper()
 	testenv.RequireRoot(t, "losetup, mount, chroot")
 	testenv.RequireTool(t, "debootstrap", "losetup", "mkfs.ext4", "e2fsck", "resize2fs", "dumpe2fs", "debugfs", "gzip", "chroot")
-}
-
-// syncBuffer collects the log for assertions while it also goes to t.Log.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-	t  *testing.T
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.b.Write(p)
-	s.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
-func testLogger(t *testing.T) (*slog.Logger, *syncBuffer) {
-	buf := &syncBuffer{t: t}
-	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelInfo})), buf
 }
 
 func writeHook(t *testing.T, dir, phase, name, body string) {

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imprint-dev/imprint/internal/logtest"
 	"github.com/imprint-dev/imprint/internal/testenv"
 )
 
@@ -40,7 +41,7 @@ func TestVMBootDiskImage(t *testing.T) {
 	bo := loopOptions(t, work)
 	disk := filepath.Join(out, "disk.qcow2")
 	bo.Options.DiskImage, bo.Options.DiskFormat = disk, "qcow2"
-	log, _ := testLogger(t)
+	log, _ := logtest.Capture(t)
 	t0 := time.Now()
 	res, err := Build(ctx, cfg, bo, SystemDeps(log))
 	if err != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/imprint-dev/imprint/imagewriter"
+	"github.com/imprint-dev/imprint/internal/logtest"
 	"github.com/imprint-dev/imprint/internal/testenv"
 )
 
@@ -49,7 +50,7 @@ func TestLoopShrinkXFS(t *testing.T) {
 		before = takeManifest(t, mnt)
 	})
 
-	log, _ := testLogger(t)
+	log, _ := logtest.Capture(t)
 	deps := SystemDeps(log)
 	ex := &Executor{Runner: deps.Runner, Mounter: deps.Mounter, Procs: deps.Procs, Log: log}
 	step := Step{Name: "shrink xfs /var", Op: OpShrinkXFS, Path: file, Mount: "/var", Argv: mkfs}
@@ -400,7 +401,7 @@ dd if=/dev/zero of=$d/zeros bs=1M count=300 status=none`)
 	cfg.Packages = append(cfg.Packages, "attr", "acl")
 	bo := loopOptions(t, work, elem)
 	bo.Options.ImageSize = 4 << 30
-	log, _ := testLogger(t)
+	log, _ := logtest.Capture(t)
 	deps := SystemDeps(log)
 	var before manifest
 	var uuid string

@@ -16,6 +16,7 @@ import (
 	"github.com/diskfs/go-diskfs/partition/gpt"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/imprint-dev/imprint/internal/logtest"
 	"github.com/imprint-dev/imprint/internal/testenv"
 )
 
@@ -66,7 +67,7 @@ func TestLoopDescribeLoopDevice(t *testing.T) {
 	dev := attachLoop(t, img)
 	name := filepath.Base(dev)
 
-	got, err := DescribeDisk(ctx, Options{Log: testLogger(t)}, dev)
+	got, err := DescribeDisk(ctx, Options{Log: logtest.New(t)}, dev)
 	if err != nil {
 		t.Fatalf("DescribeDisk(%s): %v", dev, err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/diskfs/go-diskfs/partition/mbr"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/imprint-dev/imprint/internal/logtest"
 	"github.com/imprint-dev/imprint/internal/testenv"
 )
 
@@ -263,7 +264,7 @@ func TestCollectDisksSignatures(t *testing.T) {
 	run(t, "mkfs.ext4", "-F", "-q", "-E", "offset=1048576", p, "64M")
 	sparse(t, dev, "nvme0n1", 1953525168*512)
 
-	disks, err := CollectDisks(context.Background(), Options{SysRoot: root, DevRoot: dev, Log: testLogger(t)})
+	disks, err := CollectDisks(context.Background(), Options{SysRoot: root, DevRoot: dev, Log: logtest.New(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
