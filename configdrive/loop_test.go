@@ -18,8 +18,7 @@ import (
 // logical sectors: WriteDevice must detect the sector size, size the image
 // to the device, and blkid must see the label on the device.
 func TestLoopWriteDevice(t *testing.T) {
-	testenv.RequireRoot(t, "losetup")
-	testenv.RequireTool(t, "losetup")
+	testenv.RequireLoop(t)
 	c, err := Build(loadFixture(t, fixtures[0]), Options{})
 	if err != nil {
 		t.Fatal(err)

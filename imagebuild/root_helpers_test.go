@@ -15,8 +15,7 @@ import (
 
 func loopPrereqs(t *testing.T) {
 	t.Helper()
-	testenv.RequireRoot(t, "losetup, mount, chroot")
-	testenv.RequireTool(t, "debootstrap", "losetup", "mkfs.ext4", "e2fsck", "resize2fs", "dumpe2fs", "debugfs", "gzip", "chroot")
+	testenv.RequireLoop(t, "debootstrap", "mkfs.ext4", "e2fsck", "resize2fs", "dumpe2fs", "debugfs", "gzip", "chroot")
 }
 
 func writeHook(t *testing.T, dir, phase, name, body string) {

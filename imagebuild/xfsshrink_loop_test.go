@@ -27,8 +27,7 @@ import (
 
 func xfsPrereqs(t *testing.T) {
 	t.Helper()
-	testenv.RequireRoot(t, "losetup, mount")
-	testenv.RequireTool(t, "mkfs.xfs", "xfs_db", "xfs_repair", "xfs_growfs", "xfsdump", "xfsrestore", "xfs_io", "losetup", "bash")
+	testenv.RequireLoop(t, "mkfs.xfs", "xfs_db", "xfs_repair", "xfs_growfs", "xfsdump", "xfsrestore", "xfs_io", "bash")
 }
 
 // TestLoopShrinkXFS shrinks a 4 GiB xfs image holding every kind of file

@@ -22,8 +22,7 @@ import (
 
 func needRoot(t *testing.T, tools ...string) {
 	t.Helper()
-	testenv.RequireRoot(t, "loop devices")
-	testenv.RequireTool(t, append([]string{"losetup", "cmp"}, tools...)...)
+	testenv.RequireLoop(t, append([]string{"cmp"}, tools...)...)
 }
 
 func run(t *testing.T, name string, args ...string) string {

@@ -22,8 +22,7 @@ import (
 
 func needRoot(t *testing.T, tools ...string) {
 	t.Helper()
-	testenv.RequireRoot(t, "loop devices")
-	testenv.RequireTool(t, tools...)
+	testenv.RequireLoop(t, tools...)
 }
 
 // attachLoop attaches a loop device over the file (read-write, as the

@@ -16,8 +16,7 @@ import (
 
 func loopDev(t *testing.T, sizeMiB int64, extra ...string) (img, dev string) {
 	t.Helper()
-	testenv.RequireRoot(t, "loop devices")
-	testenv.RequireTool(t, "losetup")
+	testenv.RequireLoop(t)
 	img = filepath.Join(t.TempDir(), "d.img")
 	data := bytes.Repeat([]byte{0xAB}, int(sizeMiB<<20))
 	if err := os.WriteFile(img, data, 0o644); err != nil {

@@ -73,3 +73,11 @@ func HasTool(t testing.TB, name string) bool {
 	}
 	return true
 }
+
+// RequireLoop is the loop tier's precondition: root (loop devices, mkfs,
+// mount) and losetup plus the named tools.
+func RequireLoop(t testing.TB, tools ...string) {
+	t.Helper()
+	RequireRoot(t, "loop devices")
+	RequireTool(t, append([]string{"losetup"}, tools...)...)
+}

@@ -85,3 +85,19 @@ func TestHasTool(t *testing.T) {
 		t.Errorf("under CI a missing tool must fail the test; failed %q", r.failed)
 	}
 }
+
+// As root (the loop tier), RequireLoop only checks the tools.
+func TestRequireLoop(t *testing.T) {
+	RequireRoot(t, "RequireLoop checks its tools only as root")
+	t.Setenv("CI", "true")
+	r := &recorder{TB: t}
+	RequireLoop(r, "imprint-no-such-tool")
+	if !strings.Contains(r.failed, "imprint-no-such-tool not installed") {
+		t.Errorf("failed %q", r.failed)
+	}
+	r = &recorder{TB: t}
+	RequireLoop(r)
+	if r.failed != "" || r.skipped != "" {
+		t.Errorf("losetup is installed, yet: skipped %q failed %q", r.skipped, r.failed)
+	}
+}
