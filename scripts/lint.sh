@@ -43,6 +43,10 @@ step "staticcheck $STATICCHECK_VERSION (tags: ${tags:-none})"
 PORTABLE=(./api ./provision ./partition ./configdrive ./inventory ./internal/sys ./internal/mountinfo)
 step "GOOS=darwin go vet ${PORTABLE[*]}"
 GOOS=darwin go vet "${PORTABLE[@]}" || bad "GOOS=darwin go vet ${PORTABLE[*]}"
+# These build for darwin too; their tests are Linux-only.
+PORTABLE_BUILD=(./bootstrap)
+step "GOOS=darwin go build ${PORTABLE_BUILD[*]}"
+GOOS=darwin go build "${PORTABLE_BUILD[@]}" || bad "GOOS=darwin go build ${PORTABLE_BUILD[*]}"
 
 if ((fail)); then
 	exit 1
