@@ -11,7 +11,7 @@ export GOFLAGS     := -trimpath
 # even where the environment or GOROOT/go.env says GOTOOLCHAIN=local.
 export GOTOOLCHAIN := auto
 
-.PHONY: all build deps vulncheck test test-unit test-loop test-vm fuzz bench demo clean initramfs pxe image
+.PHONY: all build deps vulncheck lint race test test-unit test-loop test-vm test-slow fuzz bench demo clean initramfs pxe image
 
 all: build
 
@@ -39,16 +39,28 @@ vulncheck:
 		$(GO) run ./internal/tools/mkvulndb -module build/vulndb/module.json -out $(VULNDB); }
 	build/tools/govulncheck-$(GOVULNCHECK_VERSION)/govulncheck -db file://$(CURDIR)/$(VULNDB) ./... $(UROOT_CMDS)
 
-# test runs every tier: unit (no root), loop devices (root), the QEMU VM tier,
-# after vulncheck (a reachable known vulnerability fails CI).
+# lint: gofmt, go vet with every build tag the tree uses, staticcheck (pinned
+# in scripts/tools.sh), and the non-Linux build of the portable packages.
+lint:
+	scripts/lint.sh
+
+# race: the unit tests of the packages with goroutines or HTTP servers under
+# the race detector (cgo for this target only: scripts/race.sh).
+race:
+	scripts/race.sh
+
+# test runs the gates and every tier: vulncheck (a reachable known
+# vulnerability fails CI), lint, race, unit (no root), loop devices (root),
+# the QEMU VM tier.
 test: deps
 	$(MAKE) vulncheck
+	$(MAKE) lint
+	$(MAKE) race
 	$(MAKE) test-unit
 	$(MAKE) test-loop
 	$(MAKE) test-vm
 
 test-unit:
-	$(GO) vet ./...
 	$(GO) test -count=1 ./...
 
 # Loop-device tier: real block devices over files in temp dirs; needs root.
@@ -58,6 +70,11 @@ test-loop:
 # VM tier: the bootstrap initramfs booted in QEMU (TCG).
 test-vm:
 	scripts/test-vm.sh
+
+# The VM tier plus the extra-slow scenarios behind IMPRINT_VM_SLOW=1 (never
+# part of make test: docs/testing.md).
+test-slow:
+	IMPRINT_VM_SLOW=1 scripts/test-vm.sh
 
 # initramfs builds the bootstrap ramdisk into build/bootstrap/$(KERNEL_FLAVOUR)/
 # (vmlinuz, initramfs.cpio.gz): u-root + imprint + storage tools + modules.

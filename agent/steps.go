@@ -32,7 +32,7 @@ func StepNames() []string {
 	return []string{StepPrepare, StepDisks, StepConfigdrive, StepImages, StepBootloader, StepReport}
 }
 
-// fuel-agent's log lines (docs/fuel-agent.md), emitted verbatim.
+// fuel-agent's log lines (docs/fuel-agent.md §1), emitted verbatim.
 const (
 	lineProvisioning    = "--- Provisioning (do_provisioning) ---"
 	linePartitioning    = "--- Partitioning disks (do_partitioning) ---"

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/imprint-dev/imprint/api"
+	"github.com/imprint-dev/imprint/internal/testenv"
 	"github.com/imprint-dev/imprint/internal/vmtest"
 )
 
@@ -73,11 +74,7 @@ func targetImage(t *testing.T, dir, name, fstype string, sizeMiB int, root bool)
 // their partitions, fstab by UUID, grub's defaults and the grub calls made
 // inside the target, the configdrive.
 func TestVMProvision(t *testing.T) {
-	for _, tool := range []string{"mke2fs", "debugfs", "blkid", "go"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not found", tool)
-		}
-	}
+	testenv.RequireTool(t, "mke2fs", "debugfs", "blkid", "go")
 	dir := t.TempDir()
 	targetImage(t, dir, "root", "ext4", 48, true)
 	targetImage(t, dir, "boot", "ext2", 16, false)
@@ -362,14 +359,10 @@ func vmDoc(t *testing.T, rootURI, bootURI string) []byte {
 // step and the device; the good one must exit 0 and leave a bootable
 // layout on the disk.
 func TestVMProvisionCommand(t *testing.T) {
-	for _, tool := range []string{"mke2fs", "debugfs", "cpio", "gzip", "go"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not found", tool)
-		}
-	}
+	testenv.RequireTool(t, "mke2fs", "debugfs", "cpio", "gzip", "go")
 	base, err := vmtest.FindImage()
 	if err != nil {
-		t.Skipf("no VM image: %v", err)
+		testenv.Skipf(t, "no VM image: %v", err)
 	}
 	dir := t.TempDir()
 	stage := filepath.Join(dir, "stage")

@@ -1,5 +1,5 @@
 // Package bootloader is the provisioning job's bootloader step
-// (fuel-agent's do_bootloader, research fuel-agent.md §4.4): it mounts the
+// (fuel-agent's do_bootloader, docs/fuel-agent.md §11): it mounts the
 // target's filesystems by depth under a directory, binds /dev, /proc and
 // /sys, writes /etc/fstab by UUID, edits /etc/default/grub
 // (GRUB_CMDLINE_LINUX = pm_data.kernel_params, GRUB_TIMEOUT=10), runs

@@ -16,7 +16,8 @@
 //     nfsroot format, or `imprint.ip=` in the same format) or DHCP on every NIC
 //     with a link;
 //
-// and finally execs `imprint agent --kernel-cmdline /proc/cmdline`, which reads
+// and finally starts and supervises `imprint agent --kernel-cmdline /proc/cmdline`
+// (imprint.on_exit= says what happens when it exits), which reads
 // its configuration (imprint.controller=, imprint.token=, imprint.listen=...)
 // from the kernel command line.
 //

@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/imprint-dev/imprint/internal/testenv"
 )
 
 // probeResult is what testdata/cloudinit_probe.py prints.
@@ -52,7 +54,7 @@ func cloudInit(t *testing.T) string {
 	t.Helper()
 	py := "/usr/bin/python3"
 	if err := exec.Command(py, "-c", "import cloudinit.sources.DataSourceNoCloud").Run(); err != nil {
-		t.Skip("cloud-init (Debian package cloud-init) not installed")
+		testenv.Skipf(t, "cloud-init (Debian package cloud-init) not installed")
 	}
 	return py
 }
@@ -82,9 +84,7 @@ func extract(t *testing.T, img string, f Format, sector int, dir string) {
 		}
 		return
 	}
-	if _, err := exec.LookPath(cmd.Args[0]); err != nil {
-		t.Skipf("%s not installed", cmd.Args[0])
-	}
+	testenv.RequireTool(t, cmd.Args[0])
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("%s: %v\n%s", strings.Join(cmd.Args, " "), err, out)
 	}

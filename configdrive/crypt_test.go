@@ -5,6 +5,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/imprint-dev/imprint/internal/testenv"
 )
 
 // Vectors from the specification ("Unix crypt using SHA-256 and SHA-512").
@@ -65,7 +67,7 @@ func TestHashPasswordRandomSalt(t *testing.T) {
 func TestSHA512CryptAgainstSystem(t *testing.T) {
 	passwords := []string{"", "r00tme", "pässwörd ünïcode", strings.Repeat("long", 40), "with $ and \\ and '"}
 	var checked int
-	if _, err := exec.LookPath("openssl"); err == nil {
+	if testenv.HasTool(t, "openssl") {
 		for _, pw := range passwords[1:] { // openssl passwd prints "<NULL>" for ""
 			salt, _ := randomSalt(nil)
 			out, err := exec.Command("openssl", "passwd", "-6", "-salt", salt, pw).CombinedOutput()
@@ -99,7 +101,7 @@ func TestSHA512CryptAgainstSystem(t *testing.T) {
 		}
 	}
 	if checked == 0 {
-		t.Skip("neither openssl nor python3 crypt available")
+		testenv.Skipf(t, "neither openssl nor python3 crypt available")
 	}
 }
 

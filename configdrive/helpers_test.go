@@ -20,6 +20,7 @@ import (
 	"github.com/diskfs/go-diskfs/filesystem/fat16"
 	"github.com/diskfs/go-diskfs/filesystem/fat32"
 	"github.com/diskfs/go-diskfs/filesystem/iso9660"
+	"github.com/imprint-dev/imprint/internal/testenv"
 	"github.com/imprint-dev/imprint/provision"
 )
 
@@ -146,9 +147,7 @@ func readImage(t *testing.T, img string, f Format, sector int) (map[string][]byt
 // blkid probes an image file like cloud-init's device search does.
 func blkid(t *testing.T, path string) map[string]string {
 	t.Helper()
-	if _, err := exec.LookPath("blkid"); err != nil {
-		t.Skip("blkid not installed")
-	}
+	testenv.RequireTool(t, "blkid")
 	out, err := exec.Command("blkid", "-p", "-o", "export", path).CombinedOutput()
 	if err != nil {
 		t.Fatalf("blkid -p %s: %v: %s", path, err, out)
@@ -169,7 +168,7 @@ func blkid(t *testing.T, path string) map[string]string {
 // FSInfo free count unset (legal: "unknown"); those are tolerated.
 func fsckFAT(t *testing.T, img string, fat32 bool) {
 	t.Helper()
-	if _, err := exec.LookPath("fsck.fat"); err != nil {
+	if !testenv.HasTool(t, "fsck.fat") {
 		t.Log("fsck.fat not installed; FAT structure not cross-checked")
 		return
 	}

@@ -10,18 +10,15 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/imprint-dev/imprint/internal/testenv"
 )
 
 // TestLoopWriteDevice writes onto loop devices with 512- and 4096-byte
 // logical sectors: WriteDevice must detect the sector size, size the image
 // to the device, and blkid must see the label on the device.
 func TestLoopWriteDevice(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for losetup")
-	}
-	if _, err := exec.LookPath("losetup"); err != nil {
-		t.Skip("losetup not installed")
-	}
+	testenv.RequireLoop(t)
 	c, err := Build(loadFixture(t, fixtures[0]), Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -34,7 +31,7 @@ func TestLoopWriteDevice(t *testing.T) {
 			}
 			out, err := exec.Command("losetup", "--find", "--show", "--sector-size", strconv.Itoa(sector), backing).CombinedOutput()
 			if err != nil {
-				t.Skipf("losetup --sector-size %d: %v: %s", sector, err, out)
+				testenv.Skipf(t, "losetup --sector-size %d: %v: %s", sector, err, out)
 			}
 			dev := strings.TrimSpace(string(out))
 			t.Cleanup(func() { exec.Command("losetup", "-d", dev).Run() })

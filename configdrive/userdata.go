@@ -10,7 +10,7 @@ import (
 	"net/textproto"
 	"strings"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 func nocloudMetaData(n *node, iid string) ([]byte, error) {

@@ -13,8 +13,8 @@ import (
 	"github.com/imprint-dev/imprint/provision"
 )
 
-// Sizes of the composed layout, MiB (Nailgun's volume manager, fuel-agent.md
-// §1.3-§1.4).
+// Sizes of the composed layout, MiB (Nailgun's volume manager, docs/fuel-agent.md
+// §3).
 const (
 	// nailgunBootReserveMiB is Nailgun's "boot" volume: its accounting for
 	// the bios_grub, UEFI and configdrive partitions and their gaps, which

@@ -154,11 +154,10 @@ type Controller struct {
 	listen  string        // the listener's URL once started
 	notify  sync.Mutex    // serializes OnEvent calls
 
-	bg       context.Context
-	stopBG   context.CancelFunc
-	wg       sync.WaitGroup
-	srv      *http.Server
-	closeErr error
+	bg     context.Context
+	stopBG context.CancelFunc
+	wg     sync.WaitGroup
+	srv    *http.Server
 }
 
 type nodeState struct {

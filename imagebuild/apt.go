@@ -136,7 +136,7 @@ func uriToFileName(uri string) string {
 	u := uri
 	if i := strings.Index(u, "://"); i >= 0 {
 		u = u[i+3:]
-	} else if strings.HasPrefix(u, "file:") {
+	} else {
 		u = strings.TrimPrefix(u, "file:")
 	}
 	if at := strings.Index(u, "@"); at >= 0 && at < strings.Index(u+"/", "/") {

@@ -15,6 +15,8 @@ import (
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/imprint-dev/imprint/internal/testenv"
 )
 
 // testInput is compressible but not trivial: runs of pseudo-random text
@@ -103,7 +105,7 @@ func TestCompressGzipMembers(t *testing.T) {
 				t.Errorf("gunzip: %v, equal %v", err, bytes.Equal(got, in))
 			}
 			// and so does gzip(1)
-			if _, err := exec.LookPath("gzip"); err == nil {
+			if testenv.HasTool(t, "gzip") {
 				f := filepath.Join(t.TempDir(), "x.gz")
 				os.WriteFile(f, out.Bytes(), 0o644)
 				if b, err := exec.Command("gzip", "-t", f).CombinedOutput(); err != nil {

@@ -16,7 +16,7 @@ import (
 )
 
 // Config is the Fuel image build JSON (fa_build_image --input_data,
-// fuel-agent.md §6.1).
+// docs/fuel-agent.md §12).
 type Config struct {
 	// ImageData maps a mount point ("/", "/boot") to its image.
 	ImageData map[string]Image `json:"image_data"`

@@ -1,5 +1,5 @@
 // Package imagebuild builds target OS images the way fuel-agent's
-// fa_build_image does (fuel-agent.md §6), with diskimage-builder-style
+// fa_build_image does (docs/fuel-agent.md §12), with diskimage-builder-style
 // elements: one filesystem image per mount point of the Fuel build JSON,
 // each on its own loop device, debootstrapped and configured in a chroot,
 // shrunk to its minimum, compressed, and described by the metadata YAML the
@@ -48,9 +48,9 @@
 // # Outputs
 //
 // Each filesystem image is written to <output>/<basename(uri)> as gzip
-// made of independent members (one per 8 MiB of input, so a reader may
+// made of independent members (one per 4 MiB of input, so a reader may
 // decode in parallel; every gzip reader accepts it) or zstd, and the
 // metadata YAML to <output>/<stem of the root image>.yaml with exactly the
-// keys of fuel-agent.md §6.3. Optionally a whole-disk image (raw or qcow2,
+// keys of docs/fuel-agent.md §13. Optionally a whole-disk image (raw or qcow2,
 // MBR with grub's boot code) and a rootfs tarball for `docker import`.
 package imagebuild

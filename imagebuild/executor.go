@@ -180,6 +180,20 @@ func (e *Executor) resolveAll(in []string) ([]string, error) {
 	return out, nil
 }
 
+// command is the command of a run or chroot step, its {loop:...}
+// placeholders resolved.
+func (e *Executor) command(s Step) (Cmd, error) {
+	argv, err := e.resolveAll(s.Argv)
+	if err != nil {
+		return Cmd{}, err
+	}
+	env, err := e.resolveAll(s.Env)
+	if err != nil {
+		return Cmd{}, err
+	}
+	return Cmd{Argv: argv, Env: env, Stdin: s.Stdin}, nil
+}
+
 func (e *Executor) push(key string, fn func(ctx context.Context) error) {
 	e.cleanups = append(e.cleanups, cleanup{key: key, fn: fn})
 }
@@ -274,29 +288,23 @@ func (e *Executor) step(ctx context.Context, s Step) error {
 	case OpLoopDetach:
 		return e.pop(ctx, "detach "+s.Mount)
 	case OpRun:
-		argv, err := e.resolveAll(s.Argv)
+		c, err := e.command(s)
 		if err != nil {
 			return err
 		}
-		env, err := e.resolveAll(s.Env)
-		if err != nil {
-			return err
-		}
-		_, err = e.run(ctx, Cmd{Argv: argv, Env: env, Inherit: true, Stdin: s.Stdin}, s.OKExit)
+		c.Inherit = true
+		_, err = e.run(ctx, c, s.OKExit)
 		return err
 	case OpChroot:
 		if !contains(e.roots, s.Path) {
 			e.roots = append(e.roots, s.Path)
 		}
-		argv, err := e.resolveAll(s.Argv)
+		c, err := e.command(s)
 		if err != nil {
 			return err
 		}
-		env, err := e.resolveAll(s.Env)
-		if err != nil {
-			return err
-		}
-		_, err = e.run(ctx, Cmd{Argv: append([]string{"chroot", s.Path}, argv...), Env: env, Stdin: s.Stdin}, s.OKExit)
+		c.Argv = append([]string{"chroot", s.Path}, c.Argv...)
+		_, err = e.run(ctx, c, s.OKExit)
 		return err
 	case OpMkdir:
 		return os.MkdirAll(s.Path, s.Mode.Perm())

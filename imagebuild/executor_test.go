@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 type fakeWorld struct {
@@ -231,5 +231,34 @@ func TestMountedUnder(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"/tmp/w/root x"}, mountedUnder(mi, "/tmp/w/root x")); diff != "" {
 		t.Errorf("escaped mount point (-want +got):\n%s", diff)
+	}
+}
+
+// cmdRecorder is a Runner that keeps every Cmd it is given.
+type cmdRecorder struct{ cmds []Cmd }
+
+func (r *cmdRecorder) Run(_ context.Context, c Cmd) ([]byte, error) {
+	r.cmds = append(r.cmds, c)
+	return nil, nil
+}
+
+// A run step runs on the host with the process's environment plus its own;
+// a chroot step runs through chroot(8) with only its own.
+func TestExecutorRunAndChrootCommands(t *testing.T) {
+	rec := &cmdRecorder{}
+	ex := &Executor{Runner: rec, Mounter: &fakeMounter{}, Procs: &fakeProcs{}}
+	err := ex.Run(context.Background(), Plan{Steps: []Step{
+		{Name: "host", Op: OpRun, Argv: []string{"echo", "a"}, Env: []string{"A=1"}, Stdin: "in"},
+		{Name: "target", Op: OpChroot, Path: "/r", Argv: []string{"ls", "/"}, Env: []string{"B=2"}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Cmd{
+		{Argv: []string{"echo", "a"}, Env: []string{"A=1"}, Stdin: "in", Inherit: true},
+		{Argv: []string{"chroot", "/r", "ls", "/"}, Env: []string{"B=2"}},
+	}
+	if diff := cmp.Diff(want, rec.cmds); diff != "" {
+		t.Errorf("commands (-want +got):\n%s", diff)
 	}
 }

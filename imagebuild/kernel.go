@@ -2,7 +2,6 @@ package imagebuild
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -11,13 +10,12 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
+	"github.com/imprint-dev/imprint/imagewriter"
 )
 
 // GetKernel extracts the newest kernel and its initrd from a filesystem
 // image built by Build (diskimage-builder's disk-image-get-kernel): the
-// image may be raw or compressed (gzip or zstd, told by its magic bytes)
+// image may be raw or compressed (gzip, zstd or xz, told by its magic bytes)
 // and must hold an ext2/3/4 filesystem, the root (kernels in /boot) or a
 // separate /boot (kernels at its top). They are written as
 // <outDir>/<prefix>-vmlinuz and <outDir>/<prefix>-initrd, read with
@@ -116,31 +114,20 @@ func leadingNum(s string) (string, string) {
 }
 
 // rawImage returns a raw filesystem file for image: itself, or a
-// decompressed temporary copy in dir (removed by cleanup).
+// decompressed temporary copy in dir (removed by cleanup) when it is in a
+// container the image writer knows (gzip, zstd, xz).
 func rawImage(ctx context.Context, image, dir string) (string, func(), error) {
 	f, err := os.Open(image)
 	if err != nil {
 		return "", nil, err
 	}
 	defer f.Close()
-	br := bufio.NewReaderSize(f, 1<<20)
-	magic, _ := br.Peek(4)
-	var dec io.Reader
-	switch {
-	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			return "", nil, err
-		}
-		dec = zr
-	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		zr, err := zstd.NewReader(br)
-		if err != nil {
-			return "", nil, err
-		}
-		defer zr.Close()
-		dec = zr
-	default:
+	dec, c, err := imagewriter.Decompress(ctx, f)
+	if err != nil {
+		return "", nil, fmt.Errorf("%s: %w", image, err)
+	}
+	defer dec.Close()
+	if c == imagewriter.ContainerRaw {
 		return image, func() {}, nil
 	}
 	tmp, err := os.CreateTemp(dir, ".get-kernel-*.raw")

@@ -21,7 +21,10 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/imprint-dev/imprint/internal/logtest"
+	"github.com/imprint-dev/imprint/internal/testenv"
 )
 
 func TestLoopBuildImage(t *testing.T) {
@@ -47,7 +50,7 @@ func TestLoopBuildImage(t *testing.T) {
 	}
 
 	cfg := loopConfig(t, out)
-	log, logs := testLogger(t)
+	log, logs := logtest.Capture(t)
 	t0 := time.Now()
 	res, err := Build(ctx, cfg, loopOptions(t, work, elem), SystemDeps(log))
 	if err != nil {
@@ -146,7 +149,7 @@ func TestLoopBuildImage(t *testing.T) {
 	}
 
 	// again: nothing to do
-	log2, logs2 := testLogger(t)
+	log2, logs2 := logtest.Capture(t)
 	res2, err := Build(ctx, cfg, loopOptions(t, work, elem), SystemDeps(log2))
 	if err != nil || !res2.Skipped {
 		t.Errorf("second Build = %+v, %v; want skipped", res2, err)
@@ -165,7 +168,7 @@ func TestLoopBuildImageFailureCleansUp(t *testing.T) {
 	writeHook(t, elem, "pre-install.d", "50-fail", `setsid sleep 600 </dev/null >/dev/null 2>&1 &
 echo "hook says no" >&2
 exit 3`)
-	log, _ := testLogger(t)
+	log, _ := logtest.Capture(t)
 	_, err := Build(ctx, loopConfig(t, out), loopOptions(t, work, elem), SystemDeps(log))
 	var se *StepError
 	if !errors.As(err, &se) || se.Step != "hook pre-install.d/50-fail (element failing)" {
@@ -262,11 +265,7 @@ func debugfsExists(t *testing.T, img, path string) bool {
 // tools.
 func TestLoopBuildDefaultImage(t *testing.T) {
 	loopPrereqs(t)
-	for _, tool := range []string{"qemu-img", "tar"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed", tool)
-		}
-	}
+	testenv.RequireTool(t, "qemu-img", "tar")
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	out, work := t.TempDir(), t.TempDir()
@@ -282,7 +281,7 @@ func TestLoopBuildDefaultImage(t *testing.T) {
 	bo := loopOptions(t, work)
 	bo.Options.DiskImage, bo.Options.DiskFormat = filepath.Join(out, "disk.qcow2"), "qcow2"
 	bo.Options.Tarball = filepath.Join(out, "rootfs.tar")
-	log, _ := testLogger(t)
+	log, _ := logtest.Capture(t)
 	t0 := time.Now()
 	res, err := Build(ctx, cfg, bo, SystemDeps(log))
 	if err != nil {

@@ -6,11 +6,11 @@ import (
 	"strconv"
 	"strings"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Metadata is the image metadata YAML fuel-agent writes beside the images
-// (fuel-agent.md §6.3): exactly these keys, in this (sorted) order.
+// (docs/fuel-agent.md §13): exactly these keys, in this (sorted) order.
 type Metadata struct {
 	Images   []MetadataImage `yaml:"images"`
 	OS       MetadataOS      `yaml:"os"`

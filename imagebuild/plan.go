@@ -266,8 +266,33 @@ func DebootstrapTarball(cache string, cfg Config, o Options) string {
 }
 
 // BuildPlan returns the steps that build cfg (validated, with defaults
-// applied) with o. It is pure: nothing is read or changed.
+// applied) with o. It is pure: nothing is read or changed. The steps come in
+// the order of the build's sections, one method of planBuilder each.
 func BuildPlan(cfg Config, o Options) (Plan, error) {
+	if err := checkBuild(cfg, o); err != nil {
+		return Plan{}, err
+	}
+	if o.ImageSize == 0 {
+		o.ImageSize = DefaultImageSize
+	}
+	if o.Arch == "" {
+		o.Arch = "amd64"
+	}
+	b := newPlanBuilder(cfg, o)
+	b.makeImages()      // 1. one sparse file, loop device and filesystem per image
+	b.mountImages()     // 2. mount by depth
+	b.debootstrap()     // 3. debootstrap the first repo
+	b.prepareChroot()   // 4. the chroot's kernel filesystems, DNS, apt configuration
+	b.installPackages() // 5. apt: index, pins, packages
+	b.configure()       // 6. what makes the image boot in imprint's flow
+	b.cleanImage()      // 7. cleanup inside the image
+	b.leaveChroot()     // 8. leave the chroot, trim, unmount, detach
+	b.finish()          // 9. shrink, compress, describe
+	return b.plan()
+}
+
+// checkBuild reports every reason cfg cannot be built with o.
+func checkBuild(cfg Config, o Options) error {
 	var errs []error
 	if err := cfg.Validate(); err != nil {
 		errs = append(errs, err)
@@ -287,11 +312,7 @@ func BuildPlan(cfg Config, o Options) (Plan, error) {
 	if o.Container != "" && !contains(Containers, o.Container) {
 		errs = append(errs, fmt.Errorf("container %q: not one of %s", o.Container, strings.Join(Containers, ", ")))
 	}
-	nhooks := 0
-	for _, hs := range o.Hooks {
-		nhooks += len(hs)
-	}
-	if nhooks > 0 && (o.HooksDir == "" || !filepath.IsAbs(o.HooksDir)) {
+	if hookCount(o) > 0 && (o.HooksDir == "" || !filepath.IsAbs(o.HooksDir)) {
 		errs = append(errs, fmt.Errorf("hooks dir %q: must be an absolute directory", o.HooksDir))
 	}
 	if o.DiskImage != "" && o.DiskFormat != "raw" && o.DiskFormat != "qcow2" {
@@ -310,48 +331,114 @@ func BuildPlan(cfg Config, o Options) (Plan, error) {
 			errs = append(errs, fmt.Errorf("disk image: %d filesystems, an MBR holds 4", len(cfg.ImageData)))
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
-		return Plan{}, err
-	}
-	if o.ImageSize == 0 {
-		o.ImageSize = DefaultImageSize
-	}
-	if o.Arch == "" {
-		o.Arch = "amd64"
-	}
-	root := o.Chroot
-	in := func(p string) string { return filepath.Join(root, p) }
-	env := chrootEnv(cfg)
-	var steps []Step
-	add := func(s Step) { steps = append(steps, s) }
-	chroot := func(name string, argv ...string) Step {
-		return Step{Name: name, Op: OpChroot, Path: root, Argv: argv, Env: env}
-	}
-	outImages, metaPath := OutputPaths(cfg)
-	order := mountOrder(cfg.ImageData)
+	return errors.Join(errs...)
+}
 
-	// 1. one sparse file, loop device and filesystem per image
-	for _, mp := range order {
-		img := cfg.ImageData[mp]
-		file := filepath.Join(o.TmpDir, imageFileName(mp))
-		add(Step{Name: "create image " + mp, Op: OpTruncate, Path: file, Size: o.ImageSize, Mount: mp})
-		add(Step{Name: "attach loop " + mp, Op: OpLoopAttach, Path: file, Mount: mp})
-		add(Step{Name: "mkfs " + mp, Op: OpRun, Mount: mp,
-			Argv: mkfsArgv(img.Format, fsLabel(mp), o.FSUUIDs[mp], "{loop:"+mp+"}")})
+// hookCount is the number of element hooks o runs.
+func hookCount(o Options) int {
+	n := 0
+	for _, hs := range o.Hooks {
+		n += len(hs)
 	}
-	// 2. mount by depth
-	for _, mp := range order {
-		target := root
-		if mp != "/" {
-			target = in(mp)
-			add(Step{Name: "mkdir " + mp, Op: OpMkdir, Path: target, Mode: 0o755})
+	return n
+}
+
+// planBuilder accumulates the steps of one BuildPlan; cfg and o are
+// checked and defaulted.
+type planBuilder struct {
+	cfg       Config
+	o         Options
+	root      string   // the chroot
+	env       []string // of commands in the chroot
+	penv      []string // proxy variables of commands on the host
+	dibEnv    []string // diskimage-builder's variables for element hooks
+	order     []string // image mount points, by depth
+	outImages map[string]string
+	metaPath  string
+	hooked    bool     // any element hooks: /tmp/in_target.d is mounted
+	aptFiles  []string // apt sources, conf and pins written, removed at cleanup
+	steps     []Step
+}
+
+func newPlanBuilder(cfg Config, o Options) *planBuilder {
+	b := &planBuilder{cfg: cfg, o: o, root: o.Chroot, env: chrootEnv(cfg), penv: ProxyEnv(cfg.Proxies),
+		order: mountOrder(cfg.ImageData), hooked: hookCount(o) > 0}
+	b.outImages, b.metaPath = OutputPaths(cfg)
+	b.dibEnv = []string{
+		"ARCH=" + o.Arch, "DIB_RELEASE=" + cfg.Codename, "DISTRO_NAME=debian", "DIB_INIT_SYSTEM=systemd",
+		"IMAGE_NAME=" + metadataStem(path.Base(b.outImages["/"])), "IMAGE_ELEMENT=" + strings.Join(o.ElementNames, " "),
+	}
+	return b
+}
+
+func (b *planBuilder) add(s Step) { b.steps = append(b.steps, s) }
+
+// in is the host path of p inside the image.
+func (b *planBuilder) in(p string) string { return filepath.Join(b.root, p) }
+
+// chroot is a command run in the chroot.
+func (b *planBuilder) chroot(name string, argv ...string) Step {
+	return Step{Name: name, Op: OpChroot, Path: b.root, Argv: argv, Env: b.env}
+}
+
+// target is where the image of mount point mp is mounted.
+func (b *planBuilder) target(mp string) string {
+	if mp == "/" {
+		return b.root
+	}
+	return b.in(mp)
+}
+
+// rawImage is the raw image file of mount point mp in TmpDir.
+func (b *planBuilder) rawImage(mp string) string {
+	return filepath.Join(b.o.TmpDir, imageFileName(mp))
+}
+
+// hooks runs the element hooks of phase: on the host for the host phases,
+// in the chroot for the others.
+func (b *planBuilder) hooks(phase string, extra ...string) {
+	for _, h := range b.o.Hooks[phase] {
+		name := "hook " + phase + "/" + h.Name + " (element " + h.Element + ")"
+		if HostPhase(phase) {
+			e := append([]string{"TMP_HOOKS_PATH=" + b.o.HooksDir, "TARGET_ROOT=" + b.root, "TMP_MOUNT_PATH=" + b.root,
+				"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}, b.dibEnv...)
+			e = append(e, extra...)
+			b.add(Step{Name: name, Op: OpRun, Argv: []string{filepath.Join(b.o.HooksDir, phase, h.Name)}, Env: append(e, b.penv...)})
+			continue
 		}
-		add(Step{Name: "mount " + mp, Op: OpMount, Source: "{loop:" + mp + "}", Path: target, FSType: cfg.ImageData[mp].Format, Mount: mp})
+		e := append(append([]string{"TMP_HOOKS_PATH=/tmp/in_target.d"}, b.env...), b.dibEnv...)
+		b.add(Step{Name: name, Op: OpChroot, Path: b.root, Argv: []string{"/tmp/in_target.d/" + phase + "/" + h.Name}, Env: e})
 	}
-	add(Step{Name: "policy-rc.d", Op: OpWrite, Path: in("usr/sbin/policy-rc.d"), Data: "#!/bin/sh\n# written by imprint build-image: no service starts in the chroot\nexit 101\n", Mode: 0o755})
+}
 
-	// 3. debootstrap the first repo
-	first := cfg.Repos[0]
+// makeImages: one sparse file, loop device and filesystem per image.
+func (b *planBuilder) makeImages() {
+	for _, mp := range b.order {
+		img := b.cfg.ImageData[mp]
+		file := b.rawImage(mp)
+		b.add(Step{Name: "create image " + mp, Op: OpTruncate, Path: file, Size: b.o.ImageSize, Mount: mp})
+		b.add(Step{Name: "attach loop " + mp, Op: OpLoopAttach, Path: file, Mount: mp})
+		b.add(Step{Name: "mkfs " + mp, Op: OpRun, Mount: mp,
+			Argv: mkfsArgv(img.Format, fsLabel(mp), b.o.FSUUIDs[mp], "{loop:"+mp+"}")})
+	}
+}
+
+// mountImages mounts the images by depth and keeps services from starting.
+func (b *planBuilder) mountImages() {
+	for _, mp := range b.order {
+		if mp != "/" {
+			b.add(Step{Name: "mkdir " + mp, Op: OpMkdir, Path: b.target(mp), Mode: 0o755})
+		}
+		b.add(Step{Name: "mount " + mp, Op: OpMount, Source: "{loop:" + mp + "}", Path: b.target(mp), FSType: b.cfg.ImageData[mp].Format, Mount: mp})
+	}
+	b.add(Step{Name: "policy-rc.d", Op: OpWrite, Path: b.in("usr/sbin/policy-rc.d"), Data: "#!/bin/sh\n# written by imprint build-image: no service starts in the chroot\nexit 101\n", Mode: 0o755})
+}
+
+// debootstrap installs the base system from the first repository, through
+// the cache's tarball when there is a cache.
+func (b *planBuilder) debootstrap() {
+	o := b.o
+	first := b.cfg.Repos[0]
 	dbs := []string{"debootstrap", "--verbose", "--arch=" + o.Arch}
 	if o.Variant != "" {
 		dbs = append(dbs, "--variant="+o.Variant)
@@ -364,261 +451,271 @@ func BuildPlan(cfg Config, o Options) (Plan, error) {
 	if o.AllowUnsigned {
 		dbs = append(dbs, "--no-check-gpg")
 	}
-	penv := ProxyEnv(cfg.Proxies)
 	if o.Cache != "" {
-		tarball := DebootstrapTarball(o.Cache, cfg, o)
+		tarball := DebootstrapTarball(o.Cache, b.cfg, o)
 		scratch := filepath.Join(o.TmpDir, "debootstrap-download")
-		add(Step{Name: "mkdir debootstrap cache", Op: OpMkdir, Path: o.Cache, Mode: 0o755, SkipIfExists: tarball})
-		add(Step{Name: "debootstrap download", Op: OpRun, Env: penv, SkipIfExists: tarball,
+		b.add(Step{Name: "mkdir debootstrap cache", Op: OpMkdir, Path: o.Cache, Mode: 0o755, SkipIfExists: tarball})
+		b.add(Step{Name: "debootstrap download", Op: OpRun, Env: b.penv, SkipIfExists: tarball,
 			Argv: append(append([]string(nil), dbs...), "--make-tarball="+tarball+".part", first.Suite, scratch, first.URI)})
-		add(Step{Name: "debootstrap cache", Op: OpRename, Source: tarball + ".part", Path: tarball, SkipIfExists: tarball})
-		add(Step{Name: "remove debootstrap download", Op: OpRemoveAll, Path: scratch})
+		b.add(Step{Name: "debootstrap cache", Op: OpRename, Source: tarball + ".part", Path: tarball, SkipIfExists: tarball})
+		b.add(Step{Name: "remove debootstrap download", Op: OpRemoveAll, Path: scratch})
 		dbs = append(dbs, "--unpack-tarball="+tarball)
 	}
-	add(Step{Name: "debootstrap", Op: OpRun, Env: penv, Argv: append(dbs, first.Suite, root, first.URI)})
+	b.add(Step{Name: "debootstrap", Op: OpRun, Env: b.penv, Argv: append(dbs, first.Suite, b.root, first.URI)})
+}
 
-	// 4. the chroot's kernel filesystems, DNS, apt configuration
-	add(Step{Name: "mount /proc", Op: OpMount, Source: "proc", FSType: "proc", Path: in("proc")})
-	add(Step{Name: "mount /sys", Op: OpMount, Source: "sysfs", FSType: "sysfs", Path: in("sys")})
-	add(Step{Name: "mount /dev", Op: OpMount, Source: "/dev", FSType: "bind", Path: in("dev")})
-	add(Step{Name: "mount /dev/pts", Op: OpMount, Source: "/dev/pts", FSType: "bind", Path: in("dev/pts")})
-	add(Step{Name: "resolv.conf", Op: OpCopy, Source: "/etc/resolv.conf", Path: in("etc/resolv.conf"), Mode: 0o644})
-	add(Step{Name: "hostname", Op: OpWrite, Path: in("etc/hostname"), Data: "localhost\n", Mode: 0o644})
-	add(Step{Name: "remove apt sources.list", Op: OpRemove, Path: in("etc/apt/sources.list")})
-	var aptFiles []string
-	for _, r := range cfg.Repos {
-		p := in(SourcesListPath(r))
-		aptFiles = append(aptFiles, p)
-		add(Step{Name: "apt source " + r.Name, Op: OpWrite, Path: p, Data: SourcesList(r), Mode: 0o644})
+// prepareChroot mounts the chroot's kernel filesystems, gives it DNS and
+// the apt configuration, stages the element hooks and runs extra-data.d.
+func (b *planBuilder) prepareChroot() {
+	b.add(Step{Name: "mount /proc", Op: OpMount, Source: "proc", FSType: "proc", Path: b.in("proc")})
+	b.add(Step{Name: "mount /sys", Op: OpMount, Source: "sysfs", FSType: "sysfs", Path: b.in("sys")})
+	b.add(Step{Name: "mount /dev", Op: OpMount, Source: "/dev", FSType: "bind", Path: b.in("dev")})
+	b.add(Step{Name: "mount /dev/pts", Op: OpMount, Source: "/dev/pts", FSType: "bind", Path: b.in("dev/pts")})
+	b.add(Step{Name: "resolv.conf", Op: OpCopy, Source: "/etc/resolv.conf", Path: b.in("etc/resolv.conf"), Mode: 0o644})
+	b.add(Step{Name: "hostname", Op: OpWrite, Path: b.in("etc/hostname"), Data: "localhost\n", Mode: 0o644})
+	b.add(Step{Name: "remove apt sources.list", Op: OpRemove, Path: b.in("etc/apt/sources.list")})
+	for _, r := range b.cfg.Repos {
+		p := b.in(SourcesListPath(r))
+		b.aptFiles = append(b.aptFiles, p)
+		b.add(Step{Name: "apt source " + r.Name, Op: OpWrite, Path: p, Data: SourcesList(r), Mode: 0o644})
 	}
-	conf := AptConfFiles(cfg.Proxies, o.AllowUnsigned)
+	conf := AptConfFiles(b.cfg.Proxies, b.o.AllowUnsigned)
 	for _, k := range sortedKeys(conf) {
-		aptFiles = append(aptFiles, in(k))
-		add(Step{Name: "apt conf " + path.Base(k), Op: OpWrite, Path: in(k), Data: conf[k], Mode: 0o644})
+		b.aptFiles = append(b.aptFiles, b.in(k))
+		b.add(Step{Name: "apt conf " + path.Base(k), Op: OpWrite, Path: b.in(k), Data: conf[k], Mode: 0o644})
 	}
-	if nhooks > 0 {
+	if b.hooked {
 		for _, ph := range Phases {
-			for _, h := range o.Hooks[ph] {
-				add(Step{Name: "stage hook " + ph + "/" + h.Name, Op: OpCopy, Source: h.Path, Path: filepath.Join(o.HooksDir, ph, h.Name), Mode: 0o755})
+			for _, h := range b.o.Hooks[ph] {
+				b.add(Step{Name: "stage hook " + ph + "/" + h.Name, Op: OpCopy, Source: h.Path, Path: filepath.Join(b.o.HooksDir, ph, h.Name), Mode: 0o755})
 			}
 		}
-		add(Step{Name: "mkdir /tmp/in_target.d", Op: OpMkdir, Path: in("tmp/in_target.d"), Mode: 0o755})
-		add(Step{Name: "mount /tmp/in_target.d", Op: OpMount, Source: o.HooksDir, FSType: "bind", Path: in("tmp/in_target.d")})
+		b.add(Step{Name: "mkdir /tmp/in_target.d", Op: OpMkdir, Path: b.in("tmp/in_target.d"), Mode: 0o755})
+		b.add(Step{Name: "mount /tmp/in_target.d", Op: OpMount, Source: b.o.HooksDir, FSType: "bind", Path: b.in("tmp/in_target.d")})
 	}
-	stem := metadataStem(path.Base(outImages["/"]))
-	dibEnv := []string{
-		"ARCH=" + o.Arch, "DIB_RELEASE=" + cfg.Codename, "DISTRO_NAME=debian", "DIB_INIT_SYSTEM=systemd",
-		"IMAGE_NAME=" + stem, "IMAGE_ELEMENT=" + strings.Join(o.ElementNames, " "),
-	}
-	hooks := func(phase string, extra ...string) {
-		for _, h := range o.Hooks[phase] {
-			name := "hook " + phase + "/" + h.Name + " (element " + h.Element + ")"
-			if HostPhase(phase) {
-				e := append([]string{"TMP_HOOKS_PATH=" + o.HooksDir, "TARGET_ROOT=" + root, "TMP_MOUNT_PATH=" + root,
-					"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}, dibEnv...)
-				e = append(e, extra...)
-				add(Step{Name: name, Op: OpRun, Argv: []string{filepath.Join(o.HooksDir, phase, h.Name)}, Env: append(e, penv...)})
-				continue
-			}
-			e := append(append([]string{"TMP_HOOKS_PATH=/tmp/in_target.d"}, env...), dibEnv...)
-			add(Step{Name: name, Op: OpChroot, Path: root, Argv: []string{"/tmp/in_target.d/" + phase + "/" + h.Name}, Env: e})
-		}
-	}
-	hooks("extra-data.d")
+	b.hooks("extra-data.d")
+}
 
-	// 5. apt: index, pins, packages
+// installPackages: the apt index, the pins, the upgrade and the packages,
+// and the locale cloud-init will ask for.
+func (b *planBuilder) installPackages() {
 	apt := func(args ...string) []string {
 		a := []string{"apt-get", "-y", "-q", "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold"}
-		if !o.NoEatmydata {
+		if !b.o.NoEatmydata {
 			a = append([]string{"eatmydata"}, a...)
 		}
 		return append(a, args...)
 	}
-	upd := chroot("apt-get update", "apt-get", "-y", "-q", "update")
+	upd := b.chroot("apt-get update", "apt-get", "-y", "-q", "update")
 	upd.Attempts = 3
-	add(upd)
-	for i := range cfg.Repos {
-		r := cfg.Repos[i]
+	b.add(upd)
+	for i := range b.cfg.Repos {
+		r := b.cfg.Repos[i]
 		if r.Priority == nil {
 			continue
 		}
-		p := in(PrefsPath(r))
-		aptFiles = append(aptFiles, p)
-		add(Step{Name: "apt pin " + r.Name, Op: OpPin, Path: p, Source: in("var/lib/apt/lists"), Repo: &r})
+		p := b.in(PrefsPath(r))
+		b.aptFiles = append(b.aptFiles, p)
+		b.add(Step{Name: "apt pin " + r.Name, Op: OpPin, Path: p, Source: b.in("var/lib/apt/lists"), Repo: &r})
 	}
-	hooks("pre-install.d")
-	s := chroot("apt-get dist-upgrade", apt("dist-upgrade")...)
+	b.hooks("pre-install.d")
+	s := b.chroot("apt-get dist-upgrade", apt("dist-upgrade")...)
 	s.Attempts = 3
-	add(s)
-	s = chroot("apt-get install", apt(append([]string{"install"}, cfg.Packages...)...)...)
+	b.add(s)
+	s = b.chroot("apt-get install", apt(append([]string{"install"}, b.cfg.Packages...)...)...)
 	s.Attempts = 3
-	add(s)
-	hooks("install.d")
-	if contains(cfg.Packages, "locales") {
+	b.add(s)
+	b.hooks("install.d")
+	if contains(b.cfg.Packages, "locales") {
 		// The configdrive asks cloud-init for locale en_US.UTF-8 (as
 		// Nailgun's cloud_config does); its cc_locale runs update-locale,
 		// which refuses a locale that was never generated.
-		add(Step{Name: "locale.gen", Op: OpWrite, Path: in("etc/locale.gen"), Data: "en_US.UTF-8 UTF-8\n", Mode: 0o644})
-		add(chroot("locale-gen", "locale-gen"))
+		b.add(Step{Name: "locale.gen", Op: OpWrite, Path: b.in("etc/locale.gen"), Data: "en_US.UTF-8 UTF-8\n", Mode: 0o644})
+		b.add(b.chroot("locale-gen", "locale-gen"))
 	}
+}
 
-	// 6. what makes the image boot in imprint's flow
-	add(Step{Name: "fstab", Op: OpWrite, Path: in("etc/fstab"), Data: fstab(cfg, order, o.FSUUIDs), Mode: 0o644})
+// configure writes what makes the image boot in imprint's flow: fstab,
+// cloud-init's datasources, passwords and users, files, no host keys or
+// machine id of its own; then the late hooks and the disk image's grub.
+func (b *planBuilder) configure() {
+	cfg := b.cfg
+	b.add(Step{Name: "fstab", Op: OpWrite, Path: b.in("etc/fstab"), Data: fstab(cfg, b.order, b.o.FSUUIDs), Mode: 0o644})
 	if contains(cfg.Packages, "cloud-init") {
-		add(Step{Name: "cloud-init datasources", Op: OpWrite, Path: in("etc/cloud/cloud.cfg.d/90_imprint.cfg"), Data: cloudInitCfg, Mode: 0o644})
+		b.add(Step{Name: "cloud-init datasources", Op: OpWrite, Path: b.in("etc/cloud/cloud.cfg.d/90_imprint.cfg"), Data: cloudInitCfg, Mode: 0o644})
 	}
 	switch {
 	case cfg.HashedRootPassword != nil && *cfg.HashedRootPassword != "":
-		st := chroot("root password", "chpasswd", "-e")
-		st.Stdin, st.Secret = "root:"+*cfg.HashedRootPassword+"\n", true
-		add(st)
+		b.add(b.password("root password", "root", *cfg.HashedRootPassword, true))
 	case cfg.RootPassword != nil && *cfg.RootPassword != "":
-		st := chroot("root password", "chpasswd")
-		st.Stdin, st.Secret = "root:"+*cfg.RootPassword+"\n", true
-		add(st)
+		b.add(b.password("root password", "root", *cfg.RootPassword, false))
 	}
 	for _, u := range cfg.Users {
-		shell := u.Shell
-		if shell == "" {
-			shell = "/bin/bash"
-		}
-		argv := []string{"useradd", "--create-home", "--shell", shell}
-		if len(u.Groups) > 0 {
-			argv = append(argv, "--groups", strings.Join(u.Groups, ","))
-		}
-		add(chroot("user "+u.Name, append(argv, u.Name)...))
-		if u.HashedPassword != "" {
-			st := chroot("user "+u.Name+" password", "chpasswd", "-e")
-			st.Stdin, st.Secret = u.Name+":"+u.HashedPassword+"\n", true
-			add(st)
-		}
-		if len(u.SSHAuthorizedKeys) > 0 {
-			home := "home/" + u.Name
-			add(Step{Name: "user " + u.Name + " authorized_keys", Op: OpWrite, Path: in(home + "/.ssh/authorized_keys"), Data: strings.Join(u.SSHAuthorizedKeys, "\n") + "\n", Mode: 0o600})
-			add(chroot("user "+u.Name+" owns .ssh", "chown", "-R", u.Name+":", "/"+home+"/.ssh"))
-		}
-		if u.Sudo {
-			add(Step{Name: "user " + u.Name + " sudo", Op: OpWrite, Path: in("etc/sudoers.d/90-imprint-" + u.Name), Data: u.Name + " ALL=(ALL) NOPASSWD:ALL\n", Mode: 0o440})
-		}
+		b.user(u)
 	}
 	for i, f := range cfg.Files {
 		m, _ := fileMode(f.Mode)
-		add(Step{Name: fmt.Sprintf("file %s (files[%d])", f.Path, i), Op: OpWrite, Path: in(strings.TrimPrefix(f.Path, "/")), Data: f.Content, Mode: fs.FileMode(m)})
+		b.add(Step{Name: fmt.Sprintf("file %s (files[%d])", f.Path, i), Op: OpWrite, Path: b.in(strings.TrimPrefix(f.Path, "/")), Data: f.Content, Mode: fs.FileMode(m)})
 	}
-	add(Step{Name: "remove ssh host keys", Op: OpRemove, Path: in("etc/ssh/ssh_host_*")})
+	b.add(Step{Name: "remove ssh host keys", Op: OpRemove, Path: b.in("etc/ssh/ssh_host_*")})
 	if contains(cfg.Packages, "openssh-server") {
 		// each node makes its own keys on first boot, with or without cloud-init
-		add(Step{Name: "ssh host keys on boot", Op: OpWrite, Path: in("etc/systemd/system/ssh.service.d/10-imprint-host-keys.conf"), Data: sshKeygenDropIn, Mode: 0o644})
+		b.add(Step{Name: "ssh host keys on boot", Op: OpWrite, Path: b.in("etc/systemd/system/ssh.service.d/10-imprint-host-keys.conf"), Data: sshKeygenDropIn, Mode: 0o644})
 	}
-	add(Step{Name: "machine-id", Op: OpWrite, Path: in("etc/machine-id"), Data: "", Mode: 0o444})
-	add(Step{Name: "remove dbus machine-id", Op: OpRemove, Path: in("var/lib/dbus/machine-id")})
-	hooks("post-install.d")
-	hooks("block-device.d", "IMAGE_BLOCK_DEVICE={loop:/}")
-	hooks("finalise.d")
-	if o.DiskImage != "" {
-		diskSteps(cfg, o, add, chroot, in)
+	b.add(Step{Name: "machine-id", Op: OpWrite, Path: b.in("etc/machine-id"), Data: "", Mode: 0o444})
+	b.add(Step{Name: "remove dbus machine-id", Op: OpRemove, Path: b.in("var/lib/dbus/machine-id")})
+	b.hooks("post-install.d")
+	b.hooks("block-device.d", "IMAGE_BLOCK_DEVICE={loop:/}")
+	b.hooks("finalise.d")
+	if b.o.DiskImage != "" {
+		b.diskSteps()
 	}
+}
 
-	// 7. cleanup inside the image
-	add(chroot("apt-get clean", "apt-get", "clean"))
-	add(Step{Name: "remove apt lists", Op: OpRemove, Path: in("var/lib/apt/lists/*_*")})
-	for _, f := range aptFiles {
-		add(Step{Name: "remove " + strings.TrimPrefix(f, root), Op: OpRemove, Path: f})
+// password sets user's password with chpasswd (-e: already hashed); the
+// password is a secret, never shown.
+func (b *planBuilder) password(name, user, password string, hashed bool) Step {
+	argv := []string{"chpasswd"}
+	if hashed {
+		argv = append(argv, "-e")
 	}
-	add(Step{Name: "remove policy-rc.d", Op: OpRemove, Path: in("usr/sbin/policy-rc.d")})
-	add(Step{Name: "remove resolv.conf", Op: OpRemove, Path: in("etc/resolv.conf")})
-	add(Step{Name: "read os", Op: OpReadOS, Path: root})
-	hooks("cleanup.d")
+	st := b.chroot(name, argv...)
+	st.Stdin, st.Secret = user+":"+password+"\n", true
+	return st
+}
 
-	// 8. leave the chroot; discard the free blocks (the loop device punches
-	// holes in the image file: deleted files then compress to nothing)
-	add(Step{Name: "kill chroot processes", Op: OpKill, Path: root})
-	for _, mp := range order {
-		target := root
-		if mp != "/" {
-			target = in(mp)
-		}
+// user creates one account with its groups, password, SSH keys and sudo.
+func (b *planBuilder) user(u User) {
+	shell := u.Shell
+	if shell == "" {
+		shell = "/bin/bash"
+	}
+	argv := []string{"useradd", "--create-home", "--shell", shell}
+	if len(u.Groups) > 0 {
+		argv = append(argv, "--groups", strings.Join(u.Groups, ","))
+	}
+	b.add(b.chroot("user "+u.Name, append(argv, u.Name)...))
+	if u.HashedPassword != "" {
+		b.add(b.password("user "+u.Name+" password", u.Name, u.HashedPassword, true))
+	}
+	if len(u.SSHAuthorizedKeys) > 0 {
+		home := "home/" + u.Name
+		b.add(Step{Name: "user " + u.Name + " authorized_keys", Op: OpWrite, Path: b.in(home + "/.ssh/authorized_keys"), Data: strings.Join(u.SSHAuthorizedKeys, "\n") + "\n", Mode: 0o600})
+		b.add(b.chroot("user "+u.Name+" owns .ssh", "chown", "-R", u.Name+":", "/"+home+"/.ssh"))
+	}
+	if u.Sudo {
+		b.add(Step{Name: "user " + u.Name + " sudo", Op: OpWrite, Path: b.in("etc/sudoers.d/90-imprint-" + u.Name), Data: u.Name + " ALL=(ALL) NOPASSWD:ALL\n", Mode: 0o440})
+	}
+}
+
+// cleanImage removes what only the build needed: apt's lists and our apt
+// configuration, policy-rc.d, resolv.conf; reads the OS for the metadata.
+func (b *planBuilder) cleanImage() {
+	b.add(b.chroot("apt-get clean", "apt-get", "clean"))
+	b.add(Step{Name: "remove apt lists", Op: OpRemove, Path: b.in("var/lib/apt/lists/*_*")})
+	for _, f := range b.aptFiles {
+		b.add(Step{Name: "remove " + strings.TrimPrefix(f, b.root), Op: OpRemove, Path: f})
+	}
+	b.add(Step{Name: "remove policy-rc.d", Op: OpRemove, Path: b.in("usr/sbin/policy-rc.d")})
+	b.add(Step{Name: "remove resolv.conf", Op: OpRemove, Path: b.in("etc/resolv.conf")})
+	b.add(Step{Name: "read os", Op: OpReadOS, Path: b.root})
+	b.hooks("cleanup.d")
+}
+
+// leaveChroot stops what runs in the chroot, discards the free blocks (the
+// loop device punches holes in the image file: deleted files then compress
+// to nothing), writes the tarball and unmounts and detaches everything.
+func (b *planBuilder) leaveChroot() {
+	b.add(Step{Name: "kill chroot processes", Op: OpKill, Path: b.root})
+	for _, mp := range b.order {
 		// ext4 does not trim blocks freed in its running journal
 		// transaction: without the sync first, what apt and the cleanup
 		// just deleted stays in the image (measured: a 745 MiB root
 		// compressed to 288 MiB instead of 176 MiB).
-		add(Step{Name: "sync " + mp, Op: OpRun, Argv: []string{"sync", "-f", target}, Mount: mp})
-		add(Step{Name: "fstrim " + mp, Op: OpRun, Argv: []string{"fstrim", target}, Mount: mp, Optional: true})
+		b.add(Step{Name: "sync " + mp, Op: OpRun, Argv: []string{"sync", "-f", b.target(mp)}, Mount: mp})
+		b.add(Step{Name: "fstrim " + mp, Op: OpRun, Argv: []string{"fstrim", b.target(mp)}, Mount: mp, Optional: true})
 	}
-	if nhooks > 0 {
-		add(Step{Name: "umount /tmp/in_target.d", Op: OpUnmount, Path: in("tmp/in_target.d")})
+	if b.hooked {
+		b.add(Step{Name: "umount /tmp/in_target.d", Op: OpUnmount, Path: b.in("tmp/in_target.d")})
 	}
 	for _, p := range []string{"dev/pts", "dev", "sys", "proc"} {
-		add(Step{Name: "umount /" + p, Op: OpUnmount, Path: in(p)})
+		b.add(Step{Name: "umount /" + p, Op: OpUnmount, Path: b.in(p)})
 	}
-	var outputs []string
-	if o.Tarball != "" {
-		add(Step{Name: "rootfs tarball", Op: OpTar, Source: root, Path: o.Tarball})
+	if b.o.Tarball != "" {
+		b.add(Step{Name: "rootfs tarball", Op: OpTar, Source: b.root, Path: b.o.Tarball})
 	}
-	for i := len(order) - 1; i >= 0; i-- {
-		mp := order[i]
-		target := root
-		if mp != "/" {
-			target = in(mp)
-		}
-		add(Step{Name: "umount " + mp, Op: OpUnmount, Path: target, Mount: mp})
+	for i := len(b.order) - 1; i >= 0; i-- {
+		mp := b.order[i]
+		b.add(Step{Name: "umount " + mp, Op: OpUnmount, Path: b.target(mp), Mount: mp})
 	}
-	for _, mp := range order {
-		add(Step{Name: "detach loop " + mp, Op: OpLoopDetach, Mount: mp})
+	for _, mp := range b.order {
+		b.add(Step{Name: "detach loop " + mp, Op: OpLoopDetach, Mount: mp})
 	}
+}
 
-	// 9. shrink, compress, describe
-	for _, mp := range order {
-		img := cfg.ImageData[mp]
-		file := filepath.Join(o.TmpDir, imageFileName(mp))
+// finish shrinks every filesystem to its minimum, compresses the images,
+// writes the metadata and the disk image, and removes the scratch files.
+func (b *planBuilder) finish() {
+	o := b.o
+	for _, mp := range b.order {
+		img := b.cfg.ImageData[mp]
+		file := b.rawImage(mp)
 		if strings.HasPrefix(img.Format, "ext") {
-			add(Step{Name: "e2fsck " + mp, Op: OpRun, Argv: []string{"e2fsck", "-fy", file}, OKExit: []int{1}, Mount: mp})
-			add(Step{Name: "resize2fs " + mp, Op: OpRun, Argv: []string{"resize2fs", "-M", file}, Mount: mp})
-			add(Step{Name: "fit file " + mp, Op: OpShrinkFile, Path: file, Mount: mp})
+			b.add(Step{Name: "e2fsck " + mp, Op: OpRun, Argv: []string{"e2fsck", "-fy", file}, OKExit: []int{1}, Mount: mp})
+			b.add(Step{Name: "resize2fs " + mp, Op: OpRun, Argv: []string{"resize2fs", "-M", file}, Mount: mp})
+			b.add(Step{Name: "fit file " + mp, Op: OpShrinkFile, Path: file, Mount: mp})
 		}
 		if img.Format == "xfs" {
 			// xfs only grows: the tree is copied into a new, minimal
 			// filesystem made with the mkfs options of the original
-			add(Step{Name: "shrink xfs " + mp, Op: OpShrinkXFS, Path: file, Mount: mp,
+			b.add(Step{Name: "shrink xfs " + mp, Op: OpShrinkXFS, Path: file, Mount: mp,
 				Argv: mkfsArgv(img.Format, fsLabel(mp), o.FSUUIDs[mp], xfsImagePlaceholder)})
 		}
 	}
-	for _, mp := range order {
-		img := cfg.ImageData[mp]
+	for _, mp := range b.order {
+		img := b.cfg.ImageData[mp]
 		c := img.Container
 		if o.Container != "" {
 			c = o.Container
 		}
-		add(Step{Name: "compress " + mp, Op: OpCompress, Source: filepath.Join(o.TmpDir, imageFileName(mp)), Path: outImages[mp], Data: c, Mount: mp, FSType: img.Format})
-		outputs = append(outputs, outImages[mp])
+		b.add(Step{Name: "compress " + mp, Op: OpCompress, Source: b.rawImage(mp), Path: b.outImages[mp], Data: c, Mount: mp, FSType: img.Format})
 	}
-	add(Step{Name: "metadata", Op: OpMetadata, Path: metaPath})
+	b.add(Step{Name: "metadata", Op: OpMetadata, Path: b.metaPath})
 	if o.DiskImage != "" {
 		// after the compression: the root filesystem is grown into its partition
-		add(Step{Name: "disk image", Op: OpDiskImage, Path: o.DiskImage, Data: o.DiskFormat, Source: o.TmpDir, Size: o.DiskSize})
+		b.add(Step{Name: "disk image", Op: OpDiskImage, Path: o.DiskImage, Data: o.DiskFormat, Source: o.TmpDir, Size: o.DiskSize})
 	}
-	outputs = append(outputs, metaPath)
-	if o.DiskImage != "" {
-		outputs = append(outputs, o.DiskImage)
-	}
-	if o.Tarball != "" {
-		outputs = append(outputs, o.Tarball)
-	}
-	for _, mp := range order {
-		add(Step{Name: "remove raw " + mp, Op: OpRemove, Path: filepath.Join(o.TmpDir, imageFileName(mp))})
+	for _, mp := range b.order {
+		b.add(Step{Name: "remove raw " + mp, Op: OpRemove, Path: b.rawImage(mp)})
 	}
 	if o.DiskImage != "" {
-		add(Step{Name: "remove grub boot.img", Op: OpRemove, Path: filepath.Join(o.TmpDir, "boot.img")})
-		add(Step{Name: "remove grub core.img", Op: OpRemove, Path: filepath.Join(o.TmpDir, "core.img")})
+		b.add(Step{Name: "remove grub boot.img", Op: OpRemove, Path: filepath.Join(o.TmpDir, "boot.img")})
+		b.add(Step{Name: "remove grub core.img", Op: OpRemove, Path: filepath.Join(o.TmpDir, "core.img")})
 	}
+}
+
+// plan checks that every step name is unique and lists the outputs:
+// compressed images (by depth), the metadata, the disk image, the tarball.
+func (b *planBuilder) plan() (Plan, error) {
 	names := map[string]bool{}
-	for _, s := range steps {
+	for _, s := range b.steps {
 		if names[s.Name] {
 			return Plan{}, fmt.Errorf("internal: step name %q twice", s.Name)
 		}
 		names[s.Name] = true
 	}
-	return Plan{Steps: steps, Outputs: outputs}, nil
+	var outputs []string
+	for _, mp := range b.order {
+		outputs = append(outputs, b.outImages[mp])
+	}
+	outputs = append(outputs, b.metaPath)
+	if b.o.DiskImage != "" {
+		outputs = append(outputs, b.o.DiskImage)
+	}
+	if b.o.Tarball != "" {
+		outputs = append(outputs, b.o.Tarball)
+	}
+	return Plan{Steps: b.steps, Outputs: outputs}, nil
 }
 
 // cloudInitCfg enables the datasources imprint's agent writes (a
@@ -665,7 +762,8 @@ func fstab(cfg Config, order []string, uuids map[string]string) string {
 // diskSteps prepare grub for the whole-disk image while the chroot is
 // mounted: modules and grub.cfg into the image's /boot/grub, boot.img and
 // a core.img (finding /boot by UUID) out to TmpDir.
-func diskSteps(cfg Config, o Options, add func(Step), chroot func(string, ...string) Step, in func(string) string) {
+func (b *planBuilder) diskSteps() {
+	cfg, o, add, chroot, in := b.cfg, b.o, b.add, b.chroot, b.in
 	bootMP, prefix := "/", "/boot"
 	if _, ok := cfg.ImageData["/boot"]; ok {
 		bootMP, prefix = "/boot", ""

@@ -3,49 +3,19 @@
 package imagebuild
 
 import (
-	"bytes"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/imprint-dev/imprint/internal/testenv"
 )
 
 func loopPrereqs(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (losetup, mount, chroot)")
-	}
-	for _, tool := range []string{"debootstrap", "losetup", "mkfs.ext4", "e2fsck", "resize2fs", "dumpe2fs", "debugfs", "gzip", "chroot"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed", tool)
-		}
-	}
-}
-
-// syncBuffer collects the log for assertions while it also goes to t.Log.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-	t  *testing.T
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.b.Write(p)
-	s.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
-func testLogger(t *testing.T) (*slog.Logger, *syncBuffer) {
-	buf := &syncBuffer{t: t}
-	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelInfo})), buf
+	testenv.RequireLoop(t, "debootstrap", "mkfs.ext4", "e2fsck", "resize2fs", "dumpe2fs", "debugfs", "gzip", "chroot")
 }
 
 func writeHook(t *testing.T, dir, phase, name, body string) {
@@ -63,7 +33,7 @@ func writeHook(t *testing.T, dir, phase, name, body string) {
 func loopConfig(t *testing.T, out string) Config {
 	mirror, err := HostMirror(os.DirFS("/"), "bookworm")
 	if err != nil {
-		t.Skipf("no host mirror: %v", err)
+		testenv.Skipf(t, "no host mirror: %v", err)
 	}
 	return Config{
 		ImageData: map[string]Image{"/": {Container: "gzip", Format: "ext4", URI: "file://" + out + "/loop-test.img.gz"}},

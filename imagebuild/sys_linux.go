@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/imprint-dev/imprint/internal/mountinfo"
 )
 
 // ExecRunner runs commands with os/exec, each in its own process group
@@ -143,40 +145,22 @@ func (m SysMounter) MountedUnder(dir string) ([]string, error) {
 	return mountedUnder(string(data), dir), nil
 }
 
-// mountedUnder parses mountinfo for mount points at or below dir.
-func mountedUnder(mountinfo, dir string) []string {
+// mountedUnder parses a mountinfo table for mount points at or below dir.
+func mountedUnder(table, dir string) []string {
 	dir = filepath.Clean(dir)
 	var out []string
-	sc := bufio.NewScanner(strings.NewReader(mountinfo))
+	sc := bufio.NewScanner(strings.NewReader(table))
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
 		if len(f) < 5 {
 			continue
 		}
-		mp := unescapeMountinfo(f[4])
+		mp := mountinfo.Unescape(f[4])
 		if mp == dir || strings.HasPrefix(mp, dir+"/") {
 			out = append(out, mp)
 		}
 	}
 	return out
-}
-
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // SysProcs finds processes through /proc (Proc, /proc when empty).

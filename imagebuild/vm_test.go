@@ -14,6 +14,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/imprint-dev/imprint/internal/logtest"
+	"github.com/imprint-dev/imprint/internal/testenv"
 )
 
 // TestVMBootDiskImage builds the default image (minbase plus the default
@@ -29,11 +32,7 @@ func TestVMBootDiskImage(t *testing.T) {
 		t.Skip("set IMPRINT_VM_SLOW=1 to build a whole-disk image and boot it (10-15 min)")
 	}
 	loopPrereqs(t)
-	for _, tool := range []string{"qemu-system-x86_64", "qemu-img"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed", tool)
-		}
-	}
+	testenv.RequireTool(t, "qemu-system-x86_64", "qemu-img")
 	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
 	defer cancel()
 	out, work := t.TempDir(), t.TempDir()
@@ -42,7 +41,7 @@ func TestVMBootDiskImage(t *testing.T) {
 	bo := loopOptions(t, work)
 	disk := filepath.Join(out, "disk.qcow2")
 	bo.Options.DiskImage, bo.Options.DiskFormat = disk, "qcow2"
-	log, _ := testLogger(t)
+	log, _ := logtest.Capture(t)
 	t0 := time.Now()
 	res, err := Build(ctx, cfg, bo, SystemDeps(log))
 	if err != nil {

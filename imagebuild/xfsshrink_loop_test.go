@@ -21,18 +21,13 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/imprint-dev/imprint/imagewriter"
+	"github.com/imprint-dev/imprint/internal/logtest"
+	"github.com/imprint-dev/imprint/internal/testenv"
 )
 
 func xfsPrereqs(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (losetup, mount)")
-	}
-	for _, tool := range []string{"mkfs.xfs", "xfs_db", "xfs_repair", "xfs_growfs", "xfsdump", "xfsrestore", "xfs_io", "losetup", "bash"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed", tool)
-		}
-	}
+	testenv.RequireLoop(t, "mkfs.xfs", "xfs_db", "xfs_repair", "xfs_growfs", "xfsdump", "xfsrestore", "xfs_io", "bash")
 }
 
 // TestLoopShrinkXFS shrinks a 4 GiB xfs image holding every kind of file
@@ -54,7 +49,7 @@ func TestLoopShrinkXFS(t *testing.T) {
 		before = takeManifest(t, mnt)
 	})
 
-	log, _ := testLogger(t)
+	log, _ := logtest.Capture(t)
 	deps := SystemDeps(log)
 	ex := &Executor{Runner: deps.Runner, Mounter: deps.Mounter, Procs: deps.Procs, Log: log}
 	step := Step{Name: "shrink xfs /var", Op: OpShrinkXFS, Path: file, Mount: "/var", Argv: mkfs}
@@ -405,7 +400,7 @@ dd if=/dev/zero of=$d/zeros bs=1M count=300 status=none`)
 	cfg.Packages = append(cfg.Packages, "attr", "acl")
 	bo := loopOptions(t, work, elem)
 	bo.Options.ImageSize = 4 << 30
-	log, _ := testLogger(t)
+	log, _ := logtest.Capture(t)
 	deps := SystemDeps(log)
 	var before manifest
 	var uuid string

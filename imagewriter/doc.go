@@ -28,7 +28,7 @@
 //
 // SHA256/SHA512 cover the downloaded bytes (sha256sum IMAGE.gz). MD5 and
 // RawSize cover the decompressed image, as Fuel's metadata raw_md5/raw_size
-// (fuel-agent.md §4.3: FuelMetadataURLs derives <stem>.yaml, entries are
+// (docs/fuel-agent.md §9: FuelMetadataURLs derives <stem>.yaml, entries are
 // matched by container_name). A stream of another length than RawSize, a
 // truncated compressed stream (every decoder checks its end-of-stream
 // framing and checksum), a digest mismatch, a declared container the magic

@@ -12,6 +12,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/imprint-dev/imprint/internal/testenv"
 )
 
 func indexedGzip(t testing.TB, raw []byte, memberSize int) []byte {
@@ -91,9 +93,7 @@ func TestIndexedGzipRoundTrip(t *testing.T) {
 }
 
 func TestIndexedGzipReadByGzipCLI(t *testing.T) {
-	if _, err := exec.LookPath("gzip"); err != nil {
-		t.Skip("gzip not installed")
-	}
+	testenv.RequireTool(t, "gzip")
 	img := testImage(t)
 	data := indexedGzip(t, img, 256<<10)
 	cmd := exec.Command("gzip", "-dc")

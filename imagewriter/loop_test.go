@@ -16,18 +16,13 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/imprint-dev/imprint/internal/testenv"
 )
 
 func needRoot(t *testing.T, tools ...string) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("loop tier needs root")
-	}
-	for _, tool := range append([]string{"losetup", "cmp"}, tools...) {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed", tool)
-		}
-	}
+	testenv.RequireLoop(t, append([]string{"cmp"}, tools...)...)
 }
 
 func run(t *testing.T, name string, args ...string) string {
@@ -161,7 +156,7 @@ func TestLoopRefusesMountedDevice(t *testing.T) {
 	run(t, "mkfs.ext4", "-q", "-F", dev)
 	mnt := t.TempDir()
 	if out, err := exec.Command("mount", "-t", "ext4", dev, mnt).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount ext4 here: %v %s", err, out)
+		testenv.Skipf(t, "cannot mount ext4 here: %v %s", err, out)
 	}
 	t.Cleanup(func() { exec.Command("umount", mnt).Run() })
 	srv := serve(t, map[string][]byte{"img": testImage(t)})

@@ -10,10 +10,10 @@ import (
 	"path"
 	"strings"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
-// Metadata is the part of Fuel's image metadata YAML (fuel-agent.md §6.3)
+// Metadata is the part of Fuel's image metadata YAML (docs/fuel-agent.md §13)
 // the writer uses.
 type Metadata struct {
 	Images []MetadataImage `yaml:"images"`

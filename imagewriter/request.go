@@ -49,7 +49,7 @@ type Request struct {
 	// a stream of any other length is a failure.
 	RawSize int64
 
-	// MetadataURL is a Fuel image metadata YAML (fuel-agent.md §6.3); the
+	// MetadataURL is a Fuel image metadata YAML (docs/fuel-agent.md §13); the
 	// entry whose container_name equals the image's base name supplies
 	// raw_size and raw_md5. Fetch or parse failures are errors.
 	MetadataURL string

@@ -26,6 +26,8 @@ import (
 	kgzip "github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
+
+	"github.com/imprint-dev/imprint/internal/logtest"
 )
 
 // testImage is a deterministic 6.25 MiB "disk image": a recognisable first
@@ -102,20 +104,9 @@ func compressUncached(t testing.TB, c Container, raw []byte) []byte {
 func sha256hex(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
 func md5hex(b []byte) string    { s := md5.Sum(b); return hex.EncodeToString(s[:]) }
 
-type tbWriter struct{ t testing.TB }
-
-func (w tbWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
-}
-
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tbWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
-}
-
 func testOptions(t testing.TB) Options {
 	return Options{
-		Logger:           testLogger(t),
+		Logger:           logtest.New(t),
 		AllowRegularFile: true,
 		IdleTimeout:      2 * time.Second,
 		RetryBackoff:     5 * time.Millisecond,

@@ -7,6 +7,8 @@ import (
 	"os"
 	"syscall"
 	"testing"
+
+	"github.com/imprint-dev/imprint/internal/logtest"
 )
 
 // sparseImage is a partly empty image, like a filesystem with free space:
@@ -98,7 +100,7 @@ func TestZeroOffloadRefusedFallsBack(t *testing.T) {
 			defer tg.Close()
 			calls := 0
 			tg.punch = func(off, n int64) error { calls++; return tc.err }
-			p := &pipeline{req: Request{Device: dev}, opts: &opts, t: tg, log: testLogger(t)}
+			p := &pipeline{req: Request{Device: dev}, opts: &opts, t: tg, log: logtest.New(t)}
 			b, free, err := alignedBuffer(4 << 20)
 			if err != nil {
 				t.Fatal(err)

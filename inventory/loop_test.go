@@ -15,18 +15,14 @@ import (
 	diskfs "github.com/diskfs/go-diskfs"
 	"github.com/diskfs/go-diskfs/partition/gpt"
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/imprint-dev/imprint/internal/logtest"
+	"github.com/imprint-dev/imprint/internal/testenv"
 )
 
 func needRoot(t *testing.T, tools ...string) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed", tool)
-		}
-	}
+	testenv.RequireLoop(t, tools...)
 }
 
 // attachLoop attaches a loop device over the file (read-write, as the
@@ -70,7 +66,7 @@ func TestLoopDescribeLoopDevice(t *testing.T) {
 	dev := attachLoop(t, img)
 	name := filepath.Base(dev)
 
-	got, err := DescribeDisk(ctx, Options{Log: testLogger(t)}, dev)
+	got, err := DescribeDisk(ctx, Options{Log: logtest.New(t)}, dev)
 	if err != nil {
 		t.Fatalf("DescribeDisk(%s): %v", dev, err)
 	}
@@ -110,7 +106,7 @@ func TestLoopDescribeLoopDevice(t *testing.T) {
 	if got.LogicalSectorSize != 4096 || got.PhysicalSectorSize != 4096 || got.SizeBytes != 64*mib {
 		t.Errorf("DescribeDisk(%s) sectors %d/%d size %d, want 4096/4096, 64 MiB", dev4k, got.LogicalSectorSize, got.PhysicalSectorSize, got.SizeBytes)
 	}
-	if _, err := exec.LookPath("pvcreate"); err != nil {
+	if !testenv.HasTool(t, "pvcreate") {
 		return
 	}
 	cmd := exec.Command("pvcreate", "-ff", "-y", "--config", "devices { use_devicesfile=0 obtain_device_list_from_udev=0 }", dev4k)

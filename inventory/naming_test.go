@@ -3,13 +3,14 @@ package inventory
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/imprint-dev/imprint/internal/logtest"
 )
 
 // named is the part of a Disk the naming tests check.
@@ -39,14 +40,6 @@ func project(ds []Disk) []named {
 	}
 	return out
 }
-
-func testLogger(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type tWriter struct{ t *testing.T }
-
-func (w tWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
 
 // The by-path names below are what systemd-udevd 252's path_id builtin
 // prints for the same trees (TestLoopNamingMatchesUdev runs it on them);
@@ -154,7 +147,7 @@ func TestCollectDisksNaming(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.fixture, func(t *testing.T) {
 			root := buildTree(t, tt.fixture)
-			got, err := CollectDisks(context.Background(), Options{SysRoot: root, DevRoot: t.TempDir(), Log: testLogger(t)})
+			got, err := CollectDisks(context.Background(), Options{SysRoot: root, DevRoot: t.TempDir(), Log: logtest.New(t)})
 			if err != nil {
 				t.Fatalf("CollectDisks(%s): %v", tt.fixture, err)
 			}
@@ -327,7 +320,7 @@ func TestCollectDisksSkipsBrokenEntries(t *testing.T) {
 	if err := os.Symlink("../devices/virtual/block/sdy", filepath.Join(root, "block", "sdy")); err != nil {
 		t.Fatal(err)
 	}
-	disks, err := CollectDisks(context.Background(), Options{SysRoot: root, DevRoot: t.TempDir(), Log: testLogger(t)})
+	disks, err := CollectDisks(context.Background(), Options{SysRoot: root, DevRoot: t.TempDir(), Log: logtest.New(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

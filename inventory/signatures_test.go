@@ -15,6 +15,9 @@ import (
 	"github.com/diskfs/go-diskfs/partition/gpt"
 	"github.com/diskfs/go-diskfs/partition/mbr"
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/imprint-dev/imprint/internal/logtest"
+	"github.com/imprint-dev/imprint/internal/testenv"
 )
 
 const mib = 1 << 20
@@ -38,9 +41,7 @@ func sparse(t *testing.T, dir, name string, size int64) string {
 
 func run(t *testing.T, name string, args ...string) {
 	t.Helper()
-	if _, err := exec.LookPath(name); err != nil {
-		t.Skipf("%s not installed", name)
-	}
+	testenv.RequireTool(t, name)
 	out, err := exec.Command(name, args...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
@@ -263,7 +264,7 @@ func TestCollectDisksSignatures(t *testing.T) {
 	run(t, "mkfs.ext4", "-F", "-q", "-E", "offset=1048576", p, "64M")
 	sparse(t, dev, "nvme0n1", 1953525168*512)
 
-	disks, err := CollectDisks(context.Background(), Options{SysRoot: root, DevRoot: dev, Log: testLogger(t)})
+	disks, err := CollectDisks(context.Background(), Options{SysRoot: root, DevRoot: dev, Log: logtest.New(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

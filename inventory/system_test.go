@@ -8,11 +8,13 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/imprint-dev/imprint/internal/logtest"
 )
 
 func TestCollectSystem(t *testing.T) {
 	root := buildTree(t, "system")
-	inv, err := Collect(context.Background(), Options{SysRoot: root, DevRoot: t.TempDir(), ProcRoot: "testdata/proc", Log: testLogger(t)})
+	inv, err := Collect(context.Background(), Options{SysRoot: root, DevRoot: t.TempDir(), ProcRoot: "testdata/proc", Log: logtest.New(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

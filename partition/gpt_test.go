@@ -13,6 +13,8 @@ import (
 	"github.com/diskfs/go-diskfs/backend/file"
 	"github.com/diskfs/go-diskfs/partition/gpt"
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/imprint-dev/imprint/internal/testenv"
 )
 
 // readFakeGPT reads back the GPT of an image file with go-diskfs.
@@ -135,9 +137,7 @@ func sgdiskRows(out []byte) [][4]string {
 // The GPT Apply writes to an image file is exact to the sector, as sgdisk
 // (an independent implementation) reads it.
 func TestWriteGPTImageSgdisk(t *testing.T) {
-	if _, err := exec.LookPath("sgdisk"); err != nil {
-		t.Skip("sgdisk not installed")
-	}
+	testenv.RequireTool(t, "sgdisk")
 	dv := newFakeDevices(t)
 	dv.addDisk("/dev/sda", 4096)
 	dv.addDisk("/dev/sdb", 4096)

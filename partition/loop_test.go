@@ -22,6 +22,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/imprint-dev/imprint/internal/sys"
+	"github.com/imprint-dev/imprint/internal/testenv"
 	"github.com/imprint-dev/imprint/partition"
 )
 
@@ -40,14 +41,8 @@ func (w loopTestWriter) Write(p []byte) (int, error) {
 
 func loopRequire(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("loop tests need root")
-	}
-	for _, tool := range []string{"losetup", "sgdisk", "blkid", "wipefs", "dumpe2fs", "mke2fs", "mkfs.xfs", "mkswap", "mkfs.vfat", "lvm"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed", tool)
-		}
-	}
+	testenv.RequireRoot(t, "loop devices")
+	testenv.RequireTool(t, "losetup", "sgdisk", "blkid", "wipefs", "dumpe2fs", "mke2fs", "mkfs.xfs", "mkswap", "mkfs.vfat", "lvm")
 }
 
 func loopRun(t *testing.T, name string, args ...string) string {

@@ -51,7 +51,7 @@ func DevicesFromInventory(inv *inventory.Inventory) []Device {
 }
 
 // matchDisk finds the device of one ks_spaces disk the way fuel-agent's
-// Nailgun._disk_dev does (fuel-agent.md §1.5), except that ids given and
+// Nailgun._disk_dev does (docs/fuel-agent.md §4), except that ids given and
 // matching nothing are not silently replaced by the kernel name:
 //
 //  1. extra non-empty: a device matches when one of "/dev/"+extra[i] that

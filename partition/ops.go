@@ -109,7 +109,7 @@ type ByteRange struct {
 }
 
 // DiskWipeRanges is what Apply zeroes on a planned disk before writing its
-// GPT (fuel-agent.md §4.1 step 3), relative to the disk's start, merged and
+// GPT (docs/fuel-agent.md §8 step 2), relative to the disk's start, merged and
 // sorted: the first MiB (MBR, primary GPT) and, for every planned
 // partition, from 3 MiB before to 2 MiB after its start and its end, so
 // that no filesystem, LVM label or md superblock of an earlier layout can

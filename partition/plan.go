@@ -749,7 +749,7 @@ func (pl *planner) planImages() {
 	}
 }
 
-// elevateKeepData is fuel-agent's elevate_keep_data (fuel-agent.md §3.3):
+// elevateKeepData is fuel-agent's elevate_keep_data (docs/fuel-agent.md §7):
 // keep flags move from PV partitions to their VG, from the VG to all its
 // LVs, and from an LV or partition to the filesystem on it. Any flag left
 // means the existing layout is reused: Plan.KeepData.

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/imprint-dev/imprint/internal/testenv"
 	"github.com/imprint-dev/imprint/internal/vmtest"
 	"github.com/imprint-dev/imprint/partition"
 )
@@ -25,11 +26,7 @@ import (
 
 func vmRequireHostTools(t *testing.T) {
 	t.Helper()
-	for _, tool := range []string{"sgdisk", "blkid", "mdadm", "lvm", "losetup", "dumpe2fs", "dd"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not found", tool)
-		}
-	}
+	testenv.RequireTool(t, "sgdisk", "blkid", "mdadm", "lvm", "losetup", "dumpe2fs", "dd")
 }
 
 // vmRegion is where a planned device's bytes start in a disk image.

@@ -115,7 +115,7 @@ func newSource(tree *node, ps []FieldError) *source {
 }
 
 // stripQuotes removes the literal double quotes Nailgun puts around some
-// values (fuel-agent.md §1.1, §1.2, §9 fact 9). Name servers cannot contain
+// values (docs/fuel-agent.md §2). Name servers cannot contain
 // quotes, so all are dropped (the templates do replace('"', ”)); keys keep
 // any inner quotes (authorized_keys options such as command="...") and lose
 // only one enclosing pair.

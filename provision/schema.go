@@ -7,8 +7,8 @@ import (
 
 // checkTree applies, on the generic tree, the structural rules that a typed
 // decode would lose: required keys, and fuel-agent's ks_spaces JSON schema
-// (fuel_agent/drivers/ks_spaces_validator.py, draft-04; fuel-agent.md §2
-// rules 1-6) with the exact types it demands. Every problem is recorded.
+// (fuel_agent/drivers/ks_spaces_validator.py, draft-04; docs/fuel-agent.md
+// §5) with the exact types it demands. Every problem is recorded.
 func checkTree(root *node, ps *problems) {
 	simple := root.get("partitioning") != nil && root.get("partitioning").kind != kNull
 	ksMeta := root.get("ks_meta")

@@ -10,7 +10,7 @@ import (
 	"strings"
 )
 
-// Limits and vocabularies of the rules (fuel-agent.md §1-§2).
+// Limits and vocabularies of the rules (docs/fuel-agent.md §2-§5).
 const (
 	// MinLVMMetaSizeMiB is the smallest lvm_meta_size fuel-agent accepts.
 	MinLVMMetaSizeMiB = 10
@@ -42,7 +42,7 @@ var ImageSchemes = []string{"http", "https", "file"}
 var MDLevels = []string{"mirror", "stripe", "raid0", "raid1", "0", "1"}
 
 // Validate applies every rule that can be known before touching a disk
-// (fuel-agent.md §2) and returns nil or a *ValidationError holding every
+// (docs/fuel-agent.md §5) and returns nil or a *ValidationError holding every
 // problem with its path.
 //
 // The rules, beyond the ks_spaces JSON schema Parse checks:
@@ -523,7 +523,7 @@ func PVMetadataSizeMiB(lvmMetaSize int64) int64 {
 // first metadata area ends at the next MiB boundary after the label, the
 // second takes the same size at the end, and the rest is cut to whole 4 MiB
 // extents. A 1000 MiB PV with lvm_meta_size 64 gives 940 MiB, as measured
-// with real LVM (fuel-agent.md §3.2).
+// with real LVM (docs/fuel-agent.md §6).
 func PVUsableMiB(size, lvmMetaSize int64) int64 {
 	ms := PVMetadataSizeMiB(lvmMetaSize)
 	u := size - (ms + 1) - ms

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs what the build and the tests need on a fresh Debian machine:
 # the packages in scripts/apt-packages.txt (only when root and some are
-# missing) and the Go modules.
+# missing), the Go modules, and the pinned Go tools of scripts/tools.sh
+# (staticcheck, for make lint).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The Go release go.mod's toolchain line names (security fixes), fetched
 # through the module proxy even where GOTOOLCHAIN=local is the default.
 export GOTOOLCHAIN=auto
+source scripts/tools.sh
 
 mapfile -t pkgs < <(grep -v '^\s*#' scripts/apt-packages.txt | awk 'NF{print $1}')
 missing=()
@@ -25,3 +27,4 @@ if ((${#missing[@]})); then
 fi
 go mod download
 go version >/dev/null # fetches the toolchain go.mod names
+install_tools

@@ -103,7 +103,8 @@ func runConfigdrive(ctx context.Context, env *cmdEnv, args []string) int {
 	if dump != "" {
 		for _, fl := range c.Files(f) {
 			p := dump + "/" + fl.Path
-			if err := os.MkdirAll(p[:strings.LastIndex(p, "/")], 0o755); err == nil {
+			err := os.MkdirAll(p[:strings.LastIndex(p, "/")], 0o755)
+			if err == nil {
 				err = os.WriteFile(p, fl.Data, 0o600)
 			}
 			if err != nil {

@@ -38,11 +38,18 @@ func TestConfigdriveCommand(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(dir, "dump", "openstack", "latest", "meta_data.json")); err != nil || !bytes.Contains(b, []byte("node-4.domain.tld")) {
 		t.Errorf("--dump: %v %s", err, b)
 	}
+	// --dump into a path below a regular file: the write error is reported
+	// and the command fails (it used to be dropped and exit 0).
+	blocker := filepath.Join(dir, "blocker")
+	if err := os.WriteFile(blocker, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, tt := range []struct {
 		args []string
 		code int
 		want string
 	}{
+		{[]string{fixture, "-o", filepath.Join(dir, "d.img"), "--dump", blocker}, 1, "configdrive: --dump: mkdir " + blocker},
 		{[]string{fixture}, 2, "want FILE and -o OUTPUT"},
 		{[]string{fixture, "-o", filepath.Join(dir, "y"), "--format", "ext2"}, 2, `format "ext2": unknown`},
 		{[]string{fixture, "-o", filepath.Join(dir, "y"), "--size", "0"}, 2, "--size 0: must be > 0"},

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/imprint-dev/imprint/internal/testenv"
 )
 
 // `imprint partition` on a loop device the document names by kernel name
@@ -16,14 +18,8 @@ import (
 // nodes, which this host's kernel does not make (no partition table
 // support), with an error naming the step and the device.
 func TestLoopPartitionCommand(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
-	for _, tool := range []string{"losetup", "sgdisk", "lvm"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed", tool)
-		}
-	}
+	testenv.RequireRoot(t, "loop devices")
+	testenv.RequireTool(t, "losetup", "sgdisk", "lvm")
 	img := filepath.Join(t.TempDir(), "disk.img")
 	if err := os.WriteFile(img, nil, 0o644); err != nil {
 		t.Fatal(err)

@@ -23,7 +23,7 @@ func planRun(t *testing.T, stdin string, args ...string) (code int, stdout, stde
 }
 
 // planGoldenFuel90 is `imprint plan examples/provision.json` (the Fuel 9.0
-// one-disk node): the MiB boundaries are fuel-agent's (fuel-agent.md §3.2).
+// one-disk node): the MiB boundaries are fuel-agent's (docs/fuel-agent.md §6).
 const planGoldenFuel90 = `DISK      #  BEGIN–END MiB  SIZE MiB  HOLDS                     TYPE GUID
 /dev/vda  1  1–25           24        bios_grub (grub core)     21686148-6449-6E6F-744E-656564454649
 /dev/vda  2  26–226         200       UEFI placeholder (empty)  0FC63DAF-8483-4772-8E79-3D69D8477DE4

@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/imprint-dev/imprint/internal/mountinfo"
 	"github.com/imprint-dev/imprint/partition"
 )
 
@@ -272,7 +273,7 @@ func (d *Devices) mountsOf(name string) ([]string, error) {
 				continue
 			}
 			if n, ok := byNum[f[2]]; ok {
-				add(fmt.Sprintf("%s mounted on %s", n, unescapeMount(f[4])))
+				add(fmt.Sprintf("%s mounted on %s", n, mountinfo.Unescape(f[4])))
 			}
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
@@ -284,8 +285,8 @@ func (d *Devices) mountsOf(name string) ([]string, error) {
 			if len(f) < 2 {
 				continue
 			}
-			if n := sourceName(unescapeMount(f[0])); n != "" && byName[n] {
-				add(fmt.Sprintf("%s mounted on %s", n, unescapeMount(f[1])))
+			if n := sourceName(mountinfo.Unescape(f[0])); n != "" && byName[n] {
+				add(fmt.Sprintf("%s mounted on %s", n, mountinfo.Unescape(f[1])))
 			}
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
@@ -297,7 +298,7 @@ func (d *Devices) mountsOf(name string) ([]string, error) {
 			if i == 0 || len(f) < 1 {
 				continue
 			}
-			if n := sourceName(unescapeMount(f[0])); n != "" && byName[n] {
+			if n := sourceName(mountinfo.Unescape(f[0])); n != "" && byName[n] {
 				add(n + " is active swap")
 			}
 		}
@@ -305,25 +306,6 @@ func (d *Devices) mountsOf(name string) ([]string, error) {
 		return nil, err
 	}
 	return out, nil
-}
-
-// unescapeMount undoes the octal escapes of /proc/mounts fields (\040).
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // MDStat is /proc/mdstat, "" when the md driver is not there.

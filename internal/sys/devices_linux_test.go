@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/imprint-dev/imprint/internal/testenv"
 	"github.com/imprint-dev/imprint/partition"
 )
 
@@ -127,9 +128,7 @@ func TestMDStatMissingIsEmpty(t *testing.T) {
 }
 
 func TestNodeCreatesMissingNode(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("mknod needs root")
-	}
+	testenv.RequireRoot(t, "mknod")
 	d := sampleSys(t)
 	if err := os.MkdirAll(d.DevRoot, 0o755); err != nil {
 		t.Fatal(err)
@@ -152,11 +151,5 @@ func TestNodeCreatesMissingNode(t *testing.T) {
 	// A node with another number is reported, not reused.
 	if _, err := d.ensureNode("sda2", "8:3"); err == nil || !strings.Contains(err.Error(), "is device 8:2") {
 		t.Errorf("ensureNode with a wrong number = %v", err)
-	}
-}
-
-func TestUnescapeMount(t *testing.T) {
-	if got := unescapeMount(`/mnt/a\040b\011c`); got != "/mnt/a b\tc" {
-		t.Errorf("unescapeMount = %q", got)
 	}
 }

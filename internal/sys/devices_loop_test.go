@@ -10,16 +10,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/imprint-dev/imprint/internal/testenv"
 )
 
 func loopDev(t *testing.T, sizeMiB int64, extra ...string) (img, dev string) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
-	if _, err := exec.LookPath("losetup"); err != nil {
-		t.Skip("losetup not installed")
-	}
+	testenv.RequireLoop(t)
 	img = filepath.Join(t.TempDir(), "d.img")
 	data := bytes.Repeat([]byte{0xAB}, int(sizeMiB<<20))
 	if err := os.WriteFile(img, data, 0o644); err != nil {
@@ -74,16 +71,14 @@ func TestLoopStatAndZero(t *testing.T) {
 }
 
 func TestLoopMountsAndExclusive(t *testing.T) {
-	if _, err := exec.LookPath("mkfs.ext4"); err != nil {
-		t.Skip("mkfs.ext4 not installed")
-	}
+	testenv.RequireTool(t, "mkfs.ext4")
 	_, dev := loopDev(t, 16)
 	if out, err := exec.Command("mkfs.ext4", "-q", "-F", dev).CombinedOutput(); err != nil {
 		t.Fatalf("mkfs: %v %s", err, out)
 	}
 	mnt := t.TempDir()
 	if out, err := exec.Command("mount", dev, mnt).CombinedOutput(); err != nil {
-		t.Skipf("mount: %v %s", err, out)
+		testenv.Skipf(t, "mount: %v %s", err, out)
 	}
 	t.Cleanup(func() { _ = exec.Command("umount", mnt).Run() })
 	d := &Devices{}

@@ -1,20 +1,13 @@
 //go:build tools
 
-// Package tools pins the modules the build uses outside ordinary imports: the
-// u-root commands baked into the bootstrap initramfs, and libraries whose
-// first importer may land later than go.mod.
+// Package tools pins the u-root commands baked into the bootstrap initramfs
+// (scripts/mkinitramfs.sh builds them at the version go.mod holds). Nothing
+// imports them as packages, so without this file `go mod tidy` would drop
+// them. Libraries are not pinned here: a library belongs in go.mod only when
+// code imports it.
 package tools
 
 import (
-	_ "github.com/diskfs/go-diskfs"
-	_ "github.com/go-chi/chi/v5"
-	_ "github.com/google/go-cmp/cmp"
-	_ "github.com/kdomanski/iso9660"
-	_ "github.com/klauspost/compress/zstd"
-	_ "github.com/ulikunitz/xz"
-	_ "gopkg.in/yaml.v3"
-	_ "sigs.k8s.io/yaml"
-
 	_ "github.com/u-root/u-root/cmds/core/cat"
 	_ "github.com/u-root/u-root/cmds/core/cp"
 	_ "github.com/u-root/u-root/cmds/core/dhclient"

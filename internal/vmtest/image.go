@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/imprint-dev/imprint/internal/testenv"
 )
 
 // Image is a bootable kernel and initramfs pair.
@@ -102,17 +104,12 @@ func exists(p string) bool {
 	return err == nil
 }
 
-// Require skips the test when QEMU is missing (it fails instead when CI is
-// set: there a skipped VM tier would be a silent hole) and returns the
-// image, building it if needed.
+// Require skips the test when QEMU is missing (it fails instead under CI,
+// see internal/testenv: there a skipped VM tier would be a silent hole) and
+// returns the image, building it if needed.
 func Require(t testing.TB) Image {
 	t.Helper()
-	if _, err := exec.LookPath(QEMU); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("vmtest: %s not found (install qemu-system-x86; scripts/apt-packages.txt)", QEMU)
-		}
-		t.Skipf("vmtest: %s not found", QEMU)
-	}
+	testenv.RequireTool(t, QEMU)
 	im, err := FindImage()
 	if err != nil {
 		t.Fatal(err)

@@ -8,13 +8,13 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/imprint-dev/imprint/imagebuild"
+	"github.com/imprint-dev/imprint/internal/testenv"
 )
 
 // TargetImage is an OS image made by `imprint build-image`'s Go API
@@ -131,18 +131,8 @@ func BuildTargetImage(ctx context.Context, log *slog.Logger) (TargetImage, error
 // build is bounded by 40 minutes.
 func RequireTargetImage(t testing.TB, log *slog.Logger) TargetImage {
 	t.Helper()
-	skip := t.Skipf
-	if os.Getenv("CI") != "" {
-		skip = t.Fatalf
-	}
-	if os.Geteuid() != 0 {
-		skip("vmtest: building a target image needs root")
-	}
-	for _, tool := range []string{"debootstrap", "losetup", "mkfs.ext4", "mkfs.ext2", "resize2fs", "chroot"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			skip("vmtest: %s not found", tool)
-		}
-	}
+	testenv.RequireRoot(t, "building a target image: losetup, mount, chroot")
+	testenv.RequireTool(t, "debootstrap", "losetup", "mkfs.ext4", "mkfs.ext2", "resize2fs", "chroot")
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
 	defer cancel()
 	ti, err := BuildTargetImage(ctx, log)

@@ -4,17 +4,17 @@ package vmtest
 
 import (
 	"context"
-	"log/slog"
 	"os"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/imprint-dev/imprint/internal/logtest"
 )
 
 // TestVMTargetImage builds (or finds) the cached target image and checks
 // that asking again reuses it.
 func TestVMTargetImage(t *testing.T) {
-	log := slog.New(slog.NewTextHandler(testWriter{t}, nil))
+	log := logtest.New(t)
 	ti := RequireTargetImage(t, log)
 	for _, p := range []string{ti.Root, ti.Boot, ti.Metadata} {
 		if st, err := os.Stat(p); err != nil || st.Size() == 0 {
@@ -30,12 +30,4 @@ func TestVMTargetImage(t *testing.T) {
 	if again.Built || again.Dir != ti.Dir {
 		t.Errorf("second BuildTargetImage rebuilt (%+v), want the cache %s reused", again, ti.Dir)
 	}
-}
-
-// testWriter sends log lines to t.Log.
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
 }
