@@ -78,9 +78,13 @@ func vmSchemeAttacks(t *testing.T, r *vmRig, disk, victim string) {
 		"filesystem": func(p map[string]any) {
 			add(p, "fss", map[string]any{"device": victim + "1", "fs_type": "ext4", "mount": "/srv", "fs_label": "", "fs_options": ""})
 		},
-		"root image":  func(p map[string]any) { fss(p, 1)["device"] = victim + "1" },
-		"whole disk":  func(p map[string]any) { add(p, "fss", map[string]any{"device": victim, "fs_type": "xfs", "mount": "/data", "fs_label": "", "fs_options": ""}) },
-		"pv":          func(p map[string]any) { add(p, "pvs", map[string]any{"name": victim + "1", "metadatasize": 28, "metadatacopies": 2}) },
+		"root image": func(p map[string]any) { fss(p, 1)["device"] = victim + "1" },
+		"whole disk": func(p map[string]any) {
+			add(p, "fss", map[string]any{"device": victim, "fs_type": "xfs", "mount": "/data", "fs_label": "", "fs_options": ""})
+		},
+		"pv": func(p map[string]any) {
+			add(p, "pvs", map[string]any{"name": victim + "1", "metadatasize": 28, "metadatacopies": 2})
+		},
 		"md member": func(p map[string]any) {
 			add(p, "mds", map[string]any{"name": "/dev/md0", "level": "mirror", "devices": []any{disk + "2", victim + "2"}, "spares": []any{}})
 			fss(p, 0)["device"] = "/dev/md0"

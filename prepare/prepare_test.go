@@ -55,10 +55,6 @@ func images(m map[string]any) map[string]any {
 	return ksMeta(m)["image_data"].(map[string]any)
 }
 func rootImage(m map[string]any) map[string]any { return images(m)["/"].(map[string]any) }
-func volumes(m map[string]any) []any {
-	spaces := ksMeta(m)["pm_data"].(map[string]any)["ks_spaces"].([]any)
-	return spaces[0].(map[string]any)["volumes"].([]any)
-}
 
 func TestPrepareValid(t *testing.T) {
 	job, err := Prepare(context.Background(), edit(t, nil), twoDisks, Options{FS: noFS{}})

@@ -155,8 +155,6 @@ func CheckHostname(h string) error {
 	return nil
 }
 
-func validHostname(h string) bool { return CheckHostname(h) == nil }
-
 var ifnameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,15}$`)
 
 // CheckInterfaceName checks a network interface name as the kernel allows
