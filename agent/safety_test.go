@@ -2,8 +2,11 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
@@ -132,5 +135,83 @@ func TestFailureKeepsReasonAndDevice(t *testing.T) {
 				t.Errorf("Run's error %v: no StepError with the reason", err)
 			}
 		})
+	}
+}
+
+// The documents that used to fail only after the wipe (class 5 of issue
+// 15: a timezone, an IP that is not one, an unclean LV mount, kernel_params
+// that would run as root) get 422 from POST /v1/plan and POST /v1/provision
+// naming the field, and start nothing.
+func TestAPIRefusesLateFailures(t *testing.T) {
+	ksMeta := func(m map[string]any) map[string]any { return m["ks_meta"].(map[string]any) }
+	pm := func(m map[string]any) map[string]any { return ksMeta(m)["pm_data"].(map[string]any) }
+	lv := func(m map[string]any, space int) map[string]any {
+		return pm(m)["ks_spaces"].([]any)[space].(map[string]any)["volumes"].([]any)[0].(map[string]any)
+	}
+	f := newFakeSteps()
+	h := newAPIHarness(t, context.Background(), f)
+	for _, tt := range []struct {
+		name   string
+		mutate func(m map[string]any)
+		path   string
+	}{
+		{"timezone", func(m map[string]any) { ksMeta(m)["timezone"] = "Mars/Olympus_Mons" }, "ks_meta.timezone"},
+		{"master_ip", func(m map[string]any) { ksMeta(m)["master_ip"] = "fuel-master" }, "ks_meta.master_ip"},
+		{"gw", func(m map[string]any) { ksMeta(m)["gw"] = "10.20.0" }, "ks_meta.gw"},
+		{"lv mount /tmp/", func(m map[string]any) { lv(m, 2)["mount"] = "/tmp/" }, "ks_meta.pm_data.ks_spaces[2].volumes[0].mount"},
+		{"lv mount /var/./log", func(m map[string]any) { lv(m, 2)["mount"] = "/var/./log" }, "ks_meta.pm_data.ks_spaces[2].volumes[0].mount"},
+		{"kernel_params $()", func(m map[string]any) { pm(m)["kernel_params"] = "console=tty0 $(touch /tmp/pwned)" }, "ks_meta.pm_data.kernel_params"},
+		{"kernel_params backquotes", func(m map[string]any) { pm(m)["kernel_params"] = "console=tty0 `touch /tmp/pwned`" }, "ks_meta.pm_data.kernel_params"},
+		{"file image", func(m map[string]any) {
+			ksMeta(m)["image_data"].(map[string]any)["/"].(map[string]any)["uri"] = "file:///dev/vda"
+		}, `ks_meta.image_data["/"].uri`},
+	} {
+		doc := string(editFixture(t, tt.mutate))
+		for _, path := range []string{"/v1/plan", "/v1/provision"} {
+			code, body := h.do(t, "POST", path, doc)
+			var e api.Error
+			json.Unmarshal([]byte(body), &e)
+			found := false
+			for _, p := range e.Problems {
+				found = found || p.Path == tt.path
+			}
+			if code != http.StatusUnprocessableEntity || !found {
+				t.Errorf("%s: POST %s = %d %s, want 422 naming %s", tt.name, path, code, body, tt.path)
+			}
+		}
+	}
+	if calls := f.Calls(); len(calls) != 0 {
+		t.Errorf("steps ran: %q", calls)
+	}
+}
+
+// Outside the ramdisk (the destructive setting not yes) a provision is
+// 403 and nothing runs; planning still works.
+func TestAPIRefusesOutsideRamdisk(t *testing.T) {
+	f := newFakeSteps()
+	j, err := NewJobs(context.Background(), f.steps(), JobsOptions{AllowDestructive: true, Refuse: ErrNotDestructive, Logger: testLogger(t, &syncBuffer{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.Start(context.Background(), fixture(t), false); !errors.Is(err, api.ErrRefused) {
+		t.Fatalf("Start = %v, want ErrRefused", err)
+	}
+	if _, err := j.Plan(context.Background(), fixture(t)); err != nil {
+		t.Errorf("Plan = %v", err)
+	}
+	srv := httptest.NewServer(api.NewRouter(api.Deps{Jobs: j, Token: testToken}))
+	defer srv.Close()
+	req, _ := http.NewRequest("POST", srv.URL+"/v1/provision", strings.NewReader(string(fixture(t))))
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("POST /v1/provision = %d, want 403", resp.StatusCode)
+	}
+	if calls := f.Calls(); len(calls) != 0 {
+		t.Errorf("steps ran: %q", calls)
 	}
 }

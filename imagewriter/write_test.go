@@ -535,6 +535,28 @@ os: {major: 14, minor: 4, name: Ubuntu}
 		}
 		checkTarget(t, dev, img)
 	})
+	t.Run("derived metadata that fails is an error, not no metadata", func(t *testing.T) {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/img.gz", func(w http.ResponseWriter, r *http.Request) { w.Write(gz) })
+		mux.HandleFunc("/img.yaml", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "boom", http.StatusInternalServerError) })
+		srv := httptest.NewServer(mux)
+		defer srv.Close()
+		dev := prefilled(t, 8<<20)
+		_, err := Write(context.Background(), Request{URL: srv.URL + "/img.gz", Device: dev, FuelMetadata: true}, testOptions(t))
+		if !errors.Is(err, ErrSource) || !strings.Contains(err.Error(), "img.yaml") {
+			t.Fatalf("err = %v, want an ErrSource naming the metadata URL", err)
+		}
+		// The metadata is resolved before the target is opened: nothing
+		// was written.
+	})
+	t.Run("derived metadata that does not parse is an error", func(t *testing.T) {
+		srv := serve(t, map[string][]byte{"img.gz": gz, "img.yaml": []byte("images: [unclosed\n")})
+		dev := prefilled(t, 8<<20)
+		_, err := Write(context.Background(), Request{URL: srv.URL + "/img.gz", Device: dev, FuelMetadata: true}, testOptions(t))
+		if err == nil || !strings.Contains(err.Error(), "unparsable") {
+			t.Fatalf("err = %v, want a parse error", err)
+		}
+	})
 	t.Run("explicit metadata URL must list the image", func(t *testing.T) {
 		srv := serve(t, map[string][]byte{"img.gz": gz, "meta.yaml": yamlFor("nope.img.gz", md5hex(img))})
 		dev := prefilled(t, 8<<20)
