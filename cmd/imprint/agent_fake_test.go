@@ -19,6 +19,7 @@ type agentFakeNode struct {
 	mu      sync.Mutex
 	calls   []string
 	failURI string
+	failErr error // what the failing image write returns (default: a 404 text)
 }
 
 func (n *agentFakeNode) rec(s string) {
@@ -36,6 +37,9 @@ func (n *agentFakeNode) Write(_ context.Context, _ *prepare.Job, img prepare.Ima
 	n.rec("image " + img.URI)
 	progress(0, 2<<20)
 	if n.failURI != "" && strings.Contains(img.URI, n.failURI) {
+		if n.failErr != nil {
+			return agent.ImageResult{}, n.failErr
+		}
 		return agent.ImageResult{}, errors.New("GET " + img.URI + ": 404 Not Found")
 	}
 	progress(2<<20, 2<<20)

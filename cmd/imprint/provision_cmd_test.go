@@ -3,10 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+
+	"github.com/imprint-dev/imprint/imagewriter"
+	"github.com/imprint-dev/imprint/internal/devguard"
 )
 
 func runProvisionTest(t *testing.T, node *agentFakeNode, args ...string) (int, string) {
@@ -78,5 +83,24 @@ func TestProvisionCommandRefusedOutsideRamdisk(t *testing.T) {
 	code = provisionCommand(context.Background(), &cmdEnv{stdout: &out, stderr: &out, alias: "provision"}, args, node.steps)
 	if code != 255 {
 		t.Errorf("as fuel-agent's provision: exit %d, want 255:\n%s", code, out.String())
+	}
+}
+
+// imprint provision exits with a code per failure reason (its --help).
+func TestProvisionCommandReasonExitCodes(t *testing.T) {
+	for _, tt := range []struct {
+		err    error
+		code   int
+		reason string
+	}{
+		{fmt.Errorf("sha256 mismatch: %w", imagewriter.ErrVerify), 21, "verify_failed"},
+		{fmt.Errorf("GET: 503: %w", imagewriter.ErrSource), 20, "image_unreachable"},
+		{fmt.Errorf("write: %w", syscall.EIO), 41, "io_error"},
+		{fmt.Errorf("%w: refusing", devguard.ErrNotPlanned), 10, "not_planned"},
+	} {
+		code, out := runProvisionTest(t, &agentFakeNode{failURI: "-boot.img.gz", failErr: tt.err}, "--input", "testdata/provision_fuel90_ubuntu_1disk.json")
+		if code != tt.code || !strings.Contains(out, "(reason "+tt.reason+")") {
+			t.Errorf("%v: exit %d, want %d with reason %s:\n%s", tt.err, code, tt.code, tt.reason, out)
+		}
 	}
 }
