@@ -27,7 +27,7 @@ func newTestJobs(t *testing.T, ctx context.Context, f *fakeSteps, opts JobsOptio
 func stepStates(st api.Status) map[string]string {
 	m := map[string]string{}
 	for _, s := range st.Steps {
-		m[s.Name] = s.State
+		m[s.Name] = string(s.State)
 	}
 	return m
 }

@@ -99,10 +99,22 @@ type Status struct {
 	FinishedAt *time.Time    `json:"finished_at,omitempty"`
 }
 
+// StepState is the state of one step of a job.
+type StepState string
+
+// Step states.
+const (
+	StepPending   StepState = "pending"
+	StepRunning   StepState = "running"
+	StepSucceeded StepState = "succeeded"
+	StepFailed    StepState = "failed"
+	StepSkipped   StepState = "skipped"
+)
+
 // StepStatus is one step of a job.
 type StepStatus struct {
-	Name            string  `json:"name"`
-	State           string  `json:"state"` // pending, running, succeeded, failed, skipped
+	Name            string    `json:"name"`
+	State           StepState `json:"state"`
 	DurationSeconds float64 `json:"duration_seconds"`
 	Error           string  `json:"error,omitempty"`
 }

@@ -355,7 +355,7 @@ func (r *vmRig) applyTwice(doc []byte) {
 		var took float64
 		for _, s := range st.Steps {
 			if s.Name == "disks" {
-				disks, took = s.State, s.DurationSeconds
+				disks, took = string(s.State), s.DurationSeconds
 			}
 		}
 		if disks != "succeeded" || st.Error == nil || st.Error.Step != "images" {

@@ -184,10 +184,10 @@ func provisionOutcome(ctx context.Context, env *cmdEnv, input string, jobs *agen
 func stepSummary(st api.Status) string {
 	var parts []string
 	for _, s := range st.Steps {
-		if s.State == "succeeded" {
+		if s.State == api.StepSucceeded {
 			parts = append(parts, fmt.Sprintf("%s %.1fs", s.Name, s.DurationSeconds))
 		} else {
-			parts = append(parts, s.Name+" "+s.State)
+			parts = append(parts, s.Name+" "+string(s.State))
 		}
 	}
 	return strings.Join(parts, ", ")
