@@ -115,8 +115,8 @@ const (
 type StepStatus struct {
 	Name            string    `json:"name"`
 	State           StepState `json:"state"`
-	DurationSeconds float64 `json:"duration_seconds"`
-	Error           string  `json:"error,omitempty"`
+	DurationSeconds float64   `json:"duration_seconds"`
+	Error           string    `json:"error,omitempty"`
 }
 
 // ImageStatus is one image of a job.
