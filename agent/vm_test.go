@@ -256,7 +256,7 @@ func TestVMProvision(t *testing.T) {
 		}
 	}
 	grub := cat(4, "/etc/default/grub")
-	if !strings.Contains(grub, `GRUB_CMDLINE_LINUX="console=tty0 net.ifnames=1 biosdevname=0 rootdelay=90 nomodeset"`) || !strings.Contains(grub, "GRUB_TIMEOUT=10") || strings.Contains(grub, "HIDDEN") {
+	if !strings.Contains(grub, `GRUB_CMDLINE_LINUX='console=tty0 net.ifnames=1 biosdevname=0 rootdelay=90 nomodeset'`) || !strings.Contains(grub, "GRUB_TIMEOUT=10") || strings.Contains(grub, "HIDDEN") {
 		t.Errorf("/etc/default/grub:\n%s", grub)
 	}
 	if log := cat(4, "/var/log/fakegrub.log"); log != "grub-mkconfig -o /boot/grub/grub.cfg\ngrub-install --target=i386-pc /dev/vda\n" {
