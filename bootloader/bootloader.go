@@ -24,12 +24,13 @@ type Runner interface {
 	RunChroot(ctx context.Context, root, name string, args ...string) ([]byte, error)
 }
 
-// Mounter mounts and unmounts filesystems.
+// Mounter mounts and unmounts filesystems (internal/sys.Mounter is the
+// real one).
 type Mounter interface {
-	// Mount mounts source (a device) of type fstype on target.
-	Mount(source, target, fstype string) error
-	// Bind bind-mounts the directory source on target.
-	Bind(source, target string) error
+	// Mount mounts source (a device) of type fstype on target with the
+	// filesystem options data; bind makes a plain bind mount of the
+	// directory source instead.
+	Mount(source, target, fstype string, bind bool, data string) error
 	// Unmount unmounts target (never lazily).
 	Unmount(target string) error
 }
@@ -187,7 +188,7 @@ func (in *Installer) Install(ctx context.Context, req Request) (err error) {
 		if err := req.check(fs.Device, "bootloader mount"); err != nil {
 			return &DeviceError{Device: fs.Device, Err: fmt.Errorf("bootloader: %w", err)}
 		}
-		if err := in.Mounter.Mount(fs.Device, dir, fs.Type); err != nil {
+		if err := in.Mounter.Mount(fs.Device, dir, fs.Type, false, ""); err != nil {
 			return &DeviceError{Device: fs.Device, Err: fmt.Errorf("bootloader: mount %q (%s) on %q: %w", fs.Device, fs.Type, dir, err)}
 		}
 		mounted = append(mounted, dir)
@@ -198,7 +199,7 @@ func (in *Installer) Install(ctx context.Context, req Request) (err error) {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return fmt.Errorf("bootloader: bind %s: create %q: %w", pseudo, dir, err)
 		}
-		if err := in.Mounter.Bind(pseudo, dir); err != nil {
+		if err := in.Mounter.Mount(pseudo, dir, "", true, ""); err != nil {
 			return fmt.Errorf("bootloader: bind %s on %q: %w", pseudo, dir, err)
 		}
 		mounted = append(mounted, dir)
@@ -444,6 +445,10 @@ func findGrubDefault(t string) (string, error) {
 }
 
 type grubTools struct{ install, mkconfig, cfg string }
+
+// chrootPath is where the target's tools are looked for (the directories
+// Runner.RunChroot searches).
+var chrootPath = []string{"/usr/sbin", "/usr/bin", "/sbin", "/bin"}
 
 // findGrub finds grub2's tools in the target: Debian's grub-* or Red Hat's
 // grub2-*.

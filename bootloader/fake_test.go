@@ -44,18 +44,17 @@ type fakeMounter struct {
 	failMount string
 }
 
-func (f *fakeMounter) Mount(source, target, fstype string) error {
+func (f *fakeMounter) Mount(source, target, fstype string, bind bool, data string) error {
+	if bind {
+		f.mounted = append(f.mounted, target)
+		f.log = append(f.log, "bind "+source+" "+target)
+		return nil
+	}
 	if source == f.failMount {
 		return &os.PathError{Op: "mount " + source, Path: target, Err: os.ErrPermission}
 	}
 	f.mounted = append(f.mounted, target)
 	f.log = append(f.log, "mount -t "+fstype+" "+source+" "+target)
-	return nil
-}
-
-func (f *fakeMounter) Bind(source, target string) error {
-	f.mounted = append(f.mounted, target)
-	f.log = append(f.log, "bind "+source+" "+target)
 	return nil
 }
 

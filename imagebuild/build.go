@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/imprint-dev/imprint/internal/sys"
 )
 
 // BuildOptions configure Build beyond the Fuel JSON.
@@ -47,7 +49,7 @@ type Deps struct {
 
 // SystemDeps are the real adapters.
 func SystemDeps(log *slog.Logger) Deps {
-	return Deps{Runner: ExecRunner{Log: log}, Mounter: SysMounter{}, Procs: SysProcs{}, Log: log}
+	return Deps{Runner: &sys.Exec{Logger: log}, Mounter: sys.Mounter{}, Procs: SysProcs{}, Log: log}
 }
 
 // Result is what a build did.

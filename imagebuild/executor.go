@@ -12,22 +12,18 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/imprint-dev/imprint/internal/sys"
 )
 
 // Cmd is one external command.
-type Cmd struct {
-	Argv []string
-	// Env is the environment; with Inherit it is added to the process's own.
-	Env     []string
-	Inherit bool
-	Stdin   string
-}
+type Cmd = sys.Cmd
 
 // Runner runs a command and returns its combined output (or its tail). A
 // non-zero exit is an error that unwraps to *exec.ExitError or provides
-// ExitCode() int.
+// ExitCode() int. internal/sys.Exec is the real one.
 type Runner interface {
-	Run(ctx context.Context, c Cmd) ([]byte, error)
+	RunCmd(ctx context.Context, c Cmd) ([]byte, error)
 }
 
 // Mounter mounts and unmounts filesystems.
@@ -239,7 +235,7 @@ func (e *Executor) cleanupAll(ctx context.Context) error {
 }
 
 func (e *Executor) run(ctx context.Context, c Cmd, okExit []int) ([]byte, error) {
-	out, err := e.Runner.Run(ctx, c)
+	out, err := e.Runner.RunCmd(ctx, c)
 	if err != nil && okExit != nil {
 		var ec interface{ ExitCode() int }
 		if errors.As(err, &ec) {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/imprint-dev/imprint/internal/mountinfo"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -226,10 +227,10 @@ func TestMountedUnder(t *testing.T) {
 32 22 7:8 / /tmp/w/root\040x rw - ext4 /dev/loop8 rw
 33 22 7:9 / /tmp/w/rootfs rw - ext4 /dev/loop9 rw
 `
-	if diff := cmp.Diff([]string{"/tmp/w/root", "/tmp/w/root/proc"}, mountedUnder(mi, "/tmp/w/root/")); diff != "" {
+	if diff := cmp.Diff([]string{"/tmp/w/root", "/tmp/w/root/proc"}, mountinfo.UnderTable(mi, "/tmp/w/root/")); diff != "" {
 		t.Errorf("mountedUnder (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff([]string{"/tmp/w/root x"}, mountedUnder(mi, "/tmp/w/root x")); diff != "" {
+	if diff := cmp.Diff([]string{"/tmp/w/root x"}, mountinfo.UnderTable(mi, "/tmp/w/root x")); diff != "" {
 		t.Errorf("escaped mount point (-want +got):\n%s", diff)
 	}
 }
@@ -237,7 +238,7 @@ func TestMountedUnder(t *testing.T) {
 // cmdRecorder is a Runner that keeps every Cmd it is given.
 type cmdRecorder struct{ cmds []Cmd }
 
-func (r *cmdRecorder) Run(_ context.Context, c Cmd) ([]byte, error) {
+func (r *cmdRecorder) RunCmd(_ context.Context, c Cmd) ([]byte, error) {
 	r.cmds = append(r.cmds, c)
 	return nil, nil
 }

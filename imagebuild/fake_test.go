@@ -33,7 +33,7 @@ type fakeRunner struct {
 	onRun func(line string)
 }
 
-func (f *fakeRunner) Run(_ context.Context, c Cmd) ([]byte, error) {
+func (f *fakeRunner) RunCmd(_ context.Context, c Cmd) ([]byte, error) {
 	f.mu.Lock()
 	line := strings.Join(c.Argv, " ")
 	f.cmds = append(f.cmds, line)

@@ -28,7 +28,7 @@ func GetKernel(ctx context.Context, r Runner, image, outDir, prefix string) (ker
 	defer cleanup()
 	var dir, ver string
 	for _, d := range []string{"/boot", "/"} {
-		out, err := r.Run(ctx, Cmd{Argv: []string{"debugfs", "-R", "ls -p " + d, raw}})
+		out, err := r.RunCmd(ctx, Cmd{Argv: []string{"debugfs", "-R", "ls -p " + d, raw}})
 		if err != nil {
 			return "", "", fmt.Errorf("get kernel from %q: %w", image, err)
 		}
@@ -43,7 +43,7 @@ func GetKernel(ctx context.Context, r Runner, image, outDir, prefix string) (ker
 	kernel = filepath.Join(outDir, prefix+"-vmlinuz")
 	initrd = filepath.Join(outDir, prefix+"-initrd")
 	for src, dst := range map[string]string{inDir(dir, "vmlinuz-"+ver): kernel, inDir(dir, "initrd.img-"+ver): initrd} {
-		if _, err := r.Run(ctx, Cmd{Argv: []string{"debugfs", "-R", "dump " + src + " " + dst, raw}}); err != nil {
+		if _, err := r.RunCmd(ctx, Cmd{Argv: []string{"debugfs", "-R", "dump " + src + " " + dst, raw}}); err != nil {
 			return "", "", fmt.Errorf("get kernel from %q: %w", image, err)
 		}
 		if fi, err := os.Stat(dst); err != nil || fi.Size() == 0 {

@@ -24,6 +24,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/imprint-dev/imprint/internal/logtest"
+	"github.com/imprint-dev/imprint/internal/sys"
 	"github.com/imprint-dev/imprint/internal/testenv"
 )
 
@@ -321,7 +322,7 @@ func TestLoopBuildDefaultImage(t *testing.T) {
 		t.Errorf("ssh host keys left in the image")
 	}
 	// the initramfs assembles md and activates LVM
-	k, i, err := GetKernel(ctx, ExecRunner{}, gz, t.TempDir(), "node")
+	k, i, err := GetKernel(ctx, &sys.Exec{}, gz, t.TempDir(), "node")
 	if err != nil {
 		t.Fatalf("GetKernel: %v", err)
 	}

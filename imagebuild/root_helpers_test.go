@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/imprint-dev/imprint/internal/sys"
 	"github.com/imprint-dev/imprint/internal/testenv"
 )
 
@@ -57,7 +58,7 @@ func loopOptions(t *testing.T, work string, elements ...string) BuildOptions {
 func leftovers(t *testing.T, dir string) []string {
 	t.Helper()
 	var out []string
-	mounts, err := SysMounter{}.MountedUnder(dir)
+	mounts, err := sys.Mounter{}.MountedUnder(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/imprint-dev/imprint/imagewriter"
 	"github.com/imprint-dev/imprint/internal/logtest"
+	"github.com/imprint-dev/imprint/internal/sys"
 	"github.com/imprint-dev/imprint/internal/testenv"
 )
 
@@ -127,7 +128,7 @@ func checkShrunkXFSTree(t *testing.T, ctx context.Context, file string, origSize
 	}
 	runT(t, "dd", "if="+file, "of="+big, "bs=4M", "conv=notrunc,sparse", "status=none")
 	dev := attachT(t, big)
-	if err := imagewriter.Grow(ctx, imagewriter.ExecRunner{}, "xfs", dev); err != nil {
+	if err := imagewriter.Grow(ctx, &sys.Exec{}, "xfs", dev); err != nil {
 		t.Fatalf("grow: %v", err)
 	}
 	out, err = exec.Command("xfs_db", "-r", "-c", "sb 0", "-c", "p blocksize dblocks fdblocks", dev).CombinedOutput()
@@ -366,9 +367,9 @@ type observingRunner struct {
 	before func(Cmd)
 }
 
-func (r observingRunner) Run(ctx context.Context, c Cmd) ([]byte, error) {
+func (r observingRunner) RunCmd(ctx context.Context, c Cmd) ([]byte, error) {
 	r.before(c)
-	return r.Runner.Run(ctx, c)
+	return r.Runner.RunCmd(ctx, c)
 }
 
 // TestLoopBuildImageXFS builds an image with an xfs root holding hard

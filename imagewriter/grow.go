@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
 )
 
@@ -96,13 +95,3 @@ func tail(b []byte, n int) string {
 	}
 	return strings.TrimSpace(string(b))
 }
-
-// ExecRunner runs commands with os/exec.
-type ExecRunner struct{}
-
-// Run runs name with args and returns its combined output.
-func (ExecRunner) Run(ctx context.Context, name string, args ...string) ([]byte, error) {
-	return exec.CommandContext(ctx, name, args...).CombinedOutput()
-}
-
-var _ Runner = ExecRunner{}

@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/imprint-dev/imprint/internal/sys"
 	"github.com/imprint-dev/imprint/internal/testenv"
 )
 
@@ -125,7 +126,7 @@ func TestLoopExt4GrownToFillDevice(t *testing.T) {
 	dev := loopDevice(t, size, 0xEE)
 	opts := testOptions(t)
 	opts.AllowRegularFile = false
-	opts.Runner = ExecRunner{}
+	opts.Runner = &sys.Exec{}
 	res, err := Write(context.Background(), Request{URL: srv.URL + "/root.img.gz", Device: dev, Container: ContainerGzip, Format: "ext4", MD5: md5hex(raw), RawSize: int64(len(raw))}, opts)
 	if err != nil {
 		t.Fatal(err)

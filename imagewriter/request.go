@@ -155,9 +155,9 @@ type HTTPDoer interface {
 	Do(*http.Request) (*http.Response, error)
 }
 
-// Runner runs an external command and returns its combined output. The
-// returned error for a non-zero exit should implement ExitCode() int (as
-// *exec.ExitError does).
+// Runner runs an external command and returns its standard output; its
+// error carries the standard error and, for a non-zero exit, unwraps to
+// something with ExitCode() int (internal/sys.Exec is the real one).
 type Runner interface {
 	Run(ctx context.Context, name string, args ...string) ([]byte, error)
 }

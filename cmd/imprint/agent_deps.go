@@ -38,12 +38,12 @@ func realSteps(cfg agent.Config, log, chunkLog *slog.Logger) agent.Steps {
 		Images: agent.ImageWriter{
 			Logger:      log.With("step", agent.StepImages),
 			ChunkLogger: chunkLog,
-			Runner:      imagewriter.ExecRunner{},
+			Runner:      runner,
 			Options:     imagewriter.Options{NoZeroOffload: !cfg.ZeroOffload},
 		},
 		Bootloader: agent.GrubBootloader{Installer: &bootloader.Installer{
-			Runner:  bootloader.Exec{},
-			Mounter: bootloader.SysMounter{},
+			Runner:  runner,
+			Mounter: sys.Mounter{},
 			Logger:  log.With("step", agent.StepBootloader),
 		}},
 	}

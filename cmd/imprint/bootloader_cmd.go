@@ -10,6 +10,7 @@ import (
 
 	"github.com/imprint-dev/imprint/agent"
 	"github.com/imprint-dev/imprint/bootloader"
+	"github.com/imprint-dev/imprint/internal/sys"
 	"github.com/imprint-dev/imprint/inventory"
 	"github.com/imprint-dev/imprint/prepare"
 	"github.com/imprint-dev/imprint/provision"
@@ -77,7 +78,7 @@ func runBootloader(ctx context.Context, env *cmdEnv, args []string) int {
 	}
 	log.Info("--- Installing bootloader (do_bootloader) ---")
 	step := agent.GrubBootloader{
-		Installer: &bootloader.Installer{Runner: bootloader.Exec{}, Mounter: bootloader.SysMounter{}, Logger: log},
+		Installer: &bootloader.Installer{Runner: &sys.Exec{Logger: log}, Mounter: sys.Mounter{}, Logger: log},
 		Target:    *target,
 	}
 	if err := step.Install(ctx, job); err != nil {

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/imprint-dev/imprint/imagebuild"
+	"github.com/imprint-dev/imprint/internal/sys"
 )
 
 const getKernelUsage = `usage: imprint get-kernel [-o DIR] [-p PREFIX] IMAGE
@@ -45,7 +46,7 @@ func runGetKernel(ctx context.Context, env *cmdEnv, args []string) int {
 	if *prefix == "" {
 		*prefix, _, _ = strings.Cut(filepath.Base(image), ".")
 	}
-	k, i, err := imagebuild.GetKernel(ctx, imagebuild.ExecRunner{}, image, *out, *prefix)
+	k, i, err := imagebuild.GetKernel(ctx, &sys.Exec{}, image, *out, *prefix)
 	if err != nil {
 		fmt.Fprintf(env.stderr, "get-kernel: %v\n", err)
 		return 1

@@ -11,6 +11,7 @@ import (
 
 	"github.com/imprint-dev/imprint/agent"
 	"github.com/imprint-dev/imprint/imagewriter"
+	"github.com/imprint-dev/imprint/internal/sys"
 )
 
 const writeImageUsage = `usage: imprint write-image [flags] URL DEVICE
@@ -88,7 +89,7 @@ func runWriteImage(ctx context.Context, env *cmdEnv, args []string) int {
 	h := logHandler(env.stderr, verbose, jsonLog)
 	opts.Logger = slog.New(h).With("cmd", "write-image")
 	if !noGrow {
-		opts.Runner = imagewriter.ExecRunner{}
+		opts.Runner = &sys.Exec{}
 	}
 	if progressIntv > 0 {
 		opts.ProgressInterval = progressIntv

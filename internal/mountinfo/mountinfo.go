@@ -4,6 +4,9 @@
 package mountinfo
 
 import (
+	"bufio"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -27,4 +30,33 @@ func Unescape(s string) string {
 		b.WriteByte(s[i])
 	}
 	return b.String()
+}
+
+// UnderTable lists the mount points of the mount table text (the format of
+// /proc/self/mountinfo) at or below dir, in table order.
+func UnderTable(table, dir string) []string {
+	dir = filepath.Clean(dir)
+	var out []string
+	sc := bufio.NewScanner(strings.NewReader(table))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 5 {
+			continue
+		}
+		mp := Unescape(f[4])
+		if mp == dir || strings.HasPrefix(mp, dir+"/") {
+			out = append(out, mp)
+		}
+	}
+	return out
+}
+
+// Under reads the mount table at path and lists the mount points at or
+// below dir.
+func Under(path, dir string) ([]string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return UnderTable(string(data), dir), nil
 }

@@ -17,8 +17,11 @@ import (
 
 var _ partition.Runner = (*Exec)(nil)
 
-// Exec runs programs with no standard input (so nothing can prompt), with
-// standard output returned and standard error kept for the error.
+// Exec is the one adapter that runs programs, for every package that
+// declares a Runner: no standard input (so nothing can prompt), the
+// standard output returned, the standard error kept in the *ExecError
+// (which unwraps to *exec.ExitError, so ExitCode works through errors.As).
+// RunChroot runs a program inside a target tree the same way.
 type Exec struct {
 	// Logger gets a debug line per command with its duration; nil: none.
 	Logger *slog.Logger
@@ -27,6 +30,16 @@ type Exec struct {
 	// SearchDirs are tried when name is not found in $PATH; nil means
 	// /usr/sbin, /sbin, /usr/bin, /bin (a ramdisk's PATH often lacks sbin).
 	SearchDirs []string
+}
+
+// Cmd is a long-running build command (debootstrap, apt, hooks): its argv,
+// its environment, whether it inherits the caller's, and its standard input.
+type Cmd struct {
+	Argv []string
+	// Env is the environment; with Inherit it is added to the process's own.
+	Env     []string
+	Inherit bool
+	Stdin   string
 }
 
 // ExecError is a failed command: its argv, its standard error and why.
@@ -68,13 +81,18 @@ func (x *Exec) Run(ctx context.Context, name string, args ...string) ([]byte, er
 		x.Logger.Debug("exec", "argv", argv, "duration", time.Since(t0), "error", err)
 	}
 	if err != nil {
-		se := strings.TrimSpace(stderr.String())
-		if len(se) > stderrLimit {
-			se = se[:stderrLimit] + "..."
-		}
-		return stdout.Bytes(), &ExecError{Argv: argv, Stderr: se, Err: err}
+		return stdout.Bytes(), &ExecError{Argv: argv, Stderr: limitStderr(stderr.String()), Err: err}
 	}
 	return stdout.Bytes(), nil
+}
+
+// limitStderr is a command's standard error as an ExecError keeps it.
+func limitStderr(s string) string {
+	s = strings.TrimSpace(s)
+	if len(s) > stderrLimit {
+		s = s[:stderrLimit] + "..."
+	}
+	return s
 }
 
 func (x *Exec) look(name string) (string, error) {
