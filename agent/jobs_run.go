@@ -141,6 +141,9 @@ func (j *Jobs) setStep(jb *job, name string, state api.StepState, dur time.Durat
 	for _, s := range jb.steps {
 		if s.name == name {
 			s.state, s.dur, s.err = state, dur, errMsg
+			if state == api.StepRunning {
+				s.start = j.opts.Now() // its duration counts from now
+			}
 		}
 	}
 }

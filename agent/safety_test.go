@@ -215,3 +215,33 @@ func TestAPIRefusesOutsideRamdisk(t *testing.T) {
 		t.Errorf("steps ran: %q", calls)
 	}
 }
+
+// A step's duration while it runs counts from its start: the report step,
+// started through setStep, is not dated from the zero time.
+func TestRunningStepDuration(t *testing.T) {
+	rep := &blockingReporter{release: make(chan struct{}), started: make(chan struct{})}
+	j, _ := newTestJobs(t, context.Background(), newFakeSteps(), JobsOptions{Reporter: rep})
+	if _, err := j.Start(context.Background(), fixture(t), false); err != nil {
+		t.Fatal(err)
+	}
+	<-rep.started
+	for _, s := range j.Status().Steps {
+		if s.Name == StepReport && (s.State != api.StepRunning || s.DurationSeconds > 60) {
+			t.Errorf("report step %+v while the result is being delivered", s)
+		}
+	}
+	close(rep.release)
+	j.Wait()
+}
+
+// blockingReporter holds the result callback until released.
+type blockingReporter struct {
+	fakeReporter
+	started, release chan struct{}
+}
+
+func (r *blockingReporter) Result(ctx context.Context, st api.Status) error {
+	close(r.started)
+	<-r.release
+	return nil
+}
