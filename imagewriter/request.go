@@ -58,6 +58,16 @@ type Request struct {
 	// file only logs a warning, as in fuel-agent.
 	FuelMetadata bool
 
+	// ManifestURL is the frame manifest of a multi-frame zstd image
+	// (frames.go). Empty: when the image's name ends in ".zst",
+	// "<URL>.manifest.json" (then the same beside each mirror) is used if it
+	// exists; without one the image is streamed as one zstd stream.
+	ManifestURL string
+	// Mirrors are more URLs of the same image file, tried in turn when a
+	// frame cannot be read from the one in use (multi-frame images only: a
+	// broken download restarts at the frame boundary on the next mirror).
+	Mirrors []string
+
 	// Format is the filesystem inside the image (ext2|ext3|ext4|xfs). When
 	// set and Options.Runner is not nil, the filesystem is grown to fill the
 	// target after a verified write. Empty or anything else: not grown.
@@ -135,6 +145,9 @@ type Options struct {
 	// gzip image (IndexedGzipWriter, BGZF) at once (default GOMAXPROCS). A
 	// plain gzip stream is always inflated on one goroutine.
 	GzipWorkers int
+	// FrameWorkers is how many goroutines decode and check the frames of a
+	// multi-frame zstd image at once (default GOMAXPROCS).
+	FrameWorkers int
 	// PureGoXZ forces the Go xz decoder; by default `xz -dc` from PATH is
 	// used when present (2.5x faster), else the Go decoder.
 	PureGoXZ bool
@@ -189,8 +202,13 @@ type Result struct {
 	Verified     []string
 	Direct       bool // O_DIRECT was used
 	Retries      int
-	Duration     time.Duration
-	Grown        bool
+	// Frames is the number of frames of a multi-frame zstd image (0 for
+	// a stream); MirrorSwitches how often the download moved to the next
+	// mirror.
+	Frames         int
+	MirrorSwitches int
+	Duration       time.Duration
+	Grown          bool
 }
 
 // Validate reports every problem of the request, each prefixed by its field.
@@ -206,6 +224,16 @@ func (r Request) Validate() error {
 	}
 	if r.Device == "" {
 		bad("device", "required")
+	}
+	for i, m := range r.Mirrors {
+		if _, err := parseSource(m); err != nil {
+			bad(fmt.Sprintf("mirrors[%d]", i), "%v", err)
+		}
+	}
+	if r.ManifestURL != "" {
+		if _, err := parseSource(r.ManifestURL); err != nil {
+			bad("manifest", "%v", err)
+		}
 	}
 	switch r.Container {
 	case ContainerAuto, ContainerRaw, ContainerGzip, ContainerZstd, ContainerXZ:
@@ -320,6 +348,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.GzipWorkers <= 0 {
 		o.GzipWorkers = runtime.GOMAXPROCS(0)
+	}
+	if o.FrameWorkers <= 0 {
+		o.FrameWorkers = runtime.GOMAXPROCS(0)
 	}
 	if o.ZstdConcurrency <= 0 {
 		o.ZstdConcurrency = 1

@@ -51,6 +51,27 @@ func Write(ctx context.Context, req Request, opts Options) (res Result, err erro
 	if err != nil {
 		return Result{}, fmt.Errorf("write image %s to %q: %w", req.URL, req.Device, err)
 	}
+	// A multi-frame zstd image (frames.go) has a manifest beside it.
+	manifest, manifestURL, err := findManifest(ctx, req, &opts, log)
+	if err != nil {
+		return Result{}, fmt.Errorf("write image %s to %q: %w", req.URL, req.Device, err)
+	}
+	if manifest != nil {
+		if err := checkDeclared(req.Container, ContainerZstd, req.URL); err != nil {
+			return Result{}, fmt.Errorf("write image to %q: %w (its manifest is %s)", req.Device, err, manifestURL)
+		}
+		if exp.rawSize > 0 && exp.rawSize != manifest.Size {
+			return Result{}, fmt.Errorf("write image %s to %q: %w: raw_size %d (from %s), but the manifest %s says %d",
+				req.URL, req.Device, ErrVerify, exp.rawSize, exp.source, manifestURL, manifest.Size)
+		}
+		if exp.rawSize == 0 {
+			exp.rawSize, exp.source = manifest.Size, manifestURL
+		}
+		log.Info("multi-frame zstd image", "manifest", manifestURL, "frames", len(manifest.Frames),
+			"frame_size", manifest.FrameSize, "mirrors", len(req.Mirrors), "workers", opts.FrameWorkers)
+	} else if len(req.Mirrors) > 0 {
+		log.Warn("the image has no frame manifest: mirrors are not used", "mirrors", req.Mirrors)
+	}
 	if opts.Guard != nil {
 		if err := opts.Guard.Check(req.Device, "image target"); err != nil {
 			return Result{}, fmt.Errorf("write image %s: %w", req.URL, err)
@@ -90,7 +111,17 @@ func Write(ctx context.Context, req Request, opts Options) (res Result, err erro
 	}
 	defer freeHeld()
 	p := &pipeline{req: req, opts: &opts, exp: exp, t: t, src: src, log: log, start: start, held: held}
-	if err := p.run(ctx); err != nil {
+	defer func() {
+		if p.freeZeroBuf != nil {
+			p.freeZeroBuf()
+		}
+	}()
+	if manifest != nil {
+		err = p.runFrames(ctx, manifest)
+	} else {
+		err = p.run(ctx)
+	}
+	if err != nil {
 		return Result{}, err
 	}
 	res = p.result()
@@ -141,6 +172,8 @@ type pipeline struct {
 	start time.Time
 
 	rr        *resumingReader
+	fetcher   *frameFetcher // multi-frame images
+	frames    int
 	container Container
 	sha256    hash.Hash
 	sha512    hash.Hash
@@ -155,6 +188,10 @@ type pipeline struct {
 	zeroedOut int64
 	held      []byte
 	heldN     int
+	// zeroBuf holds aligned zeroes for a zero frame the device cannot
+	// zero itself
+	zeroBuf     []byte
+	freeZeroBuf func()
 
 	lastEmit  time.Time
 	nextChunk int64
@@ -168,8 +205,9 @@ type dlChunk struct {
 }
 
 type outBuf struct {
-	b []byte
-	n int
+	b    []byte
+	n    int
+	zero bool // n zero bytes, b is nil (a zero frame)
 }
 
 // downloadError marks an error of the download stage as it crosses the
@@ -338,7 +376,7 @@ func (p *pipeline) decode(ctx context.Context, cr *chanReader, outFull chan<- ou
 		}
 		if n > 0 {
 			select {
-			case outFull <- outBuf{b, n}:
+			case outFull <- outBuf{b: b, n: n}:
 			case <-ctx.Done():
 				return context.Cause(ctx)
 			}
@@ -409,15 +447,23 @@ func (p *pipeline) writer(ctx context.Context, full <-chan outBuf, free chan<- [
 	sinceSync := int64(0)
 	p.nextChunk = 1 << 20
 	for o := range full {
-		b := o.b[:o.n]
+		var b []byte
+		if !o.zero {
+			b = o.b[:o.n]
+		}
 		off := p.written
-		if p.t.isBlock && off+int64(len(b)) > p.t.size {
+		if p.t.isBlock && off+int64(o.n) > p.t.size {
 			return fmt.Errorf("the image is larger than %q (%d bytes)", p.req.Device, p.t.size)
 		}
-		if p.rawMD5 != nil && off < p.exp.rawSize {
+		if o.zero {
+			if err := p.writeZeroRun(off, int64(o.n)); err != nil {
+				return err
+			}
+		}
+		if p.rawMD5 != nil && off < p.exp.rawSize && !o.zero {
 			p.rawMD5.Write(b[:min(int64(len(b)), p.exp.rawSize-off)])
 		}
-		if off < hold {
+		if off < hold && len(b) > 0 {
 			k := int(min(int64(len(b)), hold-off))
 			copy(p.held[off:], b[:k])
 			p.heldN = int(off) + k
@@ -431,7 +477,9 @@ func (p *pipeline) writer(ctx context.Context, full <-chan outBuf, free chan<- [
 		p.written += int64(o.n)
 		p.wrAtomic.Store(p.written)
 		sinceSync += int64(o.n)
-		free <- o.b
+		if o.b != nil {
+			free <- o.b
+		}
 		for p.written >= p.nextChunk {
 			// fuel-agent logs this line per 1 MiB chunk; Astute's progress
 			// parser counts them.
@@ -530,6 +578,59 @@ func (p *pipeline) writeData(b []byte, off int64) error {
 	return flush(len(b))
 }
 
+// writeZeroRun puts n zero bytes at off (a zero frame): into the held-back
+// start where they overlap it, then skipped on a zeroed target, handed to the
+// device as write-zeroes, or written (the zero-offload rules of writeData).
+func (p *pipeline) writeZeroRun(off, n int64) error {
+	if p.rawMD5 != nil && off < p.exp.rawSize {
+		for k := min(n, p.exp.rawSize-off); k > 0; k -= min(k, zeroBlock) {
+			p.rawMD5.Write(zeroes[:min(k, zeroBlock)])
+		}
+	}
+	hold := int64(p.opts.HoldBack)
+	if off < hold {
+		k := min(n, hold-off)
+		clear(p.held[off : off+k])
+		p.heldN = int(off + k)
+		off, n = off+k, n-k
+	}
+	if n == 0 || p.t.zeroed {
+		p.skipped += n
+		return nil
+	}
+	if p.t.canZeroOut && off%alignment == 0 {
+		m := n &^ (alignment - 1)
+		ok, err := p.t.zeroOut(off, m)
+		if err != nil {
+			return err
+		}
+		if ok {
+			p.zeroedOut += m
+			off, n = off+m, n-m
+		} else {
+			p.log.Info("the target does not offload zeroing (write-zeroes); writing zero blocks", "device", p.req.Device)
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	if p.zeroBuf == nil {
+		b, free, err := alignedBuffer(minZeroOut)
+		if err != nil {
+			return err
+		}
+		p.zeroBuf, p.freeZeroBuf = b, free
+	}
+	for n > 0 {
+		k := min(n, int64(len(p.zeroBuf)))
+		if err := p.t.writeAt(p.zeroBuf[:k], off); err != nil {
+			return err
+		}
+		off, n = off+k, n-k
+	}
+	return nil
+}
+
 var zeroes = make([]byte, zeroBlock)
 
 func isZero(b []byte) bool { return bytes.Equal(b, zeroes[:len(b)]) }
@@ -576,9 +677,19 @@ func (p *pipeline) result() Result {
 		BytesWritten: p.written,
 		SkippedZero:  p.skipped,
 		ZeroedOut:    p.zeroedOut,
-		SHA256:       hex.EncodeToString(p.sha256.Sum(nil)),
 		Direct:       p.t.isDirect,
-		Retries:      int(p.rr.reopens.Load()),
+		Frames:       p.frames,
+	}
+	if p.sha256 != nil {
+		r.SHA256 = hex.EncodeToString(p.sha256.Sum(nil))
+	}
+	if p.rr != nil {
+		r.Retries = int(p.rr.reopens.Load())
+	}
+	if p.fetcher != nil {
+		r.Retries = int(p.fetcher.retries.Load())
+		r.MirrorSwitches = int(p.fetcher.switches.Load())
+		r.Verified = append(r.Verified, "frames")
 	}
 	if p.sha512 != nil {
 		r.SHA512 = hex.EncodeToString(p.sha512.Sum(nil))
@@ -620,6 +731,10 @@ func (p *pipeline) emit(phase string, force bool) {
 	if p.rr != nil {
 		ev.TotalRead = p.totalRead.Load()
 		ev.Retries = int(p.rr.reopens.Load())
+	}
+	if p.fetcher != nil {
+		ev.TotalRead = p.totalRead.Load()
+		ev.Retries = int(p.fetcher.retries.Load())
 	}
 	if p.exp.rawSize > 0 {
 		ev.TotalWritten = p.exp.rawSize

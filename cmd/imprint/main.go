@@ -59,6 +59,7 @@ func commands() []command {
 		{name: "pxe", summary: "write the iPXE/pxelinux scripts that boot the bootstrap ramdisk, and the local-disk flip", run: runPXE},
 		{name: "plan", summary: "validate a provision.json and print its storage plan (partitions, md, LVM, filesystems, images)", run: runPlan},
 		{name: "partition", aliases: []string{"fa_partition"}, summary: "lay only the storage plan of a provision.json onto the disks (teardown, wipe, GPT, md, LVM, mkfs)", run: runPartition},
+		{name: "convert-image", summary: "convert a gzip/zstd/xz/raw image into a multi-frame zstd image with its manifest", run: runConvertImage},
 		{name: "write-image", aliases: []string{"fa_copyimage"}, summary: "stream a compressed image onto a block device, verified and resumable", run: runWriteImage},
 		{name: "configdrive", aliases: []string{"fa_configdrive"}, summary: "render the cloud-init configdrive (NoCloud or config-2, vfat or ISO9660) for a provision.json", run: runConfigdrive},
 		{name: "build-image", aliases: []string{"fa_build_image"}, summary: "build target OS images from a Fuel image build config (debootstrap, elements)", run: runBuildImage},

@@ -23,6 +23,12 @@ magic bytes, the download resumes with Range after a dropped or stalled
 connection, digests are checked inline, and the first MiB is written last,
 only after everything verified (on failure it is zeroed).
 
+A multi-frame zstd image (imprint convert-image, build-image --container
+zstd) is found by its manifest beside it: its frames are decoded on every
+core, each checked against the manifest's sha256 before it is written, zero
+frames left to the device, and a broken download restarts at the frame
+boundary on the next --mirror.
+
 Flags may come before or after URL and DEVICE.
 `
 
@@ -38,6 +44,7 @@ func runWriteImage(ctx context.Context, env *cmdEnv, args []string) int {
 		jsonLog      bool
 		noGrow       bool
 		progressIntv time.Duration
+		mirrors      stringList
 	)
 	fs.StringVar(&req.SHA256, "sha256", "", "hex sha256 of the file as downloaded")
 	fs.StringVar(&req.SHA512, "sha512", "", "hex sha512 of the file as downloaded")
@@ -45,6 +52,8 @@ func runWriteImage(ctx context.Context, env *cmdEnv, args []string) int {
 	fs.Int64Var(&req.RawSize, "size", 0, "decompressed image size in bytes (Fuel raw_size); any other length fails")
 	fs.StringVar(&req.MetadataURL, "metadata", "", "Fuel image metadata YAML giving raw_size/raw_md5 (must list the image)")
 	fs.BoolVar(&req.FuelMetadata, "fuel-metadata", false, "look for <stem>.yaml beside the image as fuel-agent does (best effort)")
+	fs.StringVar(&req.ManifestURL, "manifest", "", "frame manifest of a multi-frame zstd image (default: URL.manifest.json when URL ends in .zst)")
+	fs.Var(&mirrors, "mirror", "another URL of the same multi-frame image, used when a frame cannot be read from the first (repeatable)")
 	fs.StringVar(&container, "container", "", "declared compression: gzip|zstd|xz|raw (checked against the magic bytes)")
 	fs.StringVar(&req.Format, "format", "", "filesystem in the image (ext2|ext3|ext4|xfs): grown to fill DEVICE afterwards")
 	fs.BoolVar(&noGrow, "no-grow", false, "do not grow the filesystem even with --format")
@@ -73,6 +82,7 @@ func runWriteImage(ctx context.Context, env *cmdEnv, args []string) int {
 		return 2
 	}
 	req.URL, req.Device = pos[0], pos[1]
+	req.Mirrors = mirrors
 	req.Container = imagewriter.Container(strings.ToLower(container))
 	if err := req.Validate(); err != nil {
 		fmt.Fprintf(env.stderr, "write-image: invalid arguments:\n%v\n", err)
@@ -100,8 +110,12 @@ func runWriteImage(ctx context.Context, env *cmdEnv, args []string) int {
 		fmt.Fprintf(env.stderr, "write-image: %v\n", err)
 		return 1
 	}
+	kind := string(res.Container)
+	if res.Frames > 0 {
+		kind = fmt.Sprintf("%s, %d frames, %d mirror switches", kind, res.Frames, res.MirrorSwitches)
+	}
 	fmt.Fprintf(env.stdout, "wrote %d bytes (%s, %d downloaded) to %s in %s: %.0f MB/s; sha256 %s; verified [%s]; retries %d; direct %v; grown %v\n",
-		res.BytesWritten, res.Container, res.BytesRead, req.Device, res.Duration.Round(time.Millisecond),
+		res.BytesWritten, kind, res.BytesRead, req.Device, res.Duration.Round(time.Millisecond),
 		float64(res.BytesWritten)/res.Duration.Seconds()/1e6, res.SHA256, strings.Join(res.Verified, ","),
 		res.Retries, res.Direct, res.Grown)
 	return 0

@@ -1,0 +1,318 @@
+package imagewriter
+
+// Multi-frame zstd images: a .zst file made of independent zstd frames, each
+// holding FrameSize bytes of the image (the last one less), plus a manifest
+// beside it (<image>.manifest.json) giving each frame's place in the file,
+// its size and the sha256 of its uncompressed bytes, and which frames are
+// all zeroes. To `zstd -d` and every other reader the file is an ordinary
+// zstd file (RFC 8878 §3.1: a file is a sequence of frames); the writer uses
+// the manifest to decode frames on every core, check each frame before any
+// of its bytes reach the target, leave zero frames to the device without
+// downloading or decoding them, and restart a broken download at a frame
+// boundary, on the next mirror.
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+const (
+	// FrameManifestFormat names the manifest format (its "format" field).
+	FrameManifestFormat = "imprint-zstd-frames"
+	// FrameManifestSuffix is appended to an image's URL to find its manifest.
+	FrameManifestSuffix = ".manifest.json"
+	// DefaultFrameSize is the uncompressed size of each frame unless told
+	// otherwise: chosen by `make bench` (README, Performance).
+	DefaultFrameSize = 4 << 20
+	// MinFrameSize and MaxFrameSize bound the frame size: a frame is a
+	// unit of memory in the writer (peak RSS) and must be a whole number
+	// of 4 KiB blocks (O_DIRECT).
+	MinFrameSize = 1 << 20
+	MaxFrameSize = 16 << 20
+	// maxManifest bounds the manifest document (about 160 bytes a frame:
+	// 100 000 frames).
+	maxManifest = 16 << 20
+)
+
+// FrameManifest describes a multi-frame zstd image.
+type FrameManifest struct {
+	Format string `json:"format"` // FrameManifestFormat
+	// Version of the format; this package reads 1.
+	Version int `json:"version"`
+	// FrameSize is the uncompressed size of every frame but the last.
+	FrameSize int64 `json:"frame_size"`
+	// Size and SHA256 are of the whole uncompressed image
+	// (`zstd -dc IMAGE.zst | sha256sum`).
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+	// CompressedSize and CompressedSHA256 are of the .zst file as stored
+	// (`sha256sum IMAGE.zst`).
+	CompressedSize   int64   `json:"compressed_size"`
+	CompressedSHA256 string  `json:"compressed_sha256"`
+	Frames           []Frame `json:"frames"`
+}
+
+// Frame is one independent zstd frame of the image.
+type Frame struct {
+	Offset int64 `json:"offset"` // of the frame in the .zst file
+	Length int64 `json:"length"` // compressed bytes
+	Size   int64 `json:"size"`   // uncompressed bytes
+	// SHA256 is the hex sha256 of the frame's uncompressed bytes.
+	SHA256 string `json:"sha256"`
+	// Zero marks a frame whose uncompressed bytes are all zeroes: the writer
+	// has the device zero them without downloading or decoding the frame.
+	Zero bool `json:"zero,omitempty"`
+}
+
+// maxFrameLength bounds one compressed frame: zstd never expands input by
+// more than a block header per 128 KiB block plus the frame header (RFC 8878
+// §3.1.1); the slack is generous.
+func maxFrameLength(frameSize int64) int64 { return frameSize + frameSize/64 + 64<<10 }
+
+// ParseFrameManifest parses and checks a manifest: every frame follows the
+// previous one in the file with no gap, the sizes add up, every digest is a
+// hex sha256 and a zero frame's digest is that of its zeroes.
+func ParseFrameManifest(b []byte) (*FrameManifest, error) {
+	var m FrameManifest
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("frame manifest: %w", err)
+	}
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// Validate reports every inconsistency of the manifest, naming the field.
+func (m *FrameManifest) Validate() error {
+	var errs []error
+	bad := func(format string, a ...any) {
+		errs = append(errs, fmt.Errorf("frame manifest: "+format, a...))
+	}
+	if m.Format != FrameManifestFormat {
+		bad("format: %q, want %q", m.Format, FrameManifestFormat)
+	}
+	if m.Version != 1 {
+		bad("version: %d, this imprint reads version 1", m.Version)
+	}
+	if m.FrameSize < MinFrameSize || m.FrameSize > MaxFrameSize || m.FrameSize%alignment != 0 {
+		bad("frame_size: %d, want a multiple of %d between %d and %d", m.FrameSize, alignment, MinFrameSize, MaxFrameSize)
+	}
+	isHex := func(s string) bool { b, err := hex.DecodeString(s); return err == nil && len(b) == sha256.Size }
+	if !isHex(m.SHA256) {
+		bad("sha256: %q is not a hex sha256", m.SHA256)
+	}
+	if !isHex(m.CompressedSHA256) {
+		bad("compressed_sha256: %q is not a hex sha256", m.CompressedSHA256)
+	}
+	if len(m.Frames) == 0 {
+		bad("frames: empty")
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	var off, size int64
+	zeroSums := map[int64]string{}
+	for i, f := range m.Frames {
+		field := fmt.Sprintf("frames[%d]", i)
+		if len(errs) >= 10 {
+			bad("... (more errors not shown)")
+			break
+		}
+		if f.Offset != off {
+			bad("%s.offset: %d, but the previous frame ends at %d", field, f.Offset, off)
+		}
+		if f.Length <= 0 || f.Length > maxFrameLength(m.FrameSize) {
+			bad("%s.length: %d, want 1 to %d", field, f.Length, maxFrameLength(m.FrameSize))
+		}
+		last := i == len(m.Frames)-1
+		if (!last && f.Size != m.FrameSize) || (last && (f.Size <= 0 || f.Size > m.FrameSize)) {
+			bad("%s.size: %d, want %d (every frame but the last holds frame_size bytes)", field, f.Size, m.FrameSize)
+		}
+		if !isHex(f.SHA256) {
+			bad("%s.sha256: %q is not a hex sha256", field, f.SHA256)
+		} else if f.Zero && f.Size > 0 && f.Size <= m.FrameSize {
+			z, ok := zeroSums[f.Size]
+			if !ok {
+				z = zeroSHA256(f.Size)
+				zeroSums[f.Size] = z
+			}
+			if !equalFoldHex(f.SHA256, z) {
+				bad("%s: marked zero, but its sha256 %s is not that of %d zero bytes", field, f.SHA256, f.Size)
+			}
+		}
+		off += f.Length
+		size += f.Size
+	}
+	if len(errs) == 0 && off != m.CompressedSize {
+		bad("compressed_size: %d, but the frames add up to %d", m.CompressedSize, off)
+	}
+	if len(errs) == 0 && size != m.Size {
+		bad("size: %d, but the frames add up to %d", m.Size, size)
+	}
+	return errors.Join(errs...)
+}
+
+// Marshal returns the manifest as indented JSON with a final newline.
+func (m *FrameManifest) Marshal() ([]byte, error) {
+	b, err := json.MarshalIndent(m, "", " ")
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
+}
+
+func zeroSHA256(n int64) string {
+	h := sha256.New()
+	z := make([]byte, min(n, 1<<20))
+	for n > 0 {
+		k := min(n, int64(len(z)))
+		h.Write(z[:k])
+		n -= k
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// FrameOptions tune WriteFrames.
+type FrameOptions struct {
+	// FrameSize is the uncompressed bytes per frame (default
+	// DefaultFrameSize; MinFrameSize to MaxFrameSize, a multiple of 4 KiB).
+	FrameSize int
+	// Level is the zstd level: 1 (fastest), 3 (default), 7 or 11
+	// (klauspost/compress's four encoder speeds; others map to the nearest).
+	Level int
+	// Workers compress frames in parallel (default GOMAXPROCS).
+	Workers int
+}
+
+// WriteFrames compresses src into dst as independent zstd frames of
+// opts.FrameSize uncompressed bytes each (with zstd's content size and
+// checksum in every frame) and returns the manifest describing what it
+// wrote. Frames are compressed on opts.Workers goroutines and written in
+// order; memory is about 2 × Workers frames.
+func WriteFrames(ctx context.Context, dst io.Writer, src io.Reader, opts FrameOptions) (*FrameManifest, error) {
+	if opts.FrameSize == 0 {
+		opts.FrameSize = DefaultFrameSize
+	}
+	if opts.FrameSize < MinFrameSize || opts.FrameSize > MaxFrameSize || opts.FrameSize%alignment != 0 {
+		return nil, fmt.Errorf("frame size %d: want a multiple of %d between %d and %d", opts.FrameSize, alignment, MinFrameSize, MaxFrameSize)
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = runtime.GOMAXPROCS(0)
+	}
+	if opts.Level == 0 {
+		opts.Level = 3
+	}
+	level := zstd.EncoderLevelFromZstd(opts.Level)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	type job struct {
+		in   []byte
+		out  []byte
+		sum  [sha256.Size]byte
+		zero bool
+		done chan struct{}
+	}
+	work := make(chan *job, opts.Workers)
+	order := make(chan *job, opts.Workers)
+	for range opts.Workers {
+		enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1),
+			zstd.WithEncoderCRC(true), zstd.WithZeroFrames(true), zstd.WithWindowSize(min(opts.FrameSize, zstd.MaxWindowSize)))
+		if err != nil {
+			return nil, fmt.Errorf("zstd encoder: %w", err)
+		}
+		go func() {
+			defer enc.Close()
+			for j := range work {
+				j.sum = sha256.Sum256(j.in)
+				j.zero = isAllZero(j.in)
+				j.out = enc.EncodeAll(j.in, make([]byte, 0, len(j.in)/2))
+				close(j.done)
+			}
+		}()
+	}
+	readErr := make(chan error, 1)
+	rawHash := sha256.New()
+	go func() {
+		defer close(order)
+		defer close(work)
+		for first := true; ; first = false {
+			buf := make([]byte, opts.FrameSize)
+			n, err := io.ReadFull(src, buf)
+			if n > 0 || first {
+				// an empty input still gets one (empty) frame
+				j := &job{in: buf[:n], done: make(chan struct{})}
+				rawHash.Write(j.in)
+				select {
+				case order <- j:
+				case <-ctx.Done():
+					readErr <- ctx.Err()
+					return
+				}
+				select {
+				case work <- j:
+				case <-ctx.Done():
+					readErr <- ctx.Err()
+					return
+				}
+			}
+			if err == io.EOF || err == io.ErrUnexpectedEOF {
+				readErr <- nil
+				return
+			}
+			if err != nil {
+				readErr <- fmt.Errorf("read: %w", err)
+				return
+			}
+		}
+	}()
+	m := &FrameManifest{Format: FrameManifestFormat, Version: 1, FrameSize: int64(opts.FrameSize)}
+	outHash := sha256.New()
+	for j := range order {
+		select {
+		case <-j.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if _, err := dst.Write(j.out); err != nil {
+			return nil, fmt.Errorf("write: %w", err)
+		}
+		outHash.Write(j.out)
+		m.Frames = append(m.Frames, Frame{Offset: m.CompressedSize, Length: int64(len(j.out)), Size: int64(len(j.in)),
+			SHA256: hex.EncodeToString(j.sum[:]), Zero: j.zero && len(j.in) > 0})
+		m.CompressedSize += int64(len(j.out))
+		m.Size += int64(len(j.in))
+	}
+	if err := <-readErr; err != nil {
+		return nil, err
+	}
+	m.SHA256 = hex.EncodeToString(rawHash.Sum(nil))
+	m.CompressedSHA256 = hex.EncodeToString(outHash.Sum(nil))
+	if m.Size == 0 {
+		return nil, errors.New("the image is empty")
+	}
+	return m, nil
+}
+
+func isAllZero(b []byte) bool {
+	for len(b) > 0 {
+		k := min(len(b), len(zeroes))
+		if !bytes.Equal(b[:k], zeroes[:k]) {
+			return false
+		}
+		b = b[k:]
+	}
+	return true
+}

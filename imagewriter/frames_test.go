@@ -1,0 +1,371 @@
+package imagewriter
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// frameImage is testImage with two whole 1 MiB frames of zeroes (MiB 2 and
+// 3), so a 1 MiB-frame image has zero frames, data frames and a short tail.
+func frameImage(t testing.TB) []byte {
+	img := bytes.Clone(testImage(t))
+	clear(img[2<<20 : 4<<20])
+	return img
+}
+
+// framed converts raw into a multi-frame image of 1 MiB frames.
+func framed(t testing.TB, raw []byte) ([]byte, *FrameManifest, []byte) {
+	t.Helper()
+	var buf bytes.Buffer
+	m, err := WriteFrames(context.Background(), &buf, bytes.NewReader(raw), FrameOptions{FrameSize: 1 << 20, Workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb, err := m.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes(), m, mb
+}
+
+func TestWriteFramesManifest(t *testing.T) {
+	img := frameImage(t)
+	data, m, mb := framed(t, img)
+	if len(m.Frames) != 7 || m.Size != int64(len(img)) || m.CompressedSize != int64(len(data)) {
+		t.Fatalf("manifest: %d frames, size %d, compressed %d; want 7, %d, %d", len(m.Frames), m.Size, m.CompressedSize, len(img), len(data))
+	}
+	for i, f := range m.Frames {
+		if want := i == 2 || i == 3; f.Zero != want {
+			t.Errorf("frame %d: zero %v, want %v", i, f.Zero, want)
+		}
+		if got := sha256hex(img[i<<20 : min(len(img), (i+1)<<20)]); f.SHA256 != got {
+			t.Errorf("frame %d: sha256 %s, want %s", i, f.SHA256, got)
+		}
+	}
+	if m.SHA256 != sha256hex(img) || m.CompressedSHA256 != sha256hex(data) {
+		t.Errorf("whole-image digests %s %s, want %s %s", m.SHA256, m.CompressedSHA256, sha256hex(img), sha256hex(data))
+	}
+	if _, err := ParseFrameManifest(mb); err != nil {
+		t.Fatalf("its own manifest does not parse: %v", err)
+	}
+	// One zstd stream to every reader: Go's decoder...
+	dec, _ := zstd.NewReader(nil)
+	defer dec.Close()
+	if got, err := dec.DecodeAll(data, nil); err != nil || !bytes.Equal(got, img) {
+		t.Errorf("zstd stream decode: %v (equal %v)", err, bytes.Equal(got, img))
+	}
+	// ...and the zstd CLI.
+	if _, err := exec.LookPath("zstd"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("zstd CLI not installed (scripts/apt-packages.txt lists it)")
+		}
+		t.Skip("zstd CLI not installed")
+	}
+	p := filepath.Join(t.TempDir(), "x.img.zst")
+	os.WriteFile(p, data, 0o644)
+	out, err := exec.Command("zstd", "-d", "-c", p).Output()
+	if err != nil || !bytes.Equal(out, img) {
+		t.Errorf("zstd -d: %v, %d bytes, equal %v", err, len(out), bytes.Equal(out, img))
+	}
+}
+
+func TestParseFrameManifestErrors(t *testing.T) {
+	_, m, _ := framed(t, frameImage(t))
+	edit := func(f func(m *FrameManifest)) []byte {
+		c := *m
+		c.Frames = append([]Frame(nil), m.Frames...)
+		f(&c)
+		b, _ := json.Marshal(&c)
+		return b
+	}
+	tests := []struct {
+		name string
+		doc  []byte
+		want string
+	}{
+		{"unknown field", []byte(`{"format":"imprint-zstd-frames","nope":1}`), `unknown field "nope"`},
+		{"format", edit(func(m *FrameManifest) { m.Format = "x" }), `format: "x"`},
+		{"version", edit(func(m *FrameManifest) { m.Version = 2 }), "version: 2"},
+		{"frame size", edit(func(m *FrameManifest) { m.FrameSize = 1000 }), "frame_size: 1000"},
+		{"gap", edit(func(m *FrameManifest) { m.Frames[3].Offset++ }), "frames[3].offset"},
+		{"short frame", edit(func(m *FrameManifest) { m.Frames[1].Size-- }), "frames[1].size"},
+		{"zero frame digest", edit(func(m *FrameManifest) { m.Frames[2].SHA256 = m.Frames[0].SHA256 }), "frames[2]: marked zero"},
+		{"bad hex", edit(func(m *FrameManifest) { m.Frames[4].SHA256 = "zz" }), "frames[4].sha256"},
+		{"compressed size", edit(func(m *FrameManifest) { m.CompressedSize++ }), "compressed_size"},
+		{"size", edit(func(m *FrameManifest) { m.Size-- }), "size:"},
+		{"no frames", edit(func(m *FrameManifest) { m.Frames = nil }), "frames: empty"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseFrameManifest(tc.doc)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("err = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestWriteFramesImage(t *testing.T) {
+	img := frameImage(t)
+	data, m, mb := framed(t, img)
+	srv := serve(t, map[string][]byte{"x.img.zst": data, "x.img.zst" + FrameManifestSuffix: mb})
+	for _, tc := range []struct {
+		name    string
+		workers int
+		fresh   bool
+		sha     string
+	}{
+		{"one worker, old disk", 1, false, ""},
+		{"three workers, old disk, sha256 of the file", 3, false, sha256hex(data)},
+		{"fresh file", 2, true, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dev := filepath.Join(t.TempDir(), "disk.img")
+			if !tc.fresh {
+				dev = prefilled(t, 8<<20)
+			}
+			opts := testOptions(t)
+			opts.FrameWorkers = tc.workers
+			res, err := Write(context.Background(), Request{URL: srv.URL + "/x.img.zst", Device: dev, SHA256: tc.sha, MD5: md5hex(img), RawSize: int64(len(img))}, opts)
+			if err != nil {
+				t.Fatalf("Write: %v", err)
+			}
+			checkTarget(t, dev, img)
+			if res.Frames != 7 || res.BytesWritten != int64(len(img)) {
+				t.Errorf("result %+v", res)
+			}
+			if tc.fresh && res.SkippedZero < 2<<20 || !tc.fresh && res.ZeroedOut < 2<<20 {
+				t.Errorf("zero frames: skipped %d, zeroed out %d; want the 2 MiB of zero frames left to the target", res.SkippedZero, res.ZeroedOut)
+			}
+			if tc.sha != "" {
+				if res.SHA256 != tc.sha || !strings.Contains(strings.Join(res.Verified, ","), "sha256") {
+					t.Errorf("sha256 %s verified %v", res.SHA256, res.Verified)
+				}
+				if res.BytesRead != m.CompressedSize {
+					t.Errorf("read %d bytes, want the whole file (%d) for its sha256", res.BytesRead, m.CompressedSize)
+				}
+			} else if res.BytesRead >= m.CompressedSize {
+				t.Errorf("read %d of %d bytes: the zero frames were downloaded", res.BytesRead, m.CompressedSize)
+			}
+		})
+	}
+	// file:// works the same, and the manifest can be named explicitly.
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "img.zst"), data, 0o644)
+	os.WriteFile(filepath.Join(dir, "other.json"), mb, 0o644)
+	dev := prefilled(t, 8<<20)
+	res, err := Write(context.Background(), Request{URL: filepath.Join(dir, "img.zst"), ManifestURL: filepath.Join(dir, "other.json"), Device: dev}, testOptions(t))
+	if err != nil || res.Frames != 7 {
+		t.Fatalf("file: %v, %+v", err, res)
+	}
+	checkTarget(t, dev, img)
+}
+
+func TestFramesCorruptFrameNeverReachesTarget(t *testing.T) {
+	img := frameImage(t)
+	data, m, mb := framed(t, img)
+	const bad = 4 // a data frame after the zero frames
+	f := m.Frames[bad]
+	corrupt := bytes.Clone(data)
+	corrupt[f.Offset+f.Length/2] ^= 0x55
+	wrongSum := *m
+	wrongSum.Frames = append([]Frame(nil), m.Frames...)
+	wrongSum.Frames[bad].SHA256 = m.Frames[0].SHA256
+	wsb, _ := wrongSum.Marshal()
+	for _, tc := range []struct {
+		name     string
+		data, mb []byte
+		want     string
+	}{
+		{"a byte of the frame flipped", corrupt, mb, "frame 4 (bytes"},
+		{"the manifest's digest of the frame differs", data, wsb, "frame 4 (bytes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := serve(t, map[string][]byte{"x.zst": tc.data, "x.zst.manifest.json": tc.mb})
+			dev := prefilled(t, 8<<20)
+			_, err := Write(context.Background(), Request{URL: srv.URL + "/x.zst", Device: dev}, testOptions(t))
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "verification failed") {
+				t.Fatalf("err = %v, want a verification failure naming %q", err, tc.want)
+			}
+			t.Log(err)
+			checkStartZeroed(t, dev)
+			got, _ := os.ReadFile(dev)
+			// none of the bad frame's bytes (nor any after it) reached the target
+			if !bytes.Equal(got[bad<<20:], bytes.Repeat([]byte{0xEE}, len(got)-bad<<20)) {
+				t.Errorf("bytes of frame %d or later were written", bad)
+			}
+			// the frames before it were written
+			if !bytes.Equal(got[1<<20:2<<20], img[1<<20:2<<20]) {
+				t.Errorf("frame 1 not written")
+			}
+		})
+	}
+}
+
+// dyingServer serves the image with Range until it has sent limit bytes of
+// it in all, then cuts the connection and answers every later request with
+// 503: a mirror that dies mid-stream.
+type dyingServer struct {
+	files map[string][]byte
+	limit int64
+	sent  atomic.Int64
+	dead  atomic.Bool
+	reqs  atomic.Int32
+}
+
+func (s *dyingServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.reqs.Add(1)
+	b, ok := s.files[strings.TrimPrefix(r.URL.Path, "/")]
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	if s.dead.Load() {
+		http.Error(w, "dead", http.StatusServiceUnavailable)
+		return
+	}
+	if strings.HasSuffix(r.URL.Path, ".json") {
+		w.Write(b)
+		return
+	}
+	http.ServeContent(&limitedWriter{ResponseWriter: w, s: s}, r, r.URL.Path, time.Unix(1700000000, 0), bytes.NewReader(b))
+}
+
+type limitedWriter struct {
+	http.ResponseWriter
+	s *dyingServer
+}
+
+func (l *limitedWriter) Write(p []byte) (int, error) {
+	left := l.s.limit - l.s.sent.Load()
+	if left <= 0 || l.s.dead.Load() {
+		l.s.dead.Store(true)
+		panic(http.ErrAbortHandler)
+	}
+	if int64(len(p)) > left {
+		l.ResponseWriter.Write(p[:left])
+		l.s.sent.Add(left)
+		l.ResponseWriter.(http.Flusher).Flush()
+		l.s.dead.Store(true)
+		panic(http.ErrAbortHandler)
+	}
+	n, err := l.ResponseWriter.Write(p)
+	l.s.sent.Add(int64(n))
+	return n, err
+}
+
+func TestFramesMirrorCutMidStream(t *testing.T) {
+	img := frameImage(t)
+	data, _, mb := framed(t, img)
+	files := map[string][]byte{"x.img.zst": data, "x.img.zst.manifest.json": mb}
+	// The first mirror dies after half the file, inside a frame.
+	first := &dyingServer{files: files, limit: int64(len(data))/2 + 777}
+	s1 := httptest.NewServer(first)
+	defer s1.Close()
+	second := serve(t, files)
+	dev := prefilled(t, 8<<20)
+	res, err := Write(context.Background(), Request{URL: s1.URL + "/x.img.zst", Mirrors: []string{second.URL + "/x.img.zst"},
+		Device: dev, SHA256: sha256hex(data)}, testOptions(t))
+	if err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	checkTarget(t, dev, img)
+	if !first.dead.Load() || res.MirrorSwitches < 1 {
+		t.Errorf("the first mirror did not die mid-stream (dead %v) or was not replaced (switches %d)", first.dead.Load(), res.MirrorSwitches)
+	}
+	if res.SHA256 != sha256hex(data) {
+		t.Errorf("sha256 of the file %s, want %s", res.SHA256, sha256hex(data))
+	}
+	// The first mirror down from the start: its manifest is not readable,
+	// the second one's is used.
+	dev = prefilled(t, 8<<20)
+	res, err = Write(context.Background(), Request{URL: s1.URL + "/x.img.zst", Mirrors: []string{second.URL + "/x.img.zst"}, Device: dev}, testOptions(t))
+	if err != nil {
+		t.Fatalf("Write with the first mirror dead: %v", err)
+	}
+	checkTarget(t, dev, img)
+}
+
+func TestFramesTruncatedAndDisagreeing(t *testing.T) {
+	img := frameImage(t)
+	data, m, mb := framed(t, img)
+	other := bytes.Clone(img)
+	copy(other[5<<20:], "a different image")
+	otherData, _, _ := framed(t, other)
+	bigger := *m
+	bigger.Frames = append([]Frame(nil), m.Frames...)
+	bigger.Frames[6].Length += 10
+	bigger.CompressedSize += 10
+	bb, _ := bigger.Marshal()
+	for _, tc := range []struct {
+		name     string
+		data, mb []byte
+		req      Request
+		want     string
+		early    bool // refused before the target is opened: left untouched
+	}{
+		{"truncated file", data[:len(data)-100], mb, Request{}, "truncated, or not the file the manifest describes", false},
+		{"manifest of another file", otherData, mb, Request{}, "its manifest says", false},
+		{"manifest with other sizes", data, bb, Request{}, "its manifest says", false},
+		{"request's sha256 is not the manifest's", data, mb, Request{SHA256: sha256hex(otherData)}, "the manifest describes a file whose sha256 is", false},
+		{"manifest unparseable", data, []byte("{"), Request{}, "frame manifest:", true},
+		{"declared gzip", data, mb, Request{Container: ContainerGzip}, "declared gzip", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := serve(t, map[string][]byte{"x.zst": tc.data, "x.zst.manifest.json": tc.mb})
+			dev := prefilled(t, 8<<20)
+			req := tc.req
+			req.URL, req.Device = srv.URL+"/x.zst", dev
+			_, err := Write(context.Background(), req, testOptions(t))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want %q", err, tc.want)
+			}
+			t.Log(err)
+			if tc.early {
+				if got, _ := os.ReadFile(dev); !bytes.Equal(got, bytes.Repeat([]byte{0xEE}, 8<<20)) {
+					t.Error("the target was written before the manifest was checked")
+				}
+				return
+			}
+			checkStartZeroed(t, dev)
+		})
+	}
+	// a truncated file on disk
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "x.zst"), data[:len(data)-100], 0o644)
+	os.WriteFile(filepath.Join(dir, "x.zst.manifest.json"), mb, 0o644)
+	_, err := Write(context.Background(), Request{URL: filepath.Join(dir, "x.zst"), Device: prefilled(t, 8<<20)}, testOptions(t))
+	if err == nil || !strings.Contains(err.Error(), "truncated") {
+		t.Errorf("truncated file: err = %v", err)
+	}
+}
+
+func TestFramesNoManifestStreams(t *testing.T) {
+	// A .zst without a manifest is one zstd stream, as before.
+	img := testImage(t)
+	zst := compress(t, ContainerZstd, img)
+	srv := serve(t, map[string][]byte{"plain.zst": zst})
+	dev := prefilled(t, 8<<20)
+	res, err := Write(context.Background(), Request{URL: srv.URL + "/plain.zst", Device: dev}, testOptions(t))
+	if err != nil || res.Frames != 0 {
+		t.Fatalf("Write: %v, frames %d", err, res.Frames)
+	}
+	checkTarget(t, dev, img)
+	// An explicit manifest that is missing is an error.
+	_, err = Write(context.Background(), Request{URL: srv.URL + "/plain.zst", ManifestURL: srv.URL + "/missing.json", Device: dev}, testOptions(t))
+	if err == nil || !strings.Contains(err.Error(), "missing.json") {
+		t.Errorf("missing explicit manifest: err = %v", err)
+	}
+}
