@@ -10,8 +10,6 @@ import (
 	"io"
 	"runtime"
 
-	"github.com/klauspost/compress/zstd"
-
 	"github.com/imprint-dev/imprint/imagewriter"
 )
 
@@ -22,6 +20,9 @@ type Sums struct {
 	RawMD5        string
 	ContainerSize int64
 	ContainerMD5  string
+	// Frames describes a zstd image's frames: written beside it as
+	// <image>.manifest.json (imagewriter.FrameManifest).
+	Frames *imagewriter.FrameManifest
 }
 
 // DefaultGzipMember is how much input each gzip member holds: the image
@@ -40,11 +41,14 @@ func Compress(ctx context.Context, dst io.Writer, src io.Reader, container strin
 	cw := &countWriter{w: io.MultiWriter(dst, outH)}
 	cr := &countReader{r: io.TeeReader(src, rawH)}
 	var err error
+	var frames *imagewriter.FrameManifest
 	switch container {
 	case "gzip":
 		err = parallelGzip(ctx, cw, cr, member, workers)
 	case "zstd":
-		err = zstdCompress(ctx, cw, cr, workers)
+		// independent frames with a manifest, so the agent decodes them on
+		// every core and checks each before it reaches the disk
+		frames, err = imagewriter.WriteFrames(ctx, cw, ctxReader{ctx, cr}, imagewriter.FrameOptions{Workers: workers})
 	case "raw":
 		_, err = io.Copy(cw, ctxReader{ctx, cr})
 	default:
@@ -53,7 +57,7 @@ func Compress(ctx context.Context, dst io.Writer, src io.Reader, container strin
 	if err != nil {
 		return Sums{}, err
 	}
-	return Sums{RawSize: cr.n, RawMD5: hexSum(rawH), ContainerSize: cw.n, ContainerMD5: hexSum(outH)}, nil
+	return Sums{RawSize: cr.n, RawMD5: hexSum(rawH), ContainerSize: cw.n, ContainerMD5: hexSum(outH), Frames: frames}, nil
 }
 
 func hexSum(h hash.Hash) string { return hex.EncodeToString(h.Sum(nil)) }
@@ -143,21 +147,6 @@ func parallelGzip(ctx context.Context, dst io.Writer, src io.Reader, member, wor
 		}
 	}
 	return <-readErr
-}
-
-func zstdCompress(ctx context.Context, dst io.Writer, src io.Reader, workers int) error {
-	if workers <= 0 {
-		workers = runtime.GOMAXPROCS(0)
-	}
-	zw, err := zstd.NewWriter(dst, zstd.WithEncoderConcurrency(workers), zstd.WithEncoderCRC(true))
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(zw, ctxReader{ctx, src}); err != nil {
-		zw.Close()
-		return err
-	}
-	return zw.Close()
 }
 
 type countWriter struct {

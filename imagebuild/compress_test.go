@@ -135,6 +135,10 @@ func TestCompressZstdAndRaw(t *testing.T) {
 	if err != nil || !bytes.Equal(got, in) || sums.RawMD5 != md5Of(in) || sums.ContainerMD5 != md5Of(out.Bytes()) {
 		t.Errorf("zstd round trip: %v equal=%v sums=%+v", err, bytes.Equal(got, in), sums)
 	}
+	// zstd images are multi-frame, with the manifest the agent reads
+	if m := sums.Frames; m == nil || m.Size != int64(len(in)) || m.CompressedSize != int64(out.Len()) || len(m.Frames) != 1 || m.Validate() != nil {
+		t.Errorf("zstd frame manifest: %+v", m)
+	}
 	out.Reset()
 	sums, err = Compress(context.Background(), &out, bytes.NewReader(in), "raw", 0, 0)
 	if err != nil || !bytes.Equal(out.Bytes(), in) || sums.RawMD5 != sums.ContainerMD5 {

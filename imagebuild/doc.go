@@ -49,8 +49,11 @@
 //
 // Each filesystem image is written to <output>/<basename(uri)> as gzip
 // made of independent members (one per 4 MiB of input, so a reader may
-// decode in parallel; every gzip reader accepts it) or zstd, and the
-// metadata YAML to <output>/<stem of the root image>.yaml with exactly the
-// keys of docs/fuel-agent.md §13. Optionally a whole-disk image (raw or qcow2,
+// decode in parallel; every gzip reader accepts it) or zstd made of
+// independent frames with <image>.manifest.json beside it
+// (imagewriter.WriteFrames: the agent decodes the frames on every core and
+// checks each; it finds the manifest by itself when the uri ends in .zst),
+// and the metadata YAML to <output>/<stem of the root image>.yaml with exactly
+// the keys of docs/fuel-agent.md §13. Optionally a whole-disk image (raw or qcow2,
 // MBR with grub's boot code) and a rootfs tarball for `docker import`.
 package imagebuild

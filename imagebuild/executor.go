@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/imprint-dev/imprint/imagewriter"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -513,6 +514,9 @@ func (e *Executor) compress(ctx context.Context, s Step) error {
 	if err == nil {
 		err = os.Rename(part, s.Path)
 	}
+	if err == nil && sums.Frames != nil {
+		err = writeManifest(s.Path+imagewriter.FrameManifestSuffix, sums.Frames)
+	}
 	if err != nil {
 		os.Remove(part)
 		return fmt.Errorf("compress %s to %q: %w", s.Source, s.Path, err)
@@ -522,6 +526,18 @@ func (e *Executor) compress(ctx context.Context, s Step) error {
 	e.Log.Info("image compressed", "image", s.Mount, "file", s.Path, "container", s.Data,
 		"raw_size", sums.RawSize, "container_size", sums.ContainerSize, "duration", time.Since(t0).Round(time.Millisecond))
 	return nil
+}
+
+// writeManifest writes a multi-frame zstd image's manifest beside it.
+func writeManifest(path string, m *imagewriter.FrameManifest) error {
+	b, err := m.Marshal()
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(path+".part", b, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(path+".part", path)
 }
 
 func (e *Executor) readOS(root string) error {

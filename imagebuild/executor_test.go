@@ -15,6 +15,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/imprint-dev/imprint/internal/mountinfo"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/imprint-dev/imprint/imagewriter"
 )
 
 type fakeWorld struct {
@@ -261,5 +263,28 @@ func TestExecutorRunAndChrootCommands(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, rec.cmds); diff != "" {
 		t.Errorf("commands (-want +got):\n%s", diff)
+	}
+}
+
+func TestExecutorCompressZstdWritesManifest(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "root.img")
+	raw := bytes.Repeat([]byte("imprint frames "), 300000)
+	os.WriteFile(src, raw, 0o644)
+	out := filepath.Join(dir, "out", "root.img.zst")
+	ex := &Executor{Runner: &fakeRunner{}, Mounter: &fakeMounter{}, Procs: &fakeProcs{}}
+	if err := ex.Run(context.Background(), Plan{Steps: []Step{{Name: "compress /", Op: OpCompress, Source: src, Path: out, Data: "zstd", Mount: "/"}}}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(out + imagewriter.FrameManifestSuffix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := imagewriter.ParseFrameManifest(b)
+	if err != nil || m.Size != int64(len(raw)) || m.SHA256 != ex.Sums()["/"].Frames.SHA256 {
+		t.Fatalf("manifest %v: %+v", err, m)
+	}
+	if st, _ := os.Stat(out); st == nil || st.Size() != m.CompressedSize {
+		t.Errorf("image beside the manifest: %v", st)
 	}
 }

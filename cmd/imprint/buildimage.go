@@ -61,6 +61,7 @@ func runBuildImage(ctx context.Context, env *cmdEnv, args []string) int {
 	fs.StringVar(&bo.Options.Variant, "variant", "", "debootstrap variant (minbase, buildd; default: required+important)")
 	fs.StringVar(&bo.Options.Cache, "cache", "", "directory caching the debootstrap tarball between builds")
 	fs.StringVar(&bo.Options.Container, "compress", "", "compress every image with gzip, zstd or raw instead of its container")
+	fs.StringVar(&bo.Options.Container, "container", "", "the same as --compress; zstd writes multi-frame images with a manifest beside each")
 	fs.StringVar(&bo.Options.DiskImage, "disk", "", "also write a whole-disk image (MBR, grub boot code, the filesystems) to this file")
 	fs.StringVar(&bo.Options.DiskFormat, "disk-format", "qcow2", "format of --disk: raw or qcow2")
 	fs.StringVar(&diskSize, "disk-size", "", "size of --disk (default: what the filesystems need plus 1 GiB for /)")
