@@ -9,7 +9,10 @@
 #
 # Environment: BENCH_DIR (default build/bench; artifacts are reused),
 # BENCH_RUNS (default 3), BENCH_TARGETS (default "loop file"; loop needs
-# root), BENCH_SIZE (default 2G), BENCH_ROOT_MIB (default 700).
+# root), BENCH_SIZE (default 2G), BENCH_ROOT_MIB (default 700),
+# BENCH_FORMATS (default "gzip gzip-indexed zstd zstd-frames xz": the rows
+# to run), BENCH_FRAME_MIB (default 4: the frame size of the multi-frame
+# zstd image, made by `imprint convert-image` into x.f<MiB>.zst).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,8 +21,11 @@ RUNS=${BENCH_RUNS:-3}
 TARGETS=${BENCH_TARGETS:-loop file}
 SIZE=${BENCH_SIZE:-2G}
 ROOT_MIB=${BENCH_ROOT_MIB:-700}
+FORMATS=${BENCH_FORMATS:-gzip gzip-indexed zstd zstd-frames xz}
+FRAME_MIB=${BENCH_FRAME_MIB:-4}
 mkdir -p "$DIR"
 DIR=$(cd "$DIR" && pwd)
+want() { [[ " $FORMATS " == *" $1 "* ]]; }
 
 need=(curl gzip pigz igzip zstd xz dd bmaptool mkfs.ext4 /usr/bin/time)
 missing=()
@@ -71,20 +77,46 @@ if [[ ! -s $img.done ]]; then
 	rm -f "$img" && truncate -s "$SIZE" "$img"
 	mkfs.ext4 -q -F -d "$root" "$img"
 	rm -rf "$root"
-	gzip -6 -c "$img" >"$img.gz"
-	"$DIR/indexgz" -l 6 <"$img" >"$img.igz"
-	zstd -q -3 -T1 -f "$img" -o "$img.zst"
-	xz -6 -T2 -c "$img" >"$img.xz"
-	bmaptool -q create -o "$DIR/x.bmap" "$img"
 	date >"$img.done"
 fi
+# each compressed artifact is made once, when a selected format needs it
+make_art() { # FILE COMMAND...
+	local f=$1
+	shift
+	[[ -s $f ]] && return 0
+	echo "bench: making $(basename "$f")"
+	"$@" >"$f.part" && mv "$f.part" "$f"
+}
+FRAMES=$DIR/x.f$FRAME_MIB.zst
+SHA_GZ="" SHA_IGZ="" SHA_ZST="" SHA_XZ="" SHA_FR=""
+if want gzip; then
+	make_art "$img.gz" gzip -6 -c "$img"
+	[[ -s $DIR/x.bmap ]] || bmaptool -q create -o "$DIR/x.bmap" "$img"
+	SHA_GZ=$(sha256sum "$img.gz" | cut -d' ' -f1)
+fi
+if want gzip-indexed; then
+	make_art "$img.igz" sh -c '"$0" -l 6 <"$1"' "$DIR/indexgz" "$img"
+	SHA_IGZ=$(sha256sum "$img.igz" | cut -d' ' -f1)
+fi
+if want zstd; then
+	make_art "$img.zst" zstd -q -3 -T1 -c "$img"
+	SHA_ZST=$(sha256sum "$img.zst" | cut -d' ' -f1)
+fi
+if want xz; then
+	make_art "$img.xz" xz -6 -T2 -c "$img"
+	SHA_XZ=$(sha256sum "$img.xz" | cut -d' ' -f1)
+fi
+if want zstd-frames; then
+	if [[ ! -s $FRAMES || ! -s $FRAMES.manifest.json ]]; then
+		echo "bench: making $(basename "$FRAMES") ($FRAME_MIB MiB frames, zstd level 3)"
+		"$DIR/imprint" convert-image --frame-size "$FRAME_MIB" --level 3 "$img" "$FRAMES"
+	fi
+	SHA_FR=$(sha256sum "$FRAMES" | cut -d' ' -f1)
+	FR_SIZE=$(stat -c %s "$FRAMES")
+fi
 RAW=$(stat -c %s "$img")
-echo "bench: image $RAW bytes; gzip $(stat -c %s "$img.gz"), indexed gzip $(stat -c %s "$img.igz"), zstd $(stat -c %s "$img.zst"), xz $(stat -c %s "$img.xz")"
-SHA_GZ=$(sha256sum "$img.gz" | cut -d' ' -f1)
-[[ -s $img.igz ]] || "$DIR/indexgz" -l 6 <"$img" >"$img.igz"
-SHA_IGZ=$(sha256sum "$img.igz" | cut -d' ' -f1)
-SHA_ZST=$(sha256sum "$img.zst" | cut -d' ' -f1)
-SHA_XZ=$(sha256sum "$img.xz" | cut -d' ' -f1)
+echo "bench: image $RAW bytes; compressed:"
+for f in "$img".gz "$img".igz "$img".zst "$img".xz "$FRAMES"; do [[ -s $f ]] && echo "  $(basename "$f") $(stat -c %s "$f")"; done
 
 "$DIR/benchserve" -dir "$DIR" >"$DIR/serve.addr" 2>"$DIR/serve.log" &
 SERVER=$!
@@ -122,6 +154,19 @@ contenders=(
 	"imprint@xz@$DIR/imprint write-image $URL/x.img.xz TARGET --sha256 $SHA_XZ --progress 0 FILEFLAG"
 	"curl | xz -dc | dd@xz@curl -s $URL/x.img.xz | xz -dc | $DD of=TARGET"
 )
+# multi-frame zstd: the same file for every row. The mirror row starts a
+# server that dies after sending half the file; imprint must finish from the
+# main server (--mirror) at the frame where the first died.
+FR=$(basename "$FRAMES")
+contenders+=(
+	"imprint@zstd-frames@$DIR/imprint write-image $URL/$FR TARGET --sha256 $SHA_FR --progress 0 FILEFLAG"
+	"imprint, no file digest@zstd-frames@$DIR/imprint write-image $URL/$FR TARGET --progress 0 FILEFLAG"
+	"imprint, GOMAXPROCS=1@zstd-frames@GOMAXPROCS=1 $DIR/imprint write-image $URL/$FR TARGET --sha256 $SHA_FR --progress 0 FILEFLAG"
+	"imprint, GOMAXPROCS=2@zstd-frames@GOMAXPROCS=2 $DIR/imprint write-image $URL/$FR TARGET --sha256 $SHA_FR --progress 0 FILEFLAG"
+	"imprint, mirror killed half-way@zstd-frames@$DIR/benchserve -dir $DIR -die-after $((${FR_SIZE:-2} / 2)) >$DIR/die.addr 2>>$DIR/die.log & for i in \$(seq 50); do [[ -s $DIR/die.addr ]] && break; sleep 0.02; done; $DIR/imprint write-image http://\$(cat $DIR/die.addr)/$FR TARGET --mirror $URL/$FR --sha256 $SHA_FR --progress 0 FILEFLAG; rc=\$?; kill %1 2>/dev/null; rm -f $DIR/die.addr; exit \$rc"
+	"curl | zstd -dc | dd@zstd-frames@curl -s $URL/$FR | zstd -dc | $DD of=TARGET"
+	"curl | zstd -T0 -dc | dd@zstd-frames@curl -s $URL/$FR | zstd -T0 -dc | $DD of=TARGET"
+)
 
 results=$DIR/results.txt
 : >"$results"
@@ -129,6 +174,7 @@ for round in $(seq "$RUNS"); do
 	for tgt in $TARGETS; do
 		for c in "${contenders[@]}"; do
 			IFS=@ read -r name fmt cmd <<<"$c"
+			want "$fmt" || continue
 			if [[ $tgt == loop ]]; then
 				dev=$LOOP
 				cmd=${cmd//FILEFLAG/}
