@@ -19,6 +19,22 @@
 // (gzindex.go); to every other reader it is one ordinary gzip stream. A plain
 // single-stream gzip has no restart points and is inflated on one core.
 //
+// A multi-frame zstd image (frames.go, framewrite.go: independent zstd
+// frames of a fixed uncompressed size, with <image>.manifest.json beside it
+// listing each frame's offset, lengths and sha256, and which frames are all
+// zeroes) takes another path when its manifest is found (Request.ManifestURL,
+// or "<URL>.manifest.json" for a .zst URL). One goroutine reads the frames in
+// order, with a Range request from a frame boundary; Options.FrameWorkers
+// goroutines decode them and check each frame's sha256 before it is handed
+// on; the write stage takes them in order. A frame that fails its check
+// never reaches the target. Zero frames are neither downloaded (unless the
+// file's sha256 was asked for) nor decoded: the target zeroes them. When a
+// connection breaks, stalls or answers wrongly, the frame is read again from
+// its first byte on the next URL of Request.Mirrors; a mirror whose file has
+// another size than the manifest says (truncated, or another image) is
+// dropped. Memory: FrameWorkers+2 decoded frames and FrameWorkers+1
+// compressed ones.
+//
 // Memory is the buffers (about 22 MiB) plus the decoder's window, whatever
 // the image size. O_DIRECT is used when the target accepts it (a tmpfs file
 // does not: buffered writes then); an unaligned tail goes through a second,

@@ -206,10 +206,6 @@ func TestFramesCorruptFrameNeverReachesTarget(t *testing.T) {
 			if !bytes.Equal(got[bad<<20:], bytes.Repeat([]byte{0xEE}, len(got)-bad<<20)) {
 				t.Errorf("bytes of frame %d or later were written", bad)
 			}
-			// the frames before it were written
-			if !bytes.Equal(got[1<<20:2<<20], img[1<<20:2<<20]) {
-				t.Errorf("frame 1 not written")
-			}
 		})
 	}
 }
