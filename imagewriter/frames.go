@@ -66,7 +66,13 @@ type Frame struct {
 	Offset int64 `json:"offset"` // of the frame in the .zst file
 	Length int64 `json:"length"` // compressed bytes
 	Size   int64 `json:"size"`   // uncompressed bytes
-	// SHA256 is the hex sha256 of the frame's uncompressed bytes.
+	// SHA256 is the hex sha256 of the frame as stored in the file (its
+	// Length bytes at Offset). The writer checks it before decoding the
+	// frame, so bytes that are not the image's never reach the decoder or
+	// the disk; the decoded bytes are then checked by the frame's own
+	// checksum (zstd's XXH64 of the content, which WriteFrames always
+	// writes) and its size. A digest of the compressed bytes costs a third
+	// of one of the decoded bytes on a typical image (measured: README).
 	SHA256 string `json:"sha256"`
 	// Zero marks a frame whose uncompressed bytes are all zeroes: the writer
 	// has the device zero them without downloading or decoding the frame.
@@ -79,8 +85,8 @@ type Frame struct {
 func maxFrameLength(frameSize int64) int64 { return frameSize + frameSize/64 + 64<<10 }
 
 // ParseFrameManifest parses and checks a manifest: every frame follows the
-// previous one in the file with no gap, the sizes add up, every digest is a
-// hex sha256 and a zero frame's digest is that of its zeroes.
+// previous one in the file with no gap, the sizes add up and every digest is
+// a hex sha256.
 func ParseFrameManifest(b []byte) (*FrameManifest, error) {
 	var m FrameManifest
 	dec := json.NewDecoder(bytes.NewReader(b))
@@ -123,7 +129,6 @@ func (m *FrameManifest) Validate() error {
 		return errors.Join(errs...)
 	}
 	var off, size int64
-	zeroSums := map[int64]string{}
 	for i, f := range m.Frames {
 		field := fmt.Sprintf("frames[%d]", i)
 		if len(errs) >= 10 {
@@ -142,15 +147,6 @@ func (m *FrameManifest) Validate() error {
 		}
 		if !isHex(f.SHA256) {
 			bad("%s.sha256: %q is not a hex sha256", field, f.SHA256)
-		} else if f.Zero && f.Size > 0 && f.Size <= m.FrameSize {
-			z, ok := zeroSums[f.Size]
-			if !ok {
-				z = zeroSHA256(f.Size)
-				zeroSums[f.Size] = z
-			}
-			if !equalFoldHex(f.SHA256, z) {
-				bad("%s: marked zero, but its sha256 %s is not that of %d zero bytes", field, f.SHA256, f.Size)
-			}
 		}
 		off += f.Length
 		size += f.Size
@@ -171,17 +167,6 @@ func (m *FrameManifest) Marshal() ([]byte, error) {
 		return nil, err
 	}
 	return append(b, '\n'), nil
-}
-
-func zeroSHA256(n int64) string {
-	h := sha256.New()
-	z := make([]byte, min(n, 1<<20))
-	for n > 0 {
-		k := min(n, int64(len(z)))
-		h.Write(z[:k])
-		n -= k
-	}
-	return hex.EncodeToString(h.Sum(nil))
 }
 
 // FrameOptions tune WriteFrames.
@@ -236,9 +221,9 @@ func WriteFrames(ctx context.Context, dst io.Writer, src io.Reader, opts FrameOp
 		go func() {
 			defer enc.Close()
 			for j := range work {
-				j.sum = sha256.Sum256(j.in)
 				j.zero = isAllZero(j.in)
 				j.out = enc.EncodeAll(j.in, make([]byte, 0, len(j.in)/2))
+				j.sum = sha256.Sum256(j.out)
 				close(j.done)
 			}
 		}()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -50,7 +51,7 @@ func TestWriteFramesManifest(t *testing.T) {
 		if want := i == 2 || i == 3; f.Zero != want {
 			t.Errorf("frame %d: zero %v, want %v", i, f.Zero, want)
 		}
-		if got := sha256hex(img[i<<20 : min(len(img), (i+1)<<20)]); f.SHA256 != got {
+		if got := sha256hex(data[f.Offset : f.Offset+f.Length]); f.SHA256 != got {
 			t.Errorf("frame %d: sha256 %s, want %s", i, f.SHA256, got)
 		}
 	}
@@ -101,7 +102,6 @@ func TestParseFrameManifestErrors(t *testing.T) {
 		{"frame size", edit(func(m *FrameManifest) { m.FrameSize = 1000 }), "frame_size: 1000"},
 		{"gap", edit(func(m *FrameManifest) { m.Frames[3].Offset++ }), "frames[3].offset"},
 		{"short frame", edit(func(m *FrameManifest) { m.Frames[1].Size-- }), "frames[1].size"},
-		{"zero frame digest", edit(func(m *FrameManifest) { m.Frames[2].SHA256 = m.Frames[0].SHA256 }), "frames[2]: marked zero"},
 		{"bad hex", edit(func(m *FrameManifest) { m.Frames[4].SHA256 = "zz" }), "frames[4].sha256"},
 		{"compressed size", edit(func(m *FrameManifest) { m.CompressedSize++ }), "compressed_size"},
 		{"size", edit(func(m *FrameManifest) { m.Size-- }), "size:"},
@@ -176,35 +176,44 @@ func TestWriteFramesImage(t *testing.T) {
 func TestFramesCorruptFrameNeverReachesTarget(t *testing.T) {
 	img := frameImage(t)
 	data, m, mb := framed(t, img)
-	const bad = 4 // a data frame after the zero frames
-	f := m.Frames[bad]
-	corrupt := bytes.Clone(data)
-	corrupt[f.Offset+f.Length/2] ^= 0x55
+	flip := func(frame int) []byte {
+		f := m.Frames[frame]
+		b := bytes.Clone(data)
+		b[f.Offset+f.Length/2] ^= 0x55
+		return b
+	}
 	wrongSum := *m
 	wrongSum.Frames = append([]Frame(nil), m.Frames...)
-	wrongSum.Frames[bad].SHA256 = m.Frames[0].SHA256
+	wrongSum.Frames[4].SHA256 = m.Frames[0].SHA256
 	wsb, _ := wrongSum.Marshal()
 	for _, tc := range []struct {
 		name     string
 		data, mb []byte
-		want     string
+		bad      int
+		req      Request
 	}{
-		{"a byte of the frame flipped", corrupt, mb, "frame 4 (bytes"},
-		{"the manifest's digest of the frame differs", data, wsb, "frame 4 (bytes"},
+		{"a byte of a data frame flipped", flip(4), mb, 4, Request{}},
+		{"the manifest's digest of the frame differs", data, wsb, 4, Request{}},
+		// with the file's sha256 asked for, zero frames are downloaded and
+		// checked too
+		{"a byte of a zero frame flipped", flip(2), mb, 2, Request{SHA256: m.CompressedSHA256}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := serve(t, map[string][]byte{"x.zst": tc.data, "x.zst.manifest.json": tc.mb})
 			dev := prefilled(t, 8<<20)
-			_, err := Write(context.Background(), Request{URL: srv.URL + "/x.zst", Device: dev}, testOptions(t))
-			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "verification failed") {
-				t.Fatalf("err = %v, want a verification failure naming %q", err, tc.want)
+			req := tc.req
+			req.URL, req.Device = srv.URL+"/x.zst", dev
+			_, err := Write(context.Background(), req, testOptions(t))
+			want := fmt.Sprintf("frame %d (bytes", tc.bad)
+			if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "verification failed") {
+				t.Fatalf("err = %v, want a verification failure naming %q", err, want)
 			}
 			t.Log(err)
 			checkStartZeroed(t, dev)
 			got, _ := os.ReadFile(dev)
 			// none of the bad frame's bytes (nor any after it) reached the target
-			if !bytes.Equal(got[bad<<20:], bytes.Repeat([]byte{0xEE}, len(got)-bad<<20)) {
-				t.Errorf("bytes of frame %d or later were written", bad)
+			if !bytes.Equal(got[tc.bad<<20:], bytes.Repeat([]byte{0xEE}, len(got)-tc.bad<<20)) {
+				t.Errorf("bytes of frame %d or later were written", tc.bad)
 			}
 		})
 	}

@@ -246,6 +246,11 @@ func (p *pipeline) fetchFrames(ctx context.Context, f *frameFetcher, m *FrameMan
 		}
 		p.bytesRead.Add(fr.Length)
 		if fr.Zero {
+			// downloaded for the file's digest: check it like any frame
+			// (it is not decoded: the target gets zeroes)
+			if err := checkFrameSum(in, fr); err != nil {
+				job.err = fmt.Errorf("%w: frame %d (bytes %d-%d of the file, all zeroes): %v", ErrVerify, i, fr.Offset, fr.Offset+fr.Length-1, err)
+			}
 			inPool <- in
 			close(job.done)
 			if !sendJob(ctx, order, job) {
@@ -299,6 +304,9 @@ func (p *pipeline) frameWorker(work <-chan *frameJob, inPool chan<- []byte, fram
 
 func (p *pipeline) decodeFrame(dec *zstd.Decoder, j *frameJob) error {
 	where := fmt.Sprintf("frame %d (bytes %d-%d of the file)", j.i, j.fr.Offset, j.fr.Offset+j.fr.Length-1)
+	if err := checkFrameSum(j.in, j.fr); err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrVerify, where, err)
+	}
 	out, err := dec.DecodeAll(j.in, j.out[:0])
 	if err != nil {
 		return fmt.Errorf("%w: %s: %v (the file does not match its manifest, or is corrupt)", ErrVerify, where, err)
@@ -306,9 +314,14 @@ func (p *pipeline) decodeFrame(dec *zstd.Decoder, j *frameJob) error {
 	if int64(len(out)) != j.fr.Size || (len(out) > 0 && &out[0] != &j.out[0]) {
 		return fmt.Errorf("%w: %s decoded to %d bytes, the manifest says %d", ErrVerify, where, len(out), j.fr.Size)
 	}
-	sum := sha256.Sum256(out)
-	if got := hex.EncodeToString(sum[:]); !equalFoldHex(got, j.fr.SHA256) {
-		return fmt.Errorf("%w: %s: sha256 of its %d decoded bytes is %s, the manifest says %s", ErrVerify, where, len(out), got, j.fr.SHA256)
+	return nil
+}
+
+// checkFrameSum checks a frame's bytes as stored against the manifest.
+func checkFrameSum(in []byte, fr Frame) error {
+	sum := sha256.Sum256(in)
+	if got := hex.EncodeToString(sum[:]); !equalFoldHex(got, fr.SHA256) {
+		return fmt.Errorf("sha256 of its %d bytes is %s, the manifest says %s", len(in), got, fr.SHA256)
 	}
 	return nil
 }
