@@ -5,7 +5,9 @@
 # it with imprint write-image and with the shell pipelines fuel-agent and
 # curtin use, onto a loop device (root, direct I/O on) and a fresh file.
 # Prints median MB/s of uncompressed output, min/max, peak RSS (largest
-# process of the command, GNU time %M) and the imprint/contender ratio.
+# process of the command, GNU time %M), the median CPU seconds of all its
+# processes (user+system: the measure that holds when other work shares the
+# cores) and the imprint/contender ratio.
 #
 # Environment: BENCH_DIR (default build/bench; artifacts are reused),
 # BENCH_RUNS (default 3), BENCH_TARGETS (default "loop file"; loop needs
@@ -118,6 +120,7 @@ RAW=$(stat -c %s "$img")
 echo "bench: image $RAW bytes; compressed:"
 for f in "$img".gz "$img".igz "$img".zst "$img".xz "$FRAMES"; do [[ -s $f ]] && echo "  $(basename "$f") $(stat -c %s "$f")"; done
 
+rm -f "$DIR/serve.addr"
 "$DIR/benchserve" -dir "$DIR" >"$DIR/serve.addr" 2>"$DIR/serve.log" &
 SERVER=$!
 LOOP=""
@@ -186,16 +189,17 @@ for round in $(seq "$RUNS"); do
 			cmd=${cmd//TARGET/$dev}
 			sync
 			t0=$(date +%s%N)
-			if ! /usr/bin/time -f '%M' -o "$DIR/time.out" bash -o pipefail -c "$cmd" >"$DIR/run.log" 2>&1; then
+			if ! /usr/bin/time -f '%M %U %S' -o "$DIR/time.out" bash -o pipefail -c "$cmd" >"$DIR/run.log" 2>&1; then
 				echo "bench: FAILED: $cmd" >&2
 				tail -5 "$DIR/run.log" >&2
 				exit 1
 			fi
 			t1=$(date +%s%N)
-			rss=$(tail -1 "$DIR/time.out")
+			read -r rss usr sys < <(tail -1 "$DIR/time.out")
+			cpu=$(awk -v u="$usr" -v s="$sys" 'BEGIN{printf "%.2f", u + s}')
 			mbs=$(awk -v b="$RAW" -v ns=$((t1 - t0)) 'BEGIN{printf "%.0f", b / (ns / 1e9) / 1e6}')
-			printf '%s\t%s\t%s\t%s\t%s\n' "$tgt" "$fmt" "$name" "$mbs" "$rss" >>"$results"
-			printf 'round %d  %-5s %-5s %-22s %6s MB/s  %6d KiB RSS\n' "$round" "$tgt" "$fmt" "$name" "$mbs" "$rss"
+			printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$tgt" "$fmt" "$name" "$mbs" "$rss" "$cpu" >>"$results"
+			printf 'round %d  %-5s %-5s %-22s %6s MB/s  %6d KiB RSS  %5s s CPU\n' "$round" "$tgt" "$fmt" "$name" "$mbs" "$rss" "$cpu"
 		done
 	done
 done
@@ -216,17 +220,18 @@ function maxv(s,   a, n, i, m) { n = split(s, a, " "); m = a[1]; for (i = 2; i <
 	if (!(k in mbs)) order[++nk] = k
 	mbs[k] = mbs[k] " " $4
 	rss[k] = rss[k] " " $5
+	cpu[k] = cpu[k] " " $6
 }
 END {
 	for (i = 1; i <= nk; i++) { split(order[i], f, SUBSEP); if (f[3] == "imprint") imp[f[1] SUBSEP f[2]] = median(mbs[order[i]]) }
-	printf "| target | format | command | median MB/s | min | max | peak RSS MiB | imprint / this |\n"
-	printf "|---|---|---|---|---|---|---|---|\n"
+	printf "| target | format | command | median MB/s | min | max | peak RSS MiB | CPU s | imprint / this |\n"
+	printf "|---|---|---|---|---|---|---|---|---|\n"
 	for (i = 1; i <= nk; i++) {
 		split(order[i], f, SUBSEP)
 		name = f[3]; gsub(/\|/, "\\|", name)
 		m = median(mbs[order[i]])
 		r = imp[f[1] SUBSEP f[2]]
 		ratio = (f[3] == "imprint" || m == 0) ? "—" : sprintf("%.2f×", r / m)
-		printf "| %s | %s | `%s` | %.0f | %s | %s | %.1f | %s |\n", f[1], f[2], name, m, minv(mbs[order[i]]), maxv(mbs[order[i]]), maxv(rss[order[i]]) / 1024, ratio
+		printf "| %s | %s | `%s` | %.0f | %s | %s | %.1f | %.2f | %s |\n", f[1], f[2], name, m, minv(mbs[order[i]]), maxv(mbs[order[i]]), maxv(rss[order[i]]) / 1024, median(cpu[order[i]]), ratio
 	}
 }' "$results"
