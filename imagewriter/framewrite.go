@@ -432,11 +432,11 @@ func (f *frameFetcher) read(i int, fr Frame, buf []byte) error {
 		var perm permanentError
 		if errors.As(err, &perm) {
 			m.dead = err
-			f.log.Warn("mirror dropped", "url", m.src.url, "frame", i, "err", err)
+			f.log.Warn("mirror dropped", "mirror", m.src.url, "frame", i, "err", err)
 		} else {
 			f.failures++
 			f.lastErr = err
-			f.log.Warn("frame download interrupted, restarting the frame on the next mirror", "url", m.src.url,
+			f.log.Warn("frame download interrupted, restarting the frame on the next mirror", "mirror", m.src.url,
 				"frame", i, "offset", fr.Offset, "attempt", f.failures, "err", err)
 		}
 		alive := f.next()
@@ -610,7 +610,7 @@ func (f *frameFetcher) open(off int64) error {
 		f.body, f.bodyOff = resp.Body, 0
 		if off > 0 {
 			// The server ignores Range: read up to the frame.
-			f.log.Warn("server ignored Range, reading up to the frame", "url", m.src.url, "skip", off)
+			f.log.Warn("server ignored Range, reading up to the frame", "mirror", m.src.url, "skip", off)
 			n, err := io.CopyN(io.Discard, readerFunc(f.readBody), off)
 			f.bodyOff = n
 			if err != nil {

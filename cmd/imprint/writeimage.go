@@ -110,13 +110,17 @@ func runWriteImage(ctx context.Context, env *cmdEnv, args []string) int {
 		fmt.Fprintf(env.stderr, "write-image: %v\n", err)
 		return 1
 	}
+	sum := res.SHA256
+	if sum == "" {
+		sum = "not computed"
+	}
 	kind := string(res.Container)
 	if res.Frames > 0 {
 		kind = fmt.Sprintf("%s, %d frames, %d mirror switches", kind, res.Frames, res.MirrorSwitches)
 	}
 	fmt.Fprintf(env.stdout, "wrote %d bytes (%s, %d downloaded) to %s in %s: %.0f MB/s; sha256 %s; verified [%s]; retries %d; direct %v; grown %v\n",
 		res.BytesWritten, kind, res.BytesRead, req.Device, res.Duration.Round(time.Millisecond),
-		float64(res.BytesWritten)/res.Duration.Seconds()/1e6, res.SHA256, strings.Join(res.Verified, ","),
+		float64(res.BytesWritten)/res.Duration.Seconds()/1e6, sum, strings.Join(res.Verified, ","),
 		res.Retries, res.Direct, res.Grown)
 	return 0
 }
