@@ -374,3 +374,45 @@ func TestFramesNoManifestStreams(t *testing.T) {
 		t.Errorf("missing explicit manifest: err = %v", err)
 	}
 }
+
+func TestFramesManifestSHA256(t *testing.T) {
+	img := frameImage(t)
+	data, _, mb := framed(t, img)
+	good := serve(t, map[string][]byte{"x.zst": data, "x.zst.manifest.json": mb})
+	// a mirror whose manifest is not the expected document (one byte more:
+	// its digest differs, whatever it says)
+	forged := append(bytes.Clone(mb), ' ')
+	bad := serve(t, map[string][]byte{"x.zst": data, "x.zst.manifest.json": forged})
+	sum := sha256hex(mb)
+
+	dev := prefilled(t, 8<<20)
+	res, err := Write(context.Background(), Request{URL: good.URL + "/x.zst", Device: dev, ManifestSHA256: sum}, testOptions(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkTarget(t, dev, img)
+	if !strings.Contains(strings.Join(res.Verified, ","), "manifest-sha256") || res.BytesRead >= int64(len(data)) {
+		t.Errorf("verified %v, read %d of %d bytes: want the manifest's digest checked and the zero frames not downloaded", res.Verified, res.BytesRead, len(data))
+	}
+	// the first mirror's manifest is not the expected one: the next mirror's is used
+	dev = prefilled(t, 8<<20)
+	if _, err := Write(context.Background(), Request{URL: bad.URL + "/x.zst", Mirrors: []string{good.URL + "/x.zst"}, Device: dev, ManifestSHA256: sum}, testOptions(t)); err != nil {
+		t.Fatalf("with a forged manifest on the first mirror: %v", err)
+	}
+	checkTarget(t, dev, img)
+	// only a forged manifest: refused before the target is touched
+	dev = prefilled(t, 8<<20)
+	_, err = Write(context.Background(), Request{URL: bad.URL + "/x.zst", Device: dev, ManifestSHA256: sum}, testOptions(t))
+	if err == nil || !strings.Contains(err.Error(), "the request expects "+sum) {
+		t.Fatalf("forged manifest: err = %v", err)
+	}
+	if got, _ := os.ReadFile(dev); !bytes.Equal(got, bytes.Repeat([]byte{0xEE}, 8<<20)) {
+		t.Error("the target was written")
+	}
+	// a digest of the manifest needs a manifest
+	plain := serve(t, map[string][]byte{"p.zst": compress(t, ContainerZstd, img)})
+	_, err = Write(context.Background(), Request{URL: plain.URL + "/p.zst", Device: dev, ManifestSHA256: sum}, testOptions(t))
+	if err == nil || !strings.Contains(err.Error(), "no frame manifest") {
+		t.Errorf("manifest digest without a manifest: err = %v", err)
+	}
+}

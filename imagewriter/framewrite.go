@@ -79,15 +79,24 @@ func findManifest(ctx context.Context, req Request, opts *Options, log *slog.Log
 		if len(b) > maxManifest {
 			return nil, "", fmt.Errorf("manifest %s: larger than %d bytes", u, maxManifest)
 		}
+		if req.ManifestSHA256 != "" {
+			sum := sha256.Sum256(b)
+			if got := hex.EncodeToString(sum[:]); !equalFoldHex(got, req.ManifestSHA256) {
+				// another mirror may hold the right one
+				errs = append(errs, fmt.Errorf("%w: manifest %s: sha256 is %s, the request expects %s", ErrVerify, u, got, req.ManifestSHA256))
+				log.Warn("frame manifest has another sha256", "manifest", u, "sha256", got, "expected", req.ManifestSHA256)
+				continue
+			}
+		}
 		m, err := ParseFrameManifest(b)
 		if err != nil {
 			return nil, "", fmt.Errorf("manifest %s: %w", u, err)
 		}
 		return m, u, nil
 	}
-	if req.ManifestURL != "" || len(errs) > 0 {
+	if req.ManifestURL != "" || req.ManifestSHA256 != "" || len(errs) > 0 {
 		if len(errs) == 0 {
-			return nil, "", fmt.Errorf("manifest %s: %w", req.ManifestURL, ErrNoManifest)
+			return nil, "", fmt.Errorf("manifest %s: %w", strings.Join(urls, ", "), ErrNoManifest)
 		}
 		return nil, "", errors.Join(errs...)
 	}

@@ -63,6 +63,11 @@ type Request struct {
 	// "<URL>.manifest.json" (then the same beside each mirror) is used if it
 	// exists; without one the image is streamed as one zstd stream.
 	ManifestURL string
+	// ManifestSHA256 is the hex sha256 of the manifest document. It
+	// anchors the manifest, whose per-frame digests then cover every byte
+	// of the image: the whole image is authenticated without hashing the
+	// file a second time (which SHA256 does). It requires a manifest.
+	ManifestSHA256 string
 	// Mirrors are more URLs of the same image file, tried in turn when a
 	// frame cannot be read from the one in use (multi-frame images only: a
 	// broken download restarts at the frame boundary on the next mirror).
@@ -251,6 +256,7 @@ func (r Request) Validate() error {
 	checkHex("sha256", r.SHA256, 32)
 	checkHex("sha512", r.SHA512, 64)
 	checkHex("md5", r.MD5, 16)
+	checkHex("manifest_sha256", r.ManifestSHA256, 32)
 	if r.SHA256 != "" && r.SHA512 != "" {
 		bad("sha512", "give either sha256 or sha512, not both")
 	}

@@ -690,6 +690,9 @@ func (p *pipeline) result() Result {
 		r.Retries = int(p.fetcher.retries.Load())
 		r.MirrorSwitches = int(p.fetcher.switches.Load())
 		r.Verified = append(r.Verified, "frames")
+		if p.req.ManifestSHA256 != "" {
+			r.Verified = append(r.Verified, "manifest-sha256")
+		}
 	}
 	if p.sha512 != nil {
 		r.SHA512 = hex.EncodeToString(p.sha512.Sum(nil))

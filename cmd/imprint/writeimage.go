@@ -53,6 +53,7 @@ func runWriteImage(ctx context.Context, env *cmdEnv, args []string) int {
 	fs.StringVar(&req.MetadataURL, "metadata", "", "Fuel image metadata YAML giving raw_size/raw_md5 (must list the image)")
 	fs.BoolVar(&req.FuelMetadata, "fuel-metadata", false, "look for <stem>.yaml beside the image as fuel-agent does (best effort)")
 	fs.StringVar(&req.ManifestURL, "manifest", "", "frame manifest of a multi-frame zstd image (default: URL.manifest.json when URL ends in .zst)")
+	fs.StringVar(&req.ManifestSHA256, "manifest-sha256", "", "hex sha256 of the frame manifest: authenticates every frame, so the whole image, without hashing the file again")
 	fs.Var(&mirrors, "mirror", "another URL of the same multi-frame image, used when a frame cannot be read from the first (repeatable)")
 	fs.StringVar(&container, "container", "", "declared compression: gzip|zstd|xz|raw (checked against the magic bytes)")
 	fs.StringVar(&req.Format, "format", "", "filesystem in the image (ext2|ext3|ext4|xfs): grown to fill DEVICE afterwards")
