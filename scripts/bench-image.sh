@@ -90,7 +90,7 @@ make_art() { # FILE COMMAND...
 	"$@" >"$f.part" && mv "$f.part" "$f"
 }
 FRAMES=$DIR/x.f$FRAME_MIB.zst
-SHA_GZ="" SHA_IGZ="" SHA_ZST="" SHA_XZ="" SHA_FR=""
+SHA_GZ="" SHA_IGZ="" SHA_ZST="" SHA_XZ="" SHA_FR="" SHA_MAN=""
 if want gzip; then
 	make_art "$img.gz" gzip -6 -c "$img"
 	[[ -s $DIR/x.bmap ]] || bmaptool -q create -o "$DIR/x.bmap" "$img"
@@ -114,6 +114,7 @@ if want zstd-frames; then
 		"$DIR/imprint" convert-image --frame-size "$FRAME_MIB" --level 3 "$img" "$FRAMES"
 	fi
 	SHA_FR=$(sha256sum "$FRAMES" | cut -d' ' -f1)
+	SHA_MAN=$(sha256sum "$FRAMES.manifest.json" | cut -d' ' -f1)
 	FR_SIZE=$(stat -c %s "$FRAMES")
 fi
 RAW=$(stat -c %s "$img")
@@ -157,16 +158,20 @@ contenders=(
 	"imprint@xz@$DIR/imprint write-image $URL/x.img.xz TARGET --sha256 $SHA_XZ --progress 0 FILEFLAG"
 	"curl | xz -dc | dd@xz@curl -s $URL/x.img.xz | xz -dc | $DD of=TARGET"
 )
-# multi-frame zstd: the same file for every row. The mirror row starts a
-# server that dies after sending half the file; imprint must finish from the
-# main server (--mirror) at the frame where the first died.
+# multi-frame zstd: the same file for every row. imprint authenticates the
+# whole image by the manifest's sha256 (the frames' digests cover every
+# byte); the --sha256 row also hashes the whole file, the last row checks
+# only the frames against an unauthenticated manifest. The mirror row starts
+# a server that dies after sending half the file; imprint must finish from
+# the main server (--mirror) at the frame where the first died.
 FR=$(basename "$FRAMES")
 contenders+=(
-	"imprint@zstd-frames@$DIR/imprint write-image $URL/$FR TARGET --sha256 $SHA_FR --progress 0 FILEFLAG"
-	"imprint, no file digest@zstd-frames@$DIR/imprint write-image $URL/$FR TARGET --progress 0 FILEFLAG"
-	"imprint, GOMAXPROCS=1@zstd-frames@GOMAXPROCS=1 $DIR/imprint write-image $URL/$FR TARGET --sha256 $SHA_FR --progress 0 FILEFLAG"
-	"imprint, GOMAXPROCS=2@zstd-frames@GOMAXPROCS=2 $DIR/imprint write-image $URL/$FR TARGET --sha256 $SHA_FR --progress 0 FILEFLAG"
-	"imprint, mirror killed half-way@zstd-frames@$DIR/benchserve -dir $DIR -die-after $((${FR_SIZE:-2} / 2)) >$DIR/die.addr 2>>$DIR/die.log & for i in \$(seq 50); do [[ -s $DIR/die.addr ]] && break; sleep 0.02; done; $DIR/imprint write-image http://\$(cat $DIR/die.addr)/$FR TARGET --mirror $URL/$FR --sha256 $SHA_FR --progress 0 FILEFLAG; rc=\$?; kill %1 2>/dev/null; rm -f $DIR/die.addr; exit \$rc"
+	"imprint@zstd-frames@$DIR/imprint write-image $URL/$FR TARGET --manifest-sha256 $SHA_MAN --progress 0 FILEFLAG"
+	"imprint, --sha256 of the file@zstd-frames@$DIR/imprint write-image $URL/$FR TARGET --sha256 $SHA_FR --progress 0 FILEFLAG"
+	"imprint, frame digests only@zstd-frames@$DIR/imprint write-image $URL/$FR TARGET --progress 0 FILEFLAG"
+	"imprint, GOMAXPROCS=1@zstd-frames@GOMAXPROCS=1 $DIR/imprint write-image $URL/$FR TARGET --manifest-sha256 $SHA_MAN --progress 0 FILEFLAG"
+	"imprint, GOMAXPROCS=2@zstd-frames@GOMAXPROCS=2 $DIR/imprint write-image $URL/$FR TARGET --manifest-sha256 $SHA_MAN --progress 0 FILEFLAG"
+	"imprint, mirror killed half-way@zstd-frames@$DIR/benchserve -dir $DIR -die-after $((${FR_SIZE:-2} / 2)) >$DIR/die.addr 2>>$DIR/die.log & for i in \$(seq 50); do [[ -s $DIR/die.addr ]] && break; sleep 0.02; done; $DIR/imprint write-image http://\$(cat $DIR/die.addr)/$FR TARGET --mirror $URL/$FR --manifest-sha256 $SHA_MAN --progress 0 FILEFLAG; rc=\$?; kill %1 2>/dev/null; rm -f $DIR/die.addr; exit \$rc"
 	"curl | zstd -dc | dd@zstd-frames@curl -s $URL/$FR | zstd -dc | $DD of=TARGET"
 	"curl | zstd -T0 -dc | dd@zstd-frames@curl -s $URL/$FR | zstd -T0 -dc | $DD of=TARGET"
 )
