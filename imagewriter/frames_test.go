@@ -416,3 +416,25 @@ func TestFramesManifestSHA256(t *testing.T) {
 		t.Errorf("manifest digest without a manifest: err = %v", err)
 	}
 }
+
+func TestFramesStalledMirrorReplaced(t *testing.T) {
+	img := frameImage(t)
+	data, _, mb := framed(t, img)
+	// The first mirror sends a third of the file, then nothing.
+	cs := &cutServer{data: data, cut: len(data) / 3, cuts: 100, stall: true}
+	stalled := httptest.NewServer(cs)
+	defer stalled.Close()
+	good := serve(t, map[string][]byte{"x.zst": data, "x.zst.manifest.json": mb})
+	dev := prefilled(t, 8<<20)
+	opts := testOptions(t)
+	opts.IdleTimeout = 300 * time.Millisecond
+	res, err := Write(context.Background(), Request{URL: stalled.URL + "/x.zst", ManifestURL: good.URL + "/x.zst.manifest.json",
+		Mirrors: []string{good.URL + "/x.zst"}, Device: dev, ManifestSHA256: sha256hex(mb)}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkTarget(t, dev, img)
+	if res.MirrorSwitches != 1 || res.Retries != 1 {
+		t.Errorf("switches %d, retries %d; want 1 and 1", res.MirrorSwitches, res.Retries)
+	}
+}
