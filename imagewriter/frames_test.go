@@ -438,3 +438,47 @@ func TestFramesStalledMirrorReplaced(t *testing.T) {
 		t.Errorf("switches %d, retries %d; want 1 and 1", res.MirrorSwitches, res.Retries)
 	}
 }
+
+func TestFramesFuelMetadata(t *testing.T) {
+	img := frameImage(t)
+	data, _, mb := framed(t, img)
+	yaml := func(size int, md5 string) []byte {
+		return []byte(fmt.Sprintf("images:\n- container: zstd\n  container_name: x.img.zst\n  raw_size: %d\n  raw_md5: %s\n", size, md5))
+	}
+	for _, tc := range []struct {
+		name string
+		meta []byte
+		req  Request
+		want string // "" for success
+	}{
+		// the frames' digests stand for the metadata's raw_md5 (not computed)
+		{"raw_md5 beside the image is not computed", yaml(len(img), md5hex([]byte("other"))), Request{FuelMetadata: true}, ""},
+		{"raw_size beside the image is checked", yaml(len(img)+1, md5hex(img)), Request{FuelMetadata: true}, "but the manifest"},
+		{"an md5 the caller gives is computed", nil, Request{MD5: md5hex([]byte("other")), RawSize: int64(len(img))}, "md5 of the image"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			files := map[string][]byte{"x.img.zst": data, "x.img.zst.manifest.json": mb}
+			if tc.meta != nil {
+				files["x.yaml"] = tc.meta
+			}
+			srv := serve(t, files)
+			dev := prefilled(t, 8<<20)
+			req := tc.req
+			req.URL, req.Device = srv.URL+"/x.img.zst", dev
+			res, err := Write(context.Background(), req, testOptions(t))
+			if tc.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				checkTarget(t, dev, img)
+				if v := strings.Join(res.Verified, ","); strings.Contains(v, "md5") || !strings.Contains(v, "frames") {
+					t.Errorf("verified %v", res.Verified)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("err = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
