@@ -33,7 +33,11 @@
 // its first byte on the next URL of Request.Mirrors; a mirror whose file has
 // another size than the manifest says (truncated, or another image) is
 // dropped. Memory: FrameWorkers+2 decoded frames and FrameWorkers+1
-// compressed ones.
+// compressed ones. Request.ManifestSHA256 anchors the manifest (and so the
+// whole image); Request.SHA256 of the file is checked by hashing every frame
+// in order. The raw_md5 of Fuel metadata found beside the image is not
+// computed for such an image (the frame digests cover it); raw_size is
+// checked against the manifest.
 //
 // Memory is the buffers (about 22 MiB) plus the decoder's window, whatever
 // the image size. O_DIRECT is used when the target accepts it (a tmpfs file
