@@ -514,7 +514,13 @@ func (f *frameFetcher) readOnce(fr Frame, buf []byte) error {
 			return f.readErr(err)
 		}
 	}
-	if f.body == nil || f.bodyOff != fr.Offset {
+	if f.file != nil && f.bodyOff != fr.Offset {
+		if _, err := f.file.Seek(fr.Offset, io.SeekStart); err != nil {
+			return fmt.Errorf("seek image %s to %d: %w", f.mirrors[f.cur].src.url, fr.Offset, err)
+		}
+		f.bodyOff = fr.Offset
+	}
+	if (f.body == nil && f.file == nil) || f.bodyOff != fr.Offset {
 		f.drop()
 		if err := f.open(fr.Offset); err != nil {
 			return err
