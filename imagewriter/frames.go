@@ -214,7 +214,7 @@ func WriteFrames(ctx context.Context, dst io.Writer, src io.Reader, opts FrameOp
 	order := make(chan *job, opts.Workers)
 	for range opts.Workers {
 		enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1),
-			zstd.WithEncoderCRC(true), zstd.WithZeroFrames(true), zstd.WithWindowSize(min(opts.FrameSize, zstd.MaxWindowSize)))
+			zstd.WithEncoderCRC(true), zstd.WithZeroFrames(true), zstd.WithWindowSize(windowFor(opts.FrameSize)))
 		if err != nil {
 			return nil, fmt.Errorf("zstd encoder: %w", err)
 		}
@@ -289,6 +289,16 @@ func WriteFrames(ctx context.Context, dst io.Writer, src io.Reader, opts FrameOp
 		return nil, errors.New("the image is empty")
 	}
 	return m, nil
+}
+
+// windowFor is the zstd window covering a whole frame: the power of two at
+// or above its size (a frame never refers further back than its start).
+func windowFor(frameSize int) int {
+	w := zstd.MinWindowSize
+	for w < frameSize && w < zstd.MaxWindowSize {
+		w <<= 1
+	}
+	return w
 }
 
 func isAllZero(b []byte) bool {
