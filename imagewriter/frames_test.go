@@ -368,6 +368,20 @@ func TestFramesNoManifestStreams(t *testing.T) {
 		t.Fatalf("Write: %v, frames %d", err, res.Frames)
 	}
 	checkTarget(t, dev, img)
+	// A 403 for the manifest (what some object stores answer for a
+	// missing object) is no manifest either.
+	forbidding := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, ".json") {
+			http.Error(w, "AccessDenied", http.StatusForbidden)
+			return
+		}
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(zst))
+	}))
+	defer forbidding.Close()
+	if res, err := Write(context.Background(), Request{URL: forbidding.URL + "/plain.zst", Device: dev}, testOptions(t)); err != nil || res.Frames != 0 {
+		t.Fatalf("manifest forbidden: %v, frames %d", err, res.Frames)
+	}
+	checkTarget(t, dev, img)
 	// An explicit manifest that is missing is an error.
 	_, err = Write(context.Background(), Request{URL: srv.URL + "/plain.zst", ManifestURL: srv.URL + "/missing.json", Device: dev}, testOptions(t))
 	if err == nil || !strings.Contains(err.Error(), "missing.json") {
@@ -480,5 +494,24 @@ func TestFramesFuelMetadata(t *testing.T) {
 				t.Errorf("err = %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestManifestURLs(t *testing.T) {
+	tests := []struct {
+		req  Request
+		want []string
+	}{
+		{Request{URL: "http://h/i/x.img.zst"}, []string{"http://h/i/x.img.zst.manifest.json"}},
+		{Request{URL: "http://h/x.zst?token=a%2Fb", Mirrors: []string{"/srv/x.zst", "http://m/x.img.gz"}},
+			[]string{"http://h/x.zst.manifest.json?token=a%2Fb", "/srv/x.zst.manifest.json"}},
+		{Request{URL: "http://h/x.img.gz"}, nil},
+		{Request{URL: "http://h/x.img.gz", ManifestURL: "http://h/m.json"}, []string{"http://h/m.json"}},
+	}
+	for _, tc := range tests {
+		got := manifestURLs(tc.req)
+		if strings.Join(got, " ") != strings.Join(tc.want, " ") {
+			t.Errorf("manifestURLs(%+v) = %q, want %q", tc.req, got, tc.want)
+		}
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -45,10 +46,23 @@ func manifestURLs(req Request) []string {
 	var out []string
 	for _, u := range append([]string{req.URL}, req.Mirrors...) {
 		if strings.HasSuffix(baseName(u), ".zst") {
-			out = append(out, u+FrameManifestSuffix)
+			out = append(out, besideURL(u, FrameManifestSuffix))
 		}
 	}
 	return out
+}
+
+// besideURL appends suffix to the path of u, keeping its query (a token
+// that authorises the directory, for example).
+func besideURL(u, suffix string) string {
+	p, err := url.Parse(u)
+	if err != nil || p.Scheme == "" || p.RawQuery == "" && p.Fragment == "" {
+		return u + suffix
+	}
+	p.Path += suffix
+	p.RawPath = ""
+	p.Fragment = ""
+	return p.String()
 }
 
 // findManifest fetches and parses the image's frame manifest. It returns
@@ -67,8 +81,9 @@ func findManifest(ctx context.Context, req Request, opts *Options, log *slog.Log
 		var se *httpStatusError
 		switch {
 		case err == nil:
-		case errors.Is(err, os.ErrNotExist), errors.As(err, &se) && (se.code == http.StatusNotFound || se.code == http.StatusGone):
-			log.Debug("no frame manifest", "manifest", u)
+		case errors.Is(err, os.ErrNotExist), errors.As(err, &se) && se.code >= 400 && se.code < 500:
+			// 404, or the 403 some object stores give for a missing object
+			log.Debug("no frame manifest", "manifest", u, "err", err)
 			continue
 		default:
 			// A mirror that is down: try the manifest beside the next one.
