@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -205,7 +206,7 @@ func TestFramesCorruptFrameNeverReachesTarget(t *testing.T) {
 			req.URL, req.Device = srv.URL+"/x.zst", dev
 			_, err := Write(context.Background(), req, testOptions(t))
 			want := fmt.Sprintf("frame %d (bytes", tc.bad)
-			if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "verification failed") {
+			if err == nil || !strings.Contains(err.Error(), want) || !errors.Is(err, ErrVerify) || errors.Is(err, ErrSource) {
 				t.Fatalf("err = %v, want a verification failure naming %q", err, want)
 			}
 			t.Log(err)
@@ -352,8 +353,8 @@ func TestFramesTruncatedAndDisagreeing(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "x.zst"), data[:len(data)-100], 0o644)
 	os.WriteFile(filepath.Join(dir, "x.zst.manifest.json"), mb, 0o644)
 	_, err := Write(context.Background(), Request{URL: filepath.Join(dir, "x.zst"), Device: prefilled(t, 8<<20)}, testOptions(t))
-	if err == nil || !strings.Contains(err.Error(), "truncated") {
-		t.Errorf("truncated file: err = %v", err)
+	if err == nil || !strings.Contains(err.Error(), "truncated") || !errors.Is(err, ErrSource) {
+		t.Errorf("truncated file: err = %v (want a source failure)", err)
 	}
 }
 

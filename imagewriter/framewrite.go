@@ -87,7 +87,7 @@ func findManifest(ctx context.Context, req Request, opts *Options, log *slog.Log
 			continue
 		default:
 			// A mirror that is down: try the manifest beside the next one.
-			errs = append(errs, fmt.Errorf("manifest %s: %w", u, err))
+			errs = append(errs, fmt.Errorf("manifest %s: %w (%w)", u, err, ErrSource))
 			log.Warn("frame manifest not readable", "manifest", u, "err", err)
 			continue
 		}
@@ -472,7 +472,7 @@ func (f *frameFetcher) read(i int, fr Frame, buf []byte) error {
 			return fmt.Errorf("frame %d: no mirror left: %w", i, errors.Join(errs...))
 		}
 		if f.failures > f.opts.MaxRetries*alive {
-			return fmt.Errorf("frame %d: giving up after %d attempts without progress: %w", i, f.failures, f.lastErr)
+			return fmt.Errorf("frame %d: giving up after %d attempts without progress: %w (%w)", i, f.failures, f.lastErr, ErrSource)
 		}
 		// A full round of the mirrors without progress: back off.
 		if f.failures > 0 && f.failures%alive == 0 {

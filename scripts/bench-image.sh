@@ -139,6 +139,9 @@ if [[ " $TARGETS " == *" loop "* ]]; then
 	LOOP=$(losetup --find --show --direct-io=on "$DIR/loop-backing.img")
 	[[ $LOOP == /dev/loop* ]] || { echo "bench: losetup gave '$LOOP'" >&2; exit 1; }
 	echo "bench: loop target $LOOP (direct-io on) over $DIR/loop-backing.img"
+	# the only block device imprint writes here is the loop device just
+	# created over the bench's own file
+	export IMPRINT_DESTRUCTIVE=yes
 fi
 
 DD="dd bs=4M iflag=fullblock oflag=direct conv=fsync status=none"
