@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/imprint-dev/imprint/internal/testenv"
 )
 
 // frameImage is testImage with two whole 1 MiB frames of zeroes (MiB 2 and
@@ -69,12 +71,7 @@ func TestWriteFramesManifest(t *testing.T) {
 		t.Errorf("zstd stream decode: %v (equal %v)", err, bytes.Equal(got, img))
 	}
 	// ...and the zstd CLI.
-	if _, err := exec.LookPath("zstd"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("zstd CLI not installed (scripts/apt-packages.txt lists it)")
-		}
-		t.Skip("zstd CLI not installed")
-	}
+	testenv.RequireTool(t, "zstd")
 	p := filepath.Join(t.TempDir(), "x.img.zst")
 	os.WriteFile(p, data, 0o644)
 	out, err := exec.Command("zstd", "-d", "-c", p).Output()

@@ -70,11 +70,11 @@ func convertImage(ctx context.Context, env *cmdEnv, in, out string, fo imagewrit
 		return err
 	}
 	defer src.Close()
-	img, c, closeDec, err := imagewriter.Decompress(ctx, src)
+	img, c, err := imagewriter.Decompress(ctx, src)
 	if err != nil {
 		return fmt.Errorf("%s: %w", in, err)
 	}
-	defer closeDec()
+	defer img.Close()
 	part := out + ".part"
 	dst, err := os.Create(part)
 	if err != nil {
