@@ -35,7 +35,7 @@
 // dropped. Memory: FrameWorkers+2 decoded frames and FrameWorkers+1
 // compressed ones. Request.ManifestSHA256 anchors the manifest (and so the
 // whole image); Request.SHA256 of the file is checked by hashing every frame
-// in order. The raw_md5 of Fuel metadata found beside the image is not
+// in order (zero frames then decoded too, to prove their mark). The raw_md5 of Fuel metadata found beside the image is not
 // computed for such an image (the frame digests cover it); raw_size is
 // checked against the manifest.
 //

@@ -75,7 +75,9 @@ type Frame struct {
 	// of one of the decoded bytes on a typical image (measured: README).
 	SHA256 string `json:"sha256"`
 	// Zero marks a frame whose uncompressed bytes are all zeroes: the writer
-	// has the device zero them without downloading or decoding the frame.
+	// has the device zero them without downloading or decoding the frame
+	// (unless the file's sha256 is the anchor, which does not vouch for the
+	// manifest: the frame is then downloaded and decoded to prove it).
 	Zero bool `json:"zero,omitempty"`
 }
 

@@ -312,6 +312,10 @@ func TestFramesTruncatedAndDisagreeing(t *testing.T) {
 	bigger.Frames[6].Length += 10
 	bigger.CompressedSize += 10
 	bb, _ := bigger.Marshal()
+	mz := *m
+	mz.Frames = append([]Frame(nil), m.Frames...)
+	mz.Frames[4].Zero = true
+	markedZero, _ := mz.Marshal()
 	for _, tc := range []struct {
 		name     string
 		data, mb []byte
@@ -322,6 +326,9 @@ func TestFramesTruncatedAndDisagreeing(t *testing.T) {
 		{"truncated file", data[:len(data)-100], mb, Request{}, "truncated, or not the file the manifest describes", false},
 		{"manifest of another file", otherData, mb, Request{}, "its manifest says", false},
 		{"manifest with other sizes", data, bb, Request{}, "its manifest says", false},
+		// the file's sha256 does not vouch for the manifest's zero marks:
+		// a data frame marked zero must not be written as zeroes
+		{"data frame marked zero, the file's sha256 given", data, markedZero, Request{SHA256: sha256hex(data)}, "frame 4 (bytes", false},
 		{"request's sha256 is not the manifest's", data, mb, Request{SHA256: sha256hex(otherData)}, "the manifest describes a file whose sha256 is", false},
 		{"manifest unparseable", data, []byte("{"), Request{}, "frame manifest:", true},
 		{"declared gzip", data, mb, Request{Container: ContainerGzip}, "declared gzip", true},

@@ -269,19 +269,10 @@ func (p *pipeline) fetchFrames(ctx context.Context, f *frameFetcher, m *FrameMan
 			p.sha512.Write(in)
 		}
 		p.bytesRead.Add(fr.Length)
-		if fr.Zero {
-			// downloaded for the file's digest: check it like any frame
-			// (it is not decoded: the target gets zeroes)
-			if err := checkFrameSum(in, fr); err != nil {
-				job.err = fmt.Errorf("%w: frame %d (bytes %d-%d of the file, all zeroes): %v", ErrVerify, i, fr.Offset, fr.Offset+fr.Length-1, err)
-			}
-			inPool <- in
-			close(job.done)
-			if !sendJob(ctx, order, job) {
-				return context.Cause(ctx)
-			}
-			continue
-		}
+		// A zero frame downloaded for the file's digest is decoded and
+		// checked like any other: the file's digest does not vouch for the
+		// manifest's "zero" mark, so the frame must prove it. The target
+		// still gets it as zeroes (write-zeroes).
 		select {
 		case job.out = <-outPool:
 		case <-ctx.Done():
@@ -337,6 +328,9 @@ func (p *pipeline) decodeFrame(dec *zstd.Decoder, j *frameJob) error {
 	}
 	if int64(len(out)) != j.fr.Size || (len(out) > 0 && &out[0] != &j.out[0]) {
 		return fmt.Errorf("%w: %s decoded to %d bytes, the manifest says %d", ErrVerify, where, len(out), j.fr.Size)
+	}
+	if j.fr.Zero && !isAllZero(out) {
+		return fmt.Errorf("%w: %s: the manifest marks it all zeroes, but it is not", ErrVerify, where)
 	}
 	return nil
 }
