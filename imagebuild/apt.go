@@ -3,7 +3,9 @@ package imagebuild
 import (
 	"bufio"
 	"fmt"
+	"maps"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -185,7 +187,7 @@ func ProxyEnv(p *Proxies) []string {
 		return nil
 	}
 	var env []string
-	for _, proto := range sortedKeys(p.Protocols) {
+	for _, proto := range slices.Sorted(maps.Keys(p.Protocols)) {
 		env = append(env, proto+"_proxy="+p.Protocols[proto])
 	}
 	if len(p.DirectRepoAddrList) > 0 {

@@ -5,10 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"path"
 	"regexp"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -150,16 +151,16 @@ func (c Config) Validate() error {
 		add("image_data", `must contain the root image "/"`)
 	}
 	names := map[string]string{}
-	for _, mp := range sortedKeys(c.ImageData) {
+	for _, mp := range slices.Sorted(maps.Keys(c.ImageData)) {
 		img := c.ImageData[mp]
 		f := fmt.Sprintf("image_data[%q]", mp)
 		if !strings.HasPrefix(mp, "/") || path.Clean(mp) != mp {
 			add(f, "mount point must be a clean absolute path")
 		}
-		if !contains(Containers, img.Container) {
+		if !slices.Contains(Containers, img.Container) {
 			add(f+".container", "%q is not one of %s", img.Container, strings.Join(Containers, ", "))
 		}
-		if !contains(Formats, img.Format) {
+		if !slices.Contains(Formats, img.Format) {
 			add(f+".format", "%q is not one of %s", img.Format, strings.Join(Formats, ", "))
 		}
 		base, err := imageBase(img.URI)
@@ -217,7 +218,7 @@ func (c Config) Validate() error {
 		}
 	}
 	if c.Proxies != nil {
-		for _, proto := range sortedKeys(c.Proxies.Protocols) {
+		for _, proto := range slices.Sorted(maps.Keys(c.Proxies.Protocols)) {
 			f := fmt.Sprintf("proxies.protocols[%q]", proto)
 			if proto != "http" && proto != "https" && proto != "ftp" {
 				add(f, "protocol must be http, https or ftp")
@@ -343,24 +344,6 @@ func imageBase(uri string) (string, error) {
 func metadataStem(base string) string {
 	stem, _, _ := strings.Cut(base, ".")
 	return stem
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // fileMode parses an octal mode ("0644", "755"; empty: 0644).

@@ -2,6 +2,7 @@ package imagebuild
 
 import (
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -157,11 +158,11 @@ func TestWithDefaults(t *testing.T) {
 		t.Errorf("repos (-want +got):\n%s", diff)
 	}
 	for _, p := range []string{"linux-image-amd64", "grub-pc", "cloud-init", "lvm2", "mdadm", "openssh-server", "initramfs-tools", "cloud-guest-utils", "locales"} {
-		if !contains(got.Packages, p) {
+		if !slices.Contains(got.Packages, p) {
 			t.Errorf("default packages lack %s: %v", p, got.Packages)
 		}
 	}
-	if contains(c.WithDefaults("", KernelCloud).Packages, "linux-image-amd64") || !contains(c.WithDefaults("", KernelCloud).Packages, "linux-image-cloud-amd64") {
+	if slices.Contains(c.WithDefaults("", KernelCloud).Packages, "linux-image-amd64") || !slices.Contains(c.WithDefaults("", KernelCloud).Packages, "linux-image-cloud-amd64") {
 		t.Errorf("cloud kernel default wrong")
 	}
 	if err := got.Validate(); err != nil {

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -148,7 +150,7 @@ func (e *Executor) grubCfg(s Step) error {
 // core.img in the gap, the filesystems in their partitions; qcow2 through
 // qemu-img convert.
 func (e *Executor) diskImage(ctx context.Context, s Step) error {
-	mounts := sortedKeys(e.Config.ImageData)
+	mounts := slices.Sorted(maps.Keys(e.Config.ImageData))
 	sizes, files := map[string]int64{}, map[string]string{}
 	for _, mp := range mounts {
 		f := filepath.Join(s.Source, imageFileName(mp))

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"github.com/imprint-dev/imprint/imagewriter"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -293,7 +295,7 @@ func (e *Executor) step(ctx context.Context, s Step) error {
 		_, err = e.run(ctx, c, s.OKExit)
 		return err
 	case OpChroot:
-		if !contains(e.roots, s.Path) {
+		if !slices.Contains(e.roots, s.Path) {
 			e.roots = append(e.roots, s.Path)
 		}
 		c, err := e.command(s)
@@ -558,7 +560,7 @@ func (e *Executor) metadata(path string) error {
 		m.Packages = []string{}
 	}
 	images, _ := OutputPaths(e.Config)
-	for _, mp := range sortedKeys(e.Config.ImageData) {
+	for _, mp := range slices.Sorted(maps.Keys(e.Config.ImageData)) {
 		img := e.Config.ImageData[mp]
 		sum, ok := e.sums[mp]
 		if !ok {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -132,7 +133,7 @@ func parseDeb822Sources(data string) []AptSource {
 		if strings.EqualFold(st["enabled"], "no") {
 			return
 		}
-		if !contains(strings.Fields(st["types"]), "deb") {
+		if !slices.Contains(strings.Fields(st["types"]), "deb") {
 			return
 		}
 		for _, u := range strings.Fields(st["uris"]) {

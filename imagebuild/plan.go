@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -192,7 +194,7 @@ func OutputPaths(cfg Config) (images map[string]string, metadata string) {
 // mountOrder sorts mount points by depth, then name ("/" first), the order
 // they are mounted in.
 func mountOrder(m map[string]Image) []string {
-	mps := sortedKeys(m)
+	mps := slices.Sorted(maps.Keys(m))
 	sort.SliceStable(mps, func(i, j int) bool { return depth(mps[i]) < depth(mps[j]) })
 	return mps
 }
@@ -309,7 +311,7 @@ func checkBuild(cfg Config, o Options) error {
 	if o.TmpDir == "" || !filepath.IsAbs(o.TmpDir) {
 		errs = append(errs, fmt.Errorf("tmp dir %q: must be an absolute directory", o.TmpDir))
 	}
-	if o.Container != "" && !contains(Containers, o.Container) {
+	if o.Container != "" && !slices.Contains(Containers, o.Container) {
 		errs = append(errs, fmt.Errorf("container %q: not one of %s", o.Container, strings.Join(Containers, ", ")))
 	}
 	if hookCount(o) > 0 && (o.HooksDir == "" || !filepath.IsAbs(o.HooksDir)) {
@@ -319,7 +321,7 @@ func checkBuild(cfg Config, o Options) error {
 		errs = append(errs, fmt.Errorf("disk format %q: must be raw or qcow2", o.DiskFormat))
 	}
 	if o.DiskImage != "" {
-		if !contains(cfg.Packages, "grub-pc") {
+		if !slices.Contains(cfg.Packages, "grub-pc") {
 			errs = append(errs, errors.New("disk image: packages must include grub-pc (its boot code goes into the MBR)"))
 		}
 		for mp := range cfg.ImageData {
@@ -480,7 +482,7 @@ func (b *planBuilder) prepareChroot() {
 		b.add(Step{Name: "apt source " + r.Name, Op: OpWrite, Path: p, Data: SourcesList(r), Mode: 0o644})
 	}
 	conf := AptConfFiles(b.cfg.Proxies, b.o.AllowUnsigned)
-	for _, k := range sortedKeys(conf) {
+	for _, k := range slices.Sorted(maps.Keys(conf)) {
 		b.aptFiles = append(b.aptFiles, b.in(k))
 		b.add(Step{Name: "apt conf " + path.Base(k), Op: OpWrite, Path: b.in(k), Data: conf[k], Mode: 0o644})
 	}
@@ -526,7 +528,7 @@ func (b *planBuilder) installPackages() {
 	s.Attempts = 3
 	b.add(s)
 	b.hooks("install.d")
-	if contains(b.cfg.Packages, "locales") {
+	if slices.Contains(b.cfg.Packages, "locales") {
 		// The configdrive asks cloud-init for locale en_US.UTF-8 (as
 		// Nailgun's cloud_config does); its cc_locale runs update-locale,
 		// which refuses a locale that was never generated.
@@ -541,7 +543,7 @@ func (b *planBuilder) installPackages() {
 func (b *planBuilder) configure() {
 	cfg := b.cfg
 	b.add(Step{Name: "fstab", Op: OpWrite, Path: b.in("etc/fstab"), Data: fstab(cfg, b.order, b.o.FSUUIDs), Mode: 0o644})
-	if contains(cfg.Packages, "cloud-init") {
+	if slices.Contains(cfg.Packages, "cloud-init") {
 		b.add(Step{Name: "cloud-init datasources", Op: OpWrite, Path: b.in("etc/cloud/cloud.cfg.d/90_imprint.cfg"), Data: cloudInitCfg, Mode: 0o644})
 	}
 	switch {
@@ -558,7 +560,7 @@ func (b *planBuilder) configure() {
 		b.add(Step{Name: fmt.Sprintf("file %s (files[%d])", f.Path, i), Op: OpWrite, Path: b.in(strings.TrimPrefix(f.Path, "/")), Data: f.Content, Mode: fs.FileMode(m)})
 	}
 	b.add(Step{Name: "remove ssh host keys", Op: OpRemove, Path: b.in("etc/ssh/ssh_host_*")})
-	if contains(cfg.Packages, "openssh-server") {
+	if slices.Contains(cfg.Packages, "openssh-server") {
 		// each node makes its own keys on first boot, with or without cloud-init
 		b.add(Step{Name: "ssh host keys on boot", Op: OpWrite, Path: b.in("etc/systemd/system/ssh.service.d/10-imprint-host-keys.conf"), Data: sshKeygenDropIn, Mode: 0o644})
 	}
