@@ -213,6 +213,7 @@ func (d *Document) checkTop(f *findings) {
 			f.err(field(pathKsMeta, "phone_home_url"), "%q %s", u, err)
 		}
 	}
+	d.checkBootMode(f)
 	for _, ns := range strings.FieldsFunc(d.NameServers, func(r rune) bool { return r == ',' || r == ' ' }) {
 		if net.ParseIP(ns) == nil {
 			f.warn("name_servers", "%q is not an IP address", ns)
