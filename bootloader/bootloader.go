@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/imprint-dev/imprint/partition"
+	"github.com/imprint-dev/imprint/provision"
 )
 
 // Runner runs commands and returns their standard output; a failure's error
@@ -53,6 +54,9 @@ type Installer struct {
 	Runner  Runner
 	Mounter Mounter
 	Logger  *slog.Logger
+	// EFIVars is where efivarfs is mounted (default /sys/firmware/efi/efivars);
+	// NVRAM entries are written only when it holds variables (efi.go).
+	EFIVars string
 }
 
 // Validate reports every problem of the request that can be known without
@@ -208,10 +212,19 @@ func (in *Installer) Install(ctx context.Context, req Request) (err error) {
 		return fmt.Errorf("bootloader: grub config: %w", err)
 	}
 	for _, disk := range bootDisks(req.Plan) {
+		if !provision.BootModeWantsBIOS(provision.ResolveBootMode(req.Plan.BootMode, false)) {
+			break
+		}
 		if _, err := in.Runner.RunChroot(ctx, t, tools.install, "--target=i386-pc", disk); err != nil {
 			return &DeviceError{Device: disk, Err: fmt.Errorf("bootloader: grub-install on %q: %w", disk, err)}
 		}
 		log.Info("grub installed", "disk", disk)
+	}
+	if provision.BootModeWantsESP(req.Plan.BootMode) {
+		if err := in.installEFI(ctx, t, tools.install, req.Plan, log); err != nil {
+			return err
+		}
+		fstab = ESPFstabOptions(fstab)
 	}
 
 	rules, _ := parseUdevRules(req.UdevRules)
