@@ -275,12 +275,12 @@ func (vm *VM) qemuArgs() ([]string, error) {
 	if nb := vm.opts.NetBoot; vm.opts.DiskBoot {
 		// A VGA card as real machines have: Debian's grub.cfg (gfxterm,
 		// load_video) stalls before loading the kernel without one.
-		args = append(args, "-device", "VGA")
 		if uefi {
 			diskBoot = func(i int) string { return fmt.Sprintf(",bootindex=%d", i+1) }
 		} else {
 			args = append(args, "-boot", "order=c")
 		}
+		args = append(args, "-device", "VGA")
 	} else if nb != nil {
 		netdev += ",tftp=" + nb.TFTPDir + ",bootfile=" + nb.BootFile
 		if uefi {
