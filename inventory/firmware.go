@@ -51,6 +51,9 @@ type BootEntry struct {
 // efiGlobal is the EFI global variable vendor GUID.
 const efiGlobal = "8be4df61-93ca-11d2-aa0d-00e098032b8c"
 
+// CollectFirmware reads how this machine was booted and its NVRAM.
+func CollectFirmware(opts Options) Firmware { return collectFirmware(opts.withDefaults()) }
+
 // collectFirmware reads /sys/firmware/efi and its efivarfs.
 func collectFirmware(opts Options) Firmware {
 	s := sysfs{root: opts.SysRoot}

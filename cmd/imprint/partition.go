@@ -114,13 +114,14 @@ func runPartition(ctx context.Context, env *cmdEnv, args []string) int {
 			fmt.Fprintf(env.stderr, "partition: %v\n", err)
 			return 1
 		}
-		inv = &inventory.Inventory{Disks: disks}
+		inv = &inventory.Inventory{Disks: disks, Firmware: inventory.CollectFirmware(invOpts)}
 	}
 	partitionAddNamedDisks(ctx, log, invOpts, doc, inv)
 
 	opts := partition.DefaultPlanOptions()
 	opts.PrepareConfigdrive = !noConfigdrive
 	opts.GrubVersion = grub
+	opts.BootMode = provision.ResolveBootMode(doc.KsMeta.BootMode, inv.Firmware.BootMode == "uefi")
 	devs := partition.DevicesFromInventory(inv)
 	if devs == nil {
 		devs = []partition.Device{}

@@ -42,11 +42,13 @@ func runPlan(_ context.Context, env *cmdEnv, args []string) int {
 		output        string
 		noConfigdrive bool
 		grub          int
+		bootMode      string
 	)
 	fs.StringVar(&invPath, "inventory", "", "hardware inventory JSON (imprint inventory) to match disks against")
 	fs.StringVar(&output, "o", "text", "output format: text|json")
 	fs.BoolVar(&noConfigdrive, "no-configdrive", false, "plan no configdrive partition (fuel-agent prepare_configdrive=false)")
 	fs.IntVar(&grub, "grub", 0, "grub version 1|2 (md metadata 0.90 with 1); 0 guesses it from the profile")
+	fs.StringVar(&bootMode, "boot-mode", "", "bios|uefi|both; default: ks_meta.boot_mode, else the --inventory's firmware boot mode, else bios")
 	fs.Usage = func() {
 		fmt.Fprint(env.stderr, planUsage)
 		fmt.Fprintln(env.stderr, "\nflags:")
@@ -69,6 +71,12 @@ func runPlan(_ context.Context, env *cmdEnv, args []string) int {
 		fmt.Fprintf(env.stderr, "plan: --grub: want 1 or 2, got %d\n", grub)
 		return 2
 	}
+	switch bootMode {
+	case "", provision.BootModeBIOS, provision.BootModeUEFI, provision.BootModeBoth:
+	default:
+		fmt.Fprintf(env.stderr, "plan: --boot-mode: want bios, uefi or both, got %q\n", bootMode)
+		return 2
+	}
 
 	data, err := planReadInput(env.stdin, pos[0])
 	if err != nil {
@@ -82,6 +90,7 @@ func runPlan(_ context.Context, env *cmdEnv, args []string) int {
 	}
 
 	var devs []partition.Device
+	bootedUEFI := false
 	if invPath != "" {
 		raw, err := planReadInput(env.stdin, invPath)
 		if err != nil {
@@ -93,6 +102,7 @@ func runPlan(_ context.Context, env *cmdEnv, args []string) int {
 			fmt.Fprintf(env.stderr, "plan: inventory %s: %v\n", invPath, err)
 			return 2
 		}
+		bootedUEFI = inv.Firmware.BootMode == "uefi"
 		devs = partition.DevicesFromInventory(&inv)
 		if devs == nil {
 			devs = []partition.Device{}
@@ -102,6 +112,10 @@ func runPlan(_ context.Context, env *cmdEnv, args []string) int {
 	opts := partition.DefaultPlanOptions()
 	opts.PrepareConfigdrive = !noConfigdrive
 	opts.GrubVersion = grub
+	opts.BootMode = bootMode
+	if opts.BootMode == "" {
+		opts.BootMode = provision.ResolveBootMode(doc.KsMeta.BootMode, bootedUEFI)
+	}
 	plan, err := partition.NewPlan(doc, devs, opts)
 	if err != nil {
 		planPrintProblems(env.stderr, pos[0], err)
