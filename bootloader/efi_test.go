@@ -124,7 +124,7 @@ func TestPlanNVRAM(t *testing.T) {
 			name: "same ESPs again: no duplicates", nvram: "efibootmgr-ovmf-reprovision.txt",
 			esps: []ESPTarget{esp("vda", oldVDA, shim), esp("vdb", oldVDB, shim)}, live: set(oldVDA, oldVDB, win),
 			delete: []string{"0006"},
-			order:  "0002,0008,0004,0005,0007,0001,0003,0000",
+			order:  "0002,0004,0005,0007,0001,0008,0003,0000",
 		},
 		{
 			name: "image without shim now: the shim entry is replaced", nvram: "efibootmgr-ovmf-reprovision.txt",
@@ -171,9 +171,10 @@ func TestPlanNVRAM(t *testing.T) {
 	}
 }
 
-// After the entries are created, the network entries lead, then the ESPs'
-// in plan order (vda before vdb even when efibootmgr numbered them the
-// other way round), then the rest.
+// After the entries are created, the network entry the ramdisk was booted
+// from leads, then the ESPs' in plan order (vda before vdb even when
+// efibootmgr numbered them the other way round), then the rest, the NIC's
+// other network entries included.
 func TestBootOrderFor(t *testing.T) {
 	n := mustParseNVRAM(t, "efibootmgr-ovmf-fresh.txt")
 	n.Entries = append(n.Entries,
@@ -187,6 +188,21 @@ func TestBootOrderFor(t *testing.T) {
 	}
 	if got := strings.Join(BootOrderFor(n, esps), ","); got != "0002,0004,0005,0001,0003,0000" {
 		t.Errorf("BootOrder %s", got)
+	}
+	// OVMF's own PXEv4/v6 and HTTP entries of the same NIC, and the
+	// ramdisk booted from the second network entry (BootCurrent 0007).
+	n.Entries = append(n.Entries,
+		NVRAMEntry{Num: "0006", Label: "UEFI PXEv6 (MAC:525400123456)", Network: true},
+		NVRAMEntry{Num: "0007", Label: "UEFI HTTPv4 (MAC:525400123456)", Network: true})
+	n.BootOrder = append(n.BootOrder, "0006", "0007")
+	n.BootCurrent = "0007"
+	if got := strings.Join(BootOrderFor(n, esps), ","); got != "0007,0004,0005,0002,0001,0003,0000,0006" {
+		t.Errorf("BootOrder %s, want the booted network entry, the ESPs, then the rest", got)
+	}
+	// Booted from no network entry (virtual media, -kernel): the first one.
+	n.BootCurrent = "0001"
+	if got := strings.Join(BootOrderFor(n, esps), ","); got != "0002,0004,0005,0001,0003,0000,0006,0007" {
+		t.Errorf("BootOrder %s, want the first network entry, the ESPs, then the rest", got)
 	}
 }
 
@@ -383,13 +399,13 @@ func TestInstallUEFI(t *testing.T) {
 					`efibootmgr -q -c -d /dev/vda -p 2 -L debian (vda) -l \EFI\debian\`+loader,
 					`efibootmgr -q -c -d /dev/vdb -p 2 -L debian (vdb) -l \EFI\debian\`+loader,
 					"efibootmgr -v",
-					"efibootmgr -q -o 0002,0008,0009,000A,0001,0003,0000")
+					"efibootmgr -q -o 0002,0009,000A,0001,0008,0003,0000")
 			}
 			if d := cmp.Diff(want, run.calls); d != "" {
 				t.Errorf("commands (-want +got):\n%s", d)
 			}
 			if tt.efivar {
-				if got := strings.Join(run.nvram.BootOrder, ","); got != "0002,0008,0009,000A,0001,0003,0000" {
+				if got := strings.Join(run.nvram.BootOrder, ","); got != "0002,0009,000A,0001,0008,0003,0000" {
 					t.Errorf("BootOrder %s", got)
 				}
 				// Provisioning again with the same ESPs changes nothing.

@@ -184,10 +184,15 @@ func PlanNVRAM(n NVRAM, esps []ESPTarget, live map[string]bool) NVRAMChanges {
 	return ch
 }
 
-// BootOrderFor is the BootOrder to set once the entries are right: the
-// network entries first (in their current order), then the ESPs' entries
-// in plan order, then every other entry in its current order. An entry the
-// current BootOrder leaves out stays out, unless it is an ESP's.
+// BootOrderFor is the BootOrder to set once the entries are right: one
+// network entry first (the one the ramdisk was booted from, BootCurrent,
+// when it is a network entry; else the first network entry of the current
+// order), then the ESPs' entries in plan order, then every other entry in
+// its current order, the other network entries included. The controller's
+// flip answers iPXE with `exit`: the firmware then tries the next entry,
+// which must be the disk, not the NIC's other PXEv4/PXEv6/HTTP entries,
+// each of which waits for its own DHCP timeout. An entry the current
+// BootOrder leaves out stays out, unless it is an ESP's.
 func BootOrderFor(n NVRAM, esps []ESPTarget) []string {
 	pos := map[string]int{}
 	for i, o := range n.BootOrder {
@@ -210,13 +215,23 @@ func BootOrderFor(n NVRAM, esps []ESPTarget) []string {
 			ordered = append(ordered, e)
 		}
 	}
-	var net, disk, other []string
+	net := ""
+	for _, e := range ordered {
+		if e.Network && e.Num == n.BootCurrent {
+			net = e.Num
+		}
+	}
+	for _, e := range ordered {
+		if net == "" && e.Network {
+			net = e.Num
+		}
+	}
+	var disk, other []string
 	espEntry := make([]string, len(esps))
 	for _, e := range ordered {
 		ours := isESPEntry(e, esps)
 		switch {
-		case e.Network:
-			net = append(net, e.Num)
+		case e.Num == net:
 		case ours >= 0 && espEntry[ours] == "":
 			espEntry[ours] = e.Num
 		default:
@@ -228,7 +243,11 @@ func BootOrderFor(n NVRAM, esps []ESPTarget) []string {
 			disk = append(disk, n)
 		}
 	}
-	return append(append(net, disk...), other...)
+	var out []string
+	if net != "" {
+		out = append(out, net)
+	}
+	return append(append(out, disk...), other...)
 }
 
 // isESPEntry is the index of the ESP whose loader e boots, or -1.

@@ -132,10 +132,13 @@ func (m *Machine) args() ([]string, error) {
 	args = append(args, fw...)
 	nic, diskBoot := "virtio-net-pci,netdev=n0,mac="+c.MAC, func(int) string { return "" }
 	if c.Firmware.UEFI() {
-		// OVMF orders boot devices by bootindex: network first, as a PXE
-		// fleet is set up; iPXE's "exit" goes on to the disks.
-		nic += ",bootindex=0,romfile=" + vmtest.IPXEEFIROM
-		diskBoot = func(i int) string { return fmt.Sprintf(",bootindex=%d", i+1) }
+		// No bootindex: the NVRAM's BootOrder decides, as on a server.
+		// With one, OVMF re-sorts BootOrder at every boot and puts all of
+		// the NIC's entries (iPXE, its own PXEv4/v6, HTTPv4/v6) before the
+		// disk, so the flip's "exit" waits out four network timeouts
+		// (5 min under TCG). A fresh NVRAM lists the disk, then the NIC:
+		// a blank disk fails at once and the NIC boots.
+		nic += ",romfile=" + vmtest.IPXEEFIROM
 	} else {
 		args = append(args, "-boot", "order=nc")
 	}

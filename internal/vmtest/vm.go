@@ -269,8 +269,8 @@ func (vm *VM) qemuArgs() ([]string, error) {
 		return nil, err
 	}
 	args = append(args, fw...)
-	// OVMF takes its boot order from the devices' bootindex (fw_cfg), not
-	// from -boot order.
+	// OVMF takes its boot order from the devices' bootindex (fw_cfg) when
+	// there is one, not from -boot order.
 	nicBoot, diskBoot := "", func(int) string { return "" }
 	if nb := vm.opts.NetBoot; vm.opts.DiskBoot {
 		// A VGA card as real machines have: Debian's grub.cfg (gfxterm,
@@ -284,8 +284,9 @@ func (vm *VM) qemuArgs() ([]string, error) {
 	} else if nb != nil {
 		netdev += ",tftp=" + nb.TFTPDir + ",bootfile=" + nb.BootFile
 		if uefi {
-			nicBoot = ",bootindex=0,romfile=" + IPXEEFIROM
-			diskBoot = func(i int) string { return fmt.Sprintf(",bootindex=%d", i+1) }
+			// No bootindex: OVMF would put every network entry of the NIC
+			// before the disks at each boot (see e2e.MachineConfig).
+			nicBoot = ",romfile=" + IPXEEFIROM
 		} else {
 			args = append(args, "-boot", "order=nc")
 		}
