@@ -33,7 +33,7 @@ func mustParseNVRAM(t *testing.T, name string) NVRAM {
 	return n
 }
 
-// The `efibootmgr -v` outputs in testdata are in efibootmgr 17's format
+// efibootmgr-ovmf-fresh.txt, -reprovision.txt and -v18-grub.txt are in efibootmgr 17's format
 // (Debian bookworm) for OVMF's entries, and efibootmgr 18's bare loader
 // path; they are written after the format, not captured from a machine.
 func TestParseEfibootmgr(t *testing.T) {
@@ -69,6 +69,42 @@ func TestParseEfibootmgr(t *testing.T) {
 	}
 	if _, err := ParseEfibootmgr([]byte("BootOrder: 0001,XYZ\n")); err == nil {
 		t.Error("bad BootOrder accepted")
+	}
+}
+
+// efibootmgr-ovmf-recorded.txt is what `efibootmgr -v` printed in the
+// provisioned guest of e2e.TestVMEndToEndUEFI (OVMF, Debian bookworm's
+// efibootmgr 17) after round 1, the BootOrder line and the entries. In
+// round 2 the agent saw it, the disk just re-partitioned (a new ESP
+// partition GUID): it deleted Boot0008 and created one entry.
+func TestPlanNVRAMRecorded(t *testing.T) {
+	n := mustParseNVRAM(t, "efibootmgr-ovmf-recorded.txt")
+	if len(n.Entries) != 9 || n.Entries[8].PartUUID != "b16341a9-6636-431b-8301-e7c797c7486e" || n.Entries[8].File != `\EFI\debian\shimx64.efi` {
+		t.Fatalf("entries: %+v", n.Entries)
+	}
+	var net []string
+	for _, e := range n.Entries {
+		if e.Network {
+			net = append(net, e.Num)
+		}
+	}
+	if strings.Join(net, ",") != "0002,0003,0004,0005,0006" {
+		t.Errorf("network entries %v, want OVMF's five of the NIC", net)
+	}
+	const fresh = "cc79b196-0bd9-457b-95a5-bf36555bc9e8"
+	esps := []ESPTarget{{Disk: "/dev/vda", Part: 2, PartUUID: fresh, Label: "debian (vda)", Loader: `\EFI\debian\shimx64.efi`}}
+	ch := PlanNVRAM(n, esps, map[string]bool{fresh: true})
+	if strings.Join(ch.Delete, ",") != "0008" || len(ch.Create) != 1 {
+		t.Errorf("changes %+v, want Boot0008 deleted and one entry created", ch)
+	}
+	// Seen again with the same ESP (provisioned, not re-partitioned): no change.
+	n.Entries[8].PartUUID = fresh
+	if ch := PlanNVRAM(n, esps, map[string]bool{fresh: true}); len(ch.Delete)+len(ch.Create) != 0 {
+		t.Errorf("changes %+v, want none", ch)
+	}
+	n.BootCurrent = "0002"
+	if got := strings.Join(BootOrderFor(n, esps), ","); got != "0002,0008,0003,0004,0005,0006,0001,0000,0007" {
+		t.Errorf("BootOrder %s", got)
 	}
 }
 
