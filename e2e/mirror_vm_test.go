@@ -25,10 +25,10 @@ var degraded = regexp.MustCompile(`md/raid1:md\d+: active with 1 out of 2 mirror
 // host with one disk detached each time, sharing those boots with the
 // other UEFI checks:
 //
-//   - boot 1, vdb alone, OVMF with the NVRAM the agent wrote: the node
-//     reaches the login prompt with its arrays degraded; logged in,
-//     efibootmgr -v shows one entry per ESP (both disks) booting shim, the
-//     network first;
+//   - boot 1, vdb alone, OVMF with the NVRAM the agent wrote: the firmware
+//     starts the "debian (vdb)" entry and the node reaches the login prompt
+//     with its arrays degraded (console; the configdrive is on vda, so no
+//     network and no login on this boot);
 //   - boot 2, vda alone, OVMF's Secure Boot build with Microsoft's keys
 //     and a fresh NVRAM (no entry: the removable path EFI/BOOT/BOOTX64.EFI,
 //     Debian's signed shim, signed grub, signed kernel): login prompt,
@@ -115,27 +115,17 @@ func TestVMUEFIMirroredBoot(t *testing.T) {
 	n1 := vmtest.Start(t, vmtest.Options{DiskBoot: true, Firmware: vmtest.FirmwareUEFI, Vars: vm.Vars,
 		Disks: []vmtest.Disk{{Path: vdb}}, Ready: " login:", BootTimeout: 20 * time.Minute})
 	t.Logf("phase boot vdb alone to login: %s", time.Since(t2).Round(time.Second))
-	if !degraded.MatchString(n1.Console()) {
+	con1 := n1.Console()
+	if !degraded.MatchString(con1) {
 		t.Errorf("boot from vdb alone: no degraded-array line on the console")
 	}
-	out := sshRetry(t, ctx, n1, key, "efibootmgr -v; cat /proc/mdstat; mokutil --sb-state; findmnt -n -o SOURCE /boot")
-	t.Logf("vdb alone:\n%s", out)
-	var entries []string
-	order := ""
-	for _, l := range strings.Split(out, "\n") {
-		if strings.HasPrefix(l, "Boot") && len(l) > 8 && l[4] != 'C' && l[4] != 'O' {
-			entries = append(entries, l)
-		}
-		if v, ok := strings.CutPrefix(l, "BootOrder: "); ok {
-			order = v
-		}
+	// The firmware booted the agent's NVRAM entry for vdb's ESP (vda's
+	// points at a disk that is not there). No login: the configdrive is on
+	// vda, so cloud-init configures no network on this boot.
+	if !strings.Contains(con1, `BdsDxe: starting Boot`) || !strings.Contains(con1, `"debian (vdb)" from HD(2,GPT,`) {
+		t.Errorf("boot from vdb alone: OVMF did not start the \"debian (vdb)\" NVRAM entry")
 	}
-	checkNVRAM(t, 1, Observed{BootEntries: entries, BootOrder: order}, []string{"vda", "vdb"})
-	if strings.Count(out, "[_U]")+strings.Count(out, "[U_]") != 2 {
-		t.Errorf("/proc/mdstat: want both arrays running degraded ([_U] or [U_])")
-	}
-	n1.SSH(ctx, key, "systemctl poweroff")
-	n1.WaitExit(2 * time.Minute)
+	n1.Stop()
 
 	// Boot 2: vda alone, Secure Boot, a fresh NVRAM.
 	t3 := time.Now()
@@ -149,7 +139,7 @@ func TestVMUEFIMirroredBoot(t *testing.T) {
 	if !degraded.MatchString(con) {
 		t.Errorf("boot from vda alone: no degraded-array line on the console")
 	}
-	out = sshRetry(t, ctx, n2, key, "mokutil --sb-state; cat /proc/mdstat")
+	out := sshRetry(t, ctx, n2, key, "mokutil --sb-state; cat /proc/mdstat")
 	t.Logf("vda alone, Secure Boot:\n%s", out)
 	if !strings.Contains(out, "SecureBoot enabled") {
 		t.Errorf("mokutil --sb-state: want SecureBoot enabled")

@@ -500,11 +500,12 @@ func FreePort() (int, error) {
 // lineWatcher copies the console into the log file and reports the lines
 // holding a marker.
 type lineWatcher struct {
-	ready  string
-	mu     sync.Mutex
-	w      *os.File
-	buf    []byte
-	events chan consoleEvent
+	ready     string
+	readySeen bool // the Ready marker was reported from a line not yet ended
+	mu        sync.Mutex
+	w         *os.File
+	buf       []byte
+	events    chan consoleEvent
 }
 
 type consoleEvent struct{ kind, line string }
@@ -529,6 +530,15 @@ func (lw *lineWatcher) Write(p []byte) (int, error) {
 	if len(lw.buf) > 64<<10 { // a line without end: scan what we have
 		lw.scan(string(lw.buf))
 		lw.buf = lw.buf[:0]
+	}
+	// A prompt ("host login: ") ends no line until someone types: the
+	// Ready marker counts in the pending text too (once).
+	if !lw.readySeen && lw.ready != readyMarker && bytes.Contains(lw.buf, []byte(lw.ready)) {
+		lw.readySeen = true
+		select {
+		case lw.events <- consoleEvent{lw.ready, strings.TrimSpace(string(lw.buf))}:
+		default:
+		}
 	}
 	return n, err
 }

@@ -210,3 +210,28 @@ func TestQEMUArgsUEFI(t *testing.T) {
 		t.Error("ParseFirmware accepted coreboot")
 	}
 }
+
+// A login prompt ends no line: as a Ready marker it is seen anyway.
+func TestLineWatcherPrompt(t *testing.T) {
+	f, err := os.Create(filepath.Join(t.TempDir(), "serial.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	lw := newLineWatcher(f, " login:")
+	lw.Write([]byte("Debian GNU/Linux 12 localhost ttyS0\r\n\r\nlocalhost log"))
+	select {
+	case ev := <-lw.events:
+		t.Fatalf("event %+v before the marker was complete", ev)
+	default:
+	}
+	lw.Write([]byte("in: "))
+	select {
+	case ev := <-lw.events:
+		if ev.kind != " login:" || ev.line != "localhost login:" {
+			t.Errorf("event %+v", ev)
+		}
+	default:
+		t.Fatal("no event for a prompt without a newline")
+	}
+}
