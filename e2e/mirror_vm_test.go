@@ -35,7 +35,7 @@ var degraded = regexp.MustCompile(`md/raid1:md\d+: active with 1 out of 2 mirror
 //     arrays degraded, and mokutil --sb-state says enabled.
 func TestVMUEFIMirroredBoot(t *testing.T) {
 	if os.Getenv("IMPRINT_VM_SLOW") == "" {
-		t.Skip("set IMPRINT_VM_SLOW=1 for the mirrored UEFI / Secure Boot scenario (a provision and two OS boots, about 30 min)")
+		t.Skip("set IMPRINT_VM_SLOW=1 for the mirrored UEFI / Secure Boot scenario (a provision and two OS boots, about 5 min)")
 	}
 	log := testLogger(t)
 	t0 := time.Now()
