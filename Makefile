@@ -118,8 +118,10 @@ image: build
 	$(BIN) build-image --variant minbase --output $(CURDIR)/build/images --cache $(CURDIR)/build/imagebuild-cache \
 		--image_build_dir $(CURDIR)/build/image-work $(IMAGE_FLAGS) examples/image-build.json
 
+# FIRMWARE=uefi: the demo node boots OVMF (UEFI) instead of SeaBIOS.
+FIRMWARE ?= bios
 demo: deps build
-	scripts/demo.sh
+	FIRMWARE=$(FIRMWARE) scripts/demo.sh
 
 clean:
 	rm -rf bin build

@@ -67,6 +67,9 @@ type Installer struct {
 	Runner  Runner
 	Mounter Mounter
 	Logger  *slog.Logger
+	// EFIVars is where efivarfs is mounted (default /sys/firmware/efi/efivars);
+	// NVRAM entries are written only when it holds variables (efi.go).
+	EFIVars string
 }
 
 // Validate reports every problem of the request that can be known without
@@ -230,6 +233,9 @@ func (in *Installer) Install(ctx context.Context, req Request) (err error) {
 		return fmt.Errorf("bootloader: grub config: %w", err)
 	}
 	for _, disk := range bootDisks(req.Plan) {
+		if !provision.BootModeWantsBIOS(provision.ResolveBootMode(req.Plan.BootMode, false)) {
+			break
+		}
 		if err := req.check(disk, "grub-install target"); err != nil {
 			return &DeviceError{Device: disk, Err: fmt.Errorf("bootloader: %w", err)}
 		}
@@ -237,6 +243,12 @@ func (in *Installer) Install(ctx context.Context, req Request) (err error) {
 			return &DeviceError{Device: disk, Err: fmt.Errorf("bootloader: grub-install on %q: %w", disk, err)}
 		}
 		log.Info("grub installed", "disk", disk)
+	}
+	if provision.BootModeWantsESP(req.Plan.BootMode) {
+		if err := in.installEFI(ctx, req, t, tools.install, req.Plan, log); err != nil {
+			return err
+		}
+		fstab = ESPFstabOptions(fstab)
 	}
 
 	rules, _ := parseUdevRules(req.UdevRules)

@@ -141,7 +141,9 @@ const (
 	// (the disk after the NIC in the boot order).
 	LocalExit LocalBoot = "exit"
 	// LocalSanboot boots the first BIOS disk (0x80) from iPXE, whatever
-	// the firmware's boot order.
+	// the firmware's boot order. iPXE under UEFI has no BIOS disks: there
+	// the script exits to the firmware as LocalExit does, so one setting
+	// serves a mixed BIOS/UEFI fleet.
 	LocalSanboot LocalBoot = "sanboot"
 )
 
@@ -153,7 +155,7 @@ func IPXELocal(mode LocalBoot) (string, error) {
 	case LocalExit:
 		return head + "exit\n", nil
 	case LocalSanboot:
-		return head + "sanboot --no-describe --drive 0x80\n", nil
+		return head + "iseq ${platform} efi && exit ||\nsanboot --no-describe --drive 0x80\n", nil
 	}
 	return "", fmt.Errorf("local boot mode %q: want exit or sanboot", mode)
 }

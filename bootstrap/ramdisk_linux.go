@@ -41,6 +41,8 @@ func (r *Ramdisk) Steps() ([]Step, error) {
 		&MountsStep{Mounts: DefaultMounts, Log: r.Log.With("step", "mounts")},
 		Optional(&ModulesStep{Dir: r.ModulesDir, ListFile: r.ModulesList, SysRoot: r.SysRoot,
 			Sys: KernelModules{}, Log: r.Log.With("step", "modules")}),
+		Optional(&EFIVarsStep{SysRoot: r.SysRoot, Dir: r.ModulesDir, Modules: KernelModules{}, Mounter: EFIVarsMount{},
+			Log: r.Log.With("step", "efivars")}),
 		Optional(&EntropyStep{Timeout: r.EntropyTimeout, Log: r.Log.With("step", "entropy")}),
 		&NetworkStep{Config: nc, Log: r.Log.With("step", "network")},
 	}, nil

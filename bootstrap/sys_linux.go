@@ -221,3 +221,11 @@ func rootFSType(mountinfo string) (string, error) {
 	}
 	return fstype, nil
 }
+
+// EFIVarsMount mounts efivarfs with mount(2).
+type EFIVarsMount struct{}
+
+// Mount implements EFIVarsMounter.
+func (EFIVarsMount) Mount(source, target, fstype string) error {
+	return unix.Mount(source, target, fstype, unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
+}

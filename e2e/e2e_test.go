@@ -29,6 +29,12 @@ cloudinit_problem x  y
 `, Observed{Hostname: "node-1", SystemType: "target", LogicalVolumes: []string{"os/root 4040", "os/swap 1024"},
 			Mounts: []string{"/ /dev/mapper/os-root ext4", "/boot /dev/vda3 ext2"}, CloudInit: "error",
 			CloudInitProblems: []string{"2026-12-02 17:00:00,000 - util.py[WARNING]: Running module locale failed", "x  y"}}},
+		{"uefi", "bootmode uefi\nsecureboot SecureBoot disabled\nbootorder 0001,0004\n" +
+			"bootentry Boot0001* UEFI PXEv4 (MAC:525400123456)\tPciRoot(0x0)/MAC(525400123456,1)\n" +
+			"bootentry Boot0004* debian (vda)\tHD(2,GPT,abc,0x1,0x2)/File(\\EFI\\debian\\shimx64.efi)\n",
+			Observed{BootMode: "uefi", SecureBoot: "SecureBoot disabled", BootOrder: "0001,0004", BootEntries: []string{
+				"Boot0001* UEFI PXEv4 (MAC:525400123456)\tPciRoot(0x0)/MAC(525400123456,1)",
+				"Boot0004* debian (vda)\tHD(2,GPT,abc,0x1,0x2)/File(\\EFI\\debian\\shimx64.efi)"}}},
 		{"missing file leaves the value empty", "systemtype \nhostname x\n", Observed{Hostname: "x"}},
 		{"unknown keys are ignored", "motd hello\nhostname y", Observed{Hostname: "y"}},
 	} {

@@ -80,6 +80,76 @@ func TestVMEndToEnd(t *testing.T) {
 	checkDiskLayout(t, res, parts)
 }
 
+// TestVMEndToEndUEFI is the same loop for a UEFI node: OVMF, iPXE's EFI
+// driver, the agent in UEFI mode (efivarfs), an ESP with shim and grub,
+// the flip through iPXE's exit, the OS booted by the firmware's NVRAM
+// entry; the second round reprovisions and must leave one entry per ESP.
+func TestVMEndToEndUEFI(t *testing.T) {
+	im := vmtest.Require(t)
+	log := testLogger(t)
+	ti := vmtest.RequireTargetImage(t, log)
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
+	defer cancel()
+	var tl strings.Builder
+	res, err := Run(ctx, Config{Dir: dir, Kernel: im.Kernel, Initrd: im.Initrd, Images: TargetImages(ti),
+		Hostname: "e2e-uefi", MAC: "52:54:00:12:34:58", Firmware: vmtest.FirmwareUEFI, Out: &tl, Logger: log})
+	t.Logf("timeline:\n%s", tl.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Rounds) != 2 {
+		t.Fatalf("%d rounds, want 2 (provision, reprovision)", len(res.Rounds))
+	}
+	for i, r := range res.Rounds {
+		o := r.Observed
+		t.Logf("round %d: boot mode %s, %s, BootOrder %s, entries:\n%s", i+1, o.BootMode, o.SecureBoot, o.BootOrder, strings.Join(o.BootEntries, "\n"))
+		if o.Hostname != "e2e-uefi" || o.CloudInit != "done" {
+			t.Errorf("round %d: hostname %q, cloud-init %q; want e2e-uefi, done", i+1, o.Hostname, o.CloudInit)
+		}
+		if o.BootMode != "uefi" {
+			t.Errorf("round %d: the OS was booted %q, want uefi", i+1, o.BootMode)
+		}
+		if !hasPrefixIn(o.Mounts, "/boot /dev/") {
+			t.Errorf("round %d: mounts %q, want a /boot partition", i+1, o.Mounts)
+		}
+		checkNVRAM(t, i+1, o, []string{"vda"})
+	}
+	parts, err := vmtest.Partitions(res.Disk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(parts) < 2 || !strings.EqualFold(parts[1].Type, partition.GUIDEFISystem) {
+		t.Errorf("partition 2 of the disk: %+v, want the EFI System Partition", parts)
+	}
+}
+
+// checkNVRAM: one NVRAM entry per ESP disk, booting shim from a GPT
+// partition, and the network first in BootOrder.
+func checkNVRAM(t *testing.T, round int, o Observed, disks []string) {
+	t.Helper()
+	for _, d := range disks {
+		n := 0
+		for _, e := range o.BootEntries {
+			if strings.Contains(e, "debian ("+d+")") {
+				n++
+				if !strings.Contains(e, "HD(2,GPT,") || !strings.Contains(strings.ToLower(e), `\efi\debian\shimx64.efi`) {
+					t.Errorf("round %d: entry %q does not boot shim from partition 2", round, e)
+				}
+			}
+		}
+		if n != 1 {
+			t.Errorf("round %d: %d NVRAM entries for %s, want 1:\n%s", round, n, d, strings.Join(o.BootEntries, "\n"))
+		}
+	}
+	first, _, _ := strings.Cut(o.BootOrder, ",")
+	for _, e := range o.BootEntries {
+		if strings.HasPrefix(e, "Boot"+first) && !strings.Contains(e, "MAC(") {
+			t.Errorf("round %d: BootOrder %s starts with %q, want the network", round, o.BootOrder, e)
+		}
+	}
+}
+
 func hasPrefixIn(list []string, prefix string) bool {
 	for _, s := range list {
 		if strings.HasPrefix(s, prefix) {

@@ -47,6 +47,13 @@ type MachineConfig struct {
 	Forward map[int]int
 	// Console, when set, also receives the serial console.
 	Console io.Writer
+	// Firmware is SeaBIOS (zero value) or OVMF (vmtest.FirmwareUEFI): then
+	// the NIC boots iPXE's EFI driver (ipxe-qemu's efi-virtio.rom) and the
+	// boot order is the NIC, then the disks (bootindex).
+	Firmware vmtest.Firmware
+	// Vars is the OVMF NVRAM file (created from the template when missing),
+	// kept across the machine's resets like a real node's.
+	Vars string
 }
 
 // Machine is a running QEMU node. Guest reboots go through the firmware
@@ -116,10 +123,26 @@ func (m *Machine) args() ([]string, error) {
 		// the console.
 		"-nodefaults", "-vga", "std", "-display", "none", "-serial", "stdio",
 		"-monitor", "unix:" + m.monitor + ",server=on,wait=off",
-		"-boot", "order=nc",
 		"-device", "virtio-rng-pci",
-		"-netdev", netdev, "-device", "virtio-net-pci,netdev=n0,mac=" + c.MAC,
 	}
+	fw, err := vmtest.FirmwareArgs(c.Firmware, c.Vars)
+	if err != nil {
+		return nil, fmt.Errorf("machine: %w", err)
+	}
+	args = append(args, fw...)
+	nic, diskBoot := "virtio-net-pci,netdev=n0,mac="+c.MAC, func(int) string { return "" }
+	if c.Firmware.UEFI() {
+		// No bootindex: the NVRAM's BootOrder decides, as on a server.
+		// With one, OVMF re-sorts BootOrder at every boot and puts all of
+		// the NIC's entries (iPXE, its own PXEv4/v6, HTTPv4/v6) before the
+		// disk, so the flip's "exit" waits out four network timeouts
+		// (5 min under TCG). A fresh NVRAM lists the disk, then the NIC:
+		// a blank disk fails at once and the NIC boots.
+		nic += ",romfile=" + vmtest.IPXEEFIROM
+	} else {
+		args = append(args, "-boot", "order=nc")
+	}
+	args = append(args, "-netdev", netdev, "-device", nic)
 	if c.UUID != "" {
 		args = append(args, "-uuid", c.UUID)
 	}
@@ -138,6 +161,7 @@ func (m *Machine) args() ([]string, error) {
 		if d.Serial != "" {
 			dev += ",serial=" + d.Serial
 		}
+		dev += diskBoot(i)
 		args = append(args, "-drive", fmt.Sprintf("file=%s,if=none,id=d%d,format=raw", d.Path, i), "-device", dev)
 	}
 	return args, nil

@@ -17,6 +17,9 @@ lvs --noheadings --nosuffix --units m -o vg_name,lv_name,lv_size 2>/dev/null | w
 for m in / /boot; do findmnt -n -o TARGET,SOURCE,FSTYPE "$m" | sed 's/^/mount /'; done
 echo "cloudinit $(timeout 120 cloud-init status --wait 2>/dev/null | tail -n 1 | sed 's/^status: //')"
 grep -E ' (WARNING|ERROR|CRITICAL)' /var/log/cloud-init.log 2>/dev/null | tail -n 8 | sed 's/^/cloudinit_problem /'
+if [ -d /sys/firmware/efi ]; then echo "bootmode uefi"; else echo "bootmode bios"; fi
+echo "secureboot $(mokutil --sb-state 2>&1 | head -n 1)"
+efibootmgr -v 2>/dev/null | sed -n 's/^BootOrder: /bootorder /p; s/^\(Boot[0-9A-Fa-f]\{4\}\)/bootentry \1/p'
 `
 
 // observe logs into the provisioned OS with the key the controller
@@ -60,6 +63,14 @@ func parseObserved(s string) Observed {
 			o.CloudInit = v
 		case "cloudinit_problem":
 			o.CloudInitProblems = append(o.CloudInitProblems, v)
+		case "bootmode":
+			o.BootMode = v
+		case "secureboot":
+			o.SecureBoot = v
+		case "bootorder":
+			o.BootOrder = v
+		case "bootentry":
+			o.BootEntries = append(o.BootEntries, v)
 		}
 	}
 	return o

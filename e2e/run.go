@@ -33,8 +33,11 @@ type Config struct {
 	DiskSize  int64  // default 6 GiB (sparse)
 	Rounds    int    // provisioning rounds; default 2 (provision, then reprovision)
 	LocalBoot bootstrap.LocalBoot
-	Timeouts  Timeouts
-	Logger    *slog.Logger
+	// Firmware is the node's: SeaBIOS (zero value) or OVMF
+	// (vmtest.FirmwareUEFI; its NVRAM is kept in Dir/OVMF_VARS.fd).
+	Firmware vmtest.Firmware
+	Timeouts Timeouts
+	Logger   *slog.Logger
 	// Out receives the timeline as it happens (one line a step).
 	Out io.Writer
 	// Console, when set, also receives the node's serial console.
@@ -92,6 +95,13 @@ type Observed struct {
 	CloudInit      string   // cloud-init status, once it stopped running
 	// CloudInitProblems are the last WARNING/ERROR lines of cloud-init.log.
 	CloudInitProblems []string
+	// Under UEFI: the boot mode the OS was started in ("uefi" or "bios"),
+	// the SecureBoot variable (mokutil --sb-state), and the NVRAM boot
+	// entries (efibootmgr -v lines "Boot0004* label<TAB>path").
+	BootMode    string
+	SecureBoot  string
+	BootOrder   string
+	BootEntries []string
 }
 
 // Result is a run's outcome and where its artifacts are.
@@ -182,15 +192,20 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		if round == 1 {
 			machine, err = StartMachine(MachineConfig{
 				Dir: cfg.Dir, MAC: cfg.MAC, UUID: nodeUUID(cfg.MAC), TFTPDir: tftp, BootFile: "boot.ipxe",
-				Disks:   []Disk{{Path: res.Disk, Size: cfg.DiskSize, Serial: diskSerial}},
-				Forward: map[int]int{agentPort: guestAgentPort, sshPort: guestSSHPort},
-				Console: cfg.Console,
+				Disks:    []Disk{{Path: res.Disk, Size: cfg.DiskSize, Serial: diskSerial}},
+				Forward:  map[int]int{agentPort: guestAgentPort, sshPort: guestSSHPort},
+				Console:  cfg.Console,
+				Firmware: cfg.Firmware, Vars: filepath.Join(cfg.Dir, "OVMF_VARS.fd"),
 			})
 			if err != nil {
 				return res, err
 			}
 			defer machine.Stop(30 * time.Second)
-			tl.step("machine started", "QEMU (TCG), boot order: network, then disk")
+			fw := "SeaBIOS"
+			if cfg.Firmware.UEFI() {
+				fw = "OVMF (" + string(cfg.Firmware) + "), iPXE EFI"
+			}
+			tl.step("machine started", "QEMU (TCG), "+fw+", boot order: network, then disk")
 		} else {
 			if err := ctrl.Reprovision(ctx, cfg.MAC); err != nil {
 				return res, fmt.Errorf("e2e: round %d: reprovision: %w", round, err)

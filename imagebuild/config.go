@@ -301,17 +301,30 @@ const (
 )
 
 // DefaultPackages is what makes an image boot in imprint's flow: a kernel
-// with an initramfs that assembles md and activates LVM, grub-pc for the
-// agent's grub-install, cloud-init (ConfigDrive and NoCloud, growpart to
-// fill the partition), ssh, and locales (en_US.UTF-8 generated: the locale
-// the configdrive sets).
+// with an initramfs that assembles md and activates LVM, grub for the
+// agent's grub-install in either boot mode, cloud-init (ConfigDrive and
+// NoCloud, growpart to fill the partition), ssh, and locales (en_US.UTF-8
+// generated: the locale the configdrive sets).
+//
+// One image boots BIOS and UEFI: grub-pc (BIOS, with its postinst that
+// keeps the MBR's grub current) plus grub-efi-amd64-bin (the x86_64-efi
+// modules grub-install needs for an ESP), grub-efi-amd64-signed and
+// shim-signed (the distribution's Secure Boot chain, signed by Microsoft's
+// UEFI CA through Debian's shim; Debian's kernels are signed too), efibootmgr
+// and mokutil (shim-signed pulls it in) for the operator. Not the
+// grub-efi-amd64 package: it conflicts with grub-pc (both own the
+// "which platform does grub-install serve" role), and the agent installs
+// into the ESPs itself. The cost is that a grub package upgrade in the
+// installed OS refreshes the MBR's grub but not the ESPs' copies; /boot's
+// grub.cfg, which every copy reads, is updated either way.
 func DefaultPackages(kernel string) []string {
 	k := "linux-image-cloud-amd64"
 	if kernel == KernelGeneric {
 		k = "linux-image-amd64"
 	}
 	return []string{
-		"initramfs-tools", k, "grub-pc", "lvm2", "mdadm",
+		"initramfs-tools", k, "grub-pc", "grub-efi-amd64-bin", "grub-efi-amd64-signed", "shim-signed", "efibootmgr", "mokutil",
+		"lvm2", "mdadm",
 		"cloud-init", "cloud-guest-utils", "openssh-server", "sudo", "locales",
 		"systemd-sysv", "dbus", "udev", "kmod", "ifupdown", "isc-dhcp-client", "iproute2", "netbase",
 		"e2fsprogs", "xfsprogs", "gdisk", "parted", "ca-certificates", "less", "procps",

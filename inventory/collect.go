@@ -55,6 +55,7 @@ func Collect(ctx context.Context, opts Options) (*Inventory, error) {
 	inv.CPU = collectCPU(opts)
 	inv.Memory = collectMemory(opts)
 	inv.DMI = collectDMI(opts)
+	inv.Firmware = collectFirmware(opts)
 	return inv, nil
 }
 

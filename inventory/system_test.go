@@ -24,9 +24,10 @@ func TestCollectSystem(t *testing.T) {
 			{Name: "eno1", MAC: "3c:fd:fe:a1:b2:c0", Link: true, SpeedMbps: 10000, Driver: "i40e"},
 			{Name: "eno2", MAC: "3c:fd:fe:a1:b2:c1", Driver: "i40e"},
 		},
-		CPU:    CPU{Model: "Intel(R) Xeon(R) Gold 6130 CPU @ 2.10GHz", Count: 4, Sockets: 2, Arch: runtime.GOARCH},
-		Memory: Memory{TotalBytes: 196562288 * 1024},
-		DMI:    DMI{Vendor: "Dell Inc.", Product: "PowerEdge R640", Serial: "7XK9Q03", UUID: "4c4c4544-0058-4b10-8039-b7c04f513033"},
+		CPU:      CPU{Model: "Intel(R) Xeon(R) Gold 6130 CPU @ 2.10GHz", Count: 4, Sockets: 2, Arch: runtime.GOARCH},
+		Memory:   Memory{TotalBytes: 196562288 * 1024},
+		DMI:      DMI{Vendor: "Dell Inc.", Product: "PowerEdge R640", Serial: "7XK9Q03", UUID: "4c4c4544-0058-4b10-8039-b7c04f513033"},
+		Firmware: Firmware{BootMode: "bios"},
 	}
 	if diff := cmp.Diff(want, inv); diff != "" {
 		t.Errorf("Collect(system) mismatch (-want +got):\n%s", diff)
@@ -51,7 +52,7 @@ func TestCollectSystemSparse(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Collect without /proc files: %v", err)
 	}
-	want := &Inventory{Disks: []Disk{}, NICs: []NIC{}, CPU: CPU{Arch: runtime.GOARCH}}
+	want := &Inventory{Disks: []Disk{}, NICs: []NIC{}, CPU: CPU{Arch: runtime.GOARCH}, Firmware: Firmware{BootMode: "bios"}}
 	if diff := cmp.Diff(want, inv); diff != "" {
 		t.Errorf("Collect(empty) mismatch (-want +got):\n%s", diff)
 	}

@@ -8,6 +8,8 @@ type Inventory struct {
 	CPU    CPU    `json:"cpu"`
 	Memory Memory `json:"memory"`
 	DMI    DMI    `json:"dmi"`
+	// Firmware: boot mode, Secure Boot and NVRAM boot entries (firmware.go).
+	Firmware Firmware `json:"firmware"`
 }
 
 // Disk is one whole disk.

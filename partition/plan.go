@@ -69,6 +69,10 @@ type PlanOptions struct {
 	// 1.2, "default"). 0 derives it from the document's profile as
 	// fuel-agent does: a CentOS profile without "7" means grub 1.
 	GrubVersion int
+	// BootMode is the resolved boot mode: bios (or ""), uefi or both
+	// (provision.ResolveBootMode). uefi and both make the "UEFI"
+	// placeholder of every bootable disk an ESP (esp.go).
+	BootMode string
 }
 
 // DefaultPlanOptions are fuel-agent's defaults: a configdrive partition, the
@@ -582,6 +586,7 @@ func (pl *planner) compute() (*Plan, error) {
 	}
 
 	pl.planLVs(spaces)
+	pl.planESPs()
 	pl.planImages()
 	pl.elevateKeepData()
 	pl.checkGUIDs()

@@ -205,6 +205,7 @@ func (pl *planner) fromScheme(s *provision.PartitionScheme) (*Plan, error) {
 	if pl.opts.PrepareConfigdrive && p.Configdrive == "" {
 		pl.fail(ErrLayout, partitioningPath+".parteds", "no partition has configdrive: true, but a configdrive is to be written")
 	}
+	pl.planESPs()
 	pl.planImages()
 	p.KeepData = planAnyKeep(p)
 	pl.checkGUIDs()

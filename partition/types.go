@@ -43,6 +43,9 @@ type Plan struct {
 	Configdrive string  `json:"configdrive,omitempty"` // partition device of the configdrive
 	// Bootloader lists the disk devices that get grub's stage 1.
 	Bootloader []string `json:"bootloader"`
+	// BootMode is the resolved boot mode (bios, uefi, both; "" as bios):
+	// uefi and both give every Bootloader disk an ESP (esp.go).
+	BootMode string `json:"boot_mode,omitempty"`
 	// KeepData: some volume is preserved, so nothing is wiped, relabelled or
 	// recreated; only non-kept, non-image filesystems are made (fuel-agent's
 	// skip_partitioning).

@@ -157,6 +157,11 @@ func prepareDocument(ctx context.Context, doc *provision.Document, inv *inventor
 	if opts.Plan != nil {
 		po = *opts.Plan
 	}
+	if po.BootMode == "" {
+		// The document's ks_meta.boot_mode, else the mode this machine was
+		// booted in (the inventory's firmware), else BIOS.
+		po.BootMode = provision.ResolveBootMode(doc.KsMeta.BootMode, inv != nil && inv.Firmware.BootMode == "uefi")
+	}
 	var devs []partition.Device
 	if inv != nil {
 		devs = partition.DevicesFromInventory(inv)

@@ -84,6 +84,9 @@ type KsMeta struct {
 	// http(s) URL the provisioned OS's cloud-init POSTs to once it is up
 	// (cloud-config phone_home: instance id, hostname, fqdn, host keys).
 	PhoneHomeURL string `json:"phone_home_url,omitempty"`
+	// BootMode is an imprint extension: uefi, bios or both (bootmode.go);
+	// empty: the mode the ramdisk was booted in.
+	BootMode string `json:"boot_mode,omitempty"`
 }
 
 // PmData is ks_meta.pm_data.

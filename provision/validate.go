@@ -253,6 +253,7 @@ func (d *Document) checkTop(f *findings) {
 		}
 	}
 	d.checkKsMeta(f)
+	d.checkBootMode(f)
 }
 
 // AdminInterface returns the name of the interface whose MAC is

@@ -7,10 +7,11 @@
 # agent up → provisioned → rebooted → OS up → cloud-init done, twice (the
 # second round reprovisions), printing the timeline and the artifacts.
 # Needs root (the image build uses loop devices and chroot); DEMO_FLAGS adds
-# flags of scripts/demo (e.g. "-console" or "-rounds 1").
+# flags of scripts/demo (e.g. "-console" or "-rounds 1"); FIRMWARE=uefi runs
+# the node under OVMF (UEFI) instead of SeaBIOS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 echo "== bootstrap ramdisk (make initramfs KERNEL_FLAVOUR=cloud)"
 KERNEL_FLAVOUR=cloud scripts/mkinitramfs.sh
 echo "== the loop"
-exec go run ./scripts/demo ${DEMO_FLAGS:-}
+exec go run ./scripts/demo -firmware "${FIRMWARE:-bios}" ${DEMO_FLAGS:-}

@@ -106,6 +106,9 @@ ALWAYS=(
 	crc32c_generic dm_mod dm_mirror dm_snapshot md_mod raid0 raid1 raid10 linear
 	ext4 xfs vfat nls_cp437 nls_ascii nls_iso8859_1 nls_utf8 isofs loop
 )
+# Staged but not in the always-load list: loaded by ramdisk-init's efivars
+# step only under UEFI (the module refuses to load under BIOS).
+ONDEMAND=(efivarfs)
 # Modules a flavour may lack (the cloud kernel has no bare-metal drivers).
 modfile() { # name -> relative path from modules.dep, matching - and _ alike
 	local n=${1//-/_}
@@ -113,7 +116,7 @@ modfile() { # name -> relative path from modules.dep, matching - and _ alike
 }
 builtin() { grep -qE "/${1//_/[-_]}\.ko$" "$MODSRC/modules.builtin"; }
 
-MODSTAMP=$(printf '%s\n' "$KPKG" "${DRIVERS[@]}" -- "${ALWAYS[@]}" | cat - "$0" | sha256sum | cut -c1-16)
+MODSTAMP=$(printf '%s\n' "$KPKG" "${DRIVERS[@]}" -- "${ALWAYS[@]}" -- "${ONDEMAND[@]}" | cat - "$0" | sha256sum | cut -c1-16)
 MODCPIO=$OUT/modules-$MODSTAMP.cpio
 if [[ ! -f $MODCPIO ]]; then
 	STAGE=$OUT/modules-stage
@@ -122,7 +125,7 @@ if [[ ! -f $MODCPIO ]]; then
 	declare -A seen=()
 	want=()
 	missing=()
-	for m in "${DRIVERS[@]}" "${ALWAYS[@]}"; do
+	for m in "${DRIVERS[@]}" "${ALWAYS[@]}" "${ONDEMAND[@]}"; do
 		p=$(modfile "$m")
 		if [[ -n $p ]]; then
 			want+=("$p")
@@ -181,8 +184,9 @@ HOSTBINS=(
 	/sbin/mkfs.xfs /sbin/xfs_growfs /sbin/xfs_repair
 	/sbin/mkfs.fat /sbin/mkfs.vfat /sbin/fsck.fat /sbin/fsck.vfat
 	/sbin/blkid /sbin/wipefs /sbin/sgdisk /sbin/mkswap
+	/bin/efibootmgr
 )
-for b in "${HOSTBINS[@]}"; do [[ -e $b ]] || die "$b missing (install lvm2 mdadm e2fsprogs xfsprogs dosfstools util-linux gdisk)"; done
+for b in "${HOSTBINS[@]}"; do [[ -e $b ]] || die "$b missing (install lvm2 mdadm e2fsprogs xfsprogs dosfstools util-linux gdisk efibootmgr)"; done
 # The base is the same for every flavour: built once into build/bootstrap/common.
 COMMON=$BUILD/bootstrap/common
 ETC=$COMMON/etc

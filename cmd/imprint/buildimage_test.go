@@ -26,7 +26,7 @@ func TestBuildImageDryRun(t *testing.T) {
 	}
 	for _, w := range []string{
 		"debootstrap: run debootstrap --verbose --arch=amd64 --variant=minbase --include=ca-certificates,eatmydata bookworm",
-		"linux-image-cloud-amd64 grub-pc lvm2 mdadm cloud-init",
+		"linux-image-cloud-amd64 grub-pc grub-efi-amd64-bin grub-efi-amd64-signed shim-signed efibootmgr mokutil lvm2 mdadm cloud-init",
 		`compress /: compress path=/srv/images/deb.img.gz`,
 		`data="zstd"`,
 		"metadata: metadata path=/srv/images/deb.yaml",

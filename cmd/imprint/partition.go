@@ -117,7 +117,7 @@ func runPartition(ctx context.Context, env *cmdEnv, args []string) int {
 			fmt.Fprintf(env.stderr, "partition: %v\n", err)
 			return 1
 		}
-		inv = &inventory.Inventory{Disks: disks}
+		inv = &inventory.Inventory{Disks: disks, Firmware: inventory.CollectFirmware(invOpts)}
 	}
 	partitionAddNamedDisks(ctx, log, invOpts, doc, inv)
 

@@ -42,11 +42,13 @@ func runPlan(_ context.Context, env *cmdEnv, args []string) int {
 		output        string
 		noConfigdrive bool
 		grub          int
+		bootMode      string
 	)
 	fs.StringVar(&invPath, "inventory", "", "hardware inventory JSON (imprint inventory) to match disks against")
 	fs.StringVar(&output, "o", "text", "output format: text|json")
 	fs.BoolVar(&noConfigdrive, "no-configdrive", false, "plan no configdrive partition (fuel-agent prepare_configdrive=false)")
 	fs.IntVar(&grub, "grub", 0, "grub version 1|2 (md metadata 0.90 with 1); 0 guesses it from the profile")
+	fs.StringVar(&bootMode, "boot-mode", "", "bios|uefi|both; default: ks_meta.boot_mode, else the --inventory's firmware boot mode, else bios")
 	fs.Usage = func() {
 		fmt.Fprint(env.stderr, planUsage)
 		fmt.Fprintln(env.stderr, "\nflags:")
@@ -67,6 +69,12 @@ func runPlan(_ context.Context, env *cmdEnv, args []string) int {
 	}
 	if grub != 0 && grub != 1 && grub != 2 {
 		fmt.Fprintf(env.stderr, "plan: --grub: want 1 or 2, got %d\n", grub)
+		return 2
+	}
+	switch bootMode {
+	case "", provision.BootModeBIOS, provision.BootModeUEFI, provision.BootModeBoth:
+	default:
+		fmt.Fprintf(env.stderr, "plan: --boot-mode: want bios, uefi or both, got %q\n", bootMode)
 		return 2
 	}
 
@@ -92,6 +100,7 @@ func runPlan(_ context.Context, env *cmdEnv, args []string) int {
 	opts := partition.DefaultPlanOptions()
 	opts.PrepareConfigdrive = !noConfigdrive
 	opts.GrubVersion = grub
+	opts.BootMode = bootMode // "": the document's, else the inventory's firmware (prepare)
 	// The same prepare stage as a provision: what passes here fails later
 	// only for a reason that needs the hardware or the network.
 	job, err := prepare.Prepare(context.Background(), data, inv, prepare.Options{Plan: &opts})

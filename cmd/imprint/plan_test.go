@@ -292,3 +292,25 @@ func TestPlanCommandNoConfigdrive(t *testing.T) {
 		t.Errorf("exit %d, output:\n%s", code, out)
 	}
 }
+
+// --boot-mode uefi makes partition 2 an ESP mounted at /boot/efi; a
+// boot_mode in the document or the inventory's firmware does the same
+// without the flag.
+func TestPlanCommandBootMode(t *testing.T) {
+	code, out, errs := planRun(t, "", "--boot-mode", "uefi", "../../examples/provision.json")
+	if code != 0 {
+		t.Fatalf("exit %d, stderr:\n%s", code, errs)
+	}
+	if !strings.Contains(out, "/dev/vda  2  26–226         200       /boot/efi vfat          C12A7328-F81F-11D2-BA4B-00A0C93EC93B") {
+		t.Errorf("no ESP in:\n%s", out)
+	}
+	inv := filepath.Join(t.TempDir(), "inv.json")
+	os.WriteFile(inv, []byte(`{"disks":[{"name":"vda","path":"/dev/vda","size_bytes":85899345920,"logical_sector_size":512}],"firmware":{"boot_mode":"uefi"}}`), 0o644)
+	code, out, errs = planRun(t, "", "--inventory", inv, "../../examples/provision.json")
+	if code != 0 || !strings.Contains(out, "/boot/efi vfat") {
+		t.Errorf("inventory booted uefi: exit %d, stderr %q, output:\n%s", code, errs, out)
+	}
+	if code, _, errs := planRun(t, "", "--boot-mode", "efi", "../../examples/provision.json"); code != 2 || !strings.Contains(errs, "--boot-mode: want bios, uefi or both") {
+		t.Errorf("--boot-mode efi: exit %d, stderr %q", code, errs)
+	}
+}

@@ -75,6 +75,14 @@ type Options struct {
 	// initramfs or network boot; Image and Cmdline are ignored and Ready
 	// must be set (e.g. KernelBanner).
 	DiskBoot bool
+	// Firmware is SeaBIOS (the zero value) or OVMF (FirmwareUEFI,
+	// FirmwareSecureBoot). A direct kernel boot under OVMF goes through
+	// the kernel's EFI stub: the ramdisk sees /sys/firmware/efi.
+	Firmware Firmware
+	// Vars is the OVMF NVRAM file: an existing one (a previous VM's
+	// VM.Vars: the same machine's NVRAM) is used as is, else a copy of the
+	// firmware's template is made in the VM's directory.
+	Vars string
 }
 
 // KernelBanner is the first line a Linux kernel prints on a console=ttyS0
@@ -92,6 +100,7 @@ type VM struct {
 	Token     string
 	BootTime  time.Duration // QEMU start to the agent's ready line
 	Client    *Client
+	Vars      string // OVMF NVRAM file (UEFI firmware only)
 
 	opts    Options
 	cmd     *exec.Cmd
@@ -248,17 +257,43 @@ func (vm *VM) qemuArgs() ([]string, error) {
 		"-accel", "tcg", "-smp", strconv.Itoa(vm.opts.CPUs), "-m", strconv.Itoa(vm.opts.MemoryMiB),
 		"-nodefaults", "-display", "none", "-serial", "stdio", "-no-reboot",
 	}
+	uefi := vm.opts.Firmware.UEFI()
+	if uefi {
+		vm.Vars = vm.opts.Vars
+		if vm.Vars == "" {
+			vm.Vars = filepath.Join(vm.Dir, "OVMF_VARS.fd")
+		}
+	}
+	fw, err := FirmwareArgs(vm.opts.Firmware, vm.Vars)
+	if err != nil {
+		return nil, err
+	}
+	args = append(args, fw...)
+	// OVMF takes its boot order from the devices' bootindex (fw_cfg) when
+	// there is one, not from -boot order.
+	nicBoot, diskBoot := "", func(int) string { return "" }
 	if nb := vm.opts.NetBoot; vm.opts.DiskBoot {
 		// A VGA card as real machines have: Debian's grub.cfg (gfxterm,
 		// load_video) stalls before loading the kernel without one.
-		args = append(args, "-boot", "order=c", "-device", "VGA")
+		if uefi {
+			diskBoot = func(i int) string { return fmt.Sprintf(",bootindex=%d", i+1) }
+		} else {
+			args = append(args, "-boot", "order=c")
+		}
+		args = append(args, "-device", "VGA")
 	} else if nb != nil {
 		netdev += ",tftp=" + nb.TFTPDir + ",bootfile=" + nb.BootFile
-		args = append(args, "-boot", "order=nc")
+		if uefi {
+			// No bootindex: OVMF would put every network entry of the NIC
+			// before the disks at each boot (see e2e.MachineConfig).
+			nicBoot = ",romfile=" + IPXEEFIROM
+		} else {
+			args = append(args, "-boot", "order=nc")
+		}
 	} else {
 		args = append(args, "-kernel", vm.Image.Kernel, "-initrd", vm.Image.Initrd, "-append", strings.Join(cmdline, " "))
 	}
-	args = append(args, "-device", "virtio-rng-pci", "-netdev", netdev, "-device", "virtio-net-pci,netdev=n0")
+	args = append(args, "-device", "virtio-rng-pci", "-netdev", netdev, "-device", "virtio-net-pci,netdev=n0"+nicBoot)
 	scsi := 0
 	for i, d := range vm.opts.Disks {
 		switch d.Bus {
@@ -299,6 +334,7 @@ func (vm *VM) qemuArgs() ([]string, error) {
 		if d.Serial != "" {
 			dev += ",serial=" + d.Serial
 		}
+		dev += diskBoot(i)
 		args = append(args, "-drive", fmt.Sprintf("file=%s,if=none,id=d%d,format=raw", p, i), "-device", dev)
 	}
 	return args, nil
@@ -464,11 +500,12 @@ func FreePort() (int, error) {
 // lineWatcher copies the console into the log file and reports the lines
 // holding a marker.
 type lineWatcher struct {
-	ready  string
-	mu     sync.Mutex
-	w      *os.File
-	buf    []byte
-	events chan consoleEvent
+	ready     string
+	readySeen bool // the Ready marker was reported from a line not yet ended
+	mu        sync.Mutex
+	w         *os.File
+	buf       []byte
+	events    chan consoleEvent
 }
 
 type consoleEvent struct{ kind, line string }
@@ -493,6 +530,15 @@ func (lw *lineWatcher) Write(p []byte) (int, error) {
 	if len(lw.buf) > 64<<10 { // a line without end: scan what we have
 		lw.scan(string(lw.buf))
 		lw.buf = lw.buf[:0]
+	}
+	// A prompt ("host login: ") ends no line until someone types: the
+	// Ready marker counts in the pending text too (once).
+	if !lw.readySeen && lw.ready != readyMarker && bytes.Contains(lw.buf, []byte(lw.ready)) {
+		lw.readySeen = true
+		select {
+		case lw.events <- consoleEvent{lw.ready, strings.TrimSpace(string(lw.buf))}:
+		default:
+		}
 	}
 	return n, err
 }

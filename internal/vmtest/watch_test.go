@@ -149,3 +149,89 @@ func TestPhoneHomeRecorder(t *testing.T) {
 		t.Errorf("posts = %v", posts)
 	}
 }
+
+func TestQEMUArgsUEFI(t *testing.T) {
+	if _, err := os.Stat(filepath.Join(OVMFDir, "OVMF_CODE_4M.secboot.fd")); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("OVMF missing (Debian's ovmf, scripts/apt-packages.txt): %v", err)
+		}
+		t.Skipf("OVMF missing: %v", err)
+	}
+	disk := filepath.Join(t.TempDir(), "provisioned.img")
+	if err := os.WriteFile(disk, make([]byte, 4096), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Secure Boot disk boot: q35 with SMM, the secboot code, a fresh copy
+	// of the Microsoft-keys NVRAM, the disk first by bootindex.
+	vm := &VM{Dir: t.TempDir(), Token: "tok", opts: Options{CPUs: 2, MemoryMiB: 1024, DiskBoot: true,
+		Firmware: FirmwareSecureBoot, Disks: []Disk{{Path: disk}}}}
+	args, err := vm.qemuArgs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := strings.Join(args, " ")
+	for _, want := range []string{"-machine q35,smm=on", "driver=cfi.pflash01,property=secure,value=on",
+		"if=pflash,format=raw,unit=0,readonly=on,file=" + OVMFDir + "/OVMF_CODE_4M.secboot.fd",
+		"if=pflash,format=raw,unit=1,file=" + vm.Vars, "virtio-blk-pci,drive=d0,bootindex=1"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("args lack %q:\n%s", want, s)
+		}
+	}
+	if strings.Contains(s, "-boot order") {
+		t.Errorf("OVMF gets -boot order:\n%s", s)
+	}
+	b, err := os.ReadFile(vm.Vars)
+	ms, _ := os.ReadFile(filepath.Join(OVMFDir, "OVMF_VARS_4M.ms.fd"))
+	if err != nil || len(b) == 0 || string(b) != string(ms) {
+		t.Errorf("NVRAM %s is not a copy of OVMF_VARS_4M.ms.fd (%v)", vm.Vars, err)
+	}
+	// UEFI network boot: iPXE's EFI ROM, no bootindex (the NVRAM decides);
+	// an existing NVRAM file is reused, not overwritten.
+	os.WriteFile(vm.Vars, []byte("kept"), 0o644)
+	vm2 := &VM{Dir: t.TempDir(), Token: "tok", opts: Options{CPUs: 2, MemoryMiB: 1024, Firmware: FirmwareUEFI, Vars: vm.Vars,
+		NetBoot: &NetBoot{TFTPDir: t.TempDir(), BootFile: "boot.ipxe"}, Disks: []Disk{{Size: 1 << 20}}}}
+	args, err = vm2.qemuArgs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s = strings.Join(args, " ")
+	for _, want := range []string{"OVMF_CODE_4M.fd", "virtio-net-pci,netdev=n0,romfile=" + IPXEEFIROM} {
+		if !strings.Contains(s, want) {
+			t.Errorf("args lack %q:\n%s", want, s)
+		}
+	}
+	if strings.Contains(s, "bootindex") {
+		t.Errorf("UEFI network boot with a bootindex:\n%s", s)
+	}
+	if b, _ := os.ReadFile(vm.Vars); string(b) != "kept" {
+		t.Errorf("the existing NVRAM was overwritten")
+	}
+	if _, err := ParseFirmware("coreboot"); err == nil {
+		t.Error("ParseFirmware accepted coreboot")
+	}
+}
+
+// A login prompt ends no line: as a Ready marker it is seen anyway.
+func TestLineWatcherPrompt(t *testing.T) {
+	f, err := os.Create(filepath.Join(t.TempDir(), "serial.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	lw := newLineWatcher(f, " login:")
+	lw.Write([]byte("Debian GNU/Linux 12 localhost ttyS0\r\n\r\nlocalhost log"))
+	select {
+	case ev := <-lw.events:
+		t.Fatalf("event %+v before the marker was complete", ev)
+	default:
+	}
+	lw.Write([]byte("in: "))
+	select {
+	case ev := <-lw.events:
+		if ev.kind != " login:" || ev.line != "localhost login:" {
+			t.Errorf("event %+v", ev)
+		}
+	default:
+		t.Fatal("no event for a prompt without a newline")
+	}
+}

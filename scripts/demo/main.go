@@ -30,7 +30,14 @@ func main() {
 	flag.IntVar(&cfg.Rounds, "rounds", 2, "provisioning rounds (the second one reprovisions)")
 	console := flag.Bool("console", false, "also print the node's serial console")
 	timeout := flag.Duration("timeout", 90*time.Minute, "the whole run's limit")
+	firmware := flag.String("firmware", "bios", "the node's firmware: bios (SeaBIOS, the fastest), uefi (OVMF, iPXE EFI)")
 	flag.Parse()
+	fw, err := vmtest.ParseFirmware(*firmware)
+	if err != nil || fw == vmtest.FirmwareSecureBoot {
+		// Secure Boot firmware refuses iPXE's unsigned EFI driver: no PXE.
+		fatal(fmt.Errorf("-firmware %q: want bios or uefi", *firmware))
+	}
+	cfg.Firmware = fw
 
 	abs, err := filepath.Abs(cfg.Dir)
 	if err != nil {
@@ -81,6 +88,12 @@ func main() {
 	for i, r := range res.Rounds {
 		fmt.Printf("round %d: %s is a %s node, cloud-init %s; LVs %v; mounts %v\n", i+1,
 			r.Observed.Hostname, r.Observed.SystemType, r.Observed.CloudInit, r.Observed.LogicalVolumes, r.Observed.Mounts)
+		if r.Observed.BootMode == "uefi" {
+			fmt.Printf("round %d: booted UEFI, %s; BootOrder %s; entries:\n", i+1, r.Observed.SecureBoot, r.Observed.BootOrder)
+			for _, e := range r.Observed.BootEntries {
+				fmt.Printf("  %s\n", e)
+			}
+		}
 	}
 	fmt.Printf("demo: done in %s\n", time.Since(start).Round(time.Second))
 }
