@@ -93,7 +93,7 @@ func TestRealAgent(t *testing.T) {
 	inv.DMI.UUID = "4c4c4544-0042-3510-8056-b4c04f4e3532"
 	// As `imprint agent` wires it without --node-id: the discovery carries
 	// the DMI UUID, the progress and result callbacks an empty node_id.
-	rep := &agent.Controller{URL: h.srv.URL, Token: testToken, Logger: log, Backoff: 10 * time.Millisecond}
+	rep := &agent.CallbackClient{URL: h.srv.URL, Token: testToken, Logger: log, Backoff: 10 * time.Millisecond}
 	steps := &recordingSteps{images: map[string]int64{}}
 	jobs, err := agent.NewJobs(ctx, agent.Steps{
 		Inventory:   invSrc,

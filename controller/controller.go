@@ -19,10 +19,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/imprint-dev/imprint/agent"
 	"github.com/imprint-dev/imprint/api"
-	"github.com/imprint-dev/imprint/bootstrap"
 	"github.com/imprint-dev/imprint/provision"
+	"github.com/imprint-dev/imprint/pxe"
 )
 
 // Config configures a Controller.
@@ -48,7 +47,7 @@ type Config struct {
 	// Nodes are the known nodes, keyed by MAC.
 	Nodes []Node
 	// LocalBoot is the iPXE answer of a provisioned node (default exit).
-	LocalBoot bootstrap.LocalBoot
+	LocalBoot pxe.LocalBoot
 	// Power resets a node that has no agent to ask (its OS is running), for
 	// Reprovision. May be nil: the node must then be rebooted by hand.
 	Power  Power
@@ -217,9 +216,9 @@ func New(cfg Config) (*Controller, error) {
 		}
 	}
 	if cfg.LocalBoot == "" {
-		cfg.LocalBoot = bootstrap.LocalExit
+		cfg.LocalBoot = pxe.LocalExit
 	}
-	if _, err := bootstrap.IPXELocal(cfg.LocalBoot); err != nil {
+	if _, err := pxe.IPXELocal(cfg.LocalBoot); err != nil {
 		bad("local-boot", "%v", err)
 	}
 	if cfg.Logger == nil {
@@ -655,7 +654,7 @@ func (c *Controller) agentClient(agentURL, pin string) *api.Client {
 				if len(cs.PeerCertificates) == 0 {
 					return errors.New("agent sent no certificate")
 				}
-				if got := strings.ToUpper(agent.Fingerprint(cs.PeerCertificates[0].Raw)); want == "" || got != want {
+				if got := strings.ToUpper(api.Fingerprint(cs.PeerCertificates[0].Raw)); want == "" || got != want {
 					return fmt.Errorf("agent certificate fingerprint %s does not match the discovery's %q", got, pin)
 				}
 				return nil

@@ -20,7 +20,7 @@ import (
 
 	"github.com/imprint-dev/imprint/agent"
 	"github.com/imprint-dev/imprint/api"
-	"github.com/imprint-dev/imprint/bootstrap"
+	"github.com/imprint-dev/imprint/pxe"
 )
 
 const testToken = "s3cret-token"
@@ -156,7 +156,7 @@ func newHarness(t *testing.T, mutate func(*Config)) *harness {
 		Kernel: kernel, Initrd: initrd,
 		Images:    []Image{{MountPoint: "/", Path: image, Format: "ext4"}},
 		Nodes:     []Node{{MAC: "52:54:00:12:34:56", Hostname: "node-1", SSHKeys: []string{testKey}, AgentURL: ag.srv.URL, Cmdline: []string{"console=ttyS0", "imprint.log_format=text"}}},
-		LocalBoot: bootstrap.LocalSanboot,
+		LocalBoot: pxe.LocalSanboot,
 		Power:     pw,
 		Logger:    testLogger(t),
 	}
@@ -183,8 +183,8 @@ func (h *harness) get(path string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-func (h *harness) reporter(nodeID string) *agent.Controller {
-	return &agent.Controller{URL: h.srv.URL, Token: testToken, NodeID: nodeID, Logger: testLogger(h.t),
+func (h *harness) reporter(nodeID string) *agent.CallbackClient {
+	return &agent.CallbackClient{URL: h.srv.URL, Token: testToken, NodeID: nodeID, Logger: testLogger(h.t),
 		Sleep: func(ctx context.Context, d time.Duration) error { return errors.New("no retries in tests") }}
 }
 
@@ -199,8 +199,8 @@ func (h *harness) wait(p Phase) Event {
 	return ev
 }
 
-func discovery(nodeID string) agent.Discovery {
-	return agent.Discovery{NodeID: nodeID, Listen: ":9999", Scheme: "http", Addresses: []string{"10.0.2.15"}, Version: "test", Inventory: qemuInventory(6)}
+func discovery(nodeID string) api.Discovery {
+	return api.Discovery{NodeID: nodeID, Listen: ":9999", Scheme: "http", Addresses: []string{"10.0.2.15"}, Version: "test", Inventory: qemuInventory(6)}
 }
 
 // TestLoop drives two full rounds: iPXE → discovery → provision.json →
@@ -528,7 +528,7 @@ func TestAgentTLSPinned(t *testing.T) {
 			ag := newFakeAgentTLS(t, true)
 			h := newHarness(t, func(c *Config) { c.Nodes[0].AgentURL = ag.srv.URL })
 			d := discovery("")
-			d.Scheme, d.TLSFingerprint = "https", tt.pin(agent.Fingerprint(ag.srv.Certificate().Raw))
+			d.Scheme, d.TLSFingerprint = "https", tt.pin(api.Fingerprint(ag.srv.Certificate().Raw))
 			if err := h.reporter("uuid-1").Discovery(context.Background(), d); err != nil {
 				t.Fatal(err)
 			}

@@ -19,9 +19,8 @@ import (
 	"github.com/go-chi/chi/v5/middleware"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/imprint-dev/imprint/agent"
 	"github.com/imprint-dev/imprint/api"
-	"github.com/imprint-dev/imprint/bootstrap"
+	"github.com/imprint-dev/imprint/pxe"
 )
 
 // maxCallbackBytes bounds a callback body (a discovery carries the
@@ -153,12 +152,12 @@ func (c *Controller) ipxe(w http.ResponseWriter, r *http.Request) {
 	}
 	var script string
 	if local {
-		if script, err = bootstrap.IPXELocal(c.cfg.LocalBoot); err == nil {
+		if script, err = pxe.IPXELocal(c.cfg.LocalBoot); err == nil {
 			defer c.record(mac, PhaseLocal, "local boot ("+string(c.cfg.LocalBoot)+")")
 		}
 	} else {
 		base := c.baseURL(r)
-		p := bootstrap.PXE{
+		p := pxe.PXE{
 			KernelURL:  base + "/boot/vmlinuz",
 			InitrdURL:  base + "/boot/initramfs.cpio.gz",
 			Controller: base,
@@ -196,7 +195,7 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 // discovery matches the agent's node by the MACs of its inventory, answers,
 // then composes and posts the provision.json in the background.
 func (c *Controller) discovery(w http.ResponseWriter, r *http.Request) {
-	var d agent.Discovery
+	var d api.Discovery
 	if !decodeBody(w, r, &d) {
 		return
 	}
@@ -272,7 +271,7 @@ func (c *Controller) discovery(w http.ResponseWriter, r *http.Request) {
 // agentURLOf is Node.AgentURL, else built from the discovery: its scheme,
 // its first IPv4 address in the admin network (else its first address) and
 // the port of its listen address.
-func agentURLOf(n Node, d agent.Discovery, prefix netip.Prefix) (string, error) {
+func agentURLOf(n Node, d api.Discovery, prefix netip.Prefix) (string, error) {
 	if n.AgentURL != "" {
 		return n.AgentURL, nil
 	}
@@ -308,7 +307,7 @@ func agentURLOf(n Node, d agent.Discovery, prefix netip.Prefix) (string, error) 
 // provision composes the node's document and posts it to its agent.
 // force is set from the second round on, and when the agent was discovered
 // again in the same round.
-func (c *Controller) provision(ctx context.Context, mac string, round int, force bool, base string, d agent.Discovery, agentURL string) {
+func (c *Controller) provision(ctx context.Context, mac string, round int, force bool, base string, d api.Discovery, agentURL string) {
 	c.mu.Lock()
 	n := c.nodes[mac]
 	node, uid, pin := n.Node, n.uid, n.pin
@@ -360,7 +359,7 @@ func (c *Controller) recordRound(mac string, round int, p Phase, detail string) 
 }
 
 // callbackNode finds the node of a progress or result callback.
-func (c *Controller) callbackNode(w http.ResponseWriter, r *http.Request, cb *agent.Callback) (string, bool) {
+func (c *Controller) callbackNode(w http.ResponseWriter, r *http.Request, cb *api.Callback) (string, bool) {
 	if !decodeBody(w, r, cb) {
 		return "", false
 	}
@@ -397,7 +396,7 @@ func (c *Controller) byRemoteLocked(host string) (string, bool) {
 }
 
 func (c *Controller) progress(w http.ResponseWriter, r *http.Request) {
-	var cb agent.Callback
+	var cb api.Callback
 	mac, ok := c.callbackNode(w, r, &cb)
 	if !ok {
 		return
@@ -426,7 +425,7 @@ func (c *Controller) progress(w http.ResponseWriter, r *http.Request) {
 // result flips a successful node to local boot and reboots it through its
 // agent; a failure leaves it on the bootstrap.
 func (c *Controller) result(w http.ResponseWriter, r *http.Request) {
-	var cb agent.Callback
+	var cb api.Callback
 	mac, ok := c.callbackNode(w, r, &cb)
 	if !ok {
 		return

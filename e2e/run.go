@@ -12,9 +12,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/imprint-dev/imprint/bootstrap"
 	"github.com/imprint-dev/imprint/controller"
 	"github.com/imprint-dev/imprint/internal/vmtest"
+	"github.com/imprint-dev/imprint/pxe"
 )
 
 // Config is one end-to-end run: a node that PXE-boots the bootstrap,
@@ -32,7 +32,7 @@ type Config struct {
 	MAC       string // default 52:54:00:12:34:56
 	DiskSize  int64  // default 6 GiB (sparse)
 	Rounds    int    // provisioning rounds; default 2 (provision, then reprovision)
-	LocalBoot bootstrap.LocalBoot
+	LocalBoot pxe.LocalBoot
 	Timeouts  Timeouts
 	Logger    *slog.Logger
 	// Out receives the timeline as it happens (one line a step).
@@ -290,7 +290,7 @@ func (c *Config) defaults() error {
 		c.Rounds = 2
 	}
 	if c.LocalBoot == "" {
-		c.LocalBoot = bootstrap.LocalSanboot
+		c.LocalBoot = pxe.LocalSanboot
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

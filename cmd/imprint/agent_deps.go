@@ -74,7 +74,7 @@ func realReporter(cfg agent.Config, log *slog.Logger) agent.Reporter {
 	if cfg.Controller == "" {
 		return nil
 	}
-	return &agent.Controller{
+	return &agent.CallbackClient{
 		URL:    cfg.Controller,
 		Token:  cfg.Token,
 		NodeID: cfg.NodeID,

@@ -16,9 +16,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/imprint-dev/imprint/bootstrap"
 	"github.com/imprint-dev/imprint/controller"
 	"github.com/imprint-dev/imprint/provision"
+	"github.com/imprint-dev/imprint/pxe"
 )
 
 const controllerUsage = `usage: imprint controller --kernel F --initrd F --image /=IMAGE --node MAC=HOSTNAME [flags]
@@ -115,8 +115,8 @@ func parseControllerFlags(args []string, stderr io.Writer) (controllerFlags, int
 		n.KernelParams = *kernelParams
 		f.cfg.Nodes = append(f.cfg.Nodes, n)
 	}
-	switch lb := bootstrap.LocalBoot(*localBoot); lb {
-	case bootstrap.LocalExit, bootstrap.LocalSanboot:
+	switch lb := pxe.LocalBoot(*localBoot); lb {
+	case pxe.LocalExit, pxe.LocalSanboot:
 		f.cfg.LocalBoot = lb
 	default:
 		bad("--local-boot %q: want exit or sanboot", *localBoot)

@@ -18,8 +18,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
-	"github.com/imprint-dev/imprint/bootstrap"
 	"github.com/imprint-dev/imprint/controller"
+	"github.com/imprint-dev/imprint/pxe"
 )
 
 func controllerFiles(t *testing.T) (dir string, args []string) {
@@ -58,7 +58,7 @@ func TestControllerFlags(t *testing.T) {
 			{MAC: "52:54:00:AA:BB:CC", Hostname: "node-1.lab", SSHKeys: keys, Cmdline: cmdline},
 			{MAC: "52:54:00:00:00:02", Hostname: "node-2", SSHKeys: keys, Cmdline: cmdline, AgentURL: "http://127.0.0.1:10022", IP: "10.0.2.20"},
 		},
-		LocalBoot: bootstrap.LocalSanboot,
+		LocalBoot: pxe.LocalSanboot,
 		Network: controller.Network{Prefix: netip.MustParsePrefix("192.168.50.0/24"), Gateway: netip.MustParseAddr("192.168.50.1"),
 			NameServers: []netip.Addr{netip.MustParseAddr("192.168.50.1"), netip.MustParseAddr("192.168.50.2")}},
 	}

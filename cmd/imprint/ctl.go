@@ -14,7 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/imprint-dev/imprint/agent"
 	"github.com/imprint-dev/imprint/api"
 	"github.com/imprint-dev/imprint/provision"
 )
@@ -201,10 +200,10 @@ func ctlHTTPClient(url, fingerprint string) *http.Client {
 			if want == "" {
 				return nil
 			}
-			if len(raw) == 0 || agent.Fingerprint(raw[0]) != want {
+			if len(raw) == 0 || api.Fingerprint(raw[0]) != want {
 				got := ""
 				if len(raw) > 0 {
-					got = agent.Fingerprint(raw[0])
+					got = api.Fingerprint(raw[0])
 				}
 				return fmt.Errorf("agent certificate fingerprint %s does not match the pinned %s", got, want)
 			}
