@@ -145,10 +145,19 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 		return machine.Reset()
 	})
+	store, err := controller.OpenStore(ctx, "sqlite:"+filepath.Join(cfg.Dir, "controller.db"))
+	if err != nil {
+		return nil, fmt.Errorf("e2e: controller: %w", err)
+	}
+	defer store.Close()
 	ctrl, err := controller.New(controller.Config{
 		Listen: "127.0.0.1:0",
-		Token:  randomToken(),
-		Kernel: cfg.Kernel, Initrd: cfg.Initrd,
+		// QEMU user networking: the host is 10.0.2.2 to the node; the
+		// port is the listener's.
+		GuestURL: "http://10.0.2.2",
+		Token:    randomToken(),
+		Store:    store,
+		Kernel:   cfg.Kernel, Initrd: cfg.Initrd,
 		Images:    cfg.Images,
 		Nodes:     []controller.Node{{MAC: cfg.MAC, Hostname: cfg.Hostname, SSHKeys: []string{pub}, AgentURL: fmt.Sprintf("http://127.0.0.1:%d", agentPort), Cmdline: []string{"console=ttyS0"}}},
 		LocalBoot: cfg.LocalBoot,
