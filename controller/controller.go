@@ -42,9 +42,10 @@ type Config struct {
 	Token string
 	// Store keeps the nodes' state and timeline (OpenStore). Required.
 	Store Store
-	// ID names this controller in the nodes' leases (default: host name,
-	// process id and a random suffix). Controllers sharing a PostgreSQL
-	// database must have distinct IDs.
+	// ID names this controller in the nodes' leases (default: the host
+	// name, so a controller restarted on its host takes its own leases
+	// back at once). Controllers sharing a PostgreSQL database must have
+	// distinct IDs.
 	ID string
 	// LeaseTTL is how long a node's lease lasts without renewal (default
 	// 30s; renewed every third of it while the controller runs). Another
@@ -254,8 +255,11 @@ func New(cfg Config) (*Controller, error) {
 		bad("db", "required (a store: OpenStore)")
 	}
 	if cfg.ID == "" {
-		h, _ := os.Hostname()
-		cfg.ID = fmt.Sprintf("%s/%d/%s", h, os.Getpid(), newSecret()[:8])
+		h, err := os.Hostname()
+		if err != nil || h == "" {
+			bad("id", "required: the host has no name (%v)", err)
+		}
+		cfg.ID = h
 	}
 	if cfg.LeaseTTL <= 0 {
 		cfg.LeaseTTL = 30 * time.Second

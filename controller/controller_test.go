@@ -154,6 +154,7 @@ type harness struct {
 	agent *fakeAgent
 	power *fakePower
 	store Store
+	cfg   Config
 	// From the last bootstrap script: the node's callback URL and token.
 	nodeURL, nodeToken string
 }
@@ -198,7 +199,7 @@ func newHarness(t *testing.T, mutate func(*Config)) *harness {
 	srv := &httptest.Server{Listener: ln, Config: &http.Server{Handler: ctrl.Handler()}}
 	srv.Start()
 	t.Cleanup(func() { srv.Close(); ctrl.Close() })
-	return &harness{t: t, ctrl: ctrl, srv: srv, agent: ag, power: pw, store: cfg.Store}
+	return &harness{t: t, ctrl: ctrl, srv: srv, agent: ag, power: pw, store: cfg.Store, cfg: cfg}
 }
 
 // boot fetches the node's iPXE script as its firmware would and takes the

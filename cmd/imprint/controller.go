@@ -78,7 +78,7 @@ func parseControllerFlags(args []string, stderr io.Writer) (controllerFlags, int
 	fs.StringVar(&f.cfg.GuestURL, "guest-url", "", "base URL the nodes reach the controller at, e.g. http://10.0.2.2 (a missing port is the listener's; default: the Host each node's request used)")
 	fs.StringVar(&f.cfg.Token, "token", "", "operator token of the controller's API (/v1/nodes, imprint nodes); never given to a node (default: a random one, printed)")
 	fs.StringVar(&f.db, "db", "sqlite:"+defaultDB, "state database: sqlite:PATH or postgres://USER@HOST/DB (several controllers may share one PostgreSQL database)")
-	fs.StringVar(&f.cfg.ID, "id", "", "this controller's name in the nodes' leases (default: host name, pid and a random suffix)")
+	fs.StringVar(&f.cfg.ID, "id", "", "this controller's name in the nodes' leases; controllers sharing a database need distinct ones (default: the host name)")
 	fs.DurationVar(&f.cfg.LeaseTTL, "lease-ttl", 30*time.Second, "how long a node's lease outlives this controller's last renewal")
 	fs.StringVar(&f.cfg.Kernel, "kernel", "", "bootstrap kernel (build/bootstrap/<flavour>/vmlinuz)")
 	fs.StringVar(&f.cfg.Initrd, "initrd", "", "bootstrap initramfs (build/bootstrap/<flavour>/initramfs.cpio.gz)")
