@@ -213,7 +213,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		wait := func(p controller.Phase, d time.Duration) (controller.Event, error) {
 			wctx, cancel := context.WithTimeout(ctx, d)
 			defer cancel()
-			return waitEvent(wctx, ctrl, machine, cfg.MAC, p, evFrom)
+			return waitEvent(wctx, ctrl.Events, machine, cfg.MAC, p, evFrom)
 		}
 		ev, err := wait(controller.PhaseBootstrap, cfg.Timeouts.PXE)
 		if err != nil {
@@ -313,11 +313,11 @@ func (c *Config) defaults() error {
 
 // waitEvent waits for the node's phase among the events after from, failing
 // at once when the controller records a failure or QEMU exits.
-func waitEvent(ctx context.Context, ctrl *controller.Controller, m *Machine, mac string, p controller.Phase, from int) (controller.Event, error) {
+func waitEvent(ctx context.Context, events func() []controller.Event, m *Machine, mac string, p controller.Phase, from int) (controller.Event, error) {
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		evs := ctrl.Events()
+		evs := events()
 		for _, ev := range evs[min(from, len(evs)):] {
 			if !strings.EqualFold(ev.MAC, mac) {
 				continue
