@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -23,11 +24,15 @@ func TestVMControllerCrash(t *testing.T) {
 	log := testLogger(t)
 	ti := vmtest.RequireTargetImage(t, log)
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "imprint")
-	build := exec.Command("go", "build", "-o", bin, "github.com/imprint-dev/imprint/cmd/imprint")
-	build.Env = append(build.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build imprint: %v\n%s", err, out)
+	// IMPRINT_BIN: an imprint binary built beforehand (else built now).
+	bin := os.Getenv("IMPRINT_BIN")
+	if bin == "" {
+		bin = filepath.Join(dir, "imprint")
+		build := exec.Command("go", "build", "-o", bin, "github.com/imprint-dev/imprint/cmd/imprint")
+		build.Env = append(build.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("go build imprint: %v\n%s", err, out)
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
 	defer cancel()
