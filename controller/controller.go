@@ -464,6 +464,11 @@ func (c *Controller) Start(ctx context.Context) (string, error) {
 		}
 	}()
 	c.startRenewal()
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		c.resume(c.bg)
+	}()
 	return u, nil
 }
 

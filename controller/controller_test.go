@@ -81,6 +81,19 @@ func newFakeAgentTLS(t *testing.T, useTLS bool) *fakeAgent {
 		w.WriteHeader(http.StatusAccepted)
 		json.NewEncoder(w).Encode(api.StartResponse{ID: fmt.Sprintf("job-%d", n), State: api.StatePending})
 	})
+	mux.HandleFunc("GET /v1/provision", func(w http.ResponseWriter, r *http.Request) {
+		if !auth(w, r) {
+			return
+		}
+		a.mu.Lock()
+		st := api.Status{State: api.StateIdle}
+		if n := len(a.provisions); n > 0 {
+			st = api.Status{ID: fmt.Sprintf("job-%d", n), State: api.StateRunning}
+		}
+		a.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(st)
+	})
 	mux.HandleFunc("POST /v1/reboot", func(w http.ResponseWriter, r *http.Request) {
 		if !auth(w, r) {
 			return

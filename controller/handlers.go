@@ -302,6 +302,7 @@ func (c *Controller) discovery(w http.ResponseWriter, r *http.Request) {
 		force = rec.Round > 1 || rec.has(PhaseDiscovered)
 		round, token = rec.Round, rec.Token
 		rec.NodeID, rec.AgentURL, rec.Pin, rec.Status, rec.LastStep = d.NodeID, agentURL, d.TLSFingerprint, nil, ""
+		rec.Discovery, _ = json.Marshal(d)
 		rec.Remote, _, _ = net.SplitHostPort(r.RemoteAddr)
 		record(PhaseDiscovered, fmt.Sprintf("agent %q at %s (reports node id %q, %d disks, %d NICs)", d.Version, agentURL, d.NodeID, len(d.Inventory.Disks), len(d.Inventory.NICs)))
 		if urlErr != nil {

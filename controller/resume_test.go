@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"encoding/json"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -226,4 +227,56 @@ func httpGet(t *testing.T, u string) (int, string) {
 		}
 	}
 	return resp.StatusCode, b.String()
+}
+
+// TestResumeHalfDone: a controller that died after recording a discovery
+// but before posting the document, or after recording a success but before
+// asking for the reboot, left that in the database; the next one, once
+// started, finishes it.
+func TestResumeHalfDone(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		phases []Phase
+		want   Phase
+	}{
+		{"discovered, document not posted", []Phase{PhaseBootstrap, PhaseDiscovered}, PhaseProvisioning},
+		{"succeeded, reboot not asked", []Phase{PhaseBootstrap, PhaseDiscovered, PhaseProvisioning, PhaseProvisioned}, PhaseRebooting},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, nil)
+			ctx := context.Background()
+			rec, err := h.store.Node(ctx, testMAC)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := discovery("uuid-1")
+			rec.Phases, rec.Token, rec.PhoneSecret, rec.AgentURL = tt.phases, "node-token-1", "phone-1", h.agent.srv.URL
+			rec.Discovery, _ = json.Marshal(d)
+			rec.Local = tt.want == PhaseRebooting
+			if err := h.store.Save(ctx, rec); err != nil {
+				t.Fatal(err)
+			}
+			h.agent.mu.Lock()
+			h.agent.token = "node-token-1"
+			h.agent.mu.Unlock()
+			sctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			if _, err := h.ctrl.Start(sctx); err != nil {
+				t.Fatal(err)
+			}
+			ev := h.wait(tt.want)
+			t.Logf("%s: %s", ev.Phase, ev.Detail)
+			provs, reboots := h.agent.calls()
+			switch tt.want {
+			case PhaseProvisioning:
+				if len(provs) != 1 || provs[0].force {
+					t.Errorf("provision calls %d (force %v), want 1 unforced", len(provs), len(provs) > 0 && provs[0].force)
+				}
+			case PhaseRebooting:
+				if reboots != 1 || len(provs) != 0 {
+					t.Errorf("%d reboots, %d provisions; want 1, 0", reboots, len(provs))
+				}
+			}
+		})
+	}
 }

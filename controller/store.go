@@ -62,6 +62,7 @@ type NodeRecord struct {
 	AgentURL  string
 	Pin       string // agent TLS fingerprint, from the authenticated discovery
 	Status    *api.Status
+	Discovery []byte // the round's discovery (JSON)
 	Doc       []byte // last provision.json
 	Phone     *PhoneHome
 	LastStep  string
@@ -195,6 +196,9 @@ var migrations = []string{
 	// 2: leases (Ironic's reservation): the controller driving a node.
 	`ALTER TABLE nodes ADD COLUMN lease_owner TEXT NOT NULL DEFAULT '';
 	ALTER TABLE nodes ADD COLUMN lease_expires BIGINT NOT NULL DEFAULT 0`,
+	// 3: the round's discovery, so a restarted controller can post the
+	// document it had not posted yet.
+	`ALTER TABLE nodes ADD COLUMN discovery TEXT NOT NULL DEFAULT ''`,
 }
 
 type sqlStore struct {
@@ -267,17 +271,17 @@ func (s *sqlStore) Enroll(ctx context.Context, mac string) error {
 	return nil
 }
 
-const nodeColumns = `mac, round, local_boot, phases, token, phone_secret, node_id, remote, agent_url, tls_pin, status, document, phone_home, last_step, prov_start, lease_owner, lease_expires`
+const nodeColumns = `mac, round, local_boot, phases, token, phone_secret, node_id, remote, agent_url, tls_pin, status, document, phone_home, last_step, prov_start, lease_owner, lease_expires, discovery`
 
 type scanner interface{ Scan(dest ...any) error }
 
 func scanNode(row scanner) (NodeRecord, error) {
 	var r NodeRecord
 	var local int
-	var phases, status, doc, phone string
+	var phases, status, doc, phone, disc string
 	var provStart, leaseExp int64
 	if err := row.Scan(&r.MAC, &r.Round, &local, &phases, &r.Token, &r.PhoneSecret, &r.NodeID, &r.Remote, &r.AgentURL, &r.Pin,
-		&status, &doc, &phone, &r.LastStep, &provStart, &r.LeaseOwner, &leaseExp); err != nil {
+		&status, &doc, &phone, &r.LastStep, &provStart, &r.LeaseOwner, &leaseExp, &disc); err != nil {
 		return r, err
 	}
 	r.Local = local != 0
@@ -298,6 +302,9 @@ func scanNode(row scanner) (NodeRecord, error) {
 	}
 	if doc != "" {
 		r.Doc = []byte(doc)
+	}
+	if disc != "" {
+		r.Discovery = []byte(disc)
 	}
 	r.ProvStart = fromNanos(provStart)
 	r.LeaseExpires = fromNanos(leaseExp)
@@ -385,8 +392,8 @@ func (s *sqlStore) Save(ctx context.Context, r NodeRecord, events ...Event) erro
 	defer tx.Rollback()
 	// The lease columns are the lease calls' own: a save never moves them.
 	res, err := tx.ExecContext(ctx, s.d.q(`UPDATE nodes SET round = ?, local_boot = ?, phases = ?, token = ?, phone_secret = ?, node_id = ?, remote = ?,
-		agent_url = ?, tls_pin = ?, status = ?, document = ?, phone_home = ?, last_step = ?, prov_start = ? WHERE mac = ?`),
-		r.Round, local, ph, r.Token, r.PhoneSecret, r.NodeID, r.Remote, r.AgentURL, r.Pin, status, string(r.Doc), phone, r.LastStep, toNanos(r.ProvStart), r.MAC)
+		agent_url = ?, tls_pin = ?, status = ?, document = ?, phone_home = ?, last_step = ?, prov_start = ?, discovery = ? WHERE mac = ?`),
+		r.Round, local, ph, r.Token, r.PhoneSecret, r.NodeID, r.Remote, r.AgentURL, r.Pin, status, string(r.Doc), phone, r.LastStep, toNanos(r.ProvStart), string(r.Discovery), r.MAC)
 	if err != nil {
 		return fmt.Errorf("store: save node %s: %w", r.MAC, err)
 	}
