@@ -365,7 +365,7 @@ func (t *timeline) step(name, detail string) {
 	s := Step{Round: t.round, Name: name, At: now, Took: now.Sub(t.last), Detail: detail}
 	t.last = now
 	t.steps = append(t.steps, s)
-	fmt.Fprintf(t.out, "  %7.1fs  +%6.1fs  %-22s %s\n", now.Sub(t.start).Seconds(), s.Took.Seconds(), name, detail)
+	fmt.Fprintf(t.out, "  %7.1fs  +%6.1fs  %-22s %s\n", now.Sub(t.start).Seconds(), s.Took.Seconds(), name, controller.Printable(detail))
 }
 
 func randomToken() string {
