@@ -732,13 +732,6 @@ func (c *Controller) update(ctx context.Context, mac string, fn func(r *NodeReco
 	return nil
 }
 
-// record appends an event to the node's current round.
-func (c *Controller) record(mac string, p Phase, detail string) {
-	if err := c.update(c.bg, mac, func(_ *NodeRecord, rec recorder) error { rec(p, detail); return nil }); err != nil {
-		c.log.Error("record event", "mac", mac, "phase", string(p), "detail", detail, "err", err)
-	}
-}
-
 // recordRound records an event only while the node is still in round (a
 // Reprovision meanwhile makes a late answer of the old round moot).
 func (c *Controller) recordRound(mac string, round int, p Phase, detail string) {

@@ -30,9 +30,6 @@ import (
 // the result is accepted, the node flipped and rebooted, and its next
 // network boot gets the local disk.
 func TestControllerProcessSIGKILL(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the imprint binary")
-	}
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "imprint")
 	build := exec.Command("go", "build", "-o", bin, "github.com/imprint-dev/imprint/cmd/imprint")
