@@ -501,14 +501,14 @@ func TestAgentFailureNoFlip(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.wait(PhaseProvisioning)
-	st := api.Status{ID: "job-1", State: api.StateFailed, Step: "images", Error: &api.JobError{Step: "images", Device: "/dev/mapper/os-root", Message: "image http://x/img.gz: unexpected EOF"}}
+	st := api.Status{ID: "job-1", State: api.StateFailed, Step: "images", Error: &api.JobError{Step: "images", Device: "/dev/mapper/os-root", Reason: api.ReasonImageUnreachable, Message: "image http://x/img.gz: unexpected EOF"}}
 	if err := rep.Result(ctx, st); err != nil {
 		t.Fatal(err)
 	}
 	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	_, err := h.ctrl.Wait(wctx, testMAC, PhaseProvisioned)
-	if err == nil || !strings.Contains(err.Error(), "step images device /dev/mapper/os-root: image http://x/img.gz: unexpected EOF") {
+	if err == nil || !strings.Contains(err.Error(), "step images device /dev/mapper/os-root (image_unreachable): image http://x/img.gz: unexpected EOF") {
 		t.Fatalf("Wait(provisioned) = %v, want the agent's error", err)
 	}
 	if _, s := h.get("/ipxe?mac=52:54:00:12:34:56"); !strings.Contains(s, "kernel ") {

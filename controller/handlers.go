@@ -480,6 +480,9 @@ func (c *Controller) result(w http.ResponseWriter, r *http.Request) {
 			if e.Device != "" {
 				detail += " device " + e.Device
 			}
+			if e.Reason != "" {
+				detail += " (" + e.Reason + ")"
+			}
 			detail += ": " + e.Message
 		}
 		record(PhaseFailed, detail)

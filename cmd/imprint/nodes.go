@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -187,8 +186,8 @@ func printNode(w io.Writer, d *api.NodeDetail) {
 				fmt.Fprintf(w, ", device %s", p(e.Device))
 			}
 			fmt.Fprintf(w, ": %s\n", p(e.Message))
-			if r := jobErrorReason(e); r != "" {
-				fmt.Fprintf(w, "    reason:       %s\n", p(r))
+			if e.Reason != "" {
+				fmt.Fprintf(w, "    reason:       %s\n", p(e.Reason))
 			}
 		}
 	}
@@ -208,20 +207,4 @@ func orDash(s string) string {
 		return "-"
 	}
 	return strings.TrimSpace(s)
-}
-
-// jobErrorReason is the error's machine-readable reason (api.JobError's
-// "reason", being added to the agent's API), read through its JSON so this
-// builds on either side of that change; "" when absent.
-func jobErrorReason(e *api.JobError) string {
-	b, err := json.Marshal(e)
-	if err != nil {
-		return ""
-	}
-	var m map[string]any
-	if json.Unmarshal(b, &m) != nil {
-		return ""
-	}
-	r, _ := m["reason"].(string)
-	return r
 }

@@ -71,7 +71,7 @@ func TestNodes(t *testing.T) {
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	ctrl.Wait(wctx, "52:54:00:aa:bb:cc", controller.PhaseFailed) // no agent at 127.0.0.1:1: the post fails
-	if err := rep.Result(ctx, api.Status{ID: "job" + evil, State: api.StateFailed, Error: &api.JobError{Step: "images", Device: "/dev/vda" + evil, Message: "boom" + evil}}); err != nil {
+	if err := rep.Result(ctx, api.Status{ID: "job" + evil, State: api.StateFailed, Error: &api.JobError{Step: "images", Device: "/dev/vda" + evil, Reason: api.ReasonVerifyFailed, Message: "boom" + evil}}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -94,7 +94,7 @@ func TestNodes(t *testing.T) {
 		t.Errorf("the operator API shows the node's token:\n%s", out)
 	}
 	code, out = nodes("show", "node-1")
-	for _, want := range []string{"node 52:54:00:aa:bb:cc (node-1), round 1", "pxe-bootstrap", "discovered", "failed", `error:        step images, device /dev/vda\x1b]0;pwned\x07\x1b[2J: boom\x1b]0;pwned`, `reported id:    uuid\x1b]0;pwned`} {
+	for _, want := range []string{"node 52:54:00:aa:bb:cc (node-1), round 1", "pxe-bootstrap", "discovered", "failed", `error:        step images, device /dev/vda\x1b]0;pwned\x07\x1b[2J: boom\x1b]0;pwned`, `reported id:    uuid\x1b]0;pwned`, "reason:       verify_failed"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("show lacks %q:\n%s", want, out)
 		}
