@@ -236,9 +236,10 @@ type ctlProcess struct {
 		Info(string, ...any)
 		Warn(string, ...any)
 	}
-	mu  sync.Mutex
-	cmd *exec.Cmd
-	n   int
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan struct{} // closed once cmd's Wait returned
+	n      int
 }
 
 func httpGet(ctx context.Context, url string) (int, error) {
@@ -269,8 +270,9 @@ func (p *ctlProcess) start(ctx context.Context) error {
 		logf.Close()
 		return fmt.Errorf("start %s controller: %w", p.bin, err)
 	}
-	go func() { cmd.Wait(); logf.Close() }()
-	p.cmd = cmd
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); logf.Close(); close(exited) }()
+	p.cmd, p.exited = cmd, exited
 	// Up when its operator API answers.
 	url := ""
 	for i, a := range p.args {
@@ -301,7 +303,7 @@ func (p *ctlProcess) pid() int {
 // kill sends SIGKILL and waits until the process is gone.
 func (p *ctlProcess) kill() error {
 	p.mu.Lock()
-	cmd := p.cmd
+	cmd, exited := p.cmd, p.exited
 	p.mu.Unlock()
 	if cmd == nil || cmd.Process == nil {
 		return nil
@@ -309,12 +311,12 @@ func (p *ctlProcess) kill() error {
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		return err
 	}
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if cmd.ProcessState != nil || syscall.Kill(cmd.Process.Pid, 0) != nil {
-			return nil
-		}
+	select {
+	case <-exited:
+		return nil
+	case <-time.After(10 * time.Second):
+		return fmt.Errorf("controller pid %d still alive 10s after SIGKILL", cmd.Process.Pid)
 	}
-	return fmt.Errorf("controller pid %d still alive 10s after SIGKILL", cmd.Process.Pid)
 }
 
 func (p *ctlProcess) tail(n int) string {
