@@ -133,7 +133,7 @@ func RunCrash(ctx context.Context, cfg Config, imprintBin string) (*CrashResult,
 	if err := ctl.kill(); err != nil {
 		return fail("SIGKILL", err)
 	}
-	tl.step("controller SIGKILLed", fmt.Sprintf("pid %d, after %q", ctl.pid(), ev.Detail))
+	tl.step("controller SIGKILLed", fmt.Sprintf("pid %d, after: %s", ctl.pid(), ev.Detail))
 	time.Sleep(2 * time.Second) // a moment of absence: the agent's heartbeats fail
 	if err := ctl.start(ctx); err != nil {
 		return fail("restart", err)
