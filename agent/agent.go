@@ -159,7 +159,7 @@ func (a *Agent) discover(ctx context.Context, scheme, fingerprint string) {
 			log.Error("discovery: inventory", "err", err)
 		}
 	}
-	d := Discovery{
+	d := api.Discovery{
 		NodeID:         a.cfg.NodeID,
 		Listen:         a.cfg.Listen,
 		Scheme:         scheme,

@@ -155,7 +155,7 @@ type fakeReporter struct {
 	progress int
 }
 
-func (r *fakeReporter) Discovery(context.Context, Discovery) error { return nil }
+func (r *fakeReporter) Discovery(context.Context, api.Discovery) error { return nil }
 func (r *fakeReporter) Progress(context.Context, api.Status) error {
 	r.mu.Lock()
 	r.progress++

@@ -20,39 +20,19 @@ import (
 // Reporter tells the controller about the node and its job.
 type Reporter interface {
 	// Discovery announces the node; retried until acknowledged.
-	Discovery(ctx context.Context, d Discovery) error
+	Discovery(ctx context.Context, d api.Discovery) error
 	// Progress is a heartbeat: one attempt, failures are only logged.
 	Progress(ctx context.Context, st api.Status) error
 	// Result is the job's outcome; retried until acknowledged or ctx ends.
 	Result(ctx context.Context, st api.Status) error
 }
 
-// Discovery is the body of the discovery callback.
-type Discovery struct {
-	NodeID string `json:"node_id"`
-	// Listen is the agent's API address as configured (":9999"); Addresses
-	// are the node's unicast IPs, so the controller can build the URL.
-	Listen    string   `json:"listen"`
-	Scheme    string   `json:"scheme"` // http or https
-	Addresses []string `json:"addresses,omitempty"`
-	// TLSFingerprint is the SHA-256 fingerprint of the agent's certificate
-	// (colon-separated hex), for the controller to pin.
-	TLSFingerprint string               `json:"tls_fingerprint,omitempty"`
-	Version        string               `json:"version,omitempty"`
-	Inventory      *inventory.Inventory `json:"inventory"`
-}
-
-// Callback is the body of the progress and result callbacks.
-type Callback struct {
-	NodeID string     `json:"node_id"`
-	Status api.Status `json:"status"`
-}
-
-// Controller is the HTTP Reporter: it POSTs JSON to <URL>/discovery,
-// <URL>/progress and <URL>/result, with "Authorization: Bearer <Token>" when a
-// token is set. Any 2xx is an acknowledgement; 4xx other than 408/429 are
+// CallbackClient is the HTTP Reporter, the agent's client of the
+// controller's callback endpoints: it POSTs JSON to <URL>/discovery,
+// <URL>/progress and <URL>/result, with "Authorization: Bearer <Token>" (the
+// node's own token) when a token is set. Any 2xx is an acknowledgement; 4xx other than 408/429 are
 // not retried (the controller refuses the request as such).
-type Controller struct {
+type CallbackClient struct {
 	URL    string
 	Token  string
 	NodeID string
@@ -70,13 +50,13 @@ type Controller struct {
 	announced string // the NodeID the discovery carried, when NodeID is empty
 }
 
-var _ Reporter = (*Controller)(nil)
+var _ Reporter = (*CallbackClient)(nil)
 
 // Discovery implements Reporter. Without a configured NodeID, the identity
 // the discovery announces (the agent's default: DMI UUID, else hostname)
 // is the one the later progress and result callbacks carry, so the
 // controller can tell whose they are.
-func (c *Controller) Discovery(ctx context.Context, d Discovery) error {
+func (c *CallbackClient) Discovery(ctx context.Context, d api.Discovery) error {
 	c.mu.Lock()
 	if d.NodeID == "" {
 		d.NodeID = c.NodeID
@@ -87,7 +67,7 @@ func (c *Controller) Discovery(ctx context.Context, d Discovery) error {
 	return c.postRetry(ctx, "discovery", d)
 }
 
-func (c *Controller) nodeID() string {
+func (c *CallbackClient) nodeID() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.NodeID != "" {
@@ -97,18 +77,18 @@ func (c *Controller) nodeID() string {
 }
 
 // Progress implements Reporter.
-func (c *Controller) Progress(ctx context.Context, st api.Status) error {
-	return c.post(ctx, "progress", Callback{NodeID: c.nodeID(), Status: st})
+func (c *CallbackClient) Progress(ctx context.Context, st api.Status) error {
+	return c.post(ctx, "progress", api.Callback{NodeID: c.nodeID(), Status: st})
 }
 
 // Result implements Reporter.
-func (c *Controller) Result(ctx context.Context, st api.Status) error {
-	return c.postRetry(ctx, "result", Callback{NodeID: c.nodeID(), Status: st})
+func (c *CallbackClient) Result(ctx context.Context, st api.Status) error {
+	return c.postRetry(ctx, "result", api.Callback{NodeID: c.nodeID(), Status: st})
 }
 
 type permanentError struct{ error }
 
-func (c *Controller) postRetry(ctx context.Context, kind string, body any) error {
+func (c *CallbackClient) postRetry(ctx context.Context, kind string, body any) error {
 	wait := c.Backoff
 	if wait <= 0 {
 		wait = time.Second
@@ -142,7 +122,7 @@ func (c *Controller) postRetry(ctx context.Context, kind string, body any) error
 	}
 }
 
-func (c *Controller) post(ctx context.Context, kind string, body any) error {
+func (c *CallbackClient) post(ctx context.Context, kind string, body any) error {
 	url := strings.TrimRight(c.URL, "/") + "/" + kind
 	b, err := json.Marshal(body)
 	if err != nil {

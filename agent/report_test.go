@@ -61,7 +61,7 @@ func TestControllerRetriesUntilAcknowledged(t *testing.T) {
 	srv := httptest.NewServer(fc)
 	defer srv.Close()
 	var waits []time.Duration
-	c := &Controller{URL: srv.URL + "/cb/", Token: "tok", NodeID: "node-1", MaxBackoff: 4 * time.Second,
+	c := &CallbackClient{URL: srv.URL + "/cb/", Token: "tok", NodeID: "node-1", MaxBackoff: 4 * time.Second,
 		Sleep: func(ctx context.Context, d time.Duration) error { waits = append(waits, d); return nil }}
 	if err := c.Result(context.Background(), api.Status{ID: "j1", State: api.StateSucceeded}); err != nil {
 		t.Fatalf("Result: %v", err)
@@ -72,7 +72,7 @@ func TestControllerRetriesUntilAcknowledged(t *testing.T) {
 	if got := waits; len(got) != 3 || got[0] != time.Second || got[1] != 2*time.Second || got[2] != 4*time.Second {
 		t.Errorf("backoff waits %v, want [1s 2s 4s]", got)
 	}
-	var cb Callback
+	var cb api.Callback
 	json.Unmarshal(fc.acked["result"][0], &cb)
 	if cb.NodeID != "node-1" || cb.Status.ID != "j1" || cb.Status.State != api.StateSucceeded {
 		t.Errorf("acknowledged body %+v", cb)
@@ -90,9 +90,9 @@ func TestControllerCallbacksCarryTheDiscoveredNodeID(t *testing.T) {
 	fc := newFlaky(0)
 	srv := httptest.NewServer(fc)
 	defer srv.Close()
-	c := &Controller{URL: srv.URL + "/cb"}
+	c := &CallbackClient{URL: srv.URL + "/cb"}
 	ctx := context.Background()
-	if err := c.Discovery(ctx, Discovery{NodeID: "dmi-uuid-1"}); err != nil {
+	if err := c.Discovery(ctx, api.Discovery{NodeID: "dmi-uuid-1"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Progress(ctx, api.Status{ID: "j1"}); err != nil {
@@ -102,16 +102,16 @@ func TestControllerCallbacksCarryTheDiscoveredNodeID(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, kind := range []string{"progress", "result"} {
-		var cb Callback
+		var cb api.Callback
 		if len(fc.acked[kind]) != 1 || json.Unmarshal(fc.acked[kind][0], &cb) != nil || cb.NodeID != "dmi-uuid-1" {
 			t.Errorf("%s callback %s, want node_id dmi-uuid-1", kind, fc.acked[kind])
 		}
 	}
 	// A configured NodeID wins over what a discovery carries.
-	c2 := &Controller{URL: srv.URL + "/cb", NodeID: "configured"}
-	c2.Discovery(ctx, Discovery{NodeID: "dmi-uuid-1"})
+	c2 := &CallbackClient{URL: srv.URL + "/cb", NodeID: "configured"}
+	c2.Discovery(ctx, api.Discovery{NodeID: "dmi-uuid-1"})
 	c2.Result(ctx, api.Status{ID: "j2"})
-	var cb Callback
+	var cb api.Callback
 	json.Unmarshal(fc.acked["result"][1], &cb)
 	if cb.NodeID != "configured" {
 		t.Errorf("result node_id %q, want the configured one", cb.NodeID)
@@ -124,7 +124,7 @@ func TestControllerGivesUp(t *testing.T) {
 	defer srv.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	n := 0
-	c := &Controller{URL: srv.URL + "/cb", Sleep: func(ctx context.Context, d time.Duration) error {
+	c := &CallbackClient{URL: srv.URL + "/cb", Sleep: func(ctx context.Context, d time.Duration) error {
 		n++
 		if n == 5 {
 			cancel()
@@ -139,8 +139,8 @@ func TestControllerGivesUp(t *testing.T) {
 	rej := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.Error(w, "unknown node", 404) }))
 	defer rej.Close()
 	calls := 0
-	c = &Controller{URL: rej.URL, Sleep: func(context.Context, time.Duration) error { calls++; return nil }}
-	if err := c.Discovery(context.Background(), Discovery{}); err == nil || !strings.Contains(err.Error(), "unknown node") || calls != 0 {
+	c = &CallbackClient{URL: rej.URL, Sleep: func(context.Context, time.Duration) error { calls++; return nil }}
+	if err := c.Discovery(context.Background(), api.Discovery{}); err == nil || !strings.Contains(err.Error(), "unknown node") || calls != 0 {
 		t.Errorf("404: err %v after %d retries", err, calls)
 	}
 }
@@ -157,7 +157,7 @@ func TestAgentCallbacks(t *testing.T) {
 	log := testLogger(t, buf)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	rep := &Controller{URL: ctl.URL + "/cb", Token: testToken, NodeID: "n1", Logger: log, Backoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond}
+	rep := &CallbackClient{URL: ctl.URL + "/cb", Token: testToken, NodeID: "n1", Logger: log, Backoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond}
 	jobs, err := NewJobs(ctx, f.steps(), JobsOptions{Logger: log, AllowDestructive: true, Reporter: rep, Heartbeat: 5 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -201,12 +201,12 @@ func TestAgentCallbacks(t *testing.T) {
 	}
 	fc.mu.Lock()
 	defer fc.mu.Unlock()
-	var d Discovery
+	var d api.Discovery
 	json.Unmarshal(fc.acked["discovery"][0], &d)
 	if d.NodeID != "n1" || d.TLSFingerprint != r[1] || d.Scheme != "https" || d.Inventory == nil || len(d.Inventory.Disks) != 1 {
 		t.Errorf("discovery %+v", d)
 	}
-	var res Callback
+	var res api.Callback
 	json.Unmarshal(fc.acked["result"][0], &res)
 	if res.Status.State != api.StateSucceeded || fc.seen["result"] != 3 {
 		t.Errorf("result %+v after %d posts", res.Status, fc.seen["result"])

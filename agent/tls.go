@@ -4,17 +4,16 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/hex"
 	"fmt"
 	"math/big"
 	"net"
 	"os"
-	"strings"
 	"time"
+
+	"github.com/imprint-dev/imprint/api"
 )
 
 // SelfSignedCert generates a fresh ECDSA P-256 certificate for the agent's
@@ -56,22 +55,7 @@ func SelfSignedCert(now time.Time, hosts []string) (tls.Certificate, string, err
 	if err != nil {
 		return tls.Certificate{}, "", fmt.Errorf("tls: create certificate: %w", err)
 	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, Fingerprint(der), nil
-}
-
-// Fingerprint is the SHA-256 of a DER certificate as colon-separated
-// upper-case hex.
-func Fingerprint(der []byte) string {
-	sum := sha256.Sum256(der)
-	h := strings.ToUpper(hex.EncodeToString(sum[:]))
-	var b strings.Builder
-	for i := 0; i < len(h); i += 2 {
-		if i > 0 {
-			b.WriteByte(':')
-		}
-		b.WriteString(h[i : i+2])
-	}
-	return b.String()
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, api.Fingerprint(der), nil
 }
 
 // localAddrs lists the machine's unicast addresses, for the certificate.

@@ -93,7 +93,8 @@ func TestRealAgent(t *testing.T) {
 	inv.DMI.UUID = "4c4c4544-0042-3510-8056-b4c04f4e3532"
 	// As `imprint agent` wires it without --node-id: the discovery carries
 	// the DMI UUID, the progress and result callbacks an empty node_id.
-	rep := &agent.Controller{URL: h.srv.URL, Token: testToken, Logger: log, Backoff: 10 * time.Millisecond}
+	h.boot(testMAC)
+	rep := &agent.CallbackClient{URL: h.nodeURL, Token: h.nodeToken, Logger: log, Backoff: 10 * time.Millisecond}
 	steps := &recordingSteps{images: map[string]int64{}}
 	jobs, err := agent.NewJobs(ctx, agent.Steps{
 		Inventory:   invSrc,
@@ -112,7 +113,7 @@ func TestRealAgent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ag := agent.New(agent.Config{Listen: ln.Addr().String(), Token: testToken, Controller: h.srv.URL},
+	ag := agent.New(agent.Config{Listen: ln.Addr().String(), Token: h.nodeToken, Controller: h.nodeURL},
 		agent.Deps{Logger: log, Inventory: invSrc, Jobs: jobs, Power: power, Reporter: rep, Version: "test"})
 	served := make(chan error, 1)
 	go func() { served <- ag.Serve(ctx, ln) }()

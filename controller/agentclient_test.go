@@ -36,12 +36,12 @@ func TestAgentClientFreshConnections(t *testing.T) {
 	h := newHarness(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	cl := h.ctrl.agentClient(srv.URL, "")
+	cl := h.ctrl.agentClient(srv.URL, "", "node-token")
 	if err := cl.Reboot(ctx); err != nil {
 		t.Fatalf("reboot: %v", err)
 	}
 	// the next boot's agent, through a client made the same way
-	for i, c := range []interface{ Reboot(context.Context) error }{cl, h.ctrl.agentClient(srv.URL, "")} {
+	for i, c := range []interface{ Reboot(context.Context) error }{cl, h.ctrl.agentClient(srv.URL, "", "node-token")} {
 		if err := c.Reboot(ctx); err != nil {
 			t.Fatalf("POST %d after the first: %v (a kept-alive connection was reused)", i+1, err)
 		}

@@ -3,7 +3,9 @@ package controller
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -19,25 +21,36 @@ import (
 	"sync"
 	"time"
 
-	"github.com/imprint-dev/imprint/agent"
 	"github.com/imprint-dev/imprint/api"
-	"github.com/imprint-dev/imprint/bootstrap"
 	"github.com/imprint-dev/imprint/provision"
+	"github.com/imprint-dev/imprint/pxe"
 )
 
 // Config configures a Controller.
 type Config struct {
 	Listen string // default "127.0.0.1:0"
 	// GuestURL is the base URL nodes reach the controller at (QEMU user
-	// networking: http://10.0.2.2:PORT). Empty: every URL handed to a node
-	// is built from the Host header of that node's own request (its iPXE
-	// fetch, its discovery), which is the address it reached us at. A
-	// GuestURL without a port takes the listener's port.
+	// networking: http://10.0.2.2:PORT); every URL handed to a node (boot
+	// files, callbacks, images, phone-home) is built from it, never from a
+	// request's Host header. A GuestURL without a port takes the
+	// listener's port. Empty: the listener's URL (then Listen must name a
+	// host, not all addresses).
 	GuestURL string
-	// Token is the bearer token the agent callbacks must carry and that is
-	// sent to the agents' API; it is put on the bootstrap's kernel command
-	// line (imprint.token=).
+	// Token is the operator's bearer token: the controller's own API
+	// (/v1/nodes). It never reaches a node: each node gets its own secret,
+	// new every round (see NodeRecord.Token).
 	Token string
+	// Store keeps the nodes' state and timeline (OpenStore). Required.
+	Store Store
+	// ID names this controller in the nodes' leases (default: the host
+	// name, so a controller restarted on its host takes its own leases
+	// back at once). Controllers sharing a PostgreSQL database must have
+	// distinct IDs.
+	ID string
+	// LeaseTTL is how long a node's lease lasts without renewal (default
+	// 30s; renewed every third of it while the controller runs). Another
+	// controller takes the node over once it expired.
+	LeaseTTL time.Duration
 	// Kernel and Initrd are the bootstrap files, served at
 	// GET /boot/vmlinuz and GET /boot/initramfs.cpio.gz.
 	Kernel, Initrd string
@@ -48,7 +61,7 @@ type Config struct {
 	// Nodes are the known nodes, keyed by MAC.
 	Nodes []Node
 	// LocalBoot is the iPXE answer of a provisioned node (default exit).
-	LocalBoot bootstrap.LocalBoot
+	LocalBoot pxe.LocalBoot
 	// Power resets a node that has no agent to ask (its OS is running), for
 	// Reprovision. May be nil: the node must then be rebooted by hand.
 	Power  Power
@@ -142,41 +155,25 @@ type Controller struct {
 	cfg     Config
 	log     *slog.Logger
 	now     func() time.Time
+	store   Store
 	images  map[string]string // URL name → file
 	rootImg []ComposeImage    // URIs relative to the base URL ("/images/x")
 	handler http.Handler
 
-	mu      sync.Mutex
-	nodes   map[string]*nodeState // by MAC
-	byID    map[string]string     // agent node_id → MAC
-	events  []Event
-	changed chan struct{} // closed and replaced on every event
-	listen  string        // the listener's URL once started
-	notify  sync.Mutex    // serializes OnEvent calls
+	nodes map[string]Node // the configured nodes, by MAC
+	uids  map[string]int  // Nailgun uid of each node (its position in Config.Nodes)
 
-	bg     context.Context
-	stopBG context.CancelFunc
-	wg     sync.WaitGroup
-	srv    *http.Server
-}
+	mu      sync.Mutex      // serializes this process's read-modify-write of node rows
+	posting map[string]bool // a provision.json is being composed and posted
+	changed chan struct{}   // closed and replaced on every event
+	listen  string          // the listener's URL once started
+	notify  sync.Mutex      // serializes OnEvent calls
 
-type nodeState struct {
-	Node
-	uid        int
-	round      int
-	local      bool // iPXE answers local boot
-	posting    bool // a provision.json is being composed and posted
-	phases     map[Phase]bool
-	nodeID     string
-	remote     string // host the discovery came from
-	agentURL   string
-	pin        string // agent TLS fingerprint
-	status     *api.Status
-	doc        []byte
-	phone      *PhoneHome
-	lastStep   string
-	provStart  time.Time
-	discovered time.Time
+	bg        context.Context
+	stopBG    context.CancelFunc
+	wg        sync.WaitGroup
+	renewOnce sync.Once
+	srv       *http.Server
 }
 
 var hostnameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$`)
@@ -217,9 +214,9 @@ func New(cfg Config) (*Controller, error) {
 		}
 	}
 	if cfg.LocalBoot == "" {
-		cfg.LocalBoot = bootstrap.LocalExit
+		cfg.LocalBoot = pxe.LocalExit
 	}
-	if _, err := bootstrap.IPXELocal(cfg.LocalBoot); err != nil {
+	if _, err := pxe.IPXELocal(cfg.LocalBoot); err != nil {
 		bad("local-boot", "%v", err)
 	}
 	if cfg.Logger == nil {
@@ -247,7 +244,27 @@ func New(cfg Config) (*Controller, error) {
 		bad("network.gateway", "required, an IPv4 address")
 	}
 
-	c := &Controller{images: map[string]string{}, nodes: map[string]*nodeState{}, byID: map[string]string{}, changed: make(chan struct{})}
+	if cfg.GuestURL == "" {
+		if h, _, err := net.SplitHostPort(cfg.Listen); err == nil {
+			if a, err := netip.ParseAddr(h); h == "" || (err == nil && a.IsUnspecified()) {
+				bad("guest-url", "required when listening on all addresses (%s): the URL nodes reach this controller at", cfg.Listen)
+			}
+		}
+	}
+	if cfg.Store == nil {
+		bad("db", "required (a store: OpenStore)")
+	}
+	if cfg.ID == "" {
+		h, err := os.Hostname()
+		if err != nil || h == "" {
+			bad("id", "required: the host has no name (%v)", err)
+		}
+		cfg.ID = h
+	}
+	if cfg.LeaseTTL <= 0 {
+		cfg.LeaseTTL = 30 * time.Second
+	}
+	c := &Controller{images: map[string]string{}, nodes: map[string]Node{}, uids: map[string]int{}, posting: map[string]bool{}, changed: make(chan struct{})}
 	mounts := map[string]int{}
 	for i, im := range cfg.Images {
 		f := fmt.Sprintf("images[%d]", i)
@@ -334,7 +351,8 @@ func New(cfg Config) (*Controller, error) {
 				bad(f+".ip", "%q is not an address in the admin network %s", n.IP, cfg.Network.Prefix)
 			}
 		}
-		c.nodes[n.MAC] = &nodeState{Node: n, uid: i + 1, round: 1, phases: map[Phase]bool{}}
+		c.nodes[n.MAC] = n
+		c.uids[n.MAC] = i + 1
 	}
 	if len(cfg.Nodes) == 0 {
 		bad("nodes", "at least one node is required")
@@ -342,9 +360,15 @@ func New(cfg Config) (*Controller, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("controller config: %w", err)
 	}
+	for mac := range c.nodes {
+		if err := cfg.Store.Enroll(context.Background(), mac); err != nil {
+			return nil, fmt.Errorf("controller: %w", err)
+		}
+	}
 	c.cfg = cfg
 	c.log = cfg.Logger
 	c.now = cfg.Now
+	c.store = cfg.Store
 	c.bg, c.stopBG = context.WithCancel(context.Background())
 	c.handler = c.routes()
 	return c, nil
@@ -426,7 +450,7 @@ func (c *Controller) Start(ctx context.Context) (string, error) {
 	srv := api.NewServer(c.handler, api.ServerOptions{})
 	c.srv = srv.Server
 	c.mu.Unlock()
-	c.log.Info("controller listening", "url", u, "guest_url", c.cfg.GuestURL, "nodes", len(c.nodes))
+	c.log.Info("controller listening", "url", u, "guest_url", c.cfg.GuestURL, "nodes", len(c.nodes), "id", c.cfg.ID)
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			c.log.Error("controller: serve", "url", u, "err", err)
@@ -439,11 +463,51 @@ func (c *Controller) Start(ctx context.Context) (string, error) {
 		case <-c.bg.Done():
 		}
 	}()
+	c.startRenewal()
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		c.resume(c.bg)
+	}()
 	return u, nil
 }
 
-// Close stops serving and waits for the calls to agents in flight.
+// startRenewal renews this controller's leases every third of LeaseTTL
+// until Close.
+func (c *Controller) startRenewal() {
+	c.renewOnce.Do(func() {
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			t := time.NewTicker(c.cfg.LeaseTTL / 3)
+			defer t.Stop()
+			for {
+				select {
+				case <-c.bg.Done():
+					return
+				case <-t.C:
+					if err := c.store.RenewLeases(c.bg, c.cfg.ID, c.now().Add(c.cfg.LeaseTTL)); err != nil && c.bg.Err() == nil {
+						c.log.Error("renew leases", "id", c.cfg.ID, "err", err)
+					}
+				}
+			}
+		}()
+	})
+}
+
+// Close stops serving, waits for the calls to agents in flight and gives
+// up this controller's leases (the store stays open: its owner closes it).
 func (c *Controller) Close() error {
+	err := c.stop()
+	if rerr := c.store.ReleaseLease(context.Background(), "", c.cfg.ID); rerr != nil {
+		err = errors.Join(err, rerr)
+	}
+	return err
+}
+
+// stop ends serving and the background work without releasing the
+// leases: what a crash leaves behind (tests use it as the kill).
+func (c *Controller) stop() error {
 	c.stopBG()
 	c.mu.Lock()
 	srv := c.srv
@@ -459,11 +523,14 @@ func (c *Controller) Close() error {
 	return err
 }
 
-// Events returns the timeline so far.
+// Events returns the timeline so far (empty when the store fails, which
+// is logged).
 func (c *Controller) Events() []Event {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]Event(nil), c.events...)
+	evs, err := c.store.Events(context.Background(), "")
+	if err != nil {
+		c.log.Error("read events", "err", err)
+	}
+	return evs
 }
 
 // ErrUnknownNode: the MAC is not among Config.Nodes.
@@ -471,23 +538,32 @@ var ErrUnknownNode = errors.New("unknown node")
 
 // Wait blocks until the node reaches phase p in its current round and
 // returns that event. A failure of the round is returned as an error with
-// the failure's detail.
+// the failure's detail. Events another controller records on the shared
+// database are seen within a second.
 func (c *Controller) Wait(ctx context.Context, mac string, p Phase) (Event, error) {
 	m, err := normMAC(mac)
 	if err != nil {
 		return Event{}, err
 	}
+	if _, ok := c.nodes[m]; !ok {
+		return Event{}, fmt.Errorf("wait %s %s: %w", m, p, ErrUnknownNode)
+	}
 	for {
 		c.mu.Lock()
-		n, ok := c.nodes[m]
-		if !ok {
-			c.mu.Unlock()
-			return Event{}, fmt.Errorf("wait %s %s: %w", m, p, ErrUnknownNode)
+		ch := c.changed
+		c.mu.Unlock()
+		rec, err := c.store.Node(ctx, m)
+		if err != nil {
+			return Event{}, fmt.Errorf("wait for node %s to reach %s: %w", m, p, err)
+		}
+		evs, err := c.store.Events(ctx, m)
+		if err != nil {
+			return Event{}, fmt.Errorf("wait for node %s to reach %s: %w", m, p, err)
 		}
 		var found, failed *Event
-		for i := range c.events {
-			ev := &c.events[i]
-			if ev.MAC != m || ev.Round != n.round {
+		for i := range evs {
+			ev := &evs[i]
+			if ev.Round != rec.Round {
 				continue
 			}
 			if ev.Phase == p && found == nil {
@@ -497,8 +573,6 @@ func (c *Controller) Wait(ctx context.Context, mac string, p Phase) (Event, erro
 				failed = ev
 			}
 		}
-		ch := c.changed
-		c.mu.Unlock()
 		if found != nil {
 			return *found, nil
 		}
@@ -507,113 +581,171 @@ func (c *Controller) Wait(ctx context.Context, mac string, p Phase) (Event, erro
 		}
 		select {
 		case <-ch:
+		case <-time.After(time.Second):
 		case <-ctx.Done():
 			return Event{}, fmt.Errorf("wait for node %s to reach %s: %w", m, p, ctx.Err())
 		}
 	}
 }
 
-// PhoneHome returns the last phone-home the node's OS sent.
-func (c *Controller) PhoneHome(mac string) (PhoneHome, bool) {
+// record reads the node's row for reading only.
+func (c *Controller) node(mac string) (NodeRecord, bool) {
 	m, err := normMAC(mac)
 	if err != nil {
+		return NodeRecord{}, false
+	}
+	if _, ok := c.nodes[m]; !ok {
+		return NodeRecord{}, false
+	}
+	rec, err := c.store.Node(context.Background(), m)
+	if err != nil {
+		c.log.Error("read node", "mac", m, "err", err)
+		return NodeRecord{}, false
+	}
+	return rec, true
+}
+
+// PhoneHome returns the last phone-home the node's OS sent.
+func (c *Controller) PhoneHome(mac string) (PhoneHome, bool) {
+	rec, ok := c.node(mac)
+	if !ok || rec.Phone == nil {
 		return PhoneHome{}, false
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n, ok := c.nodes[m]
-	if !ok || n.phone == nil {
-		return PhoneHome{}, false
-	}
-	ph := *n.phone
-	ph.PubKeys = map[string]string{}
-	for k, v := range n.phone.PubKeys {
-		ph.PubKeys[k] = v
-	}
-	return ph, true
+	return *rec.Phone, true
 }
 
 // Document returns the last provision.json composed for the node.
 func (c *Controller) Document(mac string) ([]byte, bool) {
-	m, err := normMAC(mac)
-	if err != nil {
+	rec, ok := c.node(mac)
+	if !ok || rec.Doc == nil {
 		return nil, false
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n, ok := c.nodes[m]
-	if !ok || n.doc == nil {
-		return nil, false
-	}
-	return append([]byte(nil), n.doc...), true
+	return rec.Doc, true
 }
 
 // Status returns the last job status the node's agent reported.
 func (c *Controller) Status(mac string) (api.Status, bool) {
-	m, err := normMAC(mac)
-	if err != nil {
+	rec, ok := c.node(mac)
+	if !ok || rec.Status == nil {
 		return api.Status{}, false
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n, ok := c.nodes[m]
-	if !ok || n.status == nil {
-		return api.Status{}, false
-	}
-	return *n.status, true
+	return *rec.Status, true
 }
 
 // Reprovision flips the node back to the bootstrap, starts its next round
 // and resets it with Config.Power; the loop then repeats (a fresh discovery
-// is provisioned again, with force).
+// is provisioned again, with force). It is the only way a provisioned
+// node gets the bootstrap again.
 func (c *Controller) Reprovision(ctx context.Context, mac string) error {
 	m, err := normMAC(mac)
 	if err != nil {
 		return err
 	}
-	c.mu.Lock()
-	n, ok := c.nodes[m]
-	if !ok {
-		c.mu.Unlock()
+	if _, ok := c.nodes[m]; !ok {
 		return fmt.Errorf("reprovision %s: %w", m, ErrUnknownNode)
 	}
-	n.local = false
-	n.round++
-	n.phases = map[Phase]bool{}
-	c.mu.Unlock()
+	detail := "flipped to the bootstrap; resetting"
 	if c.cfg.Power == nil {
-		c.record(m, PhaseReprovision, "flipped to the bootstrap; no power driver: reboot the node by hand")
+		detail = "flipped to the bootstrap; no power driver: reboot the node by hand"
+	}
+	err = c.update(ctx, m, func(r *NodeRecord, rec recorder) error {
+		r.Local = false
+		r.Round++
+		r.Phases = nil
+		// The last round's credentials die with it.
+		r.Token, r.PhoneSecret = "", ""
+		rec(PhaseReprovision, detail)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("reprovision %s: %w", m, err)
+	}
+	if c.cfg.Power == nil {
 		return nil
 	}
-	c.record(m, PhaseReprovision, "flipped to the bootstrap; resetting")
 	if err := c.cfg.Power.Reset(ctx, m); err != nil {
 		err = fmt.Errorf("reprovision %s: power reset: %w", m, err)
-		c.record(m, PhaseFailed, err.Error())
+		c.update(ctx, m, func(r *NodeRecord, rec recorder) error { rec(PhaseFailed, err.Error()); return nil })
 		return err
 	}
 	return nil
 }
 
-// record appends an event to the node's current round.
-func (c *Controller) record(mac string, p Phase, detail string) Event {
-	c.mu.Lock()
-	ev := c.recordLocked(mac, p, detail)
-	c.mu.Unlock()
-	c.emit(ev)
-	return ev
+// recorder records an event of the node's current round.
+type recorder func(p Phase, detail string)
+
+// errLeased: another controller drives the node.
+type errLeased struct{ mac, holder string }
+
+func (e errLeased) Error() string {
+	return fmt.Sprintf("node %s is driven by controller %s", e.mac, e.holder)
 }
 
-func (c *Controller) recordLocked(mac string, p Phase, detail string) Event {
-	round := 0
-	if n, ok := c.nodes[mac]; ok {
-		round = n.round
-		n.phases[p] = true
+// update is every change of a node's state: it takes (or renews) the
+// node's lease, reads its row, lets fn change it and record events, and
+// saves row and events in one transaction, then emits the events. fn's
+// error discards the change.
+func (c *Controller) update(ctx context.Context, mac string, fn func(r *NodeRecord, rec recorder) error) error {
+	c.mu.Lock()
+	held, holder, err := c.store.Lease(ctx, mac, c.cfg.ID, c.now(), c.now().Add(c.cfg.LeaseTTL))
+	if err != nil {
+		c.mu.Unlock()
+		return err
 	}
-	ev := Event{Time: c.now(), MAC: mac, Round: round, Phase: p, Detail: detail}
-	c.events = append(c.events, ev)
-	close(c.changed)
-	c.changed = make(chan struct{})
-	return ev
+	if !held {
+		c.mu.Unlock()
+		return errLeased{mac, holder}
+	}
+	r, err := c.store.Node(ctx, mac)
+	if err != nil {
+		c.mu.Unlock()
+		return err
+	}
+	var evs []Event
+	rec := func(p Phase, detail string) {
+		r.add(p)
+		evs = append(evs, Event{Time: c.now(), MAC: mac, Round: r.Round, Phase: p, Detail: detail})
+	}
+	if err := fn(&r, rec); err != nil {
+		c.mu.Unlock()
+		return err
+	}
+	err = c.store.Save(ctx, r, evs...)
+	if err == nil && len(evs) > 0 {
+		close(c.changed)
+		c.changed = make(chan struct{})
+	}
+	c.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	for _, ev := range evs {
+		c.emit(ev)
+		// A node at rest (its OS up, or its round failed) is nobody's
+		// to drive until it calls again.
+		if ev.Phase == PhaseOSUp || ev.Phase == PhaseFailed {
+			if err := c.store.ReleaseLease(ctx, mac, c.cfg.ID); err != nil {
+				c.log.Error("release lease", "mac", mac, "err", err)
+			}
+		}
+	}
+	return nil
+}
+
+// recordRound records an event only while the node is still in round (a
+// Reprovision meanwhile makes a late answer of the old round moot).
+func (c *Controller) recordRound(mac string, round int, p Phase, detail string) {
+	err := c.update(c.bg, mac, func(r *NodeRecord, rec recorder) error {
+		if r.Round != round {
+			c.log.Warn("late event of a past round dropped", "mac", mac, "round", round, "phase", string(p), "detail", detail)
+			return nil
+		}
+		rec(p, detail)
+		return nil
+	})
+	if err != nil {
+		c.log.Error("record event", "mac", mac, "phase", string(p), "detail", detail, "err", err)
+	}
 }
 
 func (c *Controller) emit(ev Event) {
@@ -637,9 +769,19 @@ func normMAC(s string) (string, error) {
 	return hw.String(), nil
 }
 
-// agentClient is the API client of a node's agent; an https agent's
-// certificate is pinned to the fingerprint it sent in discovery.
-func (c *Controller) agentClient(agentURL, pin string) *api.Client {
+// newSecret is 32 random bytes, hex: a node's token or phone-home secret.
+func newSecret() string {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic("crypto/rand: " + err.Error()) // never fails on Linux ≥ 3.17
+	}
+	return hex.EncodeToString(b)
+}
+
+// agentClient is the API client of a node's agent, with the node's token
+// of the round; an https agent's certificate is pinned to the fingerprint
+// it sent in its (authenticated) discovery.
+func (c *Controller) agentClient(agentURL, pin, token string) *api.Client {
 	// No keep-alive: the agent lives for one boot of the node, and a
 	// connection kept from before a reboot reaches a kernel that no longer
 	// knows it (over QEMU's slirp even the connect succeeds), so the next
@@ -655,12 +797,12 @@ func (c *Controller) agentClient(agentURL, pin string) *api.Client {
 				if len(cs.PeerCertificates) == 0 {
 					return errors.New("agent sent no certificate")
 				}
-				if got := strings.ToUpper(agent.Fingerprint(cs.PeerCertificates[0].Raw)); want == "" || got != want {
+				if got := strings.ToUpper(api.Fingerprint(cs.PeerCertificates[0].Raw)); want == "" || got != want {
 					return fmt.Errorf("agent certificate fingerprint %s does not match the discovery's %q", got, pin)
 				}
 				return nil
 			},
 		}
 	}
-	return &api.Client{URL: agentURL, Token: c.cfg.Token, HTTP: hc}
+	return &api.Client{URL: agentURL, Token: token, HTTP: hc}
 }

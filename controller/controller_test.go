@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -20,17 +21,21 @@ import (
 
 	"github.com/imprint-dev/imprint/agent"
 	"github.com/imprint-dev/imprint/api"
-	"github.com/imprint-dev/imprint/bootstrap"
+	"github.com/imprint-dev/imprint/pxe"
 )
 
-const testToken = "s3cret-token"
+// testToken is the operator token: no node ever sees it.
+const testToken = "operator-s3cret"
 
 // fakeAgent implements the agent routes the controller calls.
 type fakeAgent struct {
 	t   *testing.T
 	srv *httptest.Server
 
-	mu         sync.Mutex
+	mu sync.Mutex
+	// token is the node's token the agent was booted with (its boot
+	// script's imprint.token=): the only one it accepts.
+	token      string
 	provisions []provisionCall
 	reboots    int
 	// provisionStatus, when not 0, is the answer to POST /v1/provision.
@@ -48,7 +53,10 @@ func newFakeAgentTLS(t *testing.T, useTLS bool) *fakeAgent {
 	a := &fakeAgent{t: t}
 	mux := http.NewServeMux()
 	auth := func(w http.ResponseWriter, r *http.Request) bool {
-		if r.Header.Get("Authorization") != "Bearer "+testToken {
+		a.mu.Lock()
+		want := a.token
+		a.mu.Unlock()
+		if want == "" || r.Header.Get("Authorization") != "Bearer "+want {
 			w.WriteHeader(http.StatusUnauthorized)
 			json.NewEncoder(w).Encode(api.Error{Error: "invalid bearer token"})
 			return false
@@ -72,6 +80,19 @@ func newFakeAgentTLS(t *testing.T, useTLS bool) *fakeAgent {
 		}
 		w.WriteHeader(http.StatusAccepted)
 		json.NewEncoder(w).Encode(api.StartResponse{ID: fmt.Sprintf("job-%d", n), State: api.StatePending})
+	})
+	mux.HandleFunc("GET /v1/provision", func(w http.ResponseWriter, r *http.Request) {
+		if !auth(w, r) {
+			return
+		}
+		a.mu.Lock()
+		st := api.Status{State: api.StateIdle}
+		if n := len(a.provisions); n > 0 {
+			st = api.Status{ID: fmt.Sprintf("job-%d", n), State: api.StateRunning}
+		}
+		a.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(st)
 	})
 	mux.HandleFunc("POST /v1/reboot", func(w http.ResponseWriter, r *http.Request) {
 		if !auth(w, r) {
@@ -145,18 +166,39 @@ type harness struct {
 	srv   *httptest.Server
 	agent *fakeAgent
 	power *fakePower
+	store Store
+	cfg   Config
+	// From the last bootstrap script: the node's callback URL and token.
+	nodeURL, nodeToken string
+}
+
+// testStore is a fresh SQLite store in the test's temp dir.
+func testStore(t *testing.T) Store {
+	t.Helper()
+	s, err := OpenStore(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "controller.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
 
 func newHarness(t *testing.T, mutate func(*Config)) *harness {
 	kernel, initrd, image := testFiles(t)
 	ag := newFakeAgent(t)
 	pw := &fakePower{}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg := Config{
-		Token:  testToken,
-		Kernel: kernel, Initrd: initrd,
+		Token:    testToken,
+		Store:    testStore(t),
+		GuestURL: "http://" + ln.Addr().String(),
+		Kernel:   kernel, Initrd: initrd,
 		Images:    []Image{{MountPoint: "/", Path: image, Format: "ext4"}},
 		Nodes:     []Node{{MAC: "52:54:00:12:34:56", Hostname: "node-1", SSHKeys: []string{testKey}, AgentURL: ag.srv.URL, Cmdline: []string{"console=ttyS0", "imprint.log_format=text"}}},
-		LocalBoot: bootstrap.LocalSanboot,
+		LocalBoot: pxe.LocalSanboot,
 		Power:     pw,
 		Logger:    testLogger(t),
 	}
@@ -167,9 +209,35 @@ func newHarness(t *testing.T, mutate func(*Config)) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(ctrl.Handler())
+	srv := &httptest.Server{Listener: ln, Config: &http.Server{Handler: ctrl.Handler()}}
+	srv.Start()
 	t.Cleanup(func() { srv.Close(); ctrl.Close() })
-	return &harness{t: t, ctrl: ctrl, srv: srv, agent: ag, power: pw}
+	return &harness{t: t, ctrl: ctrl, srv: srv, agent: ag, power: pw, store: cfg.Store, cfg: cfg}
+}
+
+// boot fetches the node's iPXE script as its firmware would and takes the
+// node's callback URL and token from it (and gives the token to the fake
+// agent, as the kernel command line gives it to the real one).
+func (h *harness) boot(mac string) string {
+	h.t.Helper()
+	code, script := h.get("/ipxe?mac=" + mac)
+	if code != 200 {
+		h.t.Fatalf("GET /ipxe?mac=%s: %d %s", mac, code, script)
+	}
+	h.nodeURL, h.nodeToken = cmdlineValue(script, "imprint.controller="), cmdlineValue(script, "imprint.token=")
+	h.agent.mu.Lock()
+	h.agent.token = h.nodeToken
+	h.agent.mu.Unlock()
+	return script
+}
+
+func cmdlineValue(script, key string) string {
+	for _, f := range strings.Fields(script) {
+		if v, ok := strings.CutPrefix(f, key); ok {
+			return v
+		}
+	}
+	return ""
 }
 
 func (h *harness) get(path string) (int, string) {
@@ -183,8 +251,13 @@ func (h *harness) get(path string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-func (h *harness) reporter(nodeID string) *agent.Controller {
-	return &agent.Controller{URL: h.srv.URL, Token: testToken, NodeID: nodeID, Logger: testLogger(h.t),
+// reporter is the agent's callback client as the node's boot script
+// configures it (booting the node first if it was not).
+func (h *harness) reporter(nodeID string) *agent.CallbackClient {
+	if h.nodeToken == "" {
+		h.boot(testMAC)
+	}
+	return &agent.CallbackClient{URL: h.nodeURL, Token: h.nodeToken, NodeID: nodeID, Logger: testLogger(h.t),
 		Sleep: func(ctx context.Context, d time.Duration) error { return errors.New("no retries in tests") }}
 }
 
@@ -199,8 +272,8 @@ func (h *harness) wait(p Phase) Event {
 	return ev
 }
 
-func discovery(nodeID string) agent.Discovery {
-	return agent.Discovery{NodeID: nodeID, Listen: ":9999", Scheme: "http", Addresses: []string{"10.0.2.15"}, Version: "test", Inventory: qemuInventory(6)}
+func discovery(nodeID string) api.Discovery {
+	return api.Discovery{NodeID: nodeID, Listen: ":9999", Scheme: "http", Addresses: []string{"10.0.2.15"}, Version: "test", Inventory: qemuInventory(6)}
 }
 
 // TestLoop drives two full rounds: iPXE → discovery → provision.json →
@@ -220,11 +293,14 @@ func TestLoop(t *testing.T) {
 				t.Fatalf("power resets = %v", h.power.resets)
 			}
 		}
-		code, script := h.get("/ipxe?mac=52:54:00:12:34:56")
-		if code != 200 {
-			t.Fatalf("round %d: GET /ipxe: %d %s", round, code, script)
+		script := h.boot("52:54:00:12:34:56")
+		if len(h.nodeToken) != 64 {
+			t.Errorf("round %d: node token %q, want 32 random bytes in hex", round, h.nodeToken)
 		}
-		for _, want := range []string{"#!ipxe", "kernel --name vmlinuz " + base + "/boot/vmlinuz ", "imprint.controller=" + base + " ", "imprint.token=" + testToken,
+		if strings.Contains(script, testToken) {
+			t.Errorf("round %d: the boot script carries the operator token:\n%s", round, script)
+		}
+		for _, want := range []string{"#!ipxe", "kernel --name vmlinuz " + base + "/boot/vmlinuz ", "imprint.controller=" + base + "/agent/52:54:00:12:34:56 ", "imprint.token=" + h.nodeToken,
 			"console=ttyS0 ", "imprint.log_format=text", "initrd --name initrd.img " + base + "/boot/initramfs.cpio.gz"} {
 			if !strings.Contains(script, want) {
 				t.Errorf("round %d: bootstrap script lacks %q:\n%s", round, want, script)
@@ -254,8 +330,9 @@ func TestLoop(t *testing.T) {
 		if d.KsMeta.ImageData["/"].URI != base+"/images/debian-12-amd64.img.gz" || d.KsMeta.ImageData["/"].Container != "gzip" {
 			t.Errorf("image_data = %+v", d.KsMeta.ImageData)
 		}
-		if !strings.Contains(string(call.doc), `"phone_home_url": "`+base+`/phone-home/52:54:00:12:34:56"`) {
-			t.Errorf("no phone_home_url in the document")
+		phoneURL := d.KsMeta.PhoneHomeURL
+		if secret, ok := strings.CutPrefix(phoneURL, base+"/phone-home/52:54:00:12:34:56/"); !ok || len(secret) != 64 || secret == h.nodeToken {
+			t.Errorf("phone_home_url %q: want %s/phone-home/<mac>/<its own secret>", phoneURL, base)
 		}
 		if d.Hostname != "node-1" || plan.Disks[0].Device != "/dev/vda" {
 			t.Errorf("hostname %q, disk %s", d.Hostname, plan.Disks[0].Device)
@@ -267,7 +344,7 @@ func TestLoop(t *testing.T) {
 		if err := rep.Progress(ctx, api.Status{ID: "job", State: api.StateRunning, Step: "images", BytesDone: 100 << 20, BytesTotal: 400 << 20}); err != nil {
 			t.Fatal(err)
 		}
-		if ev := h.wait(PhaseProgress); ev.Detail != "step images (100/400 MiB)" {
+		if ev := h.wait(PhaseProgress); ev.Detail != `step "images" (100/400 MiB)` {
 			t.Errorf("progress detail %q", ev.Detail)
 		}
 		if st, ok := h.ctrl.Status(testMAC); !ok || st.Step != "images" {
@@ -289,12 +366,12 @@ func TestLoop(t *testing.T) {
 
 		form := url.Values{"instance_id": {"iid-" + fmt.Sprint(round)}, "hostname": {"node-1"}, "fqdn": {"node-1"},
 			"pub_key_ed25519": {"ssh-ed25519 AAAAhost root@node-1"}, "pub_key_rsa": {"N/A"}}
-		resp, err := http.PostForm(base+"/phone-home/52:54:00:12:34:56", form)
+		resp, err := http.PostForm(phoneURL, form)
 		if err != nil || resp.StatusCode != 200 {
 			t.Fatalf("phone-home: %v %v", resp, err)
 		}
 		resp.Body.Close()
-		if ev := h.wait(PhaseOSUp); !strings.Contains(ev.Detail, "hostname node-1") {
+		if ev := h.wait(PhaseOSUp); !strings.Contains(ev.Detail, `hostname "node-1"`) {
 			t.Errorf("os-up detail %q", ev.Detail)
 		}
 		ph, ok := h.ctrl.PhoneHome(testMAC)
@@ -342,8 +419,9 @@ func TestFilesServed(t *testing.T) {
 
 func TestBadToken(t *testing.T) {
 	h := newHarness(t, nil)
-	for _, path := range []string{"/discovery", "/progress", "/result"} {
-		for _, auth := range []string{"", "Bearer wrong", "Basic " + testToken} {
+	h.boot(testMAC)
+	for _, path := range []string{"/agent/" + testMAC + "/discovery", "/agent/" + testMAC + "/progress", "/agent/" + testMAC + "/result"} {
+		for auth, want := range map[string]int{"": 401, "Basic " + h.nodeToken: 401, "Bearer wrong": 403, "Bearer " + testToken: 403} {
 			req, _ := http.NewRequest("POST", h.srv.URL+path, strings.NewReader(`{}`))
 			if auth != "" {
 				req.Header.Set("Authorization", auth)
@@ -353,18 +431,29 @@ func TestBadToken(t *testing.T) {
 				t.Fatal(err)
 			}
 			resp.Body.Close()
-			if resp.StatusCode != http.StatusUnauthorized {
-				t.Errorf("POST %s with %q: %d, want 401", path, auth, resp.StatusCode)
+			if resp.StatusCode != want {
+				t.Errorf("POST %s with %q: %d, want %d", path, auth, resp.StatusCode, want)
 			}
 		}
 	}
+	// The old callback paths without a node are gone.
+	resp, err := http.Post(h.srv.URL+"/discovery", "application/json", strings.NewReader(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 404 && resp.StatusCode != 405 {
+		t.Errorf("POST /discovery: %d", resp.StatusCode)
+	}
 	rep := h.reporter("uuid-1")
 	rep.Token = "wrong"
-	if err := rep.Discovery(context.Background(), discovery("")); err == nil || !strings.Contains(err.Error(), "401") {
+	if err := rep.Discovery(context.Background(), discovery("")); err == nil || !strings.Contains(err.Error(), "403") {
 		t.Errorf("agent discovery with a wrong token: %v", err)
 	}
-	if n := len(h.ctrl.Events()); n != 0 {
-		t.Errorf("%d events recorded from refused calls", n)
+	for _, ev := range h.ctrl.Events() {
+		if ev.Phase != PhaseBootstrap {
+			t.Errorf("event recorded from a refused call: %+v", ev)
+		}
 	}
 }
 
@@ -377,16 +466,23 @@ func TestUnknownNode(t *testing.T) {
 	if code, body := h.get("/ipxe?mac=nonsense"); code != 400 || !strings.Contains(body, "not a 6-byte MAC") {
 		t.Errorf("GET /ipxe bad mac: %d %q", code, body)
 	}
+	// A discovery with the node's token whose inventory is another
+	// machine's: refused, nothing composed.
 	d := discovery("uuid-9")
 	d.Inventory.NICs[0].MAC = "52:54:00:ff:ff:ff"
 	err := h.reporter("uuid-9").Discovery(context.Background(), d)
-	if err == nil || !strings.Contains(err.Error(), "404") || !strings.Contains(err.Error(), "52:54:00:ff:ff:ff") {
-		t.Errorf("discovery of an unknown node: %v", err)
+	if err == nil || !strings.Contains(err.Error(), "403") || !strings.Contains(err.Error(), "52:54:00:ff:ff:ff") {
+		t.Errorf("discovery listing none of the node's MACs: %v", err)
 	}
-	if err := h.reporter("uuid-9").Result(context.Background(), api.Status{State: api.StateSucceeded}); err == nil || !strings.Contains(err.Error(), "has not sent a discovery") {
-		t.Errorf("result of an undiscovered node: %v", err)
+	if provs, _ := h.agent.calls(); len(provs) != 0 {
+		t.Errorf("%d provision calls after a refused discovery", len(provs))
 	}
-	resp, _ := http.PostForm(h.srv.URL+"/phone-home/52:54:00:ff:ff:ff", url.Values{"hostname": {"x"}})
+	rep := h.reporter("uuid-9")
+	rep.URL = h.srv.URL + "/agent/52:54:00:ff:ff:ff"
+	if err := rep.Result(context.Background(), api.Status{State: api.StateSucceeded}); err == nil || !strings.Contains(err.Error(), "404") {
+		t.Errorf("result of an unknown node: %v", err)
+	}
+	resp, _ := http.PostForm(h.srv.URL+"/phone-home/52:54:00:ff:ff:ff/x", url.Values{"hostname": {"x"}})
 	if resp.StatusCode != 404 {
 		t.Errorf("phone-home of an unknown node: %d", resp.StatusCode)
 	}
@@ -399,20 +495,20 @@ func TestUnknownNode(t *testing.T) {
 func TestAgentFailureNoFlip(t *testing.T) {
 	h := newHarness(t, nil)
 	ctx := context.Background()
-	h.get("/ipxe?mac=52:54:00:12:34:56")
+	h.boot(testMAC)
 	rep := h.reporter("uuid-1")
 	if err := rep.Discovery(ctx, discovery("")); err != nil {
 		t.Fatal(err)
 	}
 	h.wait(PhaseProvisioning)
-	st := api.Status{ID: "job-1", State: api.StateFailed, Step: "images", Error: &api.JobError{Step: "images", Device: "/dev/mapper/os-root", Message: "image http://x/img.gz: unexpected EOF"}}
+	st := api.Status{ID: "job-1", State: api.StateFailed, Step: "images", Error: &api.JobError{Step: "images", Device: "/dev/mapper/os-root", Reason: api.ReasonImageUnreachable, Message: "image http://x/img.gz: unexpected EOF"}}
 	if err := rep.Result(ctx, st); err != nil {
 		t.Fatal(err)
 	}
 	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	_, err := h.ctrl.Wait(wctx, testMAC, PhaseProvisioned)
-	if err == nil || !strings.Contains(err.Error(), "step images device /dev/mapper/os-root: image http://x/img.gz: unexpected EOF") {
+	if err == nil || !strings.Contains(err.Error(), "step images device /dev/mapper/os-root (image_unreachable): image http://x/img.gz: unexpected EOF") {
 		t.Fatalf("Wait(provisioned) = %v, want the agent's error", err)
 	}
 	if _, s := h.get("/ipxe?mac=52:54:00:12:34:56"); !strings.Contains(s, "kernel ") {
@@ -489,7 +585,7 @@ func TestGuestURL(t *testing.T) {
 	}
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if !strings.Contains(string(b), "imprint.controller=http://10.0.2.2:"+port+" ") {
+	if !strings.Contains(string(b), "imprint.controller=http://10.0.2.2:"+port+"/agent/52:54:00:12:34:56 ") {
 		t.Errorf("bootstrap script with GuestURL:\n%s", b)
 	}
 }
@@ -504,7 +600,7 @@ func TestNewReportsEveryProblem(t *testing.T) {
 	if err == nil {
 		t.Fatal("New accepted a bad config")
 	}
-	for _, want := range []string{"listen:", "guest-url:", "token: required", "kernel:", "initrd: required", "local-boot:",
+	for _, want := range []string{"listen:", "guest-url:", "token: required", "db: required", "kernel:", "initrd: required", "local-boot:",
 		"images[0].mount:", "images[0].format:", "images[0].path:", "images: an image for / is required",
 		"nodes[0].mac:", "nodes[1].hostname:", "nodes[1].agent_url:"} {
 		if !strings.Contains(err.Error(), want) {
@@ -527,8 +623,9 @@ func TestAgentTLSPinned(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ag := newFakeAgentTLS(t, true)
 			h := newHarness(t, func(c *Config) { c.Nodes[0].AgentURL = ag.srv.URL })
+			h.agent = ag
 			d := discovery("")
-			d.Scheme, d.TLSFingerprint = "https", tt.pin(agent.Fingerprint(ag.srv.Certificate().Raw))
+			d.Scheme, d.TLSFingerprint = "https", tt.pin(api.Fingerprint(ag.srv.Certificate().Raw))
 			if err := h.reporter("uuid-1").Discovery(context.Background(), d); err != nil {
 				t.Fatal(err)
 			}

@@ -19,9 +19,8 @@ import (
 	"github.com/go-chi/chi/v5/middleware"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/imprint-dev/imprint/agent"
 	"github.com/imprint-dev/imprint/api"
-	"github.com/imprint-dev/imprint/bootstrap"
+	"github.com/imprint-dev/imprint/pxe"
 )
 
 // maxCallbackBytes bounds a callback body (a discovery carries the
@@ -37,6 +36,9 @@ func (c *Controller) routes() http.Handler {
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusNotFound, "no such resource: "+r.URL.Path)
 	})
+	// Unauthenticated, as PXE needs: boot files, images, the iPXE script
+	// (which carries that node's credentials of the round, and only
+	// them).
 	r.Get("/ipxe", c.ipxe)
 	r.Get("/boot/vmlinuz", c.file(c.cfg.Kernel))
 	r.Get("/boot/initramfs.cpio.gz", c.file(c.cfg.Initrd))
@@ -48,36 +50,81 @@ func (c *Controller) routes() http.Handler {
 		}
 		c.file(p)(w, r)
 	})
-	r.Group(func(r chi.Router) {
-		r.Use(c.authenticate)
+	// A node's agent calls back under its own path, with its own token.
+	r.Route("/agent/{mac}", func(r chi.Router) {
+		r.Use(c.authenticateNode)
 		r.Post("/discovery", c.discovery)
 		r.Post("/progress", c.progress)
 		r.Post("/result", c.result)
 	})
-	// cloud-init's phone_home sends no credentials.
-	r.Post("/phone-home/{mac}", c.phoneHome)
+	// cloud-init's phone_home sends no credentials: the secret is in the
+	// URL the configdrive gave it.
+	r.Post("/phone-home/{mac}/{secret}", c.phoneHome)
+	r.Post("/phone-home/{mac}", func(w http.ResponseWriter, r *http.Request) {
+		httpError(w, http.StatusForbidden, "phone-home needs the node's secret (/phone-home/<mac>/<secret>, from its configdrive)")
+	})
+	r.Route("/v1", c.operatorRoutes)
 	return r
 }
 
-// authenticate requires "Authorization: Bearer <Config.Token>".
-func (c *Controller) authenticate(next http.Handler) http.Handler {
-	want := []byte(c.cfg.Token)
+type ctxKey int
+
+const nodeKey ctxKey = 0
+
+// authenticateNode requires the node's own token of the round: no
+// bearer → 401, any other bearer (another node's, an old round's, the
+// operator's) → 403.
+func (c *Controller) authenticateNode(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-		if !ok || !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), want) != 1 {
-			c.log.Warn("callback refused: missing or wrong bearer token", "path", r.URL.Path, "remote", r.RemoteAddr)
-			w.Header().Set("WWW-Authenticate", `Bearer realm="imprint-controller"`)
-			httpError(w, http.StatusUnauthorized, "missing or wrong bearer token")
+		mac, err := normMAC(chi.URLParam(r, "mac"))
+		if err != nil {
+			httpError(w, http.StatusBadRequest, err.Error())
 			return
 		}
-		next.ServeHTTP(w, r)
+		if _, ok := c.nodes[mac]; !ok {
+			httpError(w, http.StatusNotFound, "unknown node "+mac)
+			return
+		}
+		scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(got) == "" {
+			c.log.Warn("callback refused: no bearer token", "mac", mac, "path", r.URL.Path, "remote", r.RemoteAddr)
+			w.Header().Set("WWW-Authenticate", `Bearer realm="imprint-controller"`)
+			httpError(w, http.StatusUnauthorized, "missing bearer token (the node's token from its boot script)")
+			return
+		}
+		rec, err := c.store.Node(r.Context(), mac)
+		if err != nil {
+			httpError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		if rec.Token == "" || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(rec.Token)) != 1 {
+			c.log.Warn("callback refused: not this node's token of this round", "mac", mac, "path", r.URL.Path, "remote", r.RemoteAddr)
+			httpError(w, http.StatusForbidden, "the bearer token is not node "+mac+"'s token of its current round")
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), nodeKey, mac)))
 	})
 }
+
+func nodeOf(r *http.Request) string { return r.Context().Value(nodeKey).(string) }
 
 func httpError(w http.ResponseWriter, code int, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	json.NewEncoder(w).Encode(api.Error{Error: msg})
+}
+
+// updateError answers a failed update: 503 with Retry-After while another
+// controller holds the node's lease (the agent retries), else 500.
+func (c *Controller) updateError(w http.ResponseWriter, mac string, err error) {
+	var le errLeased
+	if errors.As(err, &le) {
+		w.Header().Set("Retry-After", "5")
+		httpError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	c.log.Error("node update", "mac", mac, "err", err)
+	httpError(w, http.StatusInternalServerError, err.Error())
 }
 
 func (c *Controller) file(path string) http.HandlerFunc {
@@ -99,31 +146,31 @@ func (c *Controller) file(path string) http.HandlerFunc {
 	}
 }
 
-// baseURL is the URL a node reaches us at: Config.GuestURL (its port
-// defaulting to the listener's), else the scheme and Host of its request.
-func (c *Controller) baseURL(r *http.Request) string {
-	if g := c.cfg.GuestURL; g != "" {
-		u, _ := url.Parse(g)
-		if u.Port() == "" {
-			c.mu.Lock()
-			l := c.listen
-			c.mu.Unlock()
-			if lu, err := url.Parse(l); err == nil && l != "" {
-				u.Host = net.JoinHostPort(u.Hostname(), lu.Port())
-				return u.String()
-			}
+// baseURL is the URL nodes reach us at, from the configuration only:
+// Config.GuestURL (its port defaulting to the listener's), else the
+// listener's URL. Never a request's Host header.
+func (c *Controller) baseURL() string {
+	c.mu.Lock()
+	l := c.listen
+	c.mu.Unlock()
+	g := c.cfg.GuestURL
+	if g == "" {
+		return l
+	}
+	u, _ := url.Parse(g)
+	if u.Port() == "" {
+		if lu, err := url.Parse(l); err == nil && l != "" {
+			u.Host = net.JoinHostPort(u.Hostname(), lu.Port())
+			return u.String()
 		}
-		return g
 	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	return scheme + "://" + r.Host
+	return g
 }
 
-// ipxe answers GET /ipxe?mac=${net0/mac}: the bootstrap while the node is
-// to be provisioned, the local boot once it is.
+// ipxe answers GET /ipxe?mac=${net0/mac}: the local boot once the node is
+// provisioned (until an operator asks for a reprovision), else the
+// bootstrap with the node's fresh credentials. Every bootstrap script
+// starts the node's credentials anew: the last ones stop working.
 func (c *Controller) ipxe(w http.ResponseWriter, r *http.Request) {
 	raw := r.URL.Query().Get("mac")
 	mac, err := normMAC(raw)
@@ -132,37 +179,37 @@ func (c *Controller) ipxe(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "imprint controller: "+err.Error()+" (chain /ipxe?mac=${net0/mac})", http.StatusBadRequest)
 		return
 	}
-	c.mu.Lock()
-	n, ok := c.nodes[mac]
-	var local bool
-	var node Node
-	if ok {
-		local, node = n.local, n.Node
-		if !local && n.phases[PhaseBootstrap] {
-			// A second bootstrap boot without Reprovision (the node was
-			// reset, or the last round failed): a new round.
-			n.round++
-			n.phases = map[Phase]bool{}
-		}
-	}
-	c.mu.Unlock()
+	node, ok := c.nodes[mac]
 	if !ok {
 		c.log.Warn("ipxe: unknown node", "mac", mac, "remote", r.RemoteAddr)
 		http.Error(w, "imprint controller: unknown node "+mac+" (not among the configured nodes)", http.StatusNotFound)
 		return
 	}
+	base := c.baseURL()
 	var script string
-	if local {
-		if script, err = bootstrap.IPXELocal(c.cfg.LocalBoot); err == nil {
-			defer c.record(mac, PhaseLocal, "local boot ("+string(c.cfg.LocalBoot)+")")
+	err = c.update(r.Context(), mac, func(rec *NodeRecord, record recorder) error {
+		if rec.Local {
+			s, err := pxe.IPXELocal(c.cfg.LocalBoot)
+			if err != nil {
+				return err
+			}
+			script = s
+			record(PhaseLocal, "local boot ("+string(c.cfg.LocalBoot)+")")
+			return nil
 		}
-	} else {
-		base := c.baseURL(r)
-		p := bootstrap.PXE{
+		if rec.has(PhaseBootstrap) {
+			// A second bootstrap boot without Reprovision (the node was
+			// reset, or the last round failed): a new round.
+			rec.Round++
+			rec.Phases = nil
+		}
+		rec.Token, rec.PhoneSecret = newSecret(), newSecret()
+		rec.Status, rec.LastStep = nil, ""
+		p := pxe.PXE{
 			KernelURL:  base + "/boot/vmlinuz",
 			InitrdURL:  base + "/boot/initramfs.cpio.gz",
-			Controller: base,
-			Token:      c.cfg.Token,
+			Controller: base + "/agent/" + mac,
+			Token:      rec.Token,
 		}
 		for _, a := range node.Cmdline {
 			if v, ok := strings.CutPrefix(a, "console="); ok {
@@ -171,16 +218,26 @@ func (c *Controller) ipxe(w http.ResponseWriter, r *http.Request) {
 				p.Extra = append(p.Extra, a)
 			}
 		}
-		if script, err = p.IPXEBoot(); err == nil {
-			defer c.record(mac, PhaseBootstrap, "bootstrap "+p.KernelURL+", controller "+base)
+		s, err := p.IPXEBoot()
+		if err != nil {
+			return err
 		}
-	}
+		script = s
+		record(PhaseBootstrap, "bootstrap "+p.KernelURL+", controller "+p.Controller+" (new node token)")
+		return nil
+	})
 	if err != nil {
-		c.log.Error("ipxe: render", "mac", mac, "err", err)
+		var le errLeased
+		if errors.As(err, &le) {
+			http.Error(w, "imprint controller: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		c.log.Error("ipxe", "mac", mac, "err", err)
 		http.Error(w, "imprint controller: ipxe script for "+mac+": "+err.Error(), http.StatusInternalServerError)
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
 	io.WriteString(w, script)
 }
 
@@ -193,10 +250,12 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 	return true
 }
 
-// discovery matches the agent's node by the MACs of its inventory, answers,
-// then composes and posts the provision.json in the background.
+// discovery takes the agent's report (authenticated as the node by its
+// token; its inventory must hold one of the node's enrolled MACs),
+// answers, then composes and posts the provision.json in the background.
 func (c *Controller) discovery(w http.ResponseWriter, r *http.Request) {
-	var d agent.Discovery
+	mac := nodeOf(r)
+	var d api.Discovery
 	if !decodeBody(w, r, &d) {
 		return
 	}
@@ -205,74 +264,79 @@ func (c *Controller) discovery(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var macs []string
-	mac := ""
-	c.mu.Lock()
+	enrolled := false
 	for _, nic := range d.Inventory.NICs {
 		m, err := normMAC(nic.MAC)
 		if err != nil {
 			continue
 		}
 		macs = append(macs, m)
-		if _, ok := c.nodes[m]; ok && mac == "" {
-			mac = m
-		}
+		enrolled = enrolled || m == mac
 	}
-	if mac == "" {
-		c.mu.Unlock()
-		c.log.Warn("discovery: unknown node", "node_id", d.NodeID, "macs", macs, "remote", r.RemoteAddr)
-		httpError(w, http.StatusNotFound, fmt.Sprintf("no configured node has any of the MACs %v of node %q", macs, d.NodeID))
+	if !enrolled {
+		c.log.Warn("discovery: the inventory lacks the node's MAC", "mac", mac, "macs", macs, "remote", r.RemoteAddr)
+		httpError(w, http.StatusForbidden, fmt.Sprintf("node %s's discovery lists none of its enrolled MACs (it lists %v)", mac, macs))
 		return
 	}
-	n := c.nodes[mac]
-	// A discovery while the last one is being composed and posted is a
-	// duplicate; any other repeated discovery in a round means the agent
-	// restarted (its job, if any, died with it): provision again, forced.
-	busy := n.posting
-	again := n.phases[PhaseDiscovered]
-	agentURL, err := agentURLOf(n.Node, d, c.cfg.Network.Prefix)
-	if !busy && err == nil {
-		n.posting = true
+	node := c.nodes[mac]
+	agentURL, urlErr := agentURLOf(node, d, c.cfg.Network.Prefix)
+	c.mu.Lock()
+	busy := c.posting[mac]
+	if !busy && urlErr == nil {
+		c.posting[mac] = true
 	}
-	if !busy {
-		if d.NodeID != "" {
-			if n.nodeID != "" && n.nodeID != d.NodeID {
-				delete(c.byID, n.nodeID)
-			}
-			n.nodeID = d.NodeID
-			c.byID[d.NodeID] = mac
-		}
-		n.agentURL, n.pin, n.discovered, n.status, n.lastStep = agentURL, d.TLSFingerprint, c.now(), nil, ""
-		n.remote, _, _ = net.SplitHostPort(r.RemoteAddr)
-	}
-	round := n.round
 	c.mu.Unlock()
-	w.WriteHeader(http.StatusNoContent)
 	if busy {
+		// A discovery while the last one is being composed and posted is a
+		// duplicate.
 		c.log.Info("discovery: the node's provision.json is being posted; duplicate ignored", "mac", mac, "node_id", d.NodeID)
+		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	c.record(mac, PhaseDiscovered, fmt.Sprintf("agent %s at %s (node %s, %d disks, %d NICs)", d.Version, agentURL, d.NodeID, len(d.Inventory.Disks), len(d.Inventory.NICs)))
+	var round int
+	var force bool
+	var token string
+	err := c.update(r.Context(), mac, func(rec *NodeRecord, record recorder) error {
+		// Any repeated discovery in a round means the agent restarted (its
+		// job, if any, died with it): provision again, forced.
+		force = rec.Round > 1 || rec.has(PhaseDiscovered)
+		round, token = rec.Round, rec.Token
+		rec.NodeID, rec.AgentURL, rec.Pin, rec.Status, rec.LastStep = d.NodeID, agentURL, d.TLSFingerprint, nil, ""
+		rec.Discovery, _ = json.Marshal(d)
+		rec.Remote, _, _ = net.SplitHostPort(r.RemoteAddr)
+		record(PhaseDiscovered, fmt.Sprintf("agent %q at %s (reports node id %q, %d disks, %d NICs)", d.Version, agentURL, d.NodeID, len(d.Inventory.Disks), len(d.Inventory.NICs)))
+		if urlErr != nil {
+			record(PhaseFailed, fmt.Sprintf("discovery of %s: %v", mac, urlErr))
+		}
+		return nil
+	})
 	if err != nil {
-		c.record(mac, PhaseFailed, fmt.Sprintf("discovery of %s: %v", mac, err))
+		c.mu.Lock()
+		delete(c.posting, mac)
+		c.mu.Unlock()
+		c.updateError(w, mac, err)
 		return
 	}
-	base := c.baseURL(r)
+	w.WriteHeader(http.StatusNoContent)
+	if urlErr != nil {
+		return
+	}
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
 		defer func() {
 			c.mu.Lock()
-			c.nodes[mac].posting = false
+			delete(c.posting, mac)
 			c.mu.Unlock()
 		}()
-		c.provision(c.bg, mac, round, round > 1 || again, base, d, agentURL)
+		c.provision(c.bg, mac, round, force, d, agentURL, token)
 	}()
 }
 
 // agentURLOf is Node.AgentURL, else built from the discovery: its scheme,
 // its first IPv4 address in the admin network (else its first address) and
 // the port of its listen address.
-func agentURLOf(n Node, d agent.Discovery, prefix netip.Prefix) (string, error) {
+func agentURLOf(n Node, d api.Discovery, prefix netip.Prefix) (string, error) {
 	if n.AgentURL != "" {
 		return n.AgentURL, nil
 	}
@@ -302,17 +366,18 @@ func agentURLOf(n Node, d agent.Discovery, prefix netip.Prefix) (string, error) 
 	if scheme == "" {
 		scheme = "http"
 	}
+	if scheme != "http" && scheme != "https" {
+		return "", fmt.Errorf("agent scheme %q: want http or https", scheme)
+	}
 	return scheme + "://" + net.JoinHostPort(host, port), nil
 }
 
 // provision composes the node's document and posts it to its agent.
 // force is set from the second round on, and when the agent was discovered
 // again in the same round.
-func (c *Controller) provision(ctx context.Context, mac string, round int, force bool, base string, d agent.Discovery, agentURL string) {
-	c.mu.Lock()
-	n := c.nodes[mac]
-	node, uid, pin := n.Node, n.uid, n.pin
-	c.mu.Unlock()
+func (c *Controller) provision(ctx context.Context, mac string, round int, force bool, d api.Discovery, agentURL, token string) {
+	node, uid := c.nodes[mac], c.uids[mac]
+	base := c.baseURL()
 	images := make([]ComposeImage, len(c.rootImg))
 	for i, im := range c.rootImg {
 		im.URI = base + im.URI
@@ -324,101 +389,62 @@ func (c *Controller) provision(ctx context.Context, mac string, round int, force
 			masterIP = a.String()
 		}
 	}
-	doc, err := Compose(ComposeRequest{
-		Node: node, UID: uid, Inventory: d.Inventory, Addresses: d.Addresses, Images: images,
-		Network: c.cfg.Network, MasterIP: masterIP, PhoneHomeURL: base + "/phone-home/" + mac, Profile: c.cfg.Profile,
+	var doc []byte
+	var pin string
+	err := c.update(ctx, mac, func(rec *NodeRecord, record recorder) error {
+		if rec.Round != round {
+			return fmt.Errorf("round %d is over (the node is in round %d)", round, rec.Round)
+		}
+		var err error
+		doc, err = Compose(ComposeRequest{
+			Node: node, UID: uid, Inventory: d.Inventory, Addresses: d.Addresses, Images: images,
+			Network: c.cfg.Network, MasterIP: masterIP, PhoneHomeURL: base + "/phone-home/" + mac + "/" + rec.PhoneSecret, Profile: c.cfg.Profile,
+		})
+		if err != nil {
+			record(PhaseFailed, "compose provision.json: "+err.Error())
+			return nil
+		}
+		rec.Doc, rec.ProvStart, pin = doc, c.now(), rec.Pin
+		return nil
 	})
 	if err != nil {
-		c.recordRound(mac, round, PhaseFailed, "compose provision.json: "+err.Error())
+		c.log.Error("provision", "mac", mac, "round", round, "err", err)
 		return
 	}
-	c.mu.Lock()
-	n.doc = doc
-	n.provStart = c.now()
-	c.mu.Unlock()
-	cl := c.agentClient(agentURL, pin)
+	if doc == nil {
+		return
+	}
+	cl := c.agentClient(agentURL, pin, token)
 	start, err := cl.Provision(ctx, doc, force)
 	if err != nil {
 		c.recordRound(mac, round, PhaseFailed, fmt.Sprintf("POST %s/v1/provision (force=%v): %v", agentURL, force, err))
 		return
 	}
-	c.recordRound(mac, round, PhaseProvisioning, fmt.Sprintf("job %s accepted by %s (force=%v, %d bytes of provision.json)", start.ID, agentURL, force, len(doc)))
-}
-
-// recordRound records an event only while the node is still in round (a
-// Reprovision meanwhile makes a late answer of the old round moot).
-func (c *Controller) recordRound(mac string, round int, p Phase, detail string) {
-	c.mu.Lock()
-	if c.nodes[mac].round != round {
-		c.mu.Unlock()
-		c.log.Warn("late event of a past round dropped", "mac", mac, "round", round, "phase", string(p), "detail", detail)
-		return
-	}
-	ev := c.recordLocked(mac, p, detail)
-	c.mu.Unlock()
-	c.emit(ev)
-}
-
-// callbackNode finds the node of a progress or result callback.
-func (c *Controller) callbackNode(w http.ResponseWriter, r *http.Request, cb *agent.Callback) (string, bool) {
-	if !decodeBody(w, r, cb) {
-		return "", false
-	}
-	host, _, _ := net.SplitHostPort(r.RemoteAddr)
-	c.mu.Lock()
-	mac, ok := c.byID[cb.NodeID]
-	if !ok && cb.NodeID == "" {
-		mac, ok = c.byRemoteLocked(host)
-	}
-	c.mu.Unlock()
-	if !ok {
-		c.log.Warn("callback from an undiscovered node", "path", r.URL.Path, "node_id", cb.NodeID, "remote", r.RemoteAddr)
-		httpError(w, http.StatusNotFound, fmt.Sprintf("node %q has not sent a discovery", cb.NodeID))
-		return "", false
-	}
-	return mac, true
-}
-
-// byRemoteLocked finds the node of a callback without node_id (the agent's
-// reporter sends its configured node id, empty by default, while its
-// discovery carries the DMI UUID): the one node discovered from the same
-// host in its current round, if exactly one was.
-func (c *Controller) byRemoteLocked(host string) (string, bool) {
-	found := ""
-	for mac, n := range c.nodes {
-		if n.phases[PhaseDiscovered] && n.remote == host {
-			if found != "" {
-				return "", false
-			}
-			found = mac
-		}
-	}
-	return found, found != ""
+	c.recordRound(mac, round, PhaseProvisioning, fmt.Sprintf("job %q accepted by %s (force=%v, %d bytes of provision.json)", start.ID, agentURL, force, len(doc)))
 }
 
 func (c *Controller) progress(w http.ResponseWriter, r *http.Request) {
-	var cb agent.Callback
-	mac, ok := c.callbackNode(w, r, &cb)
-	if !ok {
+	mac := nodeOf(r)
+	var cb api.Callback
+	if !decodeBody(w, r, &cb) {
 		return
 	}
 	st := cb.Status
-	c.mu.Lock()
-	n := c.nodes[mac]
-	n.status = &st
-	changed := st.Step != "" && st.Step != n.lastStep
-	n.lastStep = st.Step
-	var ev Event
-	if changed {
-		detail := "step " + st.Step
-		if st.BytesTotal > 0 {
-			detail += fmt.Sprintf(" (%d/%d MiB)", st.BytesDone>>20, st.BytesTotal>>20)
+	err := c.update(r.Context(), mac, func(rec *NodeRecord, record recorder) error {
+		rec.Status = &st
+		if st.Step != "" && st.Step != rec.LastStep {
+			detail := fmt.Sprintf("step %q", st.Step)
+			if st.BytesTotal > 0 {
+				detail += fmt.Sprintf(" (%d/%d MiB)", st.BytesDone>>20, st.BytesTotal>>20)
+			}
+			record(PhaseProgress, detail)
 		}
-		ev = c.recordLocked(mac, PhaseProgress, detail)
-	}
-	c.mu.Unlock()
-	if changed {
-		c.emit(ev)
+		rec.LastStep = st.Step
+		return nil
+	})
+	if err != nil {
+		c.updateError(w, mac, err)
+		return
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
@@ -426,56 +452,65 @@ func (c *Controller) progress(w http.ResponseWriter, r *http.Request) {
 // result flips a successful node to local boot and reboots it through its
 // agent; a failure leaves it on the bootstrap.
 func (c *Controller) result(w http.ResponseWriter, r *http.Request) {
-	var cb agent.Callback
-	mac, ok := c.callbackNode(w, r, &cb)
-	if !ok {
+	mac := nodeOf(r)
+	var cb api.Callback
+	if !decodeBody(w, r, &cb) {
 		return
 	}
 	st := cb.Status
-	c.mu.Lock()
-	n := c.nodes[mac]
-	n.status = &st
-	round, agentURL, pin := n.round, n.agentURL, n.pin
-	dup := n.phases[PhaseProvisioned] || n.phases[PhaseFailed]
-	took := c.now().Sub(n.provStart).Round(time.Second)
-	var ev Event
-	if !dup {
-		if st.State == api.StateSucceeded {
-			n.local = true
-			ev = c.recordLocked(mac, PhaseProvisioned, fmt.Sprintf("job %s succeeded in %s; iPXE flipped to local boot", st.ID, took))
-		} else {
-			detail := fmt.Sprintf("job %s %s", st.ID, st.State)
-			if e := st.Error; e != nil {
-				detail += fmt.Sprintf(": step %s", e.Step)
-				if e.Device != "" {
-					detail += " device " + e.Device
-				}
-				detail += ": " + e.Message
-			}
-			ev = c.recordLocked(mac, PhaseFailed, detail)
+	var dup bool
+	var round int
+	var agentURL, pin, token string
+	err := c.update(r.Context(), mac, func(rec *NodeRecord, record recorder) error {
+		rec.Status = &st
+		round, agentURL, pin, token = rec.Round, rec.AgentURL, rec.Pin, rec.Token
+		dup = rec.has(PhaseProvisioned) || rec.has(PhaseFailed)
+		if dup {
+			return nil
 		}
+		took := c.now().Sub(rec.ProvStart).Round(time.Second)
+		if st.State == api.StateSucceeded {
+			rec.Local = true
+			record(PhaseProvisioned, fmt.Sprintf("job %q succeeded in %s; iPXE flipped to local boot", st.ID, took))
+			return nil
+		}
+		detail := fmt.Sprintf("job %q %s", st.ID, st.State)
+		if e := st.Error; e != nil {
+			detail += fmt.Sprintf(": step %s", e.Step)
+			if e.Device != "" {
+				detail += " device " + e.Device
+			}
+			if e.Reason != "" {
+				detail += " (" + e.Reason + ")"
+			}
+			detail += ": " + e.Message
+		}
+		record(PhaseFailed, detail)
+		return nil
+	})
+	if err != nil {
+		c.updateError(w, mac, err)
+		return
 	}
-	c.mu.Unlock()
 	w.WriteHeader(http.StatusNoContent)
 	if dup {
 		c.log.Info("result already handled in this round", "mac", mac, "state", st.State)
 		return
 	}
-	c.emit(ev)
 	if st.State != api.StateSucceeded {
 		return
 	}
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
-		c.reboot(c.bg, mac, round, agentURL, pin)
+		c.reboot(c.bg, mac, round, agentURL, pin, token)
 	}()
 }
 
 // reboot asks the agent to reboot, retrying while it answers 409 (its job
 // is still finishing) for up to a minute.
-func (c *Controller) reboot(ctx context.Context, mac string, round int, agentURL, pin string) {
-	cl := c.agentClient(agentURL, pin)
+func (c *Controller) reboot(ctx context.Context, mac string, round int, agentURL, pin, token string) {
+	cl := c.agentClient(agentURL, pin, token)
 	deadline := c.now().Add(time.Minute)
 	for attempt := 1; ; attempt++ {
 		err := cl.Reboot(ctx)
@@ -500,19 +535,26 @@ func (c *Controller) reboot(ctx context.Context, mac string, round int, agentURL
 
 // phoneHome records cloud-init's phone_home POST (form fields instance_id,
 // hostname, fqdn, pub_key_rsa, pub_key_ecdsa, pub_key_ed25519; "N/A" for a
-// missing one).
+// missing one) to /phone-home/<mac>/<the node's phone-home secret>.
 func (c *Controller) phoneHome(w http.ResponseWriter, r *http.Request) {
 	mac, err := normMAC(chi.URLParam(r, "mac"))
 	if err != nil {
 		httpError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	c.mu.Lock()
-	_, ok := c.nodes[mac]
-	c.mu.Unlock()
-	if !ok {
+	if _, ok := c.nodes[mac]; !ok {
 		c.log.Warn("phone-home: unknown node", "mac", mac, "remote", r.RemoteAddr)
 		httpError(w, http.StatusNotFound, "unknown node "+mac)
+		return
+	}
+	rec, err := c.store.Node(r.Context(), mac)
+	if err != nil {
+		httpError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	if rec.PhoneSecret == "" || subtle.ConstantTimeCompare([]byte(chi.URLParam(r, "secret")), []byte(rec.PhoneSecret)) != 1 {
+		c.log.Warn("phone-home refused: wrong secret", "mac", mac, "remote", r.RemoteAddr)
+		httpError(w, http.StatusForbidden, "not node "+mac+"'s phone-home secret of its current round")
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
@@ -533,11 +575,15 @@ func (c *Controller) phoneHome(w http.ResponseWriter, r *http.Request) {
 			ph.PubKeys[k] = v
 		}
 	}
-	c.mu.Lock()
-	c.nodes[mac].phone = ph
-	ev := c.recordLocked(mac, PhaseOSUp, fmt.Sprintf("hostname %s, fqdn %s, instance %s, %d host keys", ph.Hostname, ph.FQDN, ph.InstanceID, len(ph.PubKeys)))
-	c.mu.Unlock()
-	c.emit(ev)
+	err = c.update(r.Context(), mac, func(rec *NodeRecord, record recorder) error {
+		rec.Phone = ph
+		record(PhaseOSUp, fmt.Sprintf("hostname %q, fqdn %q, instance %q, %d host keys", ph.Hostname, ph.FQDN, ph.InstanceID, len(ph.PubKeys)))
+		return nil
+	})
+	if err != nil {
+		c.updateError(w, mac, err)
+		return
+	}
 	w.WriteHeader(http.StatusOK)
 }
 

@@ -12,9 +12,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/imprint-dev/imprint/bootstrap"
 	"github.com/imprint-dev/imprint/controller"
 	"github.com/imprint-dev/imprint/internal/vmtest"
+	"github.com/imprint-dev/imprint/pxe"
 )
 
 // Config is one end-to-end run: a node that PXE-boots the bootstrap,
@@ -32,7 +32,7 @@ type Config struct {
 	MAC       string // default 52:54:00:12:34:56
 	DiskSize  int64  // default 6 GiB (sparse)
 	Rounds    int    // provisioning rounds; default 2 (provision, then reprovision)
-	LocalBoot bootstrap.LocalBoot
+	LocalBoot pxe.LocalBoot
 	// Firmware is the node's: SeaBIOS (zero value) or OVMF
 	// (vmtest.FirmwareUEFI; its NVRAM is kept in Dir/OVMF_VARS.fd).
 	Firmware vmtest.Firmware
@@ -155,10 +155,19 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 		return machine.Reset()
 	})
+	store, err := controller.OpenStore(ctx, "sqlite:"+filepath.Join(cfg.Dir, "controller.db"))
+	if err != nil {
+		return nil, fmt.Errorf("e2e: controller: %w", err)
+	}
+	defer store.Close()
 	ctrl, err := controller.New(controller.Config{
 		Listen: "127.0.0.1:0",
-		Token:  randomToken(),
-		Kernel: cfg.Kernel, Initrd: cfg.Initrd,
+		// QEMU user networking: the host is 10.0.2.2 to the node; the
+		// port is the listener's.
+		GuestURL: "http://10.0.2.2",
+		Token:    randomToken(),
+		Store:    store,
+		Kernel:   cfg.Kernel, Initrd: cfg.Initrd,
 		Images:    cfg.Images,
 		Nodes:     []controller.Node{{MAC: cfg.MAC, Hostname: cfg.Hostname, SSHKeys: []string{pub}, AgentURL: fmt.Sprintf("http://127.0.0.1:%d", agentPort), Cmdline: []string{"console=ttyS0"}}},
 		LocalBoot: cfg.LocalBoot,
@@ -219,7 +228,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		wait := func(p controller.Phase, d time.Duration) (controller.Event, error) {
 			wctx, cancel := context.WithTimeout(ctx, d)
 			defer cancel()
-			return waitEvent(wctx, ctrl, machine, cfg.MAC, p, evFrom)
+			return waitEvent(wctx, ctrl.Events, machine, cfg.MAC, p, evFrom)
 		}
 		ev, err := wait(controller.PhaseBootstrap, cfg.Timeouts.PXE)
 		if err != nil {
@@ -305,7 +314,7 @@ func (c *Config) defaults() error {
 		c.Rounds = 2
 	}
 	if c.LocalBoot == "" {
-		c.LocalBoot = bootstrap.LocalSanboot
+		c.LocalBoot = pxe.LocalSanboot
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -319,11 +328,11 @@ func (c *Config) defaults() error {
 
 // waitEvent waits for the node's phase among the events after from, failing
 // at once when the controller records a failure or QEMU exits.
-func waitEvent(ctx context.Context, ctrl *controller.Controller, m *Machine, mac string, p controller.Phase, from int) (controller.Event, error) {
+func waitEvent(ctx context.Context, events func() []controller.Event, m *Machine, mac string, p controller.Phase, from int) (controller.Event, error) {
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		evs := ctrl.Events()
+		evs := events()
 		for _, ev := range evs[min(from, len(evs)):] {
 			if !strings.EqualFold(ev.MAC, mac) {
 				continue
@@ -371,7 +380,7 @@ func (t *timeline) step(name, detail string) {
 	s := Step{Round: t.round, Name: name, At: now, Took: now.Sub(t.last), Detail: detail}
 	t.last = now
 	t.steps = append(t.steps, s)
-	fmt.Fprintf(t.out, "  %7.1fs  +%6.1fs  %-22s %s\n", now.Sub(t.start).Seconds(), s.Took.Seconds(), name, detail)
+	fmt.Fprintf(t.out, "  %7.1fs  +%6.1fs  %-22s %s\n", now.Sub(t.start).Seconds(), s.Took.Seconds(), name, controller.Printable(detail))
 }
 
 func randomToken() string {

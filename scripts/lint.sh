@@ -40,11 +40,11 @@ step "staticcheck $STATICCHECK_VERSION (tags: ${tags:-none})"
 
 # vet type-checks the packages and their tests for darwin, and vets the
 # files only other systems build (configdrive/device_other.go).
-PORTABLE=(./api ./provision ./partition ./configdrive ./inventory ./internal/sys ./internal/mountinfo)
+PORTABLE=(./api ./pxe ./provision ./partition ./configdrive ./inventory ./internal/sys ./internal/mountinfo)
 step "GOOS=darwin go vet ${PORTABLE[*]}"
 GOOS=darwin go vet "${PORTABLE[@]}" || bad "GOOS=darwin go vet ${PORTABLE[*]}"
 # These build for darwin too; their tests are Linux-only.
-PORTABLE_BUILD=(./bootstrap)
+PORTABLE_BUILD=(./bootstrap ./controller)
 step "GOOS=darwin go build ${PORTABLE_BUILD[*]}"
 GOOS=darwin go build "${PORTABLE_BUILD[@]}" || bad "GOOS=darwin go build ${PORTABLE_BUILD[*]}"
 

@@ -69,16 +69,17 @@ func refuseUnlessDestructive(cfg agent.Config) error {
 	return agent.ErrNotDestructive
 }
 
-// realReporter is the controller client, or nil without a controller.
+// realReporter is the agent's callback client (discovery, heartbeats, result
+// to the controller), or nil without a controller.
 func realReporter(cfg agent.Config, log *slog.Logger) agent.Reporter {
 	if cfg.Controller == "" {
 		return nil
 	}
-	return &agent.Controller{
+	return &agent.CallbackClient{
 		URL:    cfg.Controller,
 		Token:  cfg.Token,
 		NodeID: cfg.NodeID,
-		Logger: log.With("component", "controller"),
+		Logger: log.With("component", "callbacks"),
 	}
 }
 

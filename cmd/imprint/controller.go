@@ -16,9 +16,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/imprint-dev/imprint/bootstrap"
 	"github.com/imprint-dev/imprint/controller"
 	"github.com/imprint-dev/imprint/provision"
+	"github.com/imprint-dev/imprint/pxe"
 )
 
 const controllerUsage = `usage: imprint controller --kernel F --initrd F --image /=IMAGE --node MAC=HOSTNAME [flags]
@@ -27,8 +27,10 @@ Runs the reference controller: serves the bootstrap (/boot/vmlinuz,
 /boot/initramfs.cpio.gz) and the images (/images/<name>), answers iPXE per MAC
 (/ipxe?mac=${net0/mac}), receives the agents' discovery, progress and result,
 posts each node a Nailgun provision.json for its disks, flips it to local boot
-and reboots it; the provisioned OS phones home to /phone-home/<mac>. Events
-are printed as they happen. Point the nodes' iPXE at it with:
+and reboots it; the provisioned OS phones home. Each node gets its own secret,
+new every round, in its boot script only. State (nodes, rounds, timelines,
+leases) lives in --db, so a restarted controller carries on. Events are
+printed as they happen. Point the nodes' iPXE at it with:
 
   #!ipxe
   chain <guest-url>/ipxe?mac=${net0/mac}
@@ -41,8 +43,29 @@ address in the provisioned OS).
 // controllerFlags are the parsed command line of imprint controller.
 type controllerFlags struct {
 	cfg       controller.Config
+	db        string
 	logFormat string
 	verbose   bool
+	// tokenGenerated: no --token was given; the random one is printed.
+	tokenGenerated bool
+}
+
+// printEvent prints one timeline entry; what the node reported is in
+// Detail and is escaped (a node must not write to the operator's terminal).
+func printEvent(w io.Writer, start time.Time, ev controller.Event) {
+	fmt.Fprintf(w, "%8s  %s  round %d  %-13s %s\n", ev.Time.Sub(start).Round(time.Second), ev.MAC, ev.Round, ev.Phase, controller.Printable(ev.Detail))
+}
+
+// redactDB hides a password in a postgres:// URL.
+func redactDB(dsn string) string {
+	u, err := neturl.Parse(dsn)
+	if err != nil || u.User == nil {
+		return dsn
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = neturl.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
 }
 
 func parseControllerFlags(args []string, stderr io.Writer) (controllerFlags, int, bool) {
@@ -53,7 +76,10 @@ func parseControllerFlags(args []string, stderr io.Writer) (controllerFlags, int
 	var images, nodes, keys stringList
 	fs.StringVar(&f.cfg.Listen, "listen", "127.0.0.1:8080", "address (host:port) to listen on")
 	fs.StringVar(&f.cfg.GuestURL, "guest-url", "", "base URL the nodes reach the controller at, e.g. http://10.0.2.2 (a missing port is the listener's; default: the Host each node's request used)")
-	fs.StringVar(&f.cfg.Token, "token", "", "bearer token of the agents (default: a random one, printed)")
+	fs.StringVar(&f.cfg.Token, "token", "", "operator token of the controller's API (/v1/nodes, imprint nodes); never given to a node (default: a random one, printed)")
+	fs.StringVar(&f.db, "db", "sqlite:"+defaultDB, "state database: sqlite:PATH or postgres://USER@HOST/DB (several controllers may share one PostgreSQL database)")
+	fs.StringVar(&f.cfg.ID, "id", "", "this controller's name in the nodes' leases; controllers sharing a database need distinct ones (default: the host name)")
+	fs.DurationVar(&f.cfg.LeaseTTL, "lease-ttl", 30*time.Second, "how long a node's lease outlives this controller's last renewal")
 	fs.StringVar(&f.cfg.Kernel, "kernel", "", "bootstrap kernel (build/bootstrap/<flavour>/vmlinuz)")
 	fs.StringVar(&f.cfg.Initrd, "initrd", "", "bootstrap initramfs (build/bootstrap/<flavour>/initramfs.cpio.gz)")
 	fs.Var(&images, "image", "target image MOUNT=PATH[:FORMAT] (repeatable; / required; FORMAT ext4 by default)")
@@ -115,8 +141,8 @@ func parseControllerFlags(args []string, stderr io.Writer) (controllerFlags, int
 		n.KernelParams = *kernelParams
 		f.cfg.Nodes = append(f.cfg.Nodes, n)
 	}
-	switch lb := bootstrap.LocalBoot(*localBoot); lb {
-	case bootstrap.LocalExit, bootstrap.LocalSanboot:
+	switch lb := pxe.LocalBoot(*localBoot); lb {
+	case pxe.LocalExit, pxe.LocalSanboot:
 		f.cfg.LocalBoot = lb
 	default:
 		bad("--local-boot %q: want exit or sanboot", *localBoot)
@@ -145,11 +171,15 @@ func parseControllerFlags(args []string, stderr io.Writer) (controllerFlags, int
 		bad("--log-format %q: want text or json", f.logFormat)
 	}
 	if f.cfg.Token == "" {
+		f.tokenGenerated = true
 		b := make([]byte, 16)
 		if _, err := rand.Read(b); err != nil {
 			bad("generate a token: %v", err)
 		}
 		f.cfg.Token = hex.EncodeToString(b)
+	}
+	if !strings.HasPrefix(f.db, "sqlite:") && !strings.HasPrefix(f.db, "postgres://") && !strings.HasPrefix(f.db, "postgresql://") {
+		bad("--db %q: want sqlite:PATH or postgres://USER@HOST/DB", f.db)
 	}
 	if err := errors.Join(errs...); err != nil {
 		fmt.Fprintf(stderr, "imprint controller: %v\n", err)
@@ -157,6 +187,9 @@ func parseControllerFlags(args []string, stderr io.Writer) (controllerFlags, int
 	}
 	return f, 0, true
 }
+
+// defaultDB is where the controller keeps its state without --db.
+const defaultDB = "/var/lib/imprint/controller.db"
 
 // parseImageFlag parses MOUNT=PATH[:FORMAT]; a suffix after the last colon
 // is a format only when it names one.
@@ -210,9 +243,14 @@ func runController(ctx context.Context, env *cmdEnv, args []string) int {
 	cfg := f.cfg
 	cfg.Logger = log
 	start := time.Now()
-	cfg.OnEvent = func(ev controller.Event) {
-		fmt.Fprintf(env.stdout, "%8s  %s  round %d  %-13s %s\n", ev.Time.Sub(start).Round(time.Second), ev.MAC, ev.Round, ev.Phase, ev.Detail)
+	cfg.OnEvent = func(ev controller.Event) { printEvent(env.stdout, start, ev) }
+	store, err := controller.OpenStore(ctx, f.db)
+	if err != nil {
+		fmt.Fprintf(env.stderr, "imprint controller: --db: %v\n", err)
+		return 1
 	}
+	defer store.Close()
+	cfg.Store = store
 	c, err := controller.New(cfg)
 	if err != nil {
 		fmt.Fprintf(env.stderr, "imprint controller: %v\n", err)
@@ -230,7 +268,10 @@ func runController(ctx context.Context, env *cmdEnv, args []string) int {
 		u.Host = net.JoinHostPort(u.Hostname(), url[strings.LastIndexByte(url, ':')+1:])
 		guest = u.String()
 	}
-	fmt.Fprintf(env.stdout, "controller on %s; nodes chain %s/ipxe?mac=${net0/mac}; agent token %s\n", url, guest, cfg.Token)
+	fmt.Fprintf(env.stdout, "controller on %s; nodes chain %s/ipxe?mac=${net0/mac}; state in %s\n", url, guest, redactDB(f.db))
+	if f.tokenGenerated {
+		fmt.Fprintf(env.stdout, "operator token (imprint nodes --token): %s\n", cfg.Token)
+	}
 	<-ctx.Done()
 	if err := c.Close(); err != nil {
 		fmt.Fprintf(env.stderr, "imprint controller: shutdown: %v\n", err)

@@ -18,8 +18,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
-	"github.com/imprint-dev/imprint/bootstrap"
 	"github.com/imprint-dev/imprint/controller"
+	"github.com/imprint-dev/imprint/pxe"
 )
 
 func controllerFiles(t *testing.T) (dir string, args []string) {
@@ -58,13 +58,17 @@ func TestControllerFlags(t *testing.T) {
 			{MAC: "52:54:00:AA:BB:CC", Hostname: "node-1.lab", SSHKeys: keys, Cmdline: cmdline},
 			{MAC: "52:54:00:00:00:02", Hostname: "node-2", SSHKeys: keys, Cmdline: cmdline, AgentURL: "http://127.0.0.1:10022", IP: "10.0.2.20"},
 		},
-		LocalBoot: bootstrap.LocalSanboot,
+		LocalBoot: pxe.LocalSanboot,
+		LeaseTTL:  30 * time.Second,
 		Network: controller.Network{Prefix: netip.MustParsePrefix("192.168.50.0/24"), Gateway: netip.MustParseAddr("192.168.50.1"),
 			NameServers: []netip.Addr{netip.MustParseAddr("192.168.50.1"), netip.MustParseAddr("192.168.50.2")}},
 	}
 	if diff := cmp.Diff(want, f.cfg, cmpopts.IgnoreFields(controller.Config{}, "OnEvent", "Now", "Power", "Logger"),
 		cmp.Comparer(func(a, b netip.Addr) bool { return a == b }), cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" {
 		t.Errorf("config (-want +got):\n%s", diff)
+	}
+	if f.db != "sqlite:"+defaultDB {
+		t.Errorf("default --db %q", f.db)
 	}
 
 	// Without --token a random one is made.
@@ -89,6 +93,7 @@ func TestControllerFlagErrors(t *testing.T) {
 		{[]string{"--network", "10.0.2.0"}, "--network:"},
 		{[]string{"--log-format", "xml"}, "--log-format"},
 		{[]string{"stray"}, `unexpected argument "stray"`},
+		{[]string{"--db", "mysql://x"}, `--db "mysql://x": want sqlite:PATH or postgres://`},
 	}
 	for _, tt := range tests {
 		var stderr bytes.Buffer
@@ -100,7 +105,7 @@ func TestControllerFlagErrors(t *testing.T) {
 	// The controller's own validation runs in runController: exit 2 with
 	// the field named.
 	var out, stderr bytes.Buffer
-	rc := runController(context.Background(), &cmdEnv{stdout: &out, stderr: &stderr}, append(base, "--node", "52:54:00:aa:bb:cc=bad_name"))
+	rc := runController(context.Background(), &cmdEnv{stdout: &out, stderr: &stderr}, append(base, "--db", "sqlite:"+filepath.Join(dir, "c.db"), "--node", "52:54:00:aa:bb:cc=bad_name"))
 	if rc != 2 || !strings.Contains(stderr.String(), "nodes[0].hostname") || !strings.Contains(stderr.String(), "images: an image for / is required") {
 		t.Errorf("rc %d, stderr %q", rc, stderr.String())
 	}
@@ -131,7 +136,7 @@ func TestControllerCommandServes(t *testing.T) {
 	var stdout, stderr syncBuffer
 	done := make(chan int)
 	go func() {
-		done <- runController(ctx, &cmdEnv{stdout: &stdout, stderr: &stderr}, append(base, "--listen", "127.0.0.1:0", "--token", "tok",
+		done <- runController(ctx, &cmdEnv{stdout: &stdout, stderr: &stderr}, append(base, "--listen", "127.0.0.1:0", "--token", "tok", "--db", "sqlite:"+filepath.Join(dir, "state", "c.db"),
 			"--image", "/="+filepath.Join(dir, "root.img.gz"), "--node", "52:54:00:aa:bb:cc=node-1"))
 	}()
 	re := regexp.MustCompile(`controller on (http://127\.0\.0\.1:\d+);`)
@@ -151,8 +156,11 @@ func TestControllerCommandServes(t *testing.T) {
 	}
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if !strings.Contains(string(b), "imprint.controller="+url+" imprint.token=tok") {
-		t.Errorf("iPXE script:\n%s", b)
+	if !regexp.MustCompile(`imprint\.controller=`+regexp.QuoteMeta(url)+`/agent/52:54:00:aa:bb:cc imprint\.token=[0-9a-f]{64} `).Match(b) || strings.Contains(string(b), "tok ") {
+		t.Errorf("iPXE script (want the node's own token, not the operator's):\n%s", b)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "state", "c.db")); err != nil {
+		t.Errorf("--db file: %v", err)
 	}
 	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(stdout.String(), "pxe-bootstrap") && time.Now().Before(deadline); {
 		time.Sleep(20 * time.Millisecond)
@@ -163,5 +171,21 @@ func TestControllerCommandServes(t *testing.T) {
 	cancel()
 	if rc := <-done; rc != 0 {
 		t.Errorf("rc = %d, stderr %s", rc, stderr.String())
+	}
+}
+
+// TestPrintEventEscapes: what a node reports (its phone-home host name,
+// its agent's error messages) reaches the operator's terminal escaped.
+func TestPrintEventEscapes(t *testing.T) {
+	var out bytes.Buffer
+	start := time.Now()
+	printEvent(&out, start, controller.Event{Time: start, MAC: "52:54:00:aa:bb:cc", Round: 1, Phase: controller.PhaseFailed,
+		Detail: "job x failed: step images: \x1b]0;owned\x07\x1b[2J\rfake\u202eevil\xff"})
+	got := out.String()
+	if strings.ContainsAny(strings.TrimSuffix(got, "\n"), "\x1b\x07\r\n\u202e") || strings.IndexByte(got, 0xff) >= 0 {
+		t.Errorf("raw control characters printed: %q", got)
+	}
+	if !strings.Contains(got, `\x1b]0;owned\x07\x1b[2J\x0dfake\u202eevil\xff`) {
+		t.Errorf("escaped detail not shown: %q", got)
 	}
 }

@@ -14,12 +14,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/imprint-dev/imprint/agent"
 	"github.com/imprint-dev/imprint/api"
+	"github.com/imprint-dev/imprint/controller"
 	"github.com/imprint-dev/imprint/provision"
 )
 
-const ctlUsage = `usage: imprint ctl [--agent URL] [--token T | --token-file F] [--fingerprint FP] COMMAND [ARGS]
+const ctlUsage = `usage: imprint ctl [--agent URL] [--token T | --token-file F] [--fingerprint FP | --insecure] COMMAND [ARGS]
 
 Drives an imprint agent over its API.
 
@@ -35,9 +35,10 @@ commands:
   logs                 print the agent's recent log lines
 
 FILE "-" is standard input. The token may also come from IMPRINT_TOKEN, the
-agent URL from IMPRINT_AGENT. For an agent started with --tls, --fingerprint
-pins its certificate (the SHA-256 fingerprint it logs and sends in
-discovery); without it the certificate is not verified.
+agent URL from IMPRINT_AGENT. For an agent started with --tls (an https://
+URL), --fingerprint pins its certificate (the SHA-256 fingerprint it logs and
+sends in discovery; imprint nodes show NODE prints it); without a pin ctl
+refuses to talk to it unless told --insecure.
 `
 
 // runCtl is `imprint ctl`.
@@ -48,6 +49,7 @@ func runCtl(ctx context.Context, env *cmdEnv, args []string) int {
 	token := fs.String("token", "", "bearer token (env IMPRINT_TOKEN)")
 	tokenFile := fs.String("token-file", "", "file holding the bearer token")
 	fingerprint := fs.String("fingerprint", "", "SHA-256 fingerprint of the agent's TLS certificate to pin")
+	insecure := fs.Bool("insecure", false, "talk to an https agent without a pinned certificate (anyone on the path can then read the token)")
 	timeout := fs.Duration("timeout", 30*time.Second, "timeout of each request (not of watch)")
 	fs.Usage = func() {
 		fmt.Fprint(env.stderr, ctlUsage)
@@ -76,7 +78,12 @@ func runCtl(ctx context.Context, env *cmdEnv, args []string) int {
 	if tok == "" {
 		tok = os.Getenv("IMPRINT_TOKEN")
 	}
-	c := &api.Client{URL: *agentURL, Token: tok, HTTP: ctlHTTPClient(*agentURL, *fingerprint)}
+	hc, err := ctlHTTPClient(*agentURL, *fingerprint, *insecure)
+	if err != nil {
+		fmt.Fprintf(env.stderr, "ctl: %v\n", err)
+		return 2
+	}
+	c := &api.Client{URL: *agentURL, Token: tok, HTTP: hc}
 	cmd, rest := fs.Arg(0), fs.Args()[1:]
 
 	// sub-flags of provision
@@ -99,7 +106,6 @@ func runCtl(ctx context.Context, env *cmdEnv, args []string) int {
 
 	reqCtx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	var err error
 	switch cmd {
 	case "inventory":
 		var inv any
@@ -187,12 +193,16 @@ func printJSON(w io.Writer, v any) {
 	enc.Encode(v)
 }
 
-// ctlHTTPClient pins the agent's certificate when a fingerprint is given.
-func ctlHTTPClient(url, fingerprint string) *http.Client {
+// ctlHTTPClient pins an https agent's certificate to the fingerprint; with
+// neither a fingerprint nor insecure it refuses.
+func ctlHTTPClient(url, fingerprint string, insecure bool) (*http.Client, error) {
 	if !strings.HasPrefix(url, "https://") {
-		return &http.Client{}
+		return &http.Client{}, nil
 	}
 	want := strings.ToUpper(strings.TrimSpace(fingerprint))
+	if want == "" && !insecure {
+		return nil, fmt.Errorf("%s: the agent's certificate is self-signed: pin it with --fingerprint (its SHA-256 fingerprint, from the agent's log or imprint nodes show), or pass --insecure", url)
+	}
 	cfg := &tls.Config{
 		// The agent's certificate is self-signed at boot: it is verified
 		// by its fingerprint (below), not by a CA.
@@ -201,17 +211,17 @@ func ctlHTTPClient(url, fingerprint string) *http.Client {
 			if want == "" {
 				return nil
 			}
-			if len(raw) == 0 || agent.Fingerprint(raw[0]) != want {
+			if len(raw) == 0 || api.Fingerprint(raw[0]) != want {
 				got := ""
 				if len(raw) > 0 {
-					got = agent.Fingerprint(raw[0])
+					got = api.Fingerprint(raw[0])
 				}
 				return fmt.Errorf("agent certificate fingerprint %s does not match the pinned %s", got, want)
 			}
 			return nil
 		},
 	}
-	return &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}}, nil
 }
 
 // ctlWatch follows the event stream and draws a progress line until the
@@ -324,7 +334,7 @@ func (b *progressBar) final(state string, e *api.JobError) {
 		if e.Device != "" {
 			dev = fmt.Sprintf(" on %q", e.Device)
 		}
-		fmt.Fprintf(b.w, "job %s failed at step %s%s: %s\n", b.job, e.Step, dev, e.Message)
+		fmt.Fprintf(b.w, "job %s failed at step %s%s: %s\n", b.job, e.Step, dev, controller.Printable(e.Message))
 		return
 	}
 	fmt.Fprintf(b.w, "job %s failed\n", b.job)

@@ -54,6 +54,7 @@ func commands() []command {
 		{name: "provision", aliases: []string{"provision"}, summary: "run the whole provisioning job on /tmp/provision.json in the foreground (fuel-agent's provision)", run: runProvision},
 		{name: "bootloader", aliases: []string{"fa_bootloader"}, summary: "run only the bootloader step (fstab, grub) of a provision.json", run: runBootloader},
 		{name: "controller", summary: "run the reference controller: bootstrap and images over HTTP, iPXE per MAC, provision.json for discovered nodes, flip to local boot, reboot", run: runController},
+		{name: "nodes", summary: "show a controller's nodes (list, show NODE with its timeline and last result) over its operator API", run: runNodes},
 		{name: "ctl", summary: "drive an agent's API: inventory, plan, provision, status, watch, reboot", run: runCtl},
 		{name: "ramdisk-init", aliases: []string{"uinit"}, summary: "bootstrap ramdisk's uinit: modules, entropy, network, then the agent", run: runRamdiskInit},
 		{name: "pxe", summary: "write the iPXE/pxelinux scripts that boot the bootstrap ramdisk, and the local-disk flip", run: runPXE},

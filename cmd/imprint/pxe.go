@@ -9,7 +9,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/imprint-dev/imprint/bootstrap"
+	"github.com/imprint-dev/imprint/pxe"
 )
 
 const pxeUsage = `usage: imprint pxe --kernel-url URL --initrd-url URL [flags]
@@ -31,7 +31,7 @@ func runPXE(_ context.Context, env *cmdEnv, args []string) int {
 	fs := flag.NewFlagSet("pxe", flag.ContinueOnError)
 	fs.SetOutput(env.stderr)
 	fs.Usage = func() { fmt.Fprint(env.stderr, pxeUsage); fs.PrintDefaults() }
-	var p bootstrap.PXE
+	var p pxe.PXE
 	fs.StringVar(&p.KernelURL, "kernel-url", "", "http(s) URL of the bootstrap kernel (build/bootstrap/<flavour>/vmlinuz)")
 	fs.StringVar(&p.InitrdURL, "initrd-url", "", "http(s) URL of the initramfs (initramfs.cpio.gz)")
 	fs.StringVar(&p.KernelPath, "kernel-path", "", "TFTP path of the kernel for pxelinux (default: --kernel-url, for lpxelinux)")
@@ -79,17 +79,17 @@ func runPXE(_ context.Context, env *cmdEnv, args []string) int {
 		return 0
 	}
 	lpx, _ := p.PXELinuxBoot()
-	exit, _ := bootstrap.IPXELocal(bootstrap.LocalExit)
-	san, _ := bootstrap.IPXELocal(bootstrap.LocalSanboot)
+	exit, _ := pxe.IPXELocal(pxe.LocalExit)
+	san, _ := pxe.IPXELocal(pxe.LocalSanboot)
 	files := map[string]string{
 		"bootstrap.ipxe":       boot,
 		"local-exit.ipxe":      exit,
 		"local-sanboot.ipxe":   san,
 		"pxelinux.cfg/default": lpx,
-		"pxelinux.cfg/local":   bootstrap.PXELinuxLocal(),
+		"pxelinux.cfg/local":   pxe.PXELinuxLocal(),
 	}
 	if *mac != "" {
-		name, err := bootstrap.PXELinuxName(*mac)
+		name, err := pxe.PXELinuxName(*mac)
 		if err != nil {
 			fmt.Fprintf(env.stderr, "imprint pxe: %v\n", err)
 			return 2

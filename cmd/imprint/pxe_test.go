@@ -10,7 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/imprint-dev/imprint/bootstrap"
+	"github.com/imprint-dev/imprint/pxe"
 )
 
 func TestPXECommandWritesScripts(t *testing.T) {
@@ -34,7 +34,7 @@ func TestPXECommandWritesScripts(t *testing.T) {
 	if diff := cmp.Diff(want, strings.Fields(stdout.String())); diff != "" {
 		t.Errorf("files written (-want +got):\n%s", diff)
 	}
-	p := bootstrap.PXE{KernelURL: "http://10.0.2.2:8080/vmlinuz", InitrdURL: "http://10.0.2.2:8080/initramfs.cpio.gz",
+	p := pxe.PXE{KernelURL: "http://10.0.2.2:8080/vmlinuz", InitrdURL: "http://10.0.2.2:8080/initramfs.cpio.gz",
 		Controller: "http://10.0.2.2:8080", Token: "t0k", Consoles: []string{"tty0", "ttyS1,115200n8"}}
 	wantBoot, _ := p.IPXEBoot()
 	got, _ := os.ReadFile(filepath.Join(out, "bootstrap.ipxe"))

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/imprint-dev/imprint/bootstrap"
+	"github.com/imprint-dev/imprint/pxe"
 )
 
 // script is the node's current iPXE script, which the test flips.
@@ -46,7 +46,7 @@ func TestVMPXE(t *testing.T) {
 	}
 	nb := &NetBoot{TFTPDir: tftp, BootFile: "chain.ipxe"}
 	token := "pxe-test-token"
-	p := bootstrap.PXE{
+	p := pxe.PXE{
 		KernelURL: srv.GuestURL("/vmlinuz"), InitrdURL: srv.GuestURL("/initramfs.cpio.gz"),
 		Token: token, Consoles: []string{"ttyS0"}, OnExit: "poweroff", Extra: []string{"panic=-1"},
 	}
@@ -69,9 +69,9 @@ func TestVMPXE(t *testing.T) {
 	if err := WriteMarkerBootSector(disk, marker); err != nil {
 		t.Fatal(err)
 	}
-	for _, mode := range []bootstrap.LocalBoot{bootstrap.LocalExit, bootstrap.LocalSanboot} {
+	for _, mode := range []pxe.LocalBoot{pxe.LocalExit, pxe.LocalSanboot} {
 		t.Run(string(mode), func(t *testing.T) {
-			script, err := bootstrap.IPXELocal(mode)
+			script, err := pxe.IPXELocal(mode)
 			if err != nil {
 				t.Fatal(err)
 			}

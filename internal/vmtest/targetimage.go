@@ -110,7 +110,10 @@ func BuildTargetImage(ctx context.Context, log *slog.Logger) (TargetImage, error
 	}
 	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
 
-	work := filepath.Join(root, "build", "target-images", "work")
+	// A dot directory: Go tools walking the module tree (goimports, gopls)
+	// skip it, instead of descending into the chroot's /proc while the
+	// build runs, which kept its unmount busy and failed the build.
+	work := filepath.Join(root, "build", "target-images", ".work")
 	bo := imagebuild.BuildOptions{WorkDir: work, Options: imagebuild.Options{Variant: variant,
 		Cache: filepath.Join(root, "build", "imagebuild-cache"), ImageSize: 2 << 30}}
 	res, err := imagebuild.Build(ctx, cfg, bo, imagebuild.SystemDeps(log))

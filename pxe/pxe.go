@@ -1,10 +1,17 @@
-package bootstrap
+// Package pxe renders what a PXE server hands a node: the iPXE and
+// pxelinux scripts that boot the bootstrap ramdisk with its kernel command
+// line, and the local-boot scripts a provisioned node is flipped to. It is
+// the server side (the controller, `imprint pxe`); the node side is
+// package bootstrap.
+package pxe
 
 import (
 	"errors"
 	"fmt"
 	"net/url"
 	"strings"
+
+	"github.com/imprint-dev/imprint/bootstrap"
 )
 
 // PXE describes how a node network-boots the bootstrap ramdisk: where the
@@ -63,7 +70,7 @@ func (p PXE) Validate() error {
 		}
 	}
 	if p.OnExit != "" {
-		if _, err := ParseOnExit(p.OnExit); err != nil {
+		if _, err := bootstrap.ParseOnExit(p.OnExit); err != nil {
 			errs = append(errs, fmt.Errorf("on-exit: %w", err))
 		}
 	}
