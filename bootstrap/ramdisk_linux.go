@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/imprint-dev/imprint/bootstrap/nodearchive"
 	"golang.org/x/sys/unix"
 )
 
@@ -50,8 +51,25 @@ type Ramdisk struct {
 	AgentPath      string   // the imprint binary
 	AgentArgs      []string // ["agent", "--kernel-cmdline", "/proc/cmdline"]
 	OnExit         OnExit
-	Log            *slog.Logger
+	// NetworkDoc is the per-node network document (default
+	// /etc/imprint/network_data.json, from the per-node archive).
+	NetworkDoc string
+	// AppliedNetwork receives the applied document (default
+	// /run/imprint/network_data.json): the agent's configdrive gives the
+	// installed OS the same network.
+	AppliedNetwork string
+	// CABundle, when the file exists, is what the agent trusts for HTTPS
+	// (SSL_CERT_FILE; default /etc/imprint/ca.pem, from the per-node archive).
+	CABundle string
+	Log      *slog.Logger
 }
+
+// Default paths of the per-node files (see bootstrap/nodearchive).
+const (
+	DefaultNetworkDoc     = "/" + nodearchive.NetworkFile
+	DefaultCABundle       = "/" + nodearchive.CABundleFile
+	DefaultAppliedNetwork = "/run/imprint/network_data.json"
+)
 
 // Steps returns the bootstrap steps for this configuration; an invalid
 // kernel command line (ip= that does not parse) is an error here, before
@@ -67,7 +85,8 @@ func (r *Ramdisk) Steps() ([]Step, error) {
 		Optional(&ModulesStep{Dir: r.ModulesDir, ListFile: r.ModulesList, SysRoot: r.SysRoot,
 			Sys: KernelModules{}, Log: r.Log.With("step", "modules")}),
 		Optional(&EntropyStep{Timeout: r.EntropyTimeout, Log: r.Log.With("step", "entropy")}),
-		&NetworkStep{Config: nc, Log: r.Log.With("step", "network")},
+		&NetworkStep{Cmdline: nc, DocFile: or(r.NetworkDoc, DefaultNetworkDoc), ResolvedFile: or(r.AppliedNetwork, DefaultAppliedNetwork),
+			ModulesDir: r.ModulesDir, Log: r.Log.With("step", "network")},
 	}, nil
 }
 
@@ -104,6 +123,10 @@ func (r *Ramdisk) runAgent(ctx context.Context) error {
 	cmd := exec.Command(r.AgentPath, r.AgentArgs...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.Env = os.Environ()
+	if ca := or(r.CABundle, DefaultCABundle); fileExists(ca) {
+		cmd.Env = append(cmd.Env, "SSL_CERT_FILE="+ca) // Go's crypto/x509 trusts exactly this bundle
+		r.Log.Info("agent trusts the per-node CA bundle", "file", ca)
+	}
 	r.Log.Info("starting agent", "argv", strings.Join(append([]string{filepath.Base(r.AgentPath)}, r.AgentArgs...), " "))
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", r.AgentPath, err)
@@ -126,6 +149,18 @@ func (r *Ramdisk) runAgent(ctx context.Context) error {
 			return <-done
 		}
 	}
+}
+
+func or(s, def string) string {
+	if s != "" {
+		return s
+	}
+	return def
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
 
 func (r *Ramdisk) exit(cause error) error {
