@@ -248,9 +248,9 @@ func TestPlanNoCarrier(t *testing.T) {
 
 func TestParseRejects(t *testing.T) {
 	for in, want := range map[string]string{
-		`{"links":[]} {}`:    "trailing data",
-		`{"links":{}}`:       "cannot unmarshal",
-		`[]`:                 "cannot unmarshal",
+		`{"links":[]} {}`:              "trailing data",
+		`{"links":{}}`:                 "cannot unmarshal",
+		`[]`:                           "cannot unmarshal",
 		strings.Repeat(" ", MaxSize+1): "more than the",
 	} {
 		if _, err := Parse([]byte(in)); err == nil || !strings.Contains(err.Error(), want) {
