@@ -368,14 +368,18 @@ func (s *NetworkStep) waitSLAAC(ctx context.Context, name string) error {
 		if err != nil {
 			return fmt.Errorf("network: slaac on %s: %w", name, err)
 		}
+		var have []string
 		for _, a := range addrs {
-			if a.Scope == unix.RT_SCOPE_UNIVERSE && a.Flags&(unix.IFA_F_TENTATIVE|unix.IFA_F_DADFAILED) == 0 && a.Flags&unix.IFA_F_PERMANENT == 0 {
+			// Global or site scope (fec0::/10, QEMU's default prefix), not
+			// a static (permanent) one, past duplicate address detection.
+			if a.Scope < unix.RT_SCOPE_LINK && a.Flags&(unix.IFA_F_TENTATIVE|unix.IFA_F_DADFAILED) == 0 && a.Flags&unix.IFA_F_PERMANENT == 0 {
 				s.Log.Info("slaac address", "iface", name, "addr", a.IPNet.String())
 				return nil
 			}
+			have = append(have, fmt.Sprintf("%s(scope %d, flags %#x)", a.IPNet, a.Scope, a.Flags))
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("network: slaac on %s: no address from a router advertisement within %v", name, timeout)
+			return fmt.Errorf("network: slaac on %s: no address from a router advertisement within %v (have %s)", name, timeout, strings.Join(have, ", "))
 		}
 		select {
 		case <-ctx.Done():
