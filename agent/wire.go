@@ -2,12 +2,15 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 
 	"github.com/imprint-dev/imprint/bootloader"
 	"github.com/imprint-dev/imprint/configdrive"
 	"github.com/imprint-dev/imprint/imagewriter"
+	"github.com/imprint-dev/imprint/netdata"
 	"github.com/imprint-dev/imprint/partition"
 	"github.com/imprint-dev/imprint/provision"
 )
@@ -76,6 +79,11 @@ type ConfigdriveWriter struct {
 	Logger  *slog.Logger
 	Format  configdrive.Format // "" is configdrive.DefaultFormat
 	Options configdrive.Options
+	// NetworkFile is the network document the ramdisk applied
+	// (bootstrap.DefaultAppliedNetwork). When it exists the installed OS
+	// gets that network (configdrive.WithNetwork) instead of the provision
+	// document's admin NIC alone.
+	NetworkFile string
 }
 
 var _ Configdrive = ConfigdriveWriter{}
@@ -85,6 +93,25 @@ func (c ConfigdriveWriter) Write(ctx context.Context, doc *provision.Document, d
 	content, err := configdrive.Build(doc, c.options(doc))
 	if err != nil {
 		return fmt.Errorf("configdrive content: %w", err)
+	}
+	if c.NetworkFile != "" {
+		b, err := os.ReadFile(c.NetworkFile)
+		switch {
+		case err == nil:
+			nd, err := netdata.Parse(b)
+			if err != nil {
+				return fmt.Errorf("configdrive network from %s: %w", c.NetworkFile, err)
+			}
+			if err := configdrive.WithNetwork(content, nd); err != nil {
+				return fmt.Errorf("configdrive network from %s: %w", c.NetworkFile, err)
+			}
+			if c.Logger != nil {
+				c.Logger.Info("configdrive: the installed OS gets the ramdisk's network", "file", c.NetworkFile,
+					"links", len(nd.Links), "networks", len(nd.Networks))
+			}
+		case !errors.Is(err, os.ErrNotExist):
+			return fmt.Errorf("configdrive network: %w", err)
+		}
 	}
 	f := c.Format
 	if f == "" {

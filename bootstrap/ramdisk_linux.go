@@ -12,7 +12,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/imprint-dev/imprint/bootstrap/nodearchive"
 	"golang.org/x/sys/unix"
 )
 
@@ -63,13 +62,6 @@ type Ramdisk struct {
 	CABundle string
 	Log      *slog.Logger
 }
-
-// Default paths of the per-node files (see bootstrap/nodearchive).
-const (
-	DefaultNetworkDoc     = "/" + nodearchive.NetworkFile
-	DefaultCABundle       = "/" + nodearchive.CABundleFile
-	DefaultAppliedNetwork = "/run/imprint/network_data.json"
-)
 
 // Steps returns the bootstrap steps for this configuration; an invalid
 // kernel command line (ip= that does not parse) is an error here, before

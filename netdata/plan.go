@@ -179,6 +179,7 @@ func Plan(doc *Document, nics []NIC) (*Result, error) {
 				errs = append(errs, fmt.Errorf("%s: interface name %q is a NIC's (%s)", f, ml.name, n.MAC))
 			}
 			res.Names[ml.l.ID] = ml.name
+			res.Resolved.Links[ml.idx].Name = ml.name // the OS names it as the ramdisk did
 			continue
 		}
 		var nic NIC

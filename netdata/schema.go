@@ -24,11 +24,11 @@ type Document struct {
 // Link is one interface: a NIC (type phy, or another physical type such as
 // ethernet, vif, ovs), a bond of NICs or a VLAN on a NIC or bond.
 type Link struct {
-	ID   string `json:"id"`
-	Type string `json:"type"`
+	ID string `json:"id"`
 	// Name is the interface name the installed OS gives the link (cloud-init
 	// renames a NIC to it); for a bond or VLAN the ramdisk uses it too.
 	Name string `json:"name,omitempty"`
+	Type string `json:"type"`
 	MAC  string `json:"ethernet_mac_address,omitempty"`
 	MTU  int    `json:"mtu,omitempty"`
 

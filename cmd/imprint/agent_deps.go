@@ -8,6 +8,7 @@ import (
 	"github.com/imprint-dev/imprint/agent"
 	"github.com/imprint-dev/imprint/api"
 	"github.com/imprint-dev/imprint/bootloader"
+	"github.com/imprint-dev/imprint/bootstrap"
 	"github.com/imprint-dev/imprint/imagewriter"
 	"github.com/imprint-dev/imprint/internal/sys"
 	"github.com/imprint-dev/imprint/inventory"
@@ -34,7 +35,7 @@ func realSteps(cfg agent.Config, log, chunkLog *slog.Logger) agent.Steps {
 			Runner:  runner,
 			Devices: &sys.Devices{},
 		}},
-		Configdrive: agent.ConfigdriveWriter{Logger: log.With("step", agent.StepConfigdrive)},
+		Configdrive: agent.ConfigdriveWriter{Logger: log.With("step", agent.StepConfigdrive), NetworkFile: bootstrap.DefaultAppliedNetwork},
 		Images: agent.ImageWriter{
 			Logger:      log.With("step", agent.StepImages),
 			ChunkLogger: chunkLog,
