@@ -27,6 +27,10 @@ type NIC struct {
 	// ForwardAgent (user netdevs): forward a free 127.0.0.1 port to the
 	// guest's agent port (10.0.2.15:9999); NetVM.Ports[ID] is that port.
 	ForwardAgent bool
+	// ForwardSSH (user netdevs): forward a free 127.0.0.1 port to port 22
+	// of this guest address (e.g. 10.0.2.15); NetVM.SSHPorts[ID] is that
+	// port.
+	ForwardSSH string
 	// Dump, when set, records the NIC's frames in this pcap file
 	// (QEMU's filter-dump).
 	Dump string
@@ -49,6 +53,11 @@ type NetOptions struct {
 	// NoAgentCheck: do not wait for the agent's API (no forwarded port,
 	// e.g. an IPv6-only guest); the ready line is enough.
 	NoAgentCheck bool
+	// Disks: virtio-blk disks (new sparse images of Size, or Path).
+	Disks []Disk
+	// DiskBoot boots the first disk through the firmware (a provisioned
+	// OS) and waits for the kernel's banner instead of the agent.
+	DiskBoot bool
 }
 
 // NetVM is a guest with several NICs and a QEMU monitor.
@@ -56,6 +65,8 @@ type NetVM struct {
 	*VM
 	Monitor string         // the HMP monitor's unix socket
 	Ports   map[string]int // host ports forwarded to the agent, by NIC ID
+	// SSHPorts are host ports forwarded to the guest's port 22, by NIC ID.
+	SSHPorts map[string]int
 
 	noAgentCheck bool
 }
@@ -93,15 +104,43 @@ func LaunchNet(t testing.TB, opts NetOptions) *NetVM {
 	}
 	vm := &VM{Dir: t.TempDir(), Image: im, Token: opts.Token, exited: make(chan struct{}),
 		opts: Options{BootTimeout: opts.BootTimeout, StopTimeout: 30 * time.Second, Ready: readyMarker}}
-	nv := &NetVM{VM: vm, noAgentCheck: opts.NoAgentCheck, Monitor: filepath.Join(vm.Dir, "mon.sock"), Ports: map[string]int{}}
+	nv := &NetVM{VM: vm, noAgentCheck: opts.NoAgentCheck || opts.DiskBoot, Monitor: filepath.Join(vm.Dir, "mon.sock"),
+		Ports: map[string]int{}, SSHPorts: map[string]int{}}
+	if opts.DiskBoot {
+		vm.opts.Ready = KernelBanner
+	}
 	vm.SerialLog = filepath.Join(vm.Dir, "serial.log")
 	args := []string{
 		"-accel", "tcg", "-smp", strconv.Itoa(opts.CPUs), "-m", strconv.Itoa(opts.MemoryMiB),
 		"-nodefaults", "-display", "none", "-serial", "stdio", "-no-reboot",
 		"-monitor", "unix:" + nv.Monitor + ",server=on,wait=off",
-		"-kernel", im.Kernel, "-initrd", im.Initrd,
-		"-append", strings.Join(append([]string{"console=ttyS0", "panic=-1", "imprint.on_exit=poweroff"}, opts.Cmdline...), " "),
 		"-device", "virtio-rng-pci",
+	}
+	if opts.DiskBoot {
+		args = append(args, "-boot", "order=c", "-device", "VGA")
+	} else {
+		args = append(args, "-kernel", im.Kernel, "-initrd", im.Initrd,
+			"-append", strings.Join(append([]string{"console=ttyS0", "panic=-1", "imprint.on_exit=poweroff"}, opts.Cmdline...), " "))
+	}
+	for i, d := range opts.Disks {
+		p := d.Path
+		if p == "" {
+			p = filepath.Join(vm.Dir, fmt.Sprintf("disk%d.img", i))
+			f, err := os.Create(p)
+			if err == nil {
+				err = f.Truncate(d.Size)
+				f.Close()
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		vm.Disks = append(vm.Disks, p)
+		dev := fmt.Sprintf("virtio-blk-pci,drive=d%d", i)
+		if d.Serial != "" {
+			dev += ",serial=" + d.Serial
+		}
+		args = append(args, "-drive", fmt.Sprintf("file=%s,if=none,id=d%d,format=raw", p, i), "-device", dev)
 	}
 	for i, n := range opts.NICs {
 		if n.ID == "" {
@@ -119,6 +158,14 @@ func LaunchNet(t testing.TB, opts NetOptions) *NetVM {
 				vm.BaseURL = "http://127.0.0.1:" + strconv.Itoa(p)
 			}
 		}
+		if n.ForwardSSH != "" {
+			p, err := FreePort()
+			if err != nil {
+				t.Fatal(err)
+			}
+			nv.SSHPorts[n.ID] = p
+			netdev += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-%s:22", p, n.ForwardSSH)
+		}
 		args = append(args, "-netdev", netdev, "-device", fmt.Sprintf("virtio-net-pci,netdev=%s,mac=%s,id=nic%d", n.ID, n.MAC, i))
 		if n.Dump != "" {
 			args = append(args, "-object", fmt.Sprintf("filter-dump,id=dump%d,netdev=%s,file=%s", i, n.ID, n.Dump))
@@ -128,7 +175,7 @@ func LaunchNet(t testing.TB, opts NetOptions) *NetVM {
 	if err != nil {
 		t.Fatal(err)
 	}
-	vm.console = newLineWatcher(logf, readyMarker)
+	vm.console = newLineWatcher(logf, vm.opts.Ready)
 	vm.cmd = exec.Command(QEMU, args...)
 	vm.cmd.Stdout, vm.cmd.Stderr = vm.console, vm.console
 	vm.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -160,11 +207,11 @@ func (nv *NetVM) Wait(t testing.TB) {
 	t.Helper()
 	vm := nv.VM
 	if nv.noAgentCheck || vm.BaseURL == "" {
-		if err := nv.waitLine(); err != nil {
+		if err := nv.waitLine(vm.opts.Ready); err != nil {
 			vm.kill()
 			t.Fatal(err)
 		}
-		t.Logf("vmtest: agent ready after %.1fs (no API check)", vm.BootTime.Seconds())
+		t.Logf("vmtest: %q after %.1fs", vm.opts.Ready, vm.BootTime.Seconds())
 		return
 	}
 	if err := vm.waitReady(); err != nil {
@@ -177,7 +224,7 @@ func (nv *NetVM) Wait(t testing.TB) {
 
 // waitLine waits for the ready line only (the guest's API is not reachable
 // from the host).
-func (nv *NetVM) waitLine() error {
+func (nv *NetVM) waitLine(ready string) error {
 	vm := nv.VM
 	deadline := time.NewTimer(vm.opts.BootTimeout)
 	defer deadline.Stop()
@@ -188,7 +235,7 @@ func (nv *NetVM) waitLine() error {
 		select {
 		case ev := <-vm.console.events:
 			switch ev.kind {
-			case readyMarker:
+			case ready:
 				vm.BootTime = time.Since(vm.started)
 				return nil
 			case panicMarker:
@@ -203,7 +250,7 @@ func (nv *NetVM) waitLine() error {
 		case <-vm.exited:
 			return fail(QEMUExited, fmt.Sprintf("%v before the agent was ready", vm.waitErr))
 		case <-deadline.C:
-			return fail(BootTimeout, fmt.Sprintf("no %q line within %v", readyMarker, vm.opts.BootTimeout))
+			return fail(BootTimeout, fmt.Sprintf("no %q line within %v", ready, vm.opts.BootTimeout))
 		}
 	}
 }
