@@ -156,7 +156,7 @@ func contains(ss []string, s string) bool {
 //   - node A: an active-backup bond of two NICs (each on its own QEMU user
 //     network with the agent's port forwarded) with 10.0.2.15/24, and a VLAN
 //     100 on a third NIC with 192.168.100.1/24;
-//   - node B: a static address on its user network and VLAN 100 with
+//   - node B: DHCPv4 and SLAAC on its user network and VLAN 100 with
 //     192.168.100.2/24 on a NIC wired to A's third NIC (a QEMU socket
 //     network: the host kernel has no VLAN or bonding), its controller URL
 //     pointing at A's agent over the VLAN.
@@ -189,7 +189,8 @@ func TestVMNetBondVLAN(t *testing.T) {
 		Links: []netdata.Link{{ID: "b0", Type: "phy", MAC: b0}, {ID: "b1", Type: "phy", MAC: b1},
 			{ID: "vlan100", Type: "vlan", VLANLink: "b1", VLANID: 100}},
 		Networks: []netdata.Network{
-			{ID: "admin", Type: "ipv4", Link: "b0", IPAddress: "10.0.2.15/24", Gateway: "10.0.2.2"},
+			{ID: "admin", Type: "ipv4_dhcp", Link: "b0"},
+			{ID: "admin6", Type: "ipv6_slaac", Link: "b0"},
 			{ID: "prov", Type: "ipv4", Link: "vlan100", IPAddress: "192.168.100.2/24"},
 		},
 	}
@@ -280,6 +281,11 @@ func TestVMNetBondVLAN(t *testing.T) {
 		t.Errorf("node B: %v", err)
 	} else {
 		t.Logf("node B -> node A over VLAN 100: %s", strings.TrimSpace(line))
+	}
+	for _, want := range []string{`msg="dhcp lease" cmd=ramdisk-init step=network iface=eth0 proto=DHCPv4 addr=10.0.2.15`, `msg="slaac address" cmd=ramdisk-init step=network iface=eth0 addr=fec0::`} {
+		if !strings.Contains(B.Console(), want) {
+			t.Errorf("node B console lacks %q", want)
+		}
 	}
 	tagged, untagged := vlanFrames(t, pcap, 100, [3]byte{192, 168, 100})
 	t.Logf("A's VLAN NIC: %d frames tagged 100, %d untagged in 192.168.100.0/24", tagged, untagged)
