@@ -178,6 +178,16 @@ func (s *NetworkStep) dhcp(ctx context.Context, links []netlink.Link) error {
 	var configured []string
 	var errs []error
 	dnsDone := false
+	if len(s.Cmdline.DNS) > 0 { // nameserver= wins over the leases' DNS
+		var ns []net.IP
+		for _, a := range s.Cmdline.DNS {
+			ns = append(ns, a.AsSlice())
+		}
+		if err := dhclient.WriteDNSSettings(ns, nil, "", s.resolvConf()); err != nil {
+			return fmt.Errorf("network: write %s: %w", s.resolvConf(), err)
+		}
+		dnsDone = true
+	}
 	for r := range dhclient.SendRequests(ctx, links, true, false, cfg, s.linkTimeout()) {
 		name := r.Interface.Attrs().Name
 		if r.Err != nil {

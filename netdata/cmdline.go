@@ -20,6 +20,9 @@ type Cmdline struct {
 	// none (DHCPv4 on every NIC, the default).
 	Doc      *Document
 	Hostname string
+	// DNS are nameserver= servers; with a document they are its dns
+	// services, without one they replace the DHCP servers' DNS.
+	DNS []netip.Addr
 	// Keys are the parameters the configuration came from, for logs.
 	Keys []string
 }
@@ -132,10 +135,8 @@ func FromCmdline(params []Param) (Cmdline, error) {
 			b.doc.Services = append(b.doc.Services, Service{Type: "dns", Address: a.String()})
 		}
 	}
+	c.DNS = b.dns
 	if !hasDoc {
-		if len(b.dns) > 0 {
-			return Cmdline{}, errors.New("kernel command line: nameserver= needs a static configuration (ip=, bond= or vlan=)")
-		}
 		return c, nil
 	}
 	if err := b.doc.Validate(); err != nil {

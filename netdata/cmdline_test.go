@@ -26,6 +26,7 @@ func TestFromCmdline(t *testing.T) {
 	}{
 		{cmdline: "console=ttyS0"},
 		{cmdline: "ip=dhcp"},
+		{cmdline: "ip=dhcp nameserver=10.0.0.1"}, // DHCP everywhere, this DNS (Cmdline.DNS)
 		{cmdline: "ip=:::::eth9:dhcp::", doc: &Document{ // DHCP on eth9 only
 			Links:    []Link{{ID: "eth9", Type: "phy", Device: "eth9"}},
 			Networks: []Network{{ID: "ip0", Type: "ipv4_dhcp", Link: "eth9"}}}},
@@ -117,7 +118,6 @@ func TestFromCmdlineErrors(t *testing.T) {
 		{"imprint.ip=bogus:", `imprint.ip="bogus:"`},
 		{"ip=off ip=eth0:dhcp", "ip=off together with"},
 		{"ip=dhcp bond=bond0:eth0,eth1", "name the interface"},
-		{"nameserver=10.0.0.1", "nameserver= needs a static configuration"},
 		{"nameserver=dns", `nameserver="dns": not an IP address`},
 		{"ifname=eth0", "want <interface>:<MAC>"},
 		{"vlan=vlan4095:eth0", "VLAN id 4095 out of range 1-4094"},
@@ -148,5 +148,12 @@ func TestFromCmdlineCollectsEveryProblem(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), s) {
 			t.Errorf("error %v lacks %q", err, s)
 		}
+	}
+}
+
+func TestFromCmdlineDNSWithoutDocument(t *testing.T) {
+	c, err := FromCmdline(params("ip=dhcp nameserver=10.0.0.1 nameserver=[2001:db8::53]"))
+	if err != nil || c.Doc != nil || len(c.DNS) != 2 || c.DNS[1].String() != "2001:db8::53" {
+		t.Errorf("FromCmdline = %+v, %v; want no document and both servers", c, err)
 	}
 }
