@@ -62,6 +62,8 @@ FUZZTIME ?= 60s
 fuzz:
 	$(GO) test ./provision -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) -fuzzminimizetime 3s
 	$(GO) test ./partition -run '^$$' -fuzz FuzzParseValidatePlan -fuzztime $(FUZZTIME)
+	$(GO) test ./netdata -run '^$$' -fuzz FuzzParsePlan -fuzztime $(FUZZTIME)
+	$(GO) test ./netdata -run '^$$' -fuzz FuzzFromCmdline -fuzztime $(FUZZTIME)
 
 # bench: image writer vs curl|gzip|dd and friends (README, Performance); minutes, never in test.
 bench:
