@@ -5,12 +5,20 @@ package vmtest
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/binary"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -370,6 +378,67 @@ func TestVMNetIPv6Only(t *testing.T) {
 		t.Errorf("addresses %v: want the static fec0::15 and a SLAAC fec0::/64 address", d.Addresses)
 	}
 	for _, want := range []string{"slaac address", "dns fec0::3"} {
+		if !strings.Contains(vm.Console(), want) {
+			t.Errorf("console lacks %q", want)
+		}
+	}
+}
+
+// TestVMNetArchiveCA: a node whose per-node archive carries its token and a
+// CA bundle (no network document: DHCP on every NIC, as without one)
+// reports to a controller served over HTTPS with a certificate of that CA:
+// the agent trusts exactly the archive's bundle.
+func TestVMNetArchiveCA(t *testing.T) {
+	im := Require(t)
+	const m0, tok = "52:54:00:0c:00:01", "ca-node-token-0b1d"
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "imprint test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert, _ := x509.ParseCertificate(caDER)
+	leafKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	leafTmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: GuestHost},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.ParseIP(GuestHost)},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, KeyUsage: x509.KeyUsageDigitalSignature}
+	leafDER, err := x509.CreateCertificate(rand.Reader, leafTmpl, caCert, &leafKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	disc := newDiscoveries()
+	srv := &http.Server{Handler: disc, ReadHeaderTimeout: 10 * time.Second,
+		TLSConfig: &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{leafDER}, PrivateKey: leafKey}}}}
+	go srv.ServeTLS(l, "", "")
+	t.Cleanup(func() { srv.Close() })
+	port := l.Addr().(*net.TCPAddr).Port
+
+	host := NewHostServer(t)
+	host.Handle("/boot/initramfs/", controller.InitrdHandler(im.Initrd, controller.NodeArchiveFunc(
+		func(mac net.HardwareAddr) (nodearchive.Contents, bool, error) {
+			return nodearchive.Contents{Token: tok, CABundle: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})}, mac.String() == m0, nil
+		}), slog.New(slog.NewTextHandler(os.Stderr, nil))))
+	initrd, _ := fetch(t, host.URL("/boot/initramfs/"+m0), t.TempDir(), "initrd")
+	vm := StartNet(t, NetOptions{
+		NICs:    []NIC{{ID: "n0", MAC: m0, Netdev: "user", ForwardAgent: true}},
+		Cmdline: []string{fmt.Sprintf("imprint.controller=https://%s:%d", GuestHost, port)},
+		Initrd:  initrd, Token: tok,
+	})
+	d, err := disc.wait(tok, 2*time.Minute)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, vm.Tail(30))
+	}
+	t.Logf("discovery over HTTPS (certificate of the archive's CA): addresses %v", d.Addresses)
+	for _, want := range []string{"agent trusts the per-node CA bundle", `msg="dhcp lease"`} {
 		if !strings.Contains(vm.Console(), want) {
 			t.Errorf("console lacks %q", want)
 		}
