@@ -103,6 +103,8 @@ fuzz:
 	$(GO) test ./provision -run '^$$' -fuzz FuzzCheckMkfsOptions -fuzztime $(FUZZTIME)
 	$(GO) test ./partition -run '^$$' -fuzz FuzzParseValidatePlan -fuzztime $(FUZZTIME)
 	$(GO) test ./prepare -run '^$$' -fuzz FuzzPrepare -fuzztime $(FUZZTIME)
+	$(GO) test ./netdata -run '^$$' -fuzz FuzzParsePlan -fuzztime $(FUZZTIME)
+	$(GO) test ./netdata -run '^$$' -fuzz FuzzFromCmdline -fuzztime $(FUZZTIME)
 
 # bench: image writer vs curl|gzip|dd and friends (README, Performance); minutes, never in test.
 bench:

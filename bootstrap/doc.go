@@ -12,9 +12,14 @@
 //     virtio devices whose drivers match next) — a coldplug without udev;
 //  3. entropy: wait, bounded, until the kernel's CRNG is initialized, so Go's
 //     crypto/rand (TLS, DHCP transaction IDs) never blocks;
-//  4. network: static from the kernel command line (`ip=` in the kernel's
-//     nfsroot format, or `imprint.ip=` in the same format) or DHCP on every NIC
-//     with a link;
+//  4. network: the node's network document (config-2 network_data.json,
+//     package netdata) from the per-node archive (/etc/imprint/network_data.json,
+//     package bootstrap/nodearchive), else from the kernel command line's
+//     dracut-style ip=, bond=, vlan=, ifname=, nameserver= (imprint.ip= takes
+//     the place of ip=): bonds, VLANs, static IPv4/IPv6, DHCPv4, DHCPv6, SLAAC,
+//     routes, DNS, applied with netlink and written, NICs named by MAC, to
+//     /run/imprint/network_data.json for the installed OS; with neither,
+//     DHCPv4 on every NIC with a link;
 //
 // and finally starts and supervises `imprint agent --kernel-cmdline /proc/cmdline`
 // (imprint.on_exit= says what happens when it exits), which reads

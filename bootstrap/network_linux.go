@@ -11,19 +11,29 @@ import (
 	"strings"
 	"time"
 
+	"github.com/imprint-dev/imprint/netdata"
 	"github.com/u-root/u-root/pkg/dhclient"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
-// NetworkStep brings the network up as Config says: DHCPv4 on every
-// Ethernet NIC that gets a link (or only Config.Device), or one static
-// address. It fails when no interface ends up configured: a ramdisk nobody
-// can reach is useless.
+// NetworkStep brings the network up: the node's network document when it
+// has one (DocFile, from the per-node initramfs archive, else the kernel
+// command line's ip=/bond=/vlan=), planned by [netdata.Plan] and applied with
+// netlink; otherwise DHCPv4 on every Ethernet NIC that gets a link. It fails
+// when nothing ends up configured: a ramdisk nobody can reach is useless.
 type NetworkStep struct {
-	Config      NetConfig
+	Cmdline netdata.Cmdline
+	// DocFile is the per-node network_data.json; a missing file is no
+	// error, and a present one wins over the command line's document.
+	DocFile string
+	// ResolvedFile receives the applied document with every NIC named by
+	// MAC (the agent hands it to the installed OS's configdrive).
+	ResolvedFile string
+	// ModulesDir holds modules.dep, for bonding and 8021q.
+	ModulesDir  string
 	LinkTimeout time.Duration // wait for carrier (default 10s)
-	DHCPTimeout time.Duration // whole DHCP exchange (default 30s)
+	DHCPTimeout time.Duration // whole DHCP exchange, SLAAC wait (default 30s)
 	ResolvConf  string        // default /etc/resolv.conf
 	Log         *slog.Logger
 }
@@ -38,14 +48,21 @@ func (s *NetworkStep) Run(ctx context.Context) error {
 			return fmt.Errorf("network: set lo up: %w", err)
 		}
 	}
-	if s.Config.Mode == NetOff {
-		s.Log.Info("network off (kernel command line)", "source", s.Config.Source)
+	if s.Cmdline.Off {
+		s.Log.Info("network off (kernel command line)", "params", strings.Join(s.Cmdline.Keys, ","))
 		return nil
 	}
-	if s.Config.Hostname != "" {
-		if err := unix.Sethostname([]byte(s.Config.Hostname)); err != nil {
-			return fmt.Errorf("network: sethostname %q: %w", s.Config.Hostname, err)
+	if h := s.Cmdline.Hostname; h != "" {
+		if err := unix.Sethostname([]byte(h)); err != nil {
+			return fmt.Errorf("network: sethostname %q: %w", h, err)
 		}
+	}
+	doc, source, err := s.document()
+	if err != nil {
+		return err
+	}
+	if doc != nil {
+		return s.applyDocument(ctx, doc, source)
 	}
 	links, err := s.candidates()
 	if err != nil {
@@ -55,10 +72,33 @@ func (s *NetworkStep) Run(ctx context.Context) error {
 	if len(up) == 0 {
 		return fmt.Errorf("network: no link on any of %s after %v", linkNames(links), s.linkTimeout())
 	}
-	if s.Config.Mode == NetStatic {
-		return s.static(up[0])
-	}
 	return s.dhcp(ctx, up)
+}
+
+// document is the node's network document and where it came from: DocFile,
+// else the kernel command line, else none.
+func (s *NetworkStep) document() (*netdata.Document, string, error) {
+	if s.DocFile != "" {
+		b, err := os.ReadFile(s.DocFile)
+		switch {
+		case err == nil:
+			d, err := netdata.Parse(b)
+			if err != nil {
+				return nil, "", fmt.Errorf("network: %s: %w", s.DocFile, err)
+			}
+			if s.Cmdline.Doc != nil {
+				s.Log.Warn("network document from the per-node archive wins over the kernel command line's", "file", s.DocFile,
+					"ignored", strings.Join(s.Cmdline.Keys, ","))
+			}
+			return d, s.DocFile, nil
+		case !errors.Is(err, os.ErrNotExist):
+			return nil, "", fmt.Errorf("network: %w", err)
+		}
+	}
+	if s.Cmdline.Doc != nil {
+		return s.Cmdline.Doc, "kernel command line " + strings.Join(s.Cmdline.Keys, ","), nil
+	}
+	return nil, "", nil
 }
 
 func (s *NetworkStep) linkTimeout() time.Duration {
@@ -68,16 +108,8 @@ func (s *NetworkStep) linkTimeout() time.Duration {
 	return 10 * time.Second
 }
 
-// candidates are the Ethernet devices (not lo, bridges, bonds...), or the
-// one named by the configuration.
+// candidates are the Ethernet devices (not lo, bridges, bonds, VLANs...).
 func (s *NetworkStep) candidates() ([]netlink.Link, error) {
-	if d := s.Config.Device; d != "" {
-		l, err := netlink.LinkByName(d)
-		if err != nil {
-			return nil, fmt.Errorf("network: interface %q (from %s=): %w", d, s.Config.Source, err)
-		}
-		return []netlink.Link{l}, nil
-	}
 	all, err := netlink.LinkList()
 	if err != nil {
 		return nil, fmt.Errorf("network: list interfaces: %w", err)
@@ -128,32 +160,6 @@ func (s *NetworkStep) waitCarrier(ctx context.Context, links []netlink.Link) []n
 	}
 }
 
-func (s *NetworkStep) static(l netlink.Link) error {
-	c := s.Config
-	name := l.Attrs().Name
-	addr := &netlink.Addr{IPNet: &net.IPNet{IP: c.Addr.Addr().AsSlice(), Mask: net.CIDRMask(c.Addr.Bits(), 32)}}
-	if err := netlink.AddrReplace(l, addr); err != nil {
-		return fmt.Errorf("network: %s: add address %s: %w", name, c.Addr, err)
-	}
-	if c.Gateway.IsValid() {
-		r := &netlink.Route{LinkIndex: l.Attrs().Index, Gw: c.Gateway.AsSlice()}
-		if err := netlink.RouteReplace(r); err != nil {
-			return fmt.Errorf("network: %s: default route via %s: %w", name, c.Gateway, err)
-		}
-	}
-	if len(c.DNS) > 0 {
-		var ns []net.IP
-		for _, a := range c.DNS {
-			ns = append(ns, a.AsSlice())
-		}
-		if err := dhclient.WriteDNSSettings(ns, nil, "", s.resolvConf()); err != nil {
-			return fmt.Errorf("network: write %s: %w", s.resolvConf(), err)
-		}
-	}
-	s.Log.Info("static address", "iface", name, "addr", c.Addr.String(), "gateway", c.Gateway.String(), "source", c.Source)
-	return nil
-}
-
 func (s *NetworkStep) resolvConf() string {
 	if s.ResolvConf != "" {
 		return s.ResolvConf
@@ -172,6 +178,16 @@ func (s *NetworkStep) dhcp(ctx context.Context, links []netlink.Link) error {
 	var configured []string
 	var errs []error
 	dnsDone := false
+	if len(s.Cmdline.DNS) > 0 { // nameserver= wins over the leases' DNS
+		var ns []net.IP
+		for _, a := range s.Cmdline.DNS {
+			ns = append(ns, a.AsSlice())
+		}
+		if err := dhclient.WriteDNSSettings(ns, nil, "", s.resolvConf()); err != nil {
+			return fmt.Errorf("network: write %s: %w", s.resolvConf(), err)
+		}
+		dnsDone = true
+	}
 	for r := range dhclient.SendRequests(ctx, links, true, false, cfg, s.linkTimeout()) {
 		name := r.Interface.Attrs().Name
 		if r.Err != nil {

@@ -25,7 +25,17 @@ type Ramdisk struct {
 	AgentPath      string   // the imprint binary
 	AgentArgs      []string // ["agent", "--kernel-cmdline", "/proc/cmdline"]
 	OnExit         OnExit
-	Log            *slog.Logger
+	// NetworkDoc is the per-node network document (default
+	// /etc/imprint/network_data.json, from the per-node archive).
+	NetworkDoc string
+	// AppliedNetwork receives the applied document (default
+	// /run/imprint/network_data.json): the agent's configdrive gives the
+	// installed OS the same network.
+	AppliedNetwork string
+	// CABundle, when the file exists, is what the agent trusts for HTTPS
+	// (SSL_CERT_FILE; default /etc/imprint/ca.pem, from the per-node archive).
+	CABundle string
+	Log      *slog.Logger
 }
 
 // Steps returns the bootstrap steps for this configuration; an invalid
@@ -44,7 +54,8 @@ func (r *Ramdisk) Steps() ([]Step, error) {
 		Optional(&EFIVarsStep{SysRoot: r.SysRoot, Dir: r.ModulesDir, Modules: KernelModules{}, Mounter: EFIVarsMount{},
 			Log: r.Log.With("step", "efivars")}),
 		Optional(&EntropyStep{Timeout: r.EntropyTimeout, Log: r.Log.With("step", "entropy")}),
-		&NetworkStep{Config: nc, Log: r.Log.With("step", "network")},
+		&NetworkStep{Cmdline: nc, DocFile: or(r.NetworkDoc, DefaultNetworkDoc), ResolvedFile: or(r.AppliedNetwork, DefaultAppliedNetwork),
+			ModulesDir: r.ModulesDir, Log: r.Log.With("step", "network")},
 	}, nil
 }
 
@@ -81,6 +92,10 @@ func (r *Ramdisk) runAgent(ctx context.Context) error {
 	cmd := exec.Command(r.AgentPath, r.AgentArgs...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.Env = os.Environ()
+	if ca := or(r.CABundle, DefaultCABundle); fileExists(ca) {
+		cmd.Env = append(cmd.Env, "SSL_CERT_FILE="+ca) // Go's crypto/x509 trusts exactly this bundle
+		r.Log.Info("agent trusts the per-node CA bundle", "file", ca)
+	}
 	r.Log.Info("starting agent", "argv", strings.Join(append([]string{filepath.Base(r.AgentPath)}, r.AgentArgs...), " "))
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", r.AgentPath, err)
@@ -103,6 +118,18 @@ func (r *Ramdisk) runAgent(ctx context.Context) error {
 			return <-done
 		}
 	}
+}
+
+func or(s, def string) string {
+	if s != "" {
+		return s
+	}
+	return def
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
 
 func (r *Ramdisk) exit(cause error) error {

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -26,6 +27,7 @@ import (
 	"github.com/imprint-dev/imprint/configdrive"
 	"github.com/imprint-dev/imprint/internal/devguard"
 	"github.com/imprint-dev/imprint/inventory"
+	"github.com/imprint-dev/imprint/netdata"
 	"github.com/imprint-dev/imprint/partition"
 	"github.com/imprint-dev/imprint/provision"
 )
@@ -88,6 +90,12 @@ type Options struct {
 	// BootloaderTarget is where the target tree is mounted ("": the
 	// bootloader's default).
 	BootloaderTarget string
+	// NetworkFile is the network document the ramdisk applied
+	// (bootstrap.DefaultAppliedNetwork). When it exists, the installed OS
+	// gets that network through the configdrive (configdrive.WithNetwork)
+	// instead of the provision document's admin NIC alone; a file that does
+	// not parse or does not fit refuses the document here, before the wipe.
+	NetworkFile string
 	// FS resolves device paths for the device set (nil: the running system).
 	FS devguard.FS
 }
@@ -301,6 +309,23 @@ func prepareConfigdrive(ctx context.Context, doc *provision.Document, plan *part
 	}
 	for _, w := range content.Warnings {
 		c.warn(splitPath(w, "ks_meta"))
+	}
+	if opts.NetworkFile != "" {
+		b, err := os.ReadFile(opts.NetworkFile)
+		switch {
+		case err == nil:
+			nd, err := netdata.Parse(b)
+			if err == nil {
+				err = configdrive.WithNetwork(content, nd)
+			}
+			if err != nil {
+				c.add("interfaces", fmt.Sprintf("the ramdisk's network (%s) cannot be given to the installed OS: %v", opts.NetworkFile, err))
+				return nil
+			}
+		case !errors.Is(err, os.ErrNotExist):
+			c.add("interfaces", fmt.Sprintf("the ramdisk's network (%s): %v", opts.NetworkFile, err))
+			return nil
+		}
 	}
 	f := opts.ConfigdriveFormat
 	if f == "" {

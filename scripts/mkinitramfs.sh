@@ -93,11 +93,15 @@ echo "$KVER" >"$OUT/kernel-release"
 
 # --- modules ------------------------------------------------------------------
 # Hardware drivers: loaded by `imprint ramdisk-init` when a device's modalias
-# matches (modules.alias), so a server only loads what it has.
+# matches (modules.alias), so a server only loads what it has. bonding and
+# 8021q have no modalias: the network step loads them when the node's network
+# document has a bond or a VLAN (a u-root image has no /sbin/modprobe for the
+# kernel's own request_module).
 DRIVERS=(
 	ahci nvme megaraid_sas mpt3sas virtio_pci virtio_blk virtio_scsi sd_mod sr_mod
 	e1000e igb ixgbe i40e ice mlx5_core bnxt_en tg3 virtio_net e1000
 	virtio_rng
+	bonding 8021q
 )
 # Always loaded, in this order (crc32c_generic first: on the generic kernel
 # ext4/xfs ask for crypto-crc32c through /sbin/modprobe, which a u-root image

@@ -8,6 +8,7 @@ import (
 	"github.com/imprint-dev/imprint/agent"
 	"github.com/imprint-dev/imprint/api"
 	"github.com/imprint-dev/imprint/bootloader"
+	"github.com/imprint-dev/imprint/bootstrap"
 	"github.com/imprint-dev/imprint/imagewriter"
 	"github.com/imprint-dev/imprint/internal/sys"
 	"github.com/imprint-dev/imprint/inventory"
@@ -53,7 +54,7 @@ func realSteps(cfg agent.Config, log, chunkLog *slog.Logger) agent.Steps {
 // the image source and digest policy; the state directory and the token
 // file are never an image source.
 func prepareOptions(cfg agent.Config) prepare.Options {
-	return prepare.Options{Images: prepare.ImagePolicy{
+	return prepare.Options{NetworkFile: bootstrap.DefaultAppliedNetwork, Images: prepare.ImagePolicy{
 		AllowFile:     cfg.FileImages,
 		Forbidden:     []string{cfg.StateDir, cfg.TokenFile, "/etc/imprint"},
 		RequireDigest: cfg.RequireDigest,

@@ -57,6 +57,7 @@ func commands() []command {
 		{name: "nodes", summary: "show a controller's nodes (list, show NODE with its timeline and last result) over its operator API", run: runNodes},
 		{name: "ctl", summary: "drive an agent's API: inventory, plan, provision, status, watch, reboot", run: runCtl},
 		{name: "ramdisk-init", aliases: []string{"uinit"}, summary: "bootstrap ramdisk's uinit: modules, entropy, network, then the agent", run: runRamdiskInit},
+		{name: "node-archive", summary: "write a node's initramfs archive (token, network document, CA bundle) to append to the bootstrap", run: runNodeArchive},
 		{name: "pxe", summary: "write the iPXE/pxelinux scripts that boot the bootstrap ramdisk, and the local-disk flip", run: runPXE},
 		{name: "plan", summary: "validate a provision.json and print its storage plan (partitions, md, LVM, filesystems, images)", run: runPlan},
 		{name: "partition", aliases: []string{"fa_partition"}, summary: "lay only the storage plan of a provision.json onto the disks (teardown, wipe, GPT, md, LVM, mkfs)", run: runPartition},

@@ -17,8 +17,10 @@ const ramdiskInitUsage = `usage: imprint ramdisk-init --i-am-the-ramdisk [flags]
 The bootstrap ramdisk's uinit (u-root's init starts it as /bin/uinit; the
 initramfs bakes --i-am-the-ramdisk into /etc/uinit.flags). It mounts /run,
 loads kernel modules (etc/imprint/modules.conf, then by modalias), waits for
-the kernel's CRNG, brings the network up (DHCP on every NIC with a link, or
-static from ip= / imprint.ip= in the kernel's format), then runs
+the kernel's CRNG, brings the network up (the per-node archive's
+/etc/imprint/network_data.json, else dracut's ip=, bond=, vlan=, ifname=,
+nameserver= on the kernel command line, else DHCP on every NIC with a link),
+then runs
 "imprint agent --kernel-cmdline /proc/cmdline" with the console as its output.
 
 It refuses to run anywhere but in an initramfs as PID 1's child.
