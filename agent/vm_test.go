@@ -6,6 +6,8 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -98,11 +100,26 @@ func TestVMProvision(t *testing.T) {
 		return vmDoc(t, rootURI, fmt.Sprintf("http://10.0.2.2:%d/boot.img.gz", port))
 	}
 
+	// vdb: a disk no document names; its bytes must never change.
+	bystander := filepath.Join(dir, "bystander.img")
+	pattern := bytes.Repeat([]byte("imprint bystander "), (4<<20)/18+1)[:4<<20]
+	if err := os.WriteFile(bystander, bytes.Repeat(pattern, 16), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bystanderSum := fileSHA256(t, bystander)
+
 	vm := vmtest.Start(t, vmtest.Options{
-		Disks:       []vmtest.Disk{{Size: 2 << 30, Serial: "IMPRINT-VDA"}},
+		Disks:       []vmtest.Disk{{Size: 2 << 30, Serial: "IMPRINT-VDA"}, {Path: bystander, Serial: "IMPRINT-VDB"}},
 		Cmdline:     []string{fmt.Sprintf("imprint.controller=http://10.0.2.2:%d/cb", port), "imprint.heartbeat=2s", "imprint.node_id=vm-node-1"},
 		BootTimeout: 300 * time.Second,
 	})
+	defer func() {
+		if got := fileSHA256(t, bystander); got != bystanderSum {
+			t.Errorf("vdb, named by no document, changed: sha256 %s, was %s", got, bystanderSum)
+		} else {
+			t.Logf("vdb unchanged (sha256 %s)", got)
+		}
+	}()
 	c := &api.Client{URL: vm.BaseURL, Token: vm.Token, HTTP: &http.Client{Timeout: 60 * time.Second}}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
@@ -146,19 +163,45 @@ func TestVMProvision(t *testing.T) {
 		return final
 	}
 
+	// 0. scheme-mode documents naming only vda that try to reach vdb:
+	// each is 422 from plan and provision, naming vdb, and starts no job.
+	good := doc(fmt.Sprintf("http://10.0.2.2:%d/root.img.gz", port))
+	for name, edit := range vmSchemeAttacks("/dev/vdb") {
+		attack := vmScheme(t, good, edit)
+		for _, call := range []string{"plan", "provision"} {
+			var err error
+			if call == "plan" {
+				_, err = c.Plan(ctx, attack)
+			} else {
+				_, err = c.Provision(ctx, attack, false)
+			}
+			var re *api.ResponseError
+			if !errors.As(err, &re) || re.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(err.Error(), "/dev/vdb") {
+				t.Errorf("%s: POST /v1/%s = %v, want 422 naming /dev/vdb", name, call, err)
+			}
+		}
+	}
+	if _, err := c.Plan(ctx, vmScheme(t, good, nil)); err != nil {
+		t.Errorf("the same scheme naming only vda: %v", err)
+	}
+	if st, err := c.Status(ctx); err != nil || st.State != api.StateIdle {
+		t.Errorf("after the refused documents: %+v %v, want idle", st, err)
+	}
+
 	// 1. a bad image URL: the job fails at images, naming the device
 	r, err := c.Provision(ctx, doc(fmt.Sprintf("http://10.0.2.2:%d/missing.img.gz", port)), false)
 	if err != nil {
 		t.Fatalf("provision (bad URL): %v", err)
 	}
 	st := watch(r.ID)
-	if st.State != api.StateFailed || st.Error == nil || st.Error.Step != "images" || st.Error.Device != "/dev/vda4" || !strings.Contains(st.Error.Message, "missing.img.gz") {
+	if st.State != api.StateFailed || st.Error == nil || st.Error.Step != "images" || st.Error.Device != "/dev/vda4" || st.Error.Reason != api.ReasonImageUnreachable || !strings.Contains(st.Error.Message, "missing.img.gz") {
 		t.Fatalf("bad URL: status %+v error %+v", st, st.Error)
 	}
 
-	// 2. the good document
+	// 2. the good document, the root image with its sha256 (imprint's
+	// extension), /boot's with none
 	t0 := time.Now()
-	r, err = c.Provision(ctx, doc(fmt.Sprintf("http://10.0.2.2:%d/root.img.gz", port)), false)
+	r, err = c.Provision(ctx, withSHA256(t, good, "/", fileSHA256(t, filepath.Join(dir, "root.img.gz"))), false)
 	if err != nil {
 		t.Fatalf("provision: %v", err)
 	}
@@ -167,6 +210,21 @@ func TestVMProvision(t *testing.T) {
 		t.Fatalf("provision failed: %+v\n%s", st.Error, vm.Tail(120))
 	}
 	t.Logf("provisioned in %v; steps %+v", time.Since(t0).Round(time.Millisecond), st.Steps)
+	for _, img := range st.Images {
+		want := img.Mount == "/"
+		if img.Verified == nil || *img.Verified != want {
+			t.Errorf("image %s: verified %v by %v, want %v", img.Mount, img.Verified, img.VerifiedBy, want)
+		}
+	}
+	unverified := 0
+	for _, w := range st.Warnings {
+		if strings.Contains(w.Msg, "verified: false") {
+			unverified++
+		}
+	}
+	if unverified != 1 {
+		t.Errorf("warnings %+v: want one verified: false (/boot's image)", st.Warnings)
+	}
 	for _, s := range st.Steps {
 		if s.State != "succeeded" && s.Name != "report" {
 			t.Errorf("step %s: %s", s.Name, s.State)
@@ -192,7 +250,7 @@ func TestVMProvision(t *testing.T) {
 	}
 	if len(ctl.bodies["discovery"]) != 1 || ctl.seen["discovery"] != 2 {
 		t.Errorf("discovery: %d acknowledged after %d posts", len(ctl.bodies["discovery"]), ctl.seen["discovery"])
-	} else if json.Unmarshal(ctl.bodies["discovery"][0], &disc); disc.NodeID != "vm-node-1" || len(disc.Inventory.Disks) != 1 || disc.Inventory.Disks[0].Serial != "IMPRINT-VDA" || len(disc.Inventory.NICs) == 0 {
+	} else if json.Unmarshal(ctl.bodies["discovery"][0], &disc); disc.NodeID != "vm-node-1" || len(disc.Inventory.Disks) != 2 || disc.Inventory.Disks[0].Serial != "IMPRINT-VDA" || len(disc.Inventory.NICs) == 0 {
 		t.Errorf("discovery body %+v", disc)
 	}
 	var results []string
@@ -424,5 +482,92 @@ func TestVMProvisionCommand(t *testing.T) {
 	out, err := exec.Command("debugfs", "-R", "cat /etc/fstab", fmt.Sprintf("%s?offset=%d", disk, parts[3].StartBytes)).Output()
 	if err != nil || !strings.Contains(string(out), "UUID="+p["UUID"]+" / ext4 defaults,errors=panic 0 0") {
 		t.Errorf("fstab written by imprint provision:\n%s (%v)", out, err)
+	}
+}
+
+// fileSHA256 is the hex sha256 of a file.
+func fileSHA256(t *testing.T, path string) string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// withSHA256 sets image_data[mount].sha256 of a document.
+func withSHA256(t *testing.T, doc []byte, mount, sum string) []byte {
+	t.Helper()
+	var d map[string]any
+	if err := json.Unmarshal(doc, &d); err != nil {
+		t.Fatal(err)
+	}
+	d["ks_meta"].(map[string]any)["image_data"].(map[string]any)[mount].(map[string]any)["sha256"] = sum
+	out, _ := json.Marshal(d)
+	return out
+}
+
+// vmScheme turns vmDoc's document into nailgun_simple's scheme mode on vda
+// alone (bios_grub, /boot, /, the configdrive), edited by edit.
+func vmScheme(t *testing.T, doc []byte, edit func(p map[string]any)) []byte {
+	t.Helper()
+	var d map[string]any
+	if err := json.Unmarshal(doc, &d); err != nil {
+		t.Fatal(err)
+	}
+	part := func(n, begin, end int, flags []any, cd bool) map[string]any {
+		return map[string]any{"name": fmt.Sprintf("/dev/vda%d", n), "count": n, "device": "/dev/vda", "begin": begin, "end": end,
+			"partition_type": "primary", "flags": flags, "guid": nil, "configdrive": cd}
+	}
+	p := map[string]any{
+		"parteds": []any{map[string]any{"name": "/dev/vda", "label": "gpt", "install_bootloader": true, "partitions": []any{
+			part(1, 1, 25, []any{"bios_grub"}, false),
+			part(2, 25, 225, []any{}, false),
+			part(3, 225, 1425, []any{}, false),
+			part(4, 1425, 1445, []any{}, true),
+		}}},
+		"pvs": []any{}, "vgs": []any{}, "lvs": []any{}, "mds": []any{},
+		"fss": []any{
+			map[string]any{"device": "/dev/vda2", "fs_type": "ext2", "mount": "/boot", "fs_label": "", "fs_options": ""},
+			map[string]any{"device": "/dev/vda3", "fs_type": "ext4", "mount": "/", "fs_label": "", "fs_options": ""},
+		},
+	}
+	if edit != nil {
+		edit(p)
+	}
+	d["partitioning"] = p
+	out, _ := json.Marshal(d)
+	return out
+}
+
+// vmSchemeAttacks edit vmScheme's scheme to reach victim: a filesystem on
+// it, the root image on it, a PV on it, a partition of vda named on it,
+// the configdrive on it, fs_options naming it.
+func vmSchemeAttacks(victim string) map[string]func(p map[string]any) {
+	fss := func(p map[string]any, i int) map[string]any { return p["fss"].([]any)[i].(map[string]any) }
+	parts := func(p map[string]any) []any {
+		return p["parteds"].([]any)[0].(map[string]any)["partitions"].([]any)
+	}
+	return map[string]func(p map[string]any){
+		"filesystem": func(p map[string]any) {
+			p["fss"] = append(p["fss"].([]any), map[string]any{"device": victim + "1", "fs_type": "ext4", "mount": "/srv", "fs_label": "", "fs_options": ""})
+		},
+		"root image": func(p map[string]any) { fss(p, 1)["device"] = victim },
+		"pv": func(p map[string]any) {
+			p["pvs"] = []any{map[string]any{"name": victim + "1", "metadatasize": 28, "metadatacopies": 2}}
+			p["vgs"] = []any{map[string]any{"name": "data", "pvnames": []any{victim + "1"}}}
+		},
+		"partition named on it": func(p map[string]any) {
+			parts(p)[1].(map[string]any)["name"] = victim + "2"
+			fss(p, 0)["device"] = victim + "2"
+		},
+		"configdrive":          func(p map[string]any) { parts(p)[3].(map[string]any)["name"] = victim + "4" },
+		"fs_options logdev":    func(p map[string]any) { fss(p, 0)["fs_options"] = "-l logdev=" + victim },
+		"fs_options -Jdevice=": func(p map[string]any) { fss(p, 0)["fs_options"] = "-Jdevice=" + victim },
 	}
 }
