@@ -56,7 +56,8 @@ type Config struct {
 	Kernel, Initrd string
 	// Images are the target images, served at GET /images/<base name>, with
 	// their Fuel metadata (<stem before the first dot>.yaml beside them)
-	// at GET /images/<stem>.yaml when it exists.
+	// at GET /images/<stem>.yaml and a multi-frame zstd image's manifest at
+	// GET /images/<base name>.manifest.json when they exist.
 	Images []Image
 	// Nodes are the known nodes, keyed by MAC.
 	Nodes []Node
@@ -308,6 +309,12 @@ func New(cfg Config) (*Controller, error) {
 					bad(f+".path", "metadata %s: %v", meta, err)
 				}
 			}
+		}
+		// A multi-frame zstd image's manifest (imagewriter's format), which
+		// the agent looks for at <image URL>.manifest.json: frames decoded
+		// on every core, each checked before it is written.
+		if man := im.Path + frameManifestSuffix; fileExists(man) {
+			c.images[name+frameManifestSuffix] = man
 		}
 		c.rootImg = append(c.rootImg, ci)
 	}
@@ -805,4 +812,13 @@ func (c *Controller) agentClient(agentURL, pin, token string) *api.Client {
 		}
 	}
 	return &api.Client{URL: agentURL, Token: token, HTTP: hc}
+}
+
+// frameManifestSuffix is imagewriter.FrameManifestSuffix (checked by a
+// test); imagewriter itself is Linux-only and the controller is not.
+const frameManifestSuffix = ".manifest.json"
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular()
 }

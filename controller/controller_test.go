@@ -146,6 +146,7 @@ func testFiles(t *testing.T) (kernel, initrd, image string) {
 	f.Close()
 	meta := "images:\n- container: gzip\n  container_name: debian-12-amd64.img.gz\n  format: ext4\n  raw_size: 1887436800\n"
 	os.WriteFile(filepath.Join(dir, "debian-12-amd64.yaml"), []byte(meta), 0o644)
+	os.WriteFile(image+frameManifestSuffix, []byte(`{"frames":[]}`), 0o644)
 	return kernel, initrd, image
 }
 
@@ -411,6 +412,9 @@ func TestFilesServed(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusPartialContent || string(b) != "\x1f\x8b" {
 		t.Errorf("ranged image GET = %d %q", resp.StatusCode, b)
+	}
+	if code, body := h.get("/images/debian-12-amd64.img.gz.manifest.json"); code != 200 || body != `{"frames":[]}` {
+		t.Errorf("GET frame manifest = %d %q", code, body)
 	}
 	if code, _ := h.get("/images/other.img.gz"); code != 404 {
 		t.Errorf("unknown image: %d", code)
