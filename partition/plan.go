@@ -401,196 +401,215 @@ func (pl *planner) grubVersion() int {
 // compute runs fuel-agent's Nailgun.parse_partition_scheme.
 func (pl *planner) compute() (*Plan, error) {
 	pl.plan = newEmptyPlan()
-	p := pl.plan
-	spaces := pl.doc.KsMeta.PmData.KsSpaces
-
 	disks := pl.ksDisks()
 	if len(disks) == 0 {
 		pl.fail(ErrLayout, ksSpacesPath, "no disk entry with size > 0: nothing to partition")
 		return pl.finish()
 	}
-
-	mdMeta := "default"
-	if pl.grubVersion() == 1 {
-		mdMeta = "0.90"
+	st := pl.newLayoutState(disks)
+	devs := pl.matchAll(disks)
+	for di, d := range disks {
+		if !planHasRealVolume(d.space) {
+			continue // unallocated: no label, no bootloader
+		}
+		pl.layoutDisk(d, devs[di], st)
+	}
+	if st.needBoot && (!st.bootPartDone || !st.bootFSDone) {
+		pl.failBoot(disks, st.bootDisks)
+	}
+	if pl.opts.PrepareConfigdrive && !st.configdriveDone {
+		pl.fail(ErrLayout, ksSpacesPath, "no partitioned disk holds \"/\" (partition or raid volume) or a pv of vg \"os\": there is no disk for the 20 MiB configdrive partition")
 	}
 
+	pl.planLVs(pl.doc.KsMeta.PmData.KsSpaces)
+	pl.planESPs()
+	pl.planImages()
+	pl.elevateKeepData()
+	pl.checkGUIDs()
+	return pl.finish()
+}
+
+// layoutState is what laying the disks out carries from one disk (and
+// volume) to the next.
+type layoutState struct {
+	mdMeta string // md metadata version: "0.90" with grub 1
 	// Ceph: one journal partition per OSD, spread over the journal volumes.
-	cephOSDs, cephJournals := 0, 0
+	cephOSDs, cephJournals, journalsLeft int
+	needBoot                             bool  // some disk is bootable
+	bootDisks                            []int // ks_spaces indexes that may hold /boot
+	bootPartDone, bootFSDone             bool
+	configdriveDone                      bool
+}
+
+func (pl *planner) newLayoutState(disks []ksDisk) *layoutState {
+	st := &layoutState{mdMeta: "default"}
+	if pl.grubVersion() == 1 {
+		st.mdMeta = "0.90"
+	}
 	for _, d := range disks {
+		if planIsBootDisk(d.space) {
+			st.needBoot = true
+		}
 		for _, v := range d.space.Volumes {
 			if v.Size <= 0 {
 				continue
 			}
 			switch v.Name {
 			case "ceph":
-				cephOSDs++
+				st.cephOSDs++
 			case "cephjournal":
-				cephJournals++
+				st.cephJournals++
 			}
 		}
 	}
-	journalsLeft := cephOSDs
+	st.journalsLeft = st.cephOSDs
+	if st.needBoot {
+		st.bootDisks = pl.bootDisks(disks)
+	}
+	return st
+}
 
-	devs := pl.matchAll(disks)
-
-	var bootDisks []int
-	needBoot := false
-	for _, d := range disks {
-		if planIsBootDisk(d.space) {
-			needBoot = true
+func (st *layoutState) inBoot(idx int) bool {
+	for _, b := range st.bootDisks {
+		if b == idx {
+			return true
 		}
 	}
-	if needBoot {
-		bootDisks = pl.bootDisks(disks)
+	return false
+}
+
+// layoutDisk lays out one ks_spaces disk on dev: bios_grub, the "UEFI"
+// partition, its volumes in order, then the configdrive on the first root
+// or os disk.
+func (pl *planner) layoutDisk(d ksDisk, dev Device, st *layoutState) {
+	p := pl.plan
+	p.Disks = append(p.Disks, Disk{
+		Device:            dev.Path,
+		Name:              dev.Name,
+		SizeMiB:           dev.SizeMiB,
+		LogicalSectorSize: dev.LogicalSectorSize,
+		Label:             "gpt",
+		Partitions:        []Partition{},
+		Bootloader:        true,
+	})
+	pd := &planDisk{d: &p.Disks[len(p.Disks)-1]}
+	pd.add(planBiosGrubMiB, Partition{Purpose: PurposeBiosGrub, Flags: []string{"bios_grub"}, TypeGUID: GUIDBIOSBoot, Name: "bios_grub"})
+	pd.add(planUEFIMiB, Partition{Purpose: PurposeUEFI, TypeGUID: GUIDUEFIPlaceholder, Name: "uefi"})
+
+	for vj, v := range d.space.Volumes {
+		if v.Size <= 0 {
+			continue
+		}
+		vpath := volumePath(d.idx, vj)
+		if v.Name == "cephjournal" {
+			pl.layoutCephJournal(pd, vpath, v, st)
+			continue
+		}
+		pl.layoutVolume(pd, d, vpath, v, st)
 	}
-	inBoot := func(idx int) bool {
-		for _, b := range bootDisks {
-			if b == idx {
-				return true
+
+	if !st.configdriveDone && pl.opts.PrepareConfigdrive && (planIsRootDisk(d.space) || planIsOSDisk(d.space)) {
+		part := pd.add(planConfigdriveMiB, Partition{Purpose: PurposeConfigdrive, Configdrive: true, TypeGUID: GUIDLinuxFS, Name: "config-2"})
+		p.Configdrive = part.Device
+		st.configdriveDone = true
+	}
+	pl.checkFit(d.idx, pd.d)
+	p.Bootloader = append(p.Bootloader, pd.d.Device)
+}
+
+// layoutCephJournal adds a cephjournal volume's share of journal
+// partitions (fuel-agent: size / ratio each, capped at 10 GiB).
+func (pl *planner) layoutCephJournal(pd *planDisk, vpath string, v provision.Volume, st *layoutState) {
+	if st.cephOSDs == 0 {
+		pl.fail(ErrLayout, vpath, "ceph journal volume but no ceph OSD volume (name \"ceph\") of size > 0 on any disk")
+		return
+	}
+	ratio := (st.cephOSDs + st.cephJournals - 1) / st.cephJournals
+	size := v.Size / int64(ratio)
+	if size > planJournalCapMiB {
+		size = planJournalCapMiB
+	}
+	n := min(ratio, st.journalsLeft)
+	for range n {
+		st.journalsLeft--
+		if v.Type != provision.VolPartition {
+			continue
+		}
+		if size <= 0 {
+			pl.fail(ErrLayout, vpath+".size", "%d MiB split over %d journals leaves 0 MiB each", v.Size, ratio)
+			break
+		}
+		guid := GUIDCephJournal
+		if v.PartitionGUID != "" {
+			guid = v.PartitionGUID
+		}
+		pd.add(size, Partition{Purpose: PurposeCephJournal, TypeGUID: guid, Name: v.Name})
+	}
+}
+
+// layoutVolume adds one partition, pv or raid volume of disk d.
+func (pl *planner) layoutVolume(pd *planDisk, d ksDisk, vpath string, v provision.Volume, st *layoutState) {
+	p := pl.plan
+	if v.Type != provision.VolPartition && v.Type != provision.VolPV && v.Type != provision.VolRaid {
+		return // boot, lvm_meta_pool: Nailgun's accounting
+	}
+	if v.Mount == "/boot" {
+		if st.bootPartDone || !st.inBoot(d.idx) {
+			return // /boot lives on one disk only
+		}
+		st.bootPartDone = true
+	}
+	part := pd.add(v.Size, Partition{KeepData: v.KeepData, Name: v.Name, Purpose: PurposeNone, TypeGUID: GUIDLinuxFS})
+
+	switch v.Type {
+	case provision.VolPartition:
+		fsType, mount := v.FileSystem, v.Mount
+		if fsType == "none" {
+			fsType = ""
+		}
+		if mount == "none" {
+			mount = ""
+		}
+		if fsType != "" || mount != "" {
+			if fsType == "" {
+				fsType = "xfs"
+				if mount == "/boot" {
+					fsType = "ext2"
+				}
+			}
+			p.FSs = append(p.FSs, FS{Device: part.Device, Mount: mount, Type: fsType, Label: planTruncLabel(v.DiskLabel)})
+			part.Purpose, part.Mount, part.TypeGUID = PurposeFS, mount, planGUIDForFS(fsType)
+			if mount == "/boot" {
+				st.bootFSDone = true
 			}
 		}
-		return false
-	}
-	bootPartDone, bootFSDone := false, false
-	configdriveDone := false
-
-	for di, d := range disks {
-		s := d.space
-		if !planHasRealVolume(s) {
-			continue // unallocated: no label, no bootloader
+		if v.Name == "ceph" {
+			part.TypeGUID = GUIDCephOSD
 		}
-		dev := devs[di]
-		p.Disks = append(p.Disks, Disk{
-			Device:            dev.Path,
-			Name:              dev.Name,
-			SizeMiB:           dev.SizeMiB,
-			LogicalSectorSize: dev.LogicalSectorSize,
-			Label:             "gpt",
-			Partitions:        []Partition{},
-			Bootloader:        true,
-		})
-		pd := &planDisk{d: &p.Disks[len(p.Disks)-1]}
-		pd.add(planBiosGrubMiB, Partition{Purpose: PurposeBiosGrub, Flags: []string{"bios_grub"}, TypeGUID: GUIDBIOSBoot, Name: "bios_grub"})
-		pd.add(planUEFIMiB, Partition{Purpose: PurposeUEFI, TypeGUID: GUIDUEFIPlaceholder, Name: "uefi"})
-
-		for vj, v := range s.Volumes {
-			vpath := volumePath(d.idx, vj)
-			if v.Size <= 0 {
-				continue
+	case provision.VolPV:
+		part.Purpose, part.VG, part.TypeGUID = PurposePV, v.VG, GUIDLinuxLVM
+		pl.attachPV(part.Device, v.VG, provision.PVMetadataSizeMiB(v.LVMMetaSize))
+	case provision.VolRaid:
+		switch v.Mount {
+		case "", "none":
+		case "/boot":
+			fsType := v.FileSystem
+			if fsType == "" || fsType == "none" {
+				fsType = "ext2"
 			}
-			if v.Name == "cephjournal" {
-				if cephOSDs == 0 {
-					pl.fail(ErrLayout, vpath, "ceph journal volume but no ceph OSD volume (name \"ceph\") of size > 0 on any disk")
-					continue
-				}
-				ratio := (cephOSDs + cephJournals - 1) / cephJournals
-				size := v.Size / int64(ratio)
-				if size > planJournalCapMiB {
-					size = planJournalCapMiB
-				}
-				n := min(ratio, journalsLeft)
-				for range n {
-					journalsLeft--
-					if v.Type != provision.VolPartition {
-						continue
-					}
-					if size <= 0 {
-						pl.fail(ErrLayout, vpath+".size", "%d MiB split over %d journals leaves 0 MiB each", v.Size, ratio)
-						break
-					}
-					guid := GUIDCephJournal
-					if v.PartitionGUID != "" {
-						guid = v.PartitionGUID
-					}
-					pd.add(size, Partition{Purpose: PurposeCephJournal, TypeGUID: guid, Name: v.Name})
-				}
-				continue
-			}
-			if v.Type != provision.VolPartition && v.Type != provision.VolPV && v.Type != provision.VolRaid {
-				continue // boot, lvm_meta_pool: Nailgun's accounting
-			}
-			if v.Mount == "/boot" {
-				if bootPartDone || !inBoot(d.idx) {
-					continue // /boot lives on one disk only
-				}
-				bootPartDone = true
-			}
-			part := pd.add(v.Size, Partition{KeepData: v.KeepData, Name: v.Name, Purpose: PurposeNone, TypeGUID: GUIDLinuxFS})
-
-			switch v.Type {
-			case provision.VolPartition:
-				fsType, mount := v.FileSystem, v.Mount
-				if fsType == "none" {
-					fsType = ""
-				}
-				if mount == "none" {
-					mount = ""
-				}
-				if fsType != "" || mount != "" {
-					if fsType == "" {
-						fsType = "xfs"
-						if mount == "/boot" {
-							fsType = "ext2"
-						}
-					}
-					p.FSs = append(p.FSs, FS{Device: part.Device, Mount: mount, Type: fsType, Label: planTruncLabel(v.DiskLabel)})
-					part.Purpose, part.Mount, part.TypeGUID = PurposeFS, mount, planGUIDForFS(fsType)
-					if mount == "/boot" {
-						bootFSDone = true
-					}
-				}
-				if v.Name == "ceph" {
-					part.TypeGUID = GUIDCephOSD
-				}
-			case provision.VolPV:
-				part.Purpose, part.VG, part.TypeGUID = PurposePV, v.VG, GUIDLinuxLVM
-				pl.attachPV(part.Device, v.VG, provision.PVMetadataSizeMiB(v.LVMMetaSize))
-			case provision.VolRaid:
-				switch v.Mount {
-				case "", "none":
-				case "/boot":
-					fsType := v.FileSystem
-					if fsType == "" || fsType == "none" {
-						fsType = "ext2"
-					}
-					p.FSs = append(p.FSs, FS{Device: part.Device, Mount: "/boot", Type: fsType, Label: planTruncLabel(v.DiskLabel)})
-					part.Purpose, part.Mount, part.TypeGUID = PurposeFS, "/boot", planGUIDForFS(fsType)
-					bootFSDone = true
-				default:
-					md := pl.attachMD(vpath, part.Device, v, mdMeta)
-					if md != "" {
-						part.Purpose, part.MD, part.TypeGUID = PurposeRaid, md, GUIDLinuxRAID
-					}
-				}
-			}
-			if v.PartitionGUID != "" {
-				part.TypeGUID = v.PartitionGUID
+			p.FSs = append(p.FSs, FS{Device: part.Device, Mount: "/boot", Type: fsType, Label: planTruncLabel(v.DiskLabel)})
+			part.Purpose, part.Mount, part.TypeGUID = PurposeFS, "/boot", planGUIDForFS(fsType)
+			st.bootFSDone = true
+		default:
+			md := pl.attachMD(vpath, part.Device, v, st.mdMeta)
+			if md != "" {
+				part.Purpose, part.MD, part.TypeGUID = PurposeRaid, md, GUIDLinuxRAID
 			}
 		}
-
-		if !configdriveDone && pl.opts.PrepareConfigdrive && (planIsRootDisk(s) || planIsOSDisk(s)) {
-			part := pd.add(planConfigdriveMiB, Partition{Purpose: PurposeConfigdrive, Configdrive: true, TypeGUID: GUIDLinuxFS, Name: "config-2"})
-			p.Configdrive = part.Device
-			configdriveDone = true
-		}
-		pl.checkFit(d.idx, pd.d)
-		p.Bootloader = append(p.Bootloader, pd.d.Device)
 	}
-
-	if needBoot && (!bootPartDone || !bootFSDone) {
-		pl.failBoot(disks, bootDisks)
+	if v.PartitionGUID != "" {
+		part.TypeGUID = v.PartitionGUID
 	}
-	if pl.opts.PrepareConfigdrive && !configdriveDone {
-		pl.fail(ErrLayout, ksSpacesPath, "no partitioned disk holds \"/\" (partition or raid volume) or a pv of vg \"os\": there is no disk for the 20 MiB configdrive partition")
-	}
-
-	pl.planLVs(spaces)
-	pl.planESPs()
-	pl.planImages()
-	pl.elevateKeepData()
-	pl.checkGUIDs()
-	return pl.finish()
 }
 
 // failBoot explains why /boot could not be placed.
