@@ -16,7 +16,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -177,15 +176,41 @@ type Controller struct {
 	srv       *http.Server
 }
 
-var hostnameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$`)
-
 // New validates cfg, reporting every problem with its field, and returns the
 // controller (not yet listening: see Start, or use Handler).
 func New(cfg Config) (*Controller, error) {
-	var errs []error
-	bad := func(field, format string, a ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, a...)))
+	var ce configErrors
+	cfg.resolve(ce.bad)
+	c := &Controller{images: map[string]string{}, nodes: map[string]Node{}, uids: map[string]int{}, posting: map[string]bool{}, changed: make(chan struct{})}
+	c.loadImages(&cfg, ce.bad)
+	c.loadNodes(cfg, ce.bad)
+	if err := errors.Join(ce.errs...); err != nil {
+		return nil, fmt.Errorf("controller config: %w", err)
 	}
+	for mac := range c.nodes {
+		if err := cfg.Store.Enroll(context.Background(), mac); err != nil {
+			return nil, fmt.Errorf("controller: %w", err)
+		}
+	}
+	c.cfg = cfg
+	c.log = cfg.Logger
+	c.now = cfg.Now
+	c.store = cfg.Store
+	c.bg, c.stopBG = context.WithCancel(context.Background())
+	c.handler = c.routes()
+	return c, nil
+}
+
+// configErrors collects every problem of a Config, each naming its field.
+type configErrors struct{ errs []error }
+
+func (e *configErrors) bad(field, format string, a ...any) {
+	e.errs = append(e.errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, a...)))
+}
+
+// resolve fills the defaults of cfg's settings and checks them (the images
+// and nodes are loadImages' and loadNodes').
+func (cfg *Config) resolve(bad func(field, format string, a ...any)) {
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:0"
 	}
@@ -265,7 +290,11 @@ func New(cfg Config) (*Controller, error) {
 	if cfg.LeaseTTL <= 0 {
 		cfg.LeaseTTL = 30 * time.Second
 	}
-	c := &Controller{images: map[string]string{}, nodes: map[string]Node{}, uids: map[string]int{}, posting: map[string]bool{}, changed: make(chan struct{})}
+}
+
+// loadImages checks cfg's images and registers what is served under
+// /images/: each image, its Fuel metadata and its frame manifest.
+func (c *Controller) loadImages(cfg *Config, bad func(field, format string, a ...any)) {
 	mounts := map[string]int{}
 	for i, im := range cfg.Images {
 		f := fmt.Sprintf("images[%d]", i)
@@ -321,6 +350,10 @@ func New(cfg Config) (*Controller, error) {
 	if _, ok := mounts["/"]; !ok {
 		bad("images", "an image for / is required")
 	}
+}
+
+// loadNodes checks and enrolls cfg's nodes by MAC.
+func (c *Controller) loadNodes(cfg Config, bad func(field, format string, a ...any)) {
 	for i, n := range cfg.Nodes {
 		f := fmt.Sprintf("nodes[%d]", i)
 		hw, err := net.ParseMAC(n.MAC)
@@ -333,8 +366,8 @@ func New(cfg Config) (*Controller, error) {
 			bad(f+".mac", "%s is listed twice", n.MAC)
 			continue
 		}
-		if !hostnameRE.MatchString(n.Hostname) || len(n.Hostname) > 253 {
-			bad(f+".hostname", "%q is not a valid host name", n.Hostname)
+		if err := provision.CheckHostname(n.Hostname); err != nil {
+			bad(f+".hostname", "%v", err)
 		}
 		for j, k := range n.SSHKeys {
 			if strings.TrimSpace(k) == "" || strings.ContainsAny(k, "\r\n") {
@@ -364,21 +397,6 @@ func New(cfg Config) (*Controller, error) {
 	if len(cfg.Nodes) == 0 {
 		bad("nodes", "at least one node is required")
 	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("controller config: %w", err)
-	}
-	for mac := range c.nodes {
-		if err := cfg.Store.Enroll(context.Background(), mac); err != nil {
-			return nil, fmt.Errorf("controller: %w", err)
-		}
-	}
-	c.cfg = cfg
-	c.log = cfg.Logger
-	c.now = cfg.Now
-	c.store = cfg.Store
-	c.bg, c.stopBG = context.WithCancel(context.Background())
-	c.handler = c.routes()
-	return c, nil
 }
 
 // metadataStems are the names (without .yaml) the image writer looks for
