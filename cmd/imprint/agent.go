@@ -89,19 +89,10 @@ func newLogger(cfg agent.Config, w io.Writer, buf io.Writer) *slog.Logger {
 
 // runAgent is `imprint agent`.
 func runAgent(ctx context.Context, env *cmdEnv, args []string) int {
-	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
+	fs := newFlagSet(env, "agent", agentUsage)
 	resolve := configFlags(fs)
-	fs.Usage = func() {
-		fmt.Fprint(env.stderr, agentUsage)
-		fmt.Fprintln(env.stderr, "\nflags:")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(env.stderr, "agent: unexpected argument %q\n", fs.Arg(0))

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -31,20 +29,11 @@ everything again (also on failure).
 
 // runBootloader is `imprint bootloader FILE`.
 func runBootloader(ctx context.Context, env *cmdEnv, args []string) int {
-	fs := flag.NewFlagSet("bootloader", flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
+	fs := newFlagSet(env, "bootloader", bootloaderUsage)
 	target := fs.String("target", "/tmp/target", "directory the target tree is mounted on")
 	jsonLog := fs.Bool("json", false, "log as JSON")
-	fs.Usage = func() {
-		fmt.Fprint(env.stderr, bootloaderUsage)
-		fmt.Fprintln(env.stderr, "\nflags:")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	if fs.NArg() != 1 {
 		fmt.Fprintf(env.stderr, "bootloader: want one provision document, got %d argument(s)\n", fs.NArg())

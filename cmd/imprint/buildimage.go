@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -40,8 +39,7 @@ func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
 // runBuildImage is `imprint build-image CONFIG.json`.
 func runBuildImage(ctx context.Context, env *cmdEnv, args []string) int {
-	fs := flag.NewFlagSet("build-image", flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
+	fs := newFlagSet(env, "build-image", buildImageUsage)
 	var (
 		bo                    imagebuild.BuildOptions
 		elements              stringList
@@ -73,11 +71,6 @@ func runBuildImage(ctx context.Context, env *cmdEnv, args []string) int {
 	fs.BoolVar(&bo.DryRun, "dry-run", false, "print the steps and do nothing")
 	fs.BoolVar(&verbose, "v", false, "debug logs, including the output of every command")
 	fs.BoolVar(&jsonLog, "json", false, "log as JSON")
-	fs.Usage = func() {
-		fmt.Fprint(env.stderr, buildImageUsage)
-		fmt.Fprintln(env.stderr, "\nflags:")
-		fs.PrintDefaults()
-	}
 	pos, code, ok := parseInterspersed(fs, args)
 	if !ok {
 		return code

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -23,20 +21,11 @@ image name up to its first dot).
 
 // runGetKernel is `imprint get-kernel IMAGE`.
 func runGetKernel(ctx context.Context, env *cmdEnv, args []string) int {
-	fs := flag.NewFlagSet("get-kernel", flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
+	fs := newFlagSet(env, "get-kernel", getKernelUsage)
 	out := fs.String("o", ".", "output directory")
 	prefix := fs.String("p", "", "output file prefix")
-	fs.Usage = func() {
-		fmt.Fprint(env.stderr, getKernelUsage)
-		fmt.Fprintln(env.stderr, "\nflags:")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	if fs.NArg() != 1 {
 		fs.Usage()

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"os"
 	"strings"
@@ -31,8 +30,7 @@ Flags may come before or after FILE.
 
 // runConfigdrive is `imprint configdrive FILE -o OUTPUT`.
 func runConfigdrive(ctx context.Context, env *cmdEnv, args []string) int {
-	fs := flag.NewFlagSet("configdrive", flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
+	fs := newFlagSet(env, "configdrive", configdriveUsage)
 	var (
 		out, format, phoneHome, instanceID, dump string
 		sizeMiB                                  int64
@@ -47,11 +45,6 @@ func runConfigdrive(ctx context.Context, env *cmdEnv, args []string) int {
 	fs.StringVar(&phoneHome, "phone-home", "", "URL cloud-init POSTs instance id, hostname and host keys to once per instance")
 	fs.StringVar(&instanceID, "instance-id", "", "instance id (default: derived from uid, hostname and admin MAC)")
 	fs.StringVar(&dump, "dump", "", "also write the rendered files into this directory")
-	fs.Usage = func() {
-		fmt.Fprint(env.stderr, configdriveUsage)
-		fmt.Fprintln(env.stderr, "\nflags:")
-		fs.PrintDefaults()
-	}
 	pos, code, ok := parseInterspersed(fs, args)
 	if !ok {
 		return code

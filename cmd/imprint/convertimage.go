@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"os"
 	"strings"
@@ -25,18 +24,12 @@ frame boundary. Serve both files side by side.
 
 // runConvertImage is `imprint convert-image IN OUT.zst`.
 func runConvertImage(ctx context.Context, env *cmdEnv, args []string) int {
-	fs := flag.NewFlagSet("convert-image", flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
+	fs := newFlagSet(env, "convert-image", convertImageUsage)
 	var fo imagewriter.FrameOptions
 	var frameMiB int
 	fs.IntVar(&frameMiB, "frame-size", imagewriter.DefaultFrameSize>>20, fmt.Sprintf("uncompressed MiB per frame (%d-%d)", imagewriter.MinFrameSize>>20, imagewriter.MaxFrameSize>>20))
 	fs.IntVar(&fo.Level, "level", 3, "zstd level (1 fastest, 3 default, 7, 11 best)")
 	fs.IntVar(&fo.Workers, "workers", 0, "frames compressed in parallel (default: every core)")
-	fs.Usage = func() {
-		fmt.Fprint(env.stderr, convertImageUsage)
-		fmt.Fprintln(env.stderr, "\nflags:")
-		fs.PrintDefaults()
-	}
 	pos, code, ok := parseInterspersed(fs, args)
 	if !ok {
 		return code

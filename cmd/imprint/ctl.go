@@ -43,24 +43,15 @@ refuses to talk to it unless told --insecure.
 
 // runCtl is `imprint ctl`.
 func runCtl(ctx context.Context, env *cmdEnv, args []string) int {
-	fs := flag.NewFlagSet("ctl", flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
+	fs := newFlagSet(env, "ctl", ctlUsage)
 	agentURL := fs.String("agent", envOr("IMPRINT_AGENT", "http://127.0.0.1:9999"), "agent base URL (env IMPRINT_AGENT)")
 	token := fs.String("token", "", "bearer token (env IMPRINT_TOKEN)")
 	tokenFile := fs.String("token-file", "", "file holding the bearer token")
 	fingerprint := fs.String("fingerprint", "", "SHA-256 fingerprint of the agent's TLS certificate to pin")
 	insecure := fs.Bool("insecure", false, "talk to an https agent without a pinned certificate (anyone on the path can then read the token)")
 	timeout := fs.Duration("timeout", 30*time.Second, "timeout of each request (not of watch)")
-	fs.Usage = func() {
-		fmt.Fprint(env.stderr, ctlUsage)
-		fmt.Fprintln(env.stderr, "\nflags:")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	if fs.NArg() == 0 {
 		fs.Usage()

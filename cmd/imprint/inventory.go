@@ -25,8 +25,7 @@ Flags may come before or after the device names.
 
 // runInventory is `imprint inventory`.
 func runInventory(ctx context.Context, env *cmdEnv, args []string) int {
-	fs := flag.NewFlagSet("inventory", flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
+	fs := newFlagSet(env, "inventory", inventoryUsage)
 	var (
 		opts    inventory.Options
 		verbose bool
@@ -37,11 +36,6 @@ func runInventory(ctx context.Context, env *cmdEnv, args []string) int {
 	fs.StringVar(&opts.ProcRoot, "proc", "/proc", "procfs root")
 	fs.BoolVar(&verbose, "v", false, "log why devices are left out (to stderr)")
 	fs.BoolVar(&compact, "compact", false, "one line of JSON instead of indented")
-	fs.Usage = func() {
-		fmt.Fprint(env.stderr, inventoryUsage)
-		fmt.Fprintln(env.stderr, "\nflags:")
-		fs.PrintDefaults()
-	}
 	var names []string // flags may come before or after the device names
 	for {
 		if err := fs.Parse(args); err != nil {

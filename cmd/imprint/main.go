@@ -168,3 +168,28 @@ func logHandler(w io.Writer, verbose, jsonLog bool) slog.Handler {
 	}
 	return slog.NewTextHandler(w, opts)
 }
+
+// newFlagSet is a subcommand's flag set: errors and usage on stderr, the
+// usage text followed by the flags.
+func newFlagSet(env *cmdEnv, name, usage string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(env.stderr)
+	fs.Usage = func() {
+		fmt.Fprint(env.stderr, usage)
+		fmt.Fprintln(env.stderr, "\nflags:")
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseFlags parses args; when it returns ok false the command exits with
+// code (0 after -h, 2 on a bad flag: the flag package printed why).
+func parseFlags(fs *flag.FlagSet, args []string) (code int, ok bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0, false
+		}
+		return 2, false
+	}
+	return 0, true
+}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -32,21 +31,12 @@ control characters escaped.
 `
 
 func runNodes(ctx context.Context, env *cmdEnv, args []string) int {
-	fs := flag.NewFlagSet("nodes", flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
+	fs := newFlagSet(env, "nodes", nodesUsage)
 	ctlURL := fs.String("controller", envOr("IMPRINT_CONTROLLER", "http://127.0.0.1:8080"), "controller base URL (env IMPRINT_CONTROLLER)")
 	token := fs.String("token", "", "the controller's operator token (env IMPRINT_CONTROLLER_TOKEN)")
 	timeout := fs.Duration("timeout", 30*time.Second, "timeout of the request")
-	fs.Usage = func() {
-		fmt.Fprint(env.stderr, nodesUsage)
-		fmt.Fprintln(env.stderr, "\nflags:")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	if fs.NArg() == 0 {
 		fs.Usage()

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -42,8 +41,7 @@ Exit status: 0 done, 2 invalid document or impossible layout, 1 failure
 
 // runPartition is `imprint partition FILE` (fuel-agent's fa_partition).
 func runPartition(ctx context.Context, env *cmdEnv, args []string) int {
-	fs := flag.NewFlagSet("partition", flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
+	fs := newFlagSet(env, "partition", partitionUsage)
 	var (
 		invPath       string
 		dryRun        bool
@@ -62,11 +60,6 @@ func runPartition(ctx context.Context, env *cmdEnv, args []string) int {
 	fs.DurationVar(&nodeTimeout, "node-timeout", 30*time.Second, "how long to wait for each partition's device node")
 	fs.BoolVar(&verbose, "v", false, "debug logs (every command run)")
 	fs.BoolVar(&jsonLog, "json", false, "log as JSON")
-	fs.Usage = func() {
-		fmt.Fprint(env.stderr, partitionUsage)
-		fmt.Fprintln(env.stderr, "\nflags:")
-		fs.PrintDefaults()
-	}
 	pos, code, ok := parseInterspersed(fs, args)
 	if !ok {
 		return code

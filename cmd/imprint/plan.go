@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -35,8 +34,7 @@ problem is printed on stderr), 1 a file could not be read.
 
 // runPlan is `imprint plan FILE`.
 func runPlan(_ context.Context, env *cmdEnv, args []string) int {
-	fs := flag.NewFlagSet("plan", flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
+	fs := newFlagSet(env, "plan", planUsage)
 	var (
 		invPath       string
 		output        string
@@ -49,11 +47,6 @@ func runPlan(_ context.Context, env *cmdEnv, args []string) int {
 	fs.BoolVar(&noConfigdrive, "no-configdrive", false, "plan no configdrive partition (fuel-agent prepare_configdrive=false)")
 	fs.IntVar(&grub, "grub", 0, "grub version 1|2 (md metadata 0.90 with 1); 0 guesses it from the profile")
 	fs.StringVar(&bootMode, "boot-mode", "", "bios|uefi|both; default: ks_meta.boot_mode, else the --inventory's firmware boot mode, else bios")
-	fs.Usage = func() {
-		fmt.Fprint(env.stderr, planUsage)
-		fmt.Fprintln(env.stderr, "\nflags:")
-		fs.PrintDefaults()
-	}
 	pos, code, ok := parseInterspersed(fs, args)
 	if !ok {
 		return code

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -56,23 +55,14 @@ func runProvision(ctx context.Context, env *cmdEnv, args []string) int {
 
 // provisionCommand is runProvision with the steps injected (tests use fakes).
 func provisionCommand(ctx context.Context, env *cmdEnv, args []string, steps func(cfg agent.Config, log, chunkLog *slog.Logger) agent.Steps) int {
-	fs := flag.NewFlagSet("provision", flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
+	fs := newFlagSet(env, "provision", provisionUsage)
 	resolve := configFlags(fs)
 	force := fs.Bool("force", false, "provision even if this node was provisioned already (lock file in --state-dir)")
 	// fuel-agent's own option names, as Astute or operators may pass them.
 	legacyInput := fs.String("input_data_file", "", "fuel-agent's name for --input")
 	fs.String("data_driver", "nailgun", "fuel-agent's driver option: only nailgun (and nailgun_simple, detected from the document) exist")
-	fs.Usage = func() {
-		fmt.Fprint(env.stderr, provisionUsage)
-		fmt.Fprintln(env.stderr, "\nflags:")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(env.stderr, "provision: unexpected argument %q (the document is --input)\n", fs.Arg(0))

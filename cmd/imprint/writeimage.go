@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -34,8 +33,7 @@ Flags may come before or after URL and DEVICE.
 
 // runWriteImage is `imprint write-image URL DEVICE`.
 func runWriteImage(ctx context.Context, env *cmdEnv, args []string) int {
-	fs := flag.NewFlagSet("write-image", flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
+	fs := newFlagSet(env, "write-image", writeImageUsage)
 	var (
 		req          imagewriter.Request
 		opts         imagewriter.Options
@@ -68,11 +66,6 @@ func runWriteImage(ctx context.Context, env *cmdEnv, args []string) int {
 	fs.DurationVar(&progressIntv, "progress", 2*time.Second, "interval of progress lines (0: none)")
 	fs.BoolVar(&verbose, "v", false, "debug logs, including fuel-agent's per-MiB \"Next chunk: N\" lines")
 	fs.BoolVar(&jsonLog, "json", false, "log as JSON")
-	fs.Usage = func() {
-		fmt.Fprint(env.stderr, writeImageUsage)
-		fmt.Fprintln(env.stderr, "\nflags:")
-		fs.PrintDefaults()
-	}
 	pos, code, ok := parseInterspersed(fs, args)
 	if !ok {
 		return code
