@@ -18,7 +18,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -90,14 +89,12 @@ type Options struct {
 	// BootloaderTarget is where the target tree is mounted ("": the
 	// bootloader's default).
 	BootloaderTarget string
-	// NetworkFile is the network document the ramdisk applied
-	// (bootstrap.DefaultAppliedNetwork). When it exists, the installed OS
-	// gets that network through the configdrive (configdrive.WithNetwork)
-	// instead of the provision document's admin NIC alone; a file that does
-	// not parse or does not fit refuses the document here, before the wipe.
-	NetworkFile string
 	// FS resolves device paths for the device set (nil: the running system).
 	FS devguard.FS
+	// Network, when set, is the network the installed OS gets through the
+	// configdrive (configdrive.WithNetwork) instead of the document's admin
+	// NIC alone: the agent passes the document the ramdisk applied.
+	Network *netdata.Document
 }
 
 // Image is one image the job writes, with its verification.
@@ -307,25 +304,14 @@ func prepareConfigdrive(ctx context.Context, doc *provision.Document, plan *part
 		c.fromErr(err, "ks_meta")
 		return nil
 	}
-	for _, w := range content.Warnings {
-		c.warn(splitPath(w, "ks_meta"))
-	}
-	if opts.NetworkFile != "" {
-		b, err := os.ReadFile(opts.NetworkFile)
-		switch {
-		case err == nil:
-			nd, err := netdata.Parse(b)
-			if err == nil {
-				err = configdrive.WithNetwork(content, nd)
-			}
-			if err != nil {
-				c.add("interfaces", fmt.Sprintf("the ramdisk's network (%s) cannot be given to the installed OS: %v", opts.NetworkFile, err))
-				return nil
-			}
-		case !errors.Is(err, os.ErrNotExist):
-			c.add("interfaces", fmt.Sprintf("the ramdisk's network (%s): %v", opts.NetworkFile, err))
+	if opts.Network != nil {
+		if err := configdrive.WithNetwork(content, opts.Network); err != nil {
+			c.fromErr(err, "network")
 			return nil
 		}
+	}
+	for _, w := range content.Warnings {
+		c.warn(splitPath(w, "ks_meta"))
 	}
 	f := opts.ConfigdriveFormat
 	if f == "" {

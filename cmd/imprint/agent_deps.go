@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/imprint-dev/imprint/agent"
@@ -12,6 +13,7 @@ import (
 	"github.com/imprint-dev/imprint/imagewriter"
 	"github.com/imprint-dev/imprint/internal/sys"
 	"github.com/imprint-dev/imprint/inventory"
+	"github.com/imprint-dev/imprint/netdata"
 	"github.com/imprint-dev/imprint/partition"
 	"github.com/imprint-dev/imprint/prepare"
 )
@@ -53,12 +55,23 @@ func realSteps(cfg agent.Config, log, chunkLog *slog.Logger) agent.Steps {
 // prepareOptions are the agent settings every document is prepared with:
 // the image source and digest policy; the state directory and the token
 // file are never an image source.
+//
+// In the ramdisk, the network document ramdisk-init applied
+// (bootstrap.DefaultAppliedNetwork) is the network the installed OS gets.
 func prepareOptions(cfg agent.Config) prepare.Options {
-	return prepare.Options{NetworkFile: bootstrap.DefaultAppliedNetwork, Images: prepare.ImagePolicy{
+	o := prepare.Options{Images: prepare.ImagePolicy{
 		AllowFile:     cfg.FileImages,
 		Forbidden:     []string{cfg.StateDir, cfg.TokenFile, "/etc/imprint"},
 		RequireDigest: cfg.RequireDigest,
 	}}
+	if b, err := os.ReadFile(bootstrap.DefaultAppliedNetwork); err == nil {
+		// ramdisk-init wrote it from a validated plan; a document that no
+		// longer parses leaves the provision document's network in place.
+		if d, err := netdata.Parse(b); err == nil {
+			o.Network = d
+		}
+	}
+	return o
 }
 
 // refuseUnlessDestructive is agent.ErrNotDestructive unless the destructive
