@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imprint-dev/imprint/internal/testenv"
 	"github.com/imprint-dev/imprint/netdata"
 	"github.com/u-root/u-root/pkg/cpio"
 )
@@ -84,12 +85,7 @@ func TestBuildReadBack(t *testing.T) {
 // TestRealCpio extracts the archive with GNU cpio (as the kernel's
 // initramfs unpacker would, newc after gzip).
 func TestRealCpio(t *testing.T) {
-	if _, err := exec.LookPath("cpio"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("cpio not installed")
-		}
-		t.Skip("cpio not installed")
-	}
+	testenv.RequireTool(t, "cpio")
 	b, err := Build(Contents{Token: "secret", Network: testDoc("52:54:00:00:00:09")})
 	if err != nil {
 		t.Fatal(err)
