@@ -129,19 +129,11 @@ func TestVMProvisionRealImage(t *testing.T) {
 	if err != nil {
 		t.Fatalf("provision: %v", err)
 	}
-	var st *api.Status
-	for {
-		st, err = c.Status(ctx)
-		if err != nil {
-			t.Fatalf("status: %v", err)
-		}
-		if st.ID == r.ID && (st.State == api.StateSucceeded || st.State == api.StateFailed) {
-			break
-		}
-		if time.Since(t2) > 15*time.Minute {
-			t.Fatalf("provision still %s at %s after 15 min\n%s", st.State, st.Step, vm.Tail(60))
-		}
-		time.Sleep(3 * time.Second)
+	wctx, wcancel := context.WithTimeout(ctx, 15*time.Minute)
+	st, err := c.Wait(wctx, r.ID, 3*time.Second)
+	wcancel()
+	if err != nil {
+		t.Fatalf("provision: %v\n%s", err, vm.Tail(60))
 	}
 	if st.State != api.StateSucceeded {
 		t.Fatalf("provision failed: %+v\n%s", st.Error, vm.Tail(150))

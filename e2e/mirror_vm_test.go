@@ -68,18 +68,11 @@ func TestVMUEFIMirroredBoot(t *testing.T) {
 	if err != nil {
 		t.Fatalf("provision: %v", err)
 	}
-	var st *api.Status
-	for {
-		if st, err = c.Status(ctx); err != nil {
-			t.Fatalf("status: %v", err)
-		}
-		if st.ID == r.ID && (st.State == api.StateSucceeded || st.State == api.StateFailed) {
-			break
-		}
-		if time.Since(t1) > 20*time.Minute {
-			t.Fatalf("provision still %s at %s after 20 min\n%s", st.State, st.Step, vm.Tail(60))
-		}
-		time.Sleep(3 * time.Second)
+	wctx, wcancel := context.WithTimeout(ctx, 20*time.Minute)
+	st, err := c.Wait(wctx, r.ID, 3*time.Second)
+	wcancel()
+	if err != nil {
+		t.Fatalf("provision: %v\n%s", err, vm.Tail(60))
 	}
 	if st.State != api.StateSucceeded {
 		t.Fatalf("provision failed: %+v\n%s", st.Error, vm.Tail(150))

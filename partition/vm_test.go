@@ -294,20 +294,11 @@ func (r *vmRig) job(doc []byte) (*api.Status, error) {
 	if err != nil {
 		return nil, err
 	}
-	for {
-		st, err := r.c.Status(r.ctx)
-		if err != nil {
-			r.t.Fatal(err)
-		}
-		if st.ID == start.ID && (st.State == api.StateSucceeded || st.State == api.StateFailed) {
-			return st, nil
-		}
-		select {
-		case <-r.ctx.Done():
-			r.t.Fatalf("job did not finish\n%s", r.vm.Tail(80))
-		case <-time.After(2 * time.Second):
-		}
+	st, err := r.c.Wait(r.ctx, start.ID, 2*time.Second)
+	if err != nil {
+		r.t.Fatalf("%v\n%s", err, r.vm.Tail(80))
 	}
+	return st, nil
 }
 
 // refused checks the agent refuses doc (plan and provision) with an error

@@ -130,18 +130,11 @@ func TestVMNetInstalledOS(t *testing.T) {
 	if err != nil {
 		t.Fatalf("provision: %v", err)
 	}
-	var st *api.Status
-	for {
-		if st, err = c.Status(ctx); err != nil {
-			t.Fatalf("status: %v", err)
-		}
-		if st.ID == r.ID && (st.State == api.StateSucceeded || st.State == api.StateFailed) {
-			break
-		}
-		if time.Since(t1) > 15*time.Minute {
-			t.Fatalf("provision still %s at %s after 15 min", st.State, st.Step)
-		}
-		time.Sleep(3 * time.Second)
+	wctx, wcancel := context.WithTimeout(ctx, 15*time.Minute)
+	st, err := c.Wait(wctx, r.ID, 3*time.Second)
+	wcancel()
+	if err != nil {
+		t.Fatalf("provision: %v", err)
 	}
 	if st.State != api.StateSucceeded {
 		t.Fatalf("provision failed: %+v\n%s", st.Error, boot.Tail(100))

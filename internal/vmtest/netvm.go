@@ -218,7 +218,7 @@ func (nv *NetVM) Wait(t testing.TB) {
 		vm.kill()
 		t.Fatal(err)
 	}
-	vm.Client = &Client{BaseURL: vm.BaseURL, Token: vm.Token}
+	vm.Client = vm.apiClient(vm.BaseURL, vm.Token)
 	t.Logf("vmtest: boot-to-API %.1fs (TCG), initramfs %.1f MiB (%s)", vm.BootTime.Seconds(), float64(vm.Image.Size())/(1<<20), vm.Image.Initrd)
 }
 

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/imprint-dev/imprint/api"
 )
 
 // QEMU is the emulator binary.
@@ -99,8 +102,8 @@ type VM struct {
 	SSHAddr   string // DiskBoot: 127.0.0.1:PORT forwarded to the guest's port 22
 	Token     string
 	BootTime  time.Duration // QEMU start to the agent's ready line
-	Client    *Client
-	Vars      string // OVMF NVRAM file (UEFI firmware only)
+	Client    *api.Client   // the agent's API with Token
+	Vars      string        // OVMF NVRAM file (UEFI firmware only)
 
 	opts    Options
 	cmd     *exec.Cmd
@@ -231,7 +234,7 @@ func Boot(t testing.TB, opts Options) (*VM, error) {
 		t.Logf("vmtest: %q after %.1fs", opts.Ready, vm.BootTime.Seconds())
 		return vm, nil
 	}
-	vm.Client = &Client{BaseURL: vm.BaseURL, Token: vm.Token}
+	vm.Client = vm.apiClient(vm.BaseURL, vm.Token)
 	t.Logf("vmtest: boot-to-API %.1fs (TCG), initramfs %.1f MiB (%s)", vm.BootTime.Seconds(),
 		float64(vm.Image.Size())/(1<<20), vm.Image.Initrd)
 	return vm, nil
@@ -386,14 +389,19 @@ func (vm *VM) waitReady() error {
 	}
 }
 
+// apiClient is a client of the agent at url (60 s a request).
+func (vm *VM) apiClient(url, token string) *api.Client {
+	return &api.Client{URL: url, Token: token, HTTP: &http.Client{Timeout: 60 * time.Second}}
+}
+
 // waitAPI checks that /healthz answers through the port forward (bounded).
 func (vm *VM) waitAPI() error {
-	c := &Client{BaseURL: vm.BaseURL}
+	c := vm.apiClient(vm.BaseURL, "")
 	deadline := time.Now().Add(20 * time.Second)
 	var last error
 	for time.Now().Before(deadline) {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		_, last = c.Raw(ctx, "GET", "/healthz", nil)
+		last = c.Healthz(ctx)
 		cancel()
 		if last == nil {
 			return nil
@@ -419,7 +427,7 @@ func (vm *VM) Stop() error {
 		}
 		if vm.Client != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			_, perr := vm.Client.Raw(ctx, "POST", "/v1/poweroff", nil)
+			perr := vm.Client.PowerOff(ctx)
 			cancel()
 			if perr == nil {
 				select {
