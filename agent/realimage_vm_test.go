@@ -5,13 +5,11 @@ package agent_test
 import (
 	"context"
 	"log/slog"
-	"net/http"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/imprint-dev/imprint/api"
 	"github.com/imprint-dev/imprint/internal/vmtest"
 )
 
@@ -63,7 +61,7 @@ func TestVMProvisionRealImage(t *testing.T) {
 	t1 := time.Now()
 	vm := vmtest.Start(t, vmtest.Options{Disks: []vmtest.Disk{{Size: 3 << 30, Serial: "IMPRINT-VDA"}}, BootTimeout: 300 * time.Second})
 	t.Logf("phase bootstrap boot: %s", time.Since(t1).Round(time.Second))
-	c := &api.Client{URL: vm.BaseURL, Token: vm.Token, HTTP: &http.Client{Timeout: 60 * time.Second}}
+	c := vm.Client
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
 	defer cancel()
 	plan, err := c.Plan(ctx, doc)
@@ -73,27 +71,7 @@ func TestVMProvisionRealImage(t *testing.T) {
 	if len(plan.LVs) != 2 || plan.Configdrive == "" || len(plan.Bootloader) != 1 || plan.Bootloader[0] != "/dev/vda" {
 		t.Fatalf("plan: %+v", plan)
 	}
-	t2 := time.Now()
-	r, err := c.Provision(ctx, doc, false)
-	if err != nil {
-		t.Fatalf("provision: %v", err)
-	}
-	wctx, wcancel := context.WithTimeout(ctx, 15*time.Minute)
-	st, err := c.Wait(wctx, r.ID, 3*time.Second)
-	wcancel()
-	if err != nil {
-		t.Fatalf("provision: %v\n%s", err, vm.Tail(60))
-	}
-	if st.State != api.StateSucceeded {
-		t.Fatalf("provision failed: %+v\n%s", st.Error, vm.Tail(150))
-	}
-	t.Logf("phase provision: %s; steps %+v", time.Since(t2).Round(time.Second), st.Steps)
-	if err := c.Reboot(ctx); err != nil {
-		t.Fatalf("reboot: %v", err)
-	}
-	if err := vm.WaitExit(120 * time.Second); err != nil {
-		t.Fatalf("bootstrap did not reboot: %v\n%s", err, vm.Tail(40))
-	}
+	vm.ProvisionAndReboot(ctx, t, doc, 15*time.Minute)
 	disk := vm.Disks[0]
 
 	// 2. the disk from the host: the document's GPT

@@ -120,7 +120,7 @@ func TestVMProvision(t *testing.T) {
 			t.Logf("vdb unchanged (sha256 %s)", got)
 		}
 	}()
-	c := &api.Client{URL: vm.BaseURL, Token: vm.Token, HTTP: &http.Client{Timeout: 60 * time.Second}}
+	c := vm.Client
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 

@@ -5,14 +5,12 @@ package vmtest
 import (
 	"context"
 	"net"
-	"net/http"
 	"os"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/imprint-dev/imprint/api"
 	"github.com/imprint-dev/imprint/bootstrap/nodearchive"
 	"github.com/imprint-dev/imprint/controller"
 	"github.com/imprint-dev/imprint/internal/logtest"
@@ -77,28 +75,7 @@ func TestVMNetInstalledOS(t *testing.T) {
 	boot := StartNet(t, NetOptions{NICs: nics, Initrd: initrd, Token: tok, Disks: []Disk{{Size: 3 << 30, Serial: "IMPRINT-VDA"}}})
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
 	defer cancel()
-	c := &api.Client{URL: boot.BaseURL, Token: tok, HTTP: &http.Client{Timeout: 60 * time.Second}}
-	t1 := time.Now()
-	r, err := c.Provision(ctx, doc, false)
-	if err != nil {
-		t.Fatalf("provision: %v", err)
-	}
-	wctx, wcancel := context.WithTimeout(ctx, 15*time.Minute)
-	st, err := c.Wait(wctx, r.ID, 3*time.Second)
-	wcancel()
-	if err != nil {
-		t.Fatalf("provision: %v", err)
-	}
-	if st.State != api.StateSucceeded {
-		t.Fatalf("provision failed: %+v\n%s", st.Error, boot.Tail(100))
-	}
-	t.Logf("provisioned in %s", time.Since(t1).Round(time.Second))
-	if err := c.Reboot(ctx); err != nil {
-		t.Fatalf("reboot: %v", err)
-	}
-	if err := boot.WaitExit(120 * time.Second); err != nil {
-		t.Fatalf("bootstrap did not reboot: %v", err)
-	}
+	boot.ProvisionAndReboot(ctx, t, doc, 15*time.Minute)
 
 	t2 := time.Now()
 	osvm := LaunchNet(t, NetOptions{NICs: nics, DiskBoot: true, Disks: []Disk{{Path: boot.Disks[0]}}, BootTimeout: 240 * time.Second})

@@ -552,3 +552,34 @@ func (lw *lineWatcher) scan(line string) {
 	default:
 	}
 }
+
+// ProvisionAndReboot posts doc to the guest's agent, waits at most limit
+// for the job to end, fails the test (with the console's tail) unless it
+// succeeded, then has the agent reboot and waits for QEMU to exit (the
+// guests run with -no-reboot): the disks are then the provisioned node's.
+// It returns the job's final status.
+func (vm *VM) ProvisionAndReboot(ctx context.Context, t testing.TB, doc []byte, limit time.Duration) *api.Status {
+	t.Helper()
+	t0 := time.Now()
+	r, err := vm.Client.Provision(ctx, doc, false)
+	if err != nil {
+		t.Fatalf("provision: %v", err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, limit)
+	st, err := vm.Client.Wait(wctx, r.ID, 3*time.Second)
+	cancel()
+	if err != nil {
+		t.Fatalf("provision: %v\n%s", err, vm.Tail(60))
+	}
+	if st.State != api.StateSucceeded {
+		t.Fatalf("provision failed: %+v\n%s", st.Error, vm.Tail(150))
+	}
+	t.Logf("phase provision: %s; steps %+v", time.Since(t0).Round(time.Second), st.Steps)
+	if err := vm.Client.Reboot(ctx); err != nil {
+		t.Fatalf("reboot: %v", err)
+	}
+	if err := vm.WaitExit(120 * time.Second); err != nil {
+		t.Fatalf("bootstrap did not reboot: %v\n%s", err, vm.Tail(40))
+	}
+	return st
+}
