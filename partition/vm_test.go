@@ -406,7 +406,7 @@ func vmBystander(t *testing.T) vmBystanderDisk {
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
-	return vmBystanderDisk{disk: vmtest.Disk{Path: p, Serial: "IMPRINT-BYSTANDER"}, sum: sha256File(t, p)}
+	return vmBystanderDisk{disk: vmtest.Disk{Path: p, Serial: "IMPRINT-BYSTANDER"}, sum: vmtest.FileSHA256(t, p)}
 }
 
 // check fails unless the image is byte for byte what it was.
@@ -415,7 +415,7 @@ func (b vmBystanderDisk) check(t *testing.T, img string) {
 	if img != b.disk.Path {
 		t.Fatalf("bystander is %s, VM disk is %s", b.disk.Path, img)
 	}
-	if got := sha256File(t, img); got != b.sum {
+	if got := vmtest.FileSHA256(t, img); got != b.sum {
 		t.Errorf("disk not in the plan changed: sha256 %s, was %s", got, b.sum)
 	} else {
 		t.Logf("disk not in the plan unchanged (sha256 %s)", got)
