@@ -123,6 +123,10 @@ if want zstd-frames; then
 	FR_SIZE=$(stat -c %s "$FRAMES")
 fi
 RAW=$(stat -c %s "$img")
+# Go's crypto/sha256 uses the CPU's SHA extensions where there are some:
+# the frames' digests cost about three times as much without.
+if grep -qw sha_ni /proc/cpuinfo; then shani=yes; else shani="no (sha256 in software)"; fi
+echo "bench: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg), SHA extensions (sha_ni): $shani"
 echo "bench: image $RAW bytes; compressed:"
 for f in "$img".gz "$img".igz "$img".zst "$img".xz "$FRAMES"; do [[ -s $f ]] && echo "  $(basename "$f") $(stat -c %s "$f")"; done
 
