@@ -29,8 +29,13 @@ type BuildOptions struct {
 	HostRoot fs.FS
 	// Kernel is the kernel flavour of the default packages (KernelCloud).
 	Kernel string
-	// Elements are element directories (diskimage-builder style).
+	// Elements are element directories or names (diskimage-builder
+	// style), expanded with their element-deps; names are looked up in
+	// ElementsPath.
 	Elements []string
+	// ElementsPath is diskimage-builder's ELEMENTS_PATH: directories that
+	// hold elements by name.
+	ElementsPath []string
 	// Force rebuilds even when every output exists.
 	Force bool
 	// DryRun returns the plan without running it.
@@ -110,14 +115,18 @@ func Build(ctx context.Context, cfg Config, bo BuildOptions, d Deps) (Result, er
 		log.Info("All necessary images are available. Nothing needs to be done.")
 		return Result{Skipped: true, Duration: time.Since(t0)}, nil
 	}
-	hooks, err := LoadElements(bo.Elements)
+	elements, err := ElementSearch{Path: bo.ElementsPath}.Resolve(bo.Elements)
+	if err != nil {
+		return Result{}, err
+	}
+	hooks, err := LoadElements(elements)
 	if err != nil {
 		return Result{}, err
 	}
 	o := bo.Options
 	o.Hooks = hooks
 	o.ElementNames = nil
-	for _, el := range bo.Elements {
+	for _, el := range elements {
 		o.ElementNames = append(o.ElementNames, filepath.Base(filepath.Clean(el)))
 	}
 	o.FSUUIDs = map[string]string{}

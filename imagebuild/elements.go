@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strings"
 )
 
 // Hook phases in the order diskimage-builder runs them, after the root
@@ -24,11 +25,22 @@ var Phases = []string{
 // chroot), as diskimage-builder defines it.
 func HostPhase(phase string) bool {
 	switch phase {
-	case "extra-data.d", "block-device.d", "cleanup.d":
+	case "extra-data.d", "block-device.d", "cleanup.d", RootPhase:
 		return true
 	}
 	return false
 }
+
+// Special element directories besides Phases: root.d makes the root
+// filesystem (on the host, TARGET_ROOT; debootstrap is not run when there
+// is one), first-boot.d is installed into the image and run once on its
+// first boot before rc.local, environment.d holds shell files sourced
+// before every hook.
+const (
+	RootPhase      = "root.d"
+	FirstBootPhase = "first-boot.d"
+	EnvPhase       = "environment.d"
+)
 
 // Hook is one executable of an element's phase directory.
 type Hook struct {
@@ -42,6 +54,21 @@ type Hook struct {
 // (so README.md, *.orig and editor backups are never run).
 var hookNameRe = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 
+// envNameRe is what environment.d files may be called (diskimage-builder's
+// are e.g. 10-dib-init-system.bash); README.md, *.orig and editor backups
+// are skipped.
+var envNameRe = regexp.MustCompile(`^[A-Za-z0-9_-][A-Za-z0-9_.-]*$`)
+
+// elementNameRe is what an element's name may be.
+var elementNameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+
+// skipEnvFile reports whether an environment.d file is documentation or a
+// backup rather than something to source.
+func skipEnvFile(name string) bool {
+	return !envNameRe.MatchString(name) || strings.HasSuffix(name, ".md") || strings.HasSuffix(name, ".orig") ||
+		strings.HasSuffix(name, ".rej") || strings.HasSuffix(name, ".swp") || strings.HasPrefix(name, "README")
+}
+
 // LoadElements reads the hook directories of each element directory and
 // returns the hooks of each phase merged over all elements, in C-locale
 // lexical order of their names (dib-run-parts). Files whose names
@@ -51,7 +78,7 @@ var hookNameRe = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 func LoadElements(dirs []string) (map[string][]Hook, error) {
 	hooks := map[string][]Hook{}
 	byName := map[string]string{}
-	known := map[string]bool{"root.d": false, "first-boot.d": false, "environment.d": false}
+	known := map[string]bool{RootPhase: true, FirstBootPhase: true, EnvPhase: true}
 	for _, p := range Phases {
 		known[p] = true
 	}
@@ -74,7 +101,7 @@ func LoadElements(dirs []string) (map[string][]Hook, error) {
 			}
 			supported, isKnown := known[e.Name()]
 			if !isKnown || !supported {
-				return nil, fmt.Errorf("element %q: %s: phase not supported (supported: %v)", dir, e.Name(), Phases)
+				return nil, fmt.Errorf("element %q: %s: phase not supported (supported: %v, %s, %s, %s)", dir, e.Name(), Phases, RootPhase, FirstBootPhase, EnvPhase)
 			}
 			phase := e.Name()
 			files, err := os.ReadDir(filepath.Join(dir, phase))
@@ -82,7 +109,7 @@ func LoadElements(dirs []string) (map[string][]Hook, error) {
 				return nil, fmt.Errorf("element %q: %w", dir, err)
 			}
 			for _, f := range files {
-				if !hookNameRe.MatchString(f.Name()) {
+				if phase == EnvPhase && skipEnvFile(f.Name()) || phase != EnvPhase && !hookNameRe.MatchString(f.Name()) {
 					continue
 				}
 				p := filepath.Join(dir, phase, f.Name())
@@ -93,7 +120,7 @@ func LoadElements(dirs []string) (map[string][]Hook, error) {
 				if !fi.Mode().IsRegular() {
 					continue
 				}
-				if fi.Mode().Perm()&0o111 == 0 {
+				if phase != EnvPhase && fi.Mode().Perm()&0o111 == 0 {
 					return nil, fmt.Errorf("element %q: hook %s/%s is not executable (chmod +x it)", dir, phase, f.Name())
 				}
 				key := phase + "/" + f.Name()

@@ -67,7 +67,7 @@ func TestLoadElementsErrors(t *testing.T) {
 	}{
 		{"not executable", func(t *testing.T, d string) { mkHook(t, d, "install.d", "10-x", 0o644) }, "hook install.d/10-x is not executable"},
 		{"unknown phase", func(t *testing.T, d string) { mkHook(t, d, "post-boot.d", "10-x", 0o755) }, "post-boot.d: phase not supported"},
-		{"first-boot", func(t *testing.T, d string) { mkHook(t, d, "first-boot.d", "10-x", 0o755) }, "first-boot.d: phase not supported"},
+		{"first-boot not executable", func(t *testing.T, d string) { mkHook(t, d, "first-boot.d", "10-x", 0o644) }, "hook first-boot.d/10-x is not executable"},
 		{"missing", func(t *testing.T, d string) { os.RemoveAll(d) }, "no such file or directory"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

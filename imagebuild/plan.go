@@ -144,6 +144,9 @@ type Options struct {
 	ImageSize int64
 	// Arch is the Debian architecture (amd64).
 	Arch string
+	// Distro is the distribution debootstrapped, for DISTRO_NAME of the
+	// hooks: debian (the default) or ubuntu.
+	Distro string
 	// Variant is the debootstrap variant ("" for the default, "minbase").
 	Variant string
 	// Cache is a directory where the debootstrap tarball is kept between
@@ -283,7 +286,7 @@ func BuildPlan(cfg Config, o Options) (Plan, error) {
 	b := newPlanBuilder(cfg, o)
 	b.makeImages()      // 1. one sparse file, loop device and filesystem per image
 	b.mountImages()     // 2. mount by depth
-	b.debootstrap()     // 3. debootstrap the first repo
+	b.rootFS()          // 3. debootstrap the first repo (or the elements' root.d)
 	b.prepareChroot()   // 4. the chroot's kernel filesystems, DNS, apt configuration
 	b.installPackages() // 5. apt: index, pins, packages
 	b.configure()       // 6. what makes the image boot in imprint's flow
@@ -358,6 +361,7 @@ type planBuilder struct {
 	outImages map[string]string
 	metaPath  string
 	hooked    bool     // any element hooks: /tmp/in_target.d is mounted
+	staged    bool     // the hooks were copied to HooksDir
 	aptFiles  []string // apt sources, conf and pins written, removed at cleanup
 	steps     []Step
 }
@@ -367,7 +371,7 @@ func newPlanBuilder(cfg Config, o Options) *planBuilder {
 		order: mountOrder(cfg.ImageData), hooked: hookCount(o) > 0}
 	b.outImages, b.metaPath = OutputPaths(cfg)
 	b.dibEnv = []string{
-		"ARCH=" + o.Arch, "DIB_RELEASE=" + cfg.Codename, "DISTRO_NAME=debian", "DIB_INIT_SYSTEM=systemd",
+		"ARCH=" + o.Arch, "DIB_RELEASE=" + cfg.Codename, "DISTRO_NAME=" + distroName(o), "DIB_INIT_SYSTEM=systemd",
 		"IMAGE_NAME=" + metadataStem(path.Base(b.outImages["/"])), "IMAGE_ELEMENT=" + strings.Join(o.ElementNames, " "),
 	}
 	return b
@@ -405,11 +409,11 @@ func (b *planBuilder) hooks(phase string, extra ...string) {
 			e := append([]string{"TMP_HOOKS_PATH=" + b.o.HooksDir, "TARGET_ROOT=" + b.root, "TMP_MOUNT_PATH=" + b.root,
 				"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}, b.dibEnv...)
 			e = append(e, extra...)
-			b.add(Step{Name: name, Op: OpRun, Argv: []string{filepath.Join(b.o.HooksDir, phase, h.Name)}, Env: append(e, b.penv...)})
+			b.add(Step{Name: name, Op: OpRun, Argv: b.hookArgv(b.o.HooksDir, phase, h.Name), Env: append(e, b.penv...)})
 			continue
 		}
 		e := append(append([]string{"TMP_HOOKS_PATH=/tmp/in_target.d"}, b.env...), b.dibEnv...)
-		b.add(Step{Name: name, Op: OpChroot, Path: b.root, Argv: []string{"/tmp/in_target.d/" + phase + "/" + h.Name}, Env: e})
+		b.add(Step{Name: name, Op: OpChroot, Path: b.root, Argv: b.hookArgv("/tmp/in_target.d", phase, h.Name), Env: e})
 	}
 }
 
@@ -466,6 +470,18 @@ func (b *planBuilder) debootstrap() {
 	b.add(Step{Name: "debootstrap", Op: OpRun, Env: b.penv, Argv: append(dbs, first.Suite, b.root, first.URI)})
 }
 
+// rootFS makes the root filesystem: the elements' root.d hooks when there
+// are any (diskimage-builder's rule: root.d builds or unpacks the tree),
+// else debootstrap.
+func (b *planBuilder) rootFS() {
+	if len(b.o.Hooks[RootPhase]) == 0 {
+		b.debootstrap()
+		return
+	}
+	b.stageHooks()
+	b.hooks(RootPhase, "DIB_DISTRIBUTION_MIRROR="+b.cfg.Repos[0].URI)
+}
+
 // prepareChroot mounts the chroot's kernel filesystems, gives it DNS and
 // the apt configuration, stages the element hooks and runs extra-data.d.
 func (b *planBuilder) prepareChroot() {
@@ -487,11 +503,7 @@ func (b *planBuilder) prepareChroot() {
 		b.add(Step{Name: "apt conf " + path.Base(k), Op: OpWrite, Path: b.in(k), Data: conf[k], Mode: 0o644})
 	}
 	if b.hooked {
-		for _, ph := range Phases {
-			for _, h := range b.o.Hooks[ph] {
-				b.add(Step{Name: "stage hook " + ph + "/" + h.Name, Op: OpCopy, Source: h.Path, Path: filepath.Join(b.o.HooksDir, ph, h.Name), Mode: 0o755})
-			}
-		}
+		b.stageHooks()
 		b.add(Step{Name: "mkdir /tmp/in_target.d", Op: OpMkdir, Path: b.in("tmp/in_target.d"), Mode: 0o755})
 		b.add(Step{Name: "mount /tmp/in_target.d", Op: OpMount, Source: b.o.HooksDir, FSType: "bind", Path: b.in("tmp/in_target.d")})
 	}
@@ -566,6 +578,7 @@ func (b *planBuilder) configure() {
 	}
 	b.add(Step{Name: "machine-id", Op: OpWrite, Path: b.in("etc/machine-id"), Data: "", Mode: 0o444})
 	b.add(Step{Name: "remove dbus machine-id", Op: OpRemove, Path: b.in("var/lib/dbus/machine-id")})
+	b.firstBoot()
 	b.hooks("post-install.d")
 	b.hooks("block-device.d", "IMAGE_BLOCK_DEVICE={loop:/}")
 	b.hooks("finalise.d")
