@@ -161,6 +161,9 @@ func (e *Executor) diskImage(ctx context.Context, s Step) error {
 		sizes[mp], files[mp] = fi.Size(), f
 	}
 	parts, total := DiskLayout(mounts, sizes, files, s.Size)
+	if s.Size > 0 && total > s.Size {
+		return fmt.Errorf("disk image of %d MiB requested, but the filesystems need %d MiB", s.Size/mib, total/mib)
+	}
 	// grow the root filesystem (already compressed) into its partition
 	for _, p := range parts {
 		if p.Mount != "/" || !strings.HasPrefix(e.Config.ImageData["/"].Format, "ext") || p.Size == sizes["/"] {

@@ -30,7 +30,7 @@ md5s. Nothing is rebuilt when every output exists. CONFIG.json may be "-"
 for stdin. Without repos the host's apt mirror is used.
 
 Flags may come before or after CONFIG.json.
-`
+` + octaviaUsage
 
 type stringList []string
 
@@ -71,9 +71,14 @@ func runBuildImage(ctx context.Context, env *cmdEnv, args []string) int {
 	fs.BoolVar(&bo.DryRun, "dry-run", false, "print the steps and do nothing")
 	fs.BoolVar(&verbose, "v", false, "debug logs, including the output of every command")
 	fs.BoolVar(&jsonLog, "json", false, "log as JSON")
+	var oa octaviaArgs
+	oa.register(fs, &bo.Options.Cache)
 	pos, code, ok := parseInterspersed(fs, args)
 	if !ok {
 		return code
+	}
+	if inputData == "" && len(pos) == 0 {
+		return runOctavia(ctx, env, &oa, bo, logHandler(env.stderr, verbose, jsonLog))
 	}
 	if dataDriver != "nailgun_build_image" {
 		fmt.Fprintf(env.stderr, "build-image: --data_driver %q: only nailgun_build_image is supported\n", dataDriver)

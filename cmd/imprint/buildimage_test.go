@@ -49,7 +49,7 @@ func TestBuildImageUsageErrors(t *testing.T) {
 		in   string
 		want string
 	}{
-		{"no config", []string{"imprint", "build-image"}, "", "want CONFIG.json or --input_data, got 0 argument(s)"},
+		{"two configs", []string{"imprint", "build-image", "a.json", "b.json"}, "", "want CONFIG.json or --input_data, got 2 argument(s)"},
 		{"bad driver", []string{"imprint", "build-image", "--data_driver", "nailgun", "-"}, buildCfg, `--data_driver "nailgun": only nailgun_build_image`},
 		{"bad size", []string{"imprint", "build-image", "--image-size", "big", "-"}, buildCfg, `--image-size: "big" is not a size`},
 		{"invalid config", []string{"imprint", "build-image", "-"}, `{"image_data": {"/": {"container": "lz4", "format": "ext4", "uri": "x.img"}}, "output": "rel", "repos": [{"name": "d", "type": "deb", "uri": "http://m.invalid/d", "suite": "bookworm", "section": "main"}]}`,
