@@ -6,52 +6,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 
 	"github.com/imprint-dev/imprint/imagewriter"
 )
-
-// GetKernel extracts the newest kernel and its initrd from a filesystem
-// image built by Build (diskimage-builder's disk-image-get-kernel): the
-// image may be raw or compressed (gzip, zstd or xz, told by its magic bytes)
-// and must hold an ext2/3/4 filesystem, the root (kernels in /boot) or a
-// separate /boot (kernels at its top). They are written as
-// <outDir>/<prefix>-vmlinuz and <outDir>/<prefix>-initrd, read with
-// debugfs, so nothing is mounted.
-func GetKernel(ctx context.Context, r Runner, image, outDir, prefix string) (kernel, initrd string, err error) {
-	raw, cleanup, err := rawImage(ctx, image, outDir)
-	if err != nil {
-		return "", "", fmt.Errorf("get kernel from %q: %w", image, err)
-	}
-	defer cleanup()
-	var dir, ver string
-	for _, d := range []string{"/boot", "/"} {
-		out, err := r.RunCmd(ctx, Cmd{Argv: []string{"debugfs", "-R", "ls -p " + d, raw}})
-		if err != nil {
-			return "", "", fmt.Errorf("get kernel from %q: %w", image, err)
-		}
-		if v := newestKernel(string(out)); v != "" {
-			dir, ver = d, v
-			break
-		}
-	}
-	if ver == "" {
-		return "", "", fmt.Errorf("get kernel from %q: no vmlinuz-* in /boot or / of the filesystem", image)
-	}
-	kernel = filepath.Join(outDir, prefix+"-vmlinuz")
-	initrd = filepath.Join(outDir, prefix+"-initrd")
-	for src, dst := range map[string]string{inDir(dir, "vmlinuz-"+ver): kernel, inDir(dir, "initrd.img-"+ver): initrd} {
-		if _, err := r.RunCmd(ctx, Cmd{Argv: []string{"debugfs", "-R", "dump " + src + " " + dst, raw}}); err != nil {
-			return "", "", fmt.Errorf("get kernel from %q: %w", image, err)
-		}
-		if fi, err := os.Stat(dst); err != nil || fi.Size() == 0 {
-			return "", "", fmt.Errorf("get kernel from %q: %s missing or empty in the image", image, src)
-		}
-	}
-	return kernel, initrd, nil
-}
 
 func inDir(dir, name string) string {
 	if dir == "/" {

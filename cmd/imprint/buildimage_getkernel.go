@@ -12,11 +12,14 @@ import (
 
 const getKernelUsage = `usage: imprint get-kernel [-o DIR] [-p PREFIX] IMAGE
 
-Extracts the newest kernel and its initrd from a filesystem image made by
-build-image (raw, gzip or zstd; ext2/3/4; the root image or a separate
-/boot), as diskimage-builder's disk-image-get-kernel does, without mounting
-anything: DIR/PREFIX-vmlinuz and DIR/PREFIX-initrd (PREFIX defaults to the
-image name up to its first dot).
+Extracts the newest kernel and its initrd from an image, as
+diskimage-builder's disk-image-get-kernel does, without mounting anything:
+a filesystem image made by build-image (raw, gzip, zstd or xz; ext2/3/4;
+the root or a separate /boot), a whole-disk image (MBR or GPT: the first
+partition with a kernel), a qcow2 of either, or an ISO 9660 image (live or
+installer: vmlinuz* and the initrd beside it). Writes DIR/PREFIX-vmlinuz
+and DIR/PREFIX-initrd, creating DIR (PREFIX defaults to the image name up
+to its first dot).
 `
 
 // runGetKernel is `imprint get-kernel IMAGE`.
