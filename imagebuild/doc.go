@@ -44,6 +44,20 @@
 // IMAGE_BLOCK_DEVICE), finalise.d (chroot) and cleanup.d (host,
 // TARGET_ROOT). The hooks of all elements are merged per phase and run in
 // C-locale lexical order of their file names, like dib-run-parts.
+// Elements are named (found through the ELEMENTS_PATH search path) or given
+// as directories; their element-deps are added before them (a cycle or a
+// missing element is an error). environment.d files are sourced (bash,
+// exported) before every hook; root.d hooks (host, TARGET_ROOT) make the
+// root tree instead of debootstrap; first-boot.d hooks are installed in
+// the image and run once on its first boot by imprint-first-boot.service,
+// before rc.local and cloud-init's final stage.
+//
+// # Octavia
+//
+// PrepareOctavia maps Octavia's diskimage-create.sh command line (the
+// amphora image: -a -b -c -i -o -r -s -t -w, DIB_* variables) onto the same
+// build: the default is a Debian bookworm amd64 qcow2 of 5 GB with the
+// amphora packages and the built-in haproxy element (WriteBuiltinElements).
 //
 // # Outputs
 //
