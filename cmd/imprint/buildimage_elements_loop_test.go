@@ -111,9 +111,19 @@ func startDockerd(t *testing.T) (*dockerd, error) {
 	if err != nil {
 		return nil, fmt.Errorf("no dockerd (Debian's docker.io): %w", err)
 	}
-	client := filepath.Join(filepath.Dir(bin), "docker")
-	if _, err := os.Stat(client); err != nil {
-		return nil, fmt.Errorf("no docker client beside %s: %w", bin, err)
+	// the client of the same package (docker.io: /usr/bin/docker beside
+	// /usr/sbin/dockerd), else the one on PATH
+	client := ""
+	for _, c := range []string{filepath.Join(filepath.Dir(bin), "docker"), "/usr/bin/docker"} {
+		if _, err := os.Stat(c); err == nil {
+			client = c
+			break
+		}
+	}
+	if client == "" {
+		if client, err = exec.LookPath("docker"); err != nil {
+			return nil, fmt.Errorf("no docker client (docker.io): %w", err)
+		}
 	}
 	dir, err := os.MkdirTemp("", "imprint-dockerd-")
 	if err != nil {
