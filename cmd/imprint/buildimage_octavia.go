@@ -43,7 +43,7 @@ cleanup.d and first-boot.d. Besides the images, <output>.root.img.zst and
 
 // octaviaArgs are diskimage-create.sh's flags.
 type octaviaArgs struct {
-	arch, backend, cache, os, output, rootPassword, types, workDir, size string
+	arch, backend, os, output, rootPassword, types, workDir, size string
 }
 
 // register adds the flags, short and long, to fs. -c and --cache are the
