@@ -32,7 +32,7 @@ func SplitElementsPath(s string) []string {
 // find returns the directory of element ref: ref itself when it is a path
 // (contains '/'), else the first <dir>/<ref> of the search path.
 func (s ElementSearch) find(ref string) (string, error) {
-	if st, err := os.Stat(ref); len(s.Path) == 0 && err == nil && st.IsDir() {
+	if st, err := os.Stat(ref); len(s.Path) == 0 && !strings.Contains(ref, "/") && err == nil && st.IsDir() {
 		// no search path: a plain name is a directory (imprint's --element DIR)
 		ref = "./" + ref
 	}

@@ -125,3 +125,19 @@ func TestPlanRootEnvFirstBoot(t *testing.T) {
 		t.Errorf("hooks staged twice:\n%s", p)
 	}
 }
+
+// Without a search path, elements are directories: absolute, relative, or
+// a bare name in the working directory (imprint's --element DIR).
+func TestResolveElementsWithoutPath(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	abs := mkElement(t, filepath.Join(dir, "abs"), "bare")
+	mkElement(t, filepath.Join(dir, "bare"))
+	got, err := ElementSearch{}.Resolve([]string{abs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"bare", abs}; !cmp.Equal(got, want) {
+		t.Errorf("Resolve = %v, want %v", got, want)
+	}
+}
