@@ -195,7 +195,7 @@ func checkTarWithDocker(t *testing.T, d *dockerd, tarball, wantOrder string) {
 	}
 }
 
-// TestLoopOctaviaTarElements builds `imprint build-image -t tar` with
+// TestLoopOctaviaTarElements builds `imprint build-image -t tar -r PW` with
 // elements (element-deps on two, one through ELEMENTS_PATH; environment.d,
 // root.d, install.d, post-install.d, first-boot.d) and checks the tarball
 // both ways: docker import and run where the test can start a Docker
@@ -211,11 +211,11 @@ func TestLoopOctaviaTarElements(t *testing.T) {
 	}
 	wantOrder := testElements(t, filepath.Join(home, ".cache", "image-create"))
 	t0 := time.Now()
-	code, out, errs := runCmd(t, "", "imprint", "build-image", "-t", "tar")
+	code, out, errs := runCmd(t, "", "imprint", "build-image", "-t", "tar", "-r", "amphora-test-pw")
 	if code != 0 {
 		t.Fatalf("imprint build-image -t tar: exit %d\n%s", code, lastBytes(errs, 6000))
 	}
-	t.Logf("imprint build-image -t tar with elements took %s", time.Since(t0).Round(time.Second))
+	t.Logf("imprint build-image -t tar -r with elements took %s", time.Since(t0).Round(time.Second))
 	if strings.Contains(errs, `step=debootstrap `) {
 		t.Errorf("the builder ran debootstrap although root.d made the tree")
 	}
@@ -227,7 +227,7 @@ func TestLoopOctaviaTarElements(t *testing.T) {
 	t.Logf("tar checked with chroot: unpacked and ran /bin/sh, haproxy -c in it")
 	checkElementsTree(t, tree, wantOrder)
 	packages := append(append(imagebuild.DefaultPackages(imagebuild.KernelCloud), imagebuild.AmphoraPackages...), "haproxy")
-	checkAmphoraTree(t, tree, packages, false)
+	checkAmphoraTree(t, tree, packages, true) // -r: root's password is set
 
 	if os.Getuid() != 0 {
 		testenv.Skipf(t, "docker import: needs root to start dockerd")
