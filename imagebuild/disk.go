@@ -159,11 +159,22 @@ func (e *Executor) diskImage(ctx context.Context, s Step) error {
 			return err
 		}
 		sizes[mp], files[mp] = fi.Size(), f
+		if want := e.Config.ImageData[mp].Size; want > 0 {
+			if want < fi.Size() {
+				return fmt.Errorf("partition %s: size %d is smaller than its filesystem (%d bytes)", mp, want, fi.Size())
+			}
+			sizes[mp] = want
+		}
 	}
 	parts, total := DiskLayout(mounts, sizes, files, s.Size)
-	// grow the root filesystem (already compressed) into its partition
+	// grow the ext filesystems (already compressed) into their partitions
 	for _, p := range parts {
-		if p.Mount != "/" || !strings.HasPrefix(e.Config.ImageData["/"].Format, "ext") || p.Size == sizes["/"] {
+		fi, err := os.Stat(p.File)
+		if err != nil {
+			return err
+		}
+		img := e.Config.ImageData[p.Mount]
+		if !strings.HasPrefix(img.Format, "ext") || p.Size <= fi.Size() || (p.Mount != "/" && img.Size == 0) {
 			continue
 		}
 		if err := os.Truncate(p.File, p.Size); err != nil {

@@ -115,6 +115,14 @@ func runBuildImage(ctx context.Context, env *cmdEnv, args []string) int {
 	if bo.Options.DiskImage == "" {
 		bo.Options.DiskFormat = ""
 	}
+	if imagebuild.IsAirship(data) {
+		doc := "-"
+		if len(pos) == 1 {
+			doc = pos[0]
+		}
+		return airshipRun{data: data, docPath: doc, output: output, bo: bo,
+			log: func() (*slog.Logger, func(), error) { return buildImageLog(env, logFile, verbose, jsonLog) }}.run(ctx, env)
+	}
 	cfg, err := imagebuild.Parse(data)
 	if err != nil {
 		fmt.Fprintf(env.stderr, "build-image: %v\n", err)
@@ -131,17 +139,12 @@ func runBuildImage(ctx context.Context, env *cmdEnv, args []string) int {
 		return 2
 	}
 
-	h := logHandler(env.stderr, verbose, jsonLog)
-	if logFile != "" {
-		f, err := os.OpenFile(logFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
-		if err != nil {
-			fmt.Fprintf(env.stderr, "build-image: --log-file: %v\n", err)
-			return 2
-		}
-		defer f.Close()
-		h = multiHandler{h, slog.NewJSONHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug})}
+	log, closeLog, err := buildImageLog(env, logFile, verbose, jsonLog)
+	if err != nil {
+		fmt.Fprintf(env.stderr, "build-image: %v\n", err)
+		return 2
 	}
-	log := slog.New(h).With("cmd", "build-image")
+	defer closeLog()
 	res, err := imagebuild.Build(ctx, cfg, bo, imagebuild.SystemDeps(log))
 	if bo.DryRun {
 		if err != nil {
@@ -163,6 +166,21 @@ func runBuildImage(ctx context.Context, env *cmdEnv, args []string) int {
 		fmt.Fprintln(env.stdout, o)
 	}
 	return 0
+}
+
+// buildImageLog is build-image's logger: stderr, and --log-file as JSON lines.
+func buildImageLog(env *cmdEnv, logFile string, verbose, jsonLog bool) (*slog.Logger, func(), error) {
+	h := logHandler(env.stderr, verbose, jsonLog)
+	closeLog := func() {}
+	if logFile != "" {
+		f, err := os.OpenFile(logFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--log-file: %w", err)
+		}
+		closeLog = func() { f.Close() }
+		h = multiHandler{h, slog.NewJSONHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug})}
+	}
+	return slog.New(h).With("cmd", "build-image"), closeLog, nil
 }
 
 // parseSize reads 8G, 512M, 1048576.
