@@ -29,6 +29,17 @@ cleanup.d), each filesystem shrunk to its minimum and compressed into
 md5s. Nothing is rebuilt when every output exists. CONFIG.json may be "-"
 for stdin. Without repos the host's apt mirror is used.
 
+An Airship document (kind ImageConfiguration, apiVersion
+airshipit.org/v1alpha1, or kind AirshipImage/v1) is taken instead of the
+Fuel config: its action build-root writes a root tarball, build-qcow a
+whole-disk qcow2 (params.storage: diskSize, partitions), build-iso a live
+ISO booting BIOS and UEFI; params.software adds packages and repos,
+params.networking sets the host name and /etc/hosts. The builder's
+userDataFileName and networkConfigFileName (read from the host side of
+container.volume, else the document's directory) are baked in as
+cloud-init's NoCloud seed; outputMetadataFileName gets the files, sizes,
+sha256s, kernel and installed packages. Unknown fields are errors.
+
 Flags may come before or after CONFIG.json.
 `
 
