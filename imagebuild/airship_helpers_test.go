@@ -113,4 +113,3 @@ func checkAirshipMetadata(t *testing.T, ab imagebuild.AirshipBuild, wantPkgs ...
 	t.Logf("output metadata: %s %d bytes sha256 %s, kernel %s, %d packages", md.Files[0].Name, md.Files[0].Size, md.Files[0].SHA256[:12], md.Kernel.Version, len(md.Packages))
 	return md
 }
-
