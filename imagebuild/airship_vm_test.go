@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -178,4 +179,43 @@ func TestVMAirshipISO(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// TestVMAirshipQcow builds testdata/airship/airship-image.yaml (the
+// seed's AirshipImage CR, build-qcow, params.storage: a 256 MiB /boot and
+// the root on a 3 GiB disk) and boots the qcow2 under SeaBIOS: cloud-init
+// must reach done with the user-data's user and file and the
+// network-config's address, on the partitions the storage params asked for.
+func TestVMAirshipQcow(t *testing.T) {
+	// a full default-package build plus a TCG boot: beyond the VM tier's budget
+	if os.Getenv("IMPRINT_VM_SLOW") == "" {
+		testenv.Skipf(t, "set IMPRINT_VM_SLOW=1 to build and boot the Airship build-qcow image")
+	}
+	testenv.RequireTool(t, "qemu-system-x86_64", "qemu-img")
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
+	defer cancel()
+	ab, _ := airshipBuild(t, ctx, "airship-image.yaml", nil)
+	checkAirshipMetadata(t, ab, "grub-pc", "less")
+	info, err := exec.Command("qemu-img", "info", "--output=json", ab.Output).CombinedOutput()
+	if err != nil || !strings.Contains(string(info), `"virtual-size": 3221225472`) || !strings.Contains(string(info), `"format": "qcow2"`) {
+		t.Errorf("qemu-img info: %v\n%s", err, info)
+	}
+	rep, serial := bootReport(t, ctx, "qcow-bios", []string{"-drive", "file=" + ab.Output + ",if=virtio,format=qcow2,snapshot=on"}, 20*time.Minute)
+	checkReport(t, "qcow-bios", "bios", rep, serial)
+	if rep == nil {
+		return
+	}
+	// lsblk -bno NAME,SIZE,FSTYPE,MOUNTPOINT /dev/vda, one device a ';'
+	disk := map[string]string{}
+	for _, l := range strings.Split(rep["IMPRINT-DISK"], ";") {
+		if f := strings.Fields(l); len(f) >= 2 {
+			disk[strings.TrimLeft(f[0], "`|-─└├")] = strings.Join(f[1:], " ")
+		}
+	}
+	if disk["vda"] != "3221225472" || disk["vda1"] != "268435456 ext4 /boot" || !strings.HasSuffix(disk["vda2"], " ext4 /") {
+		t.Errorf("disk layout %q: want vda 3 GiB, vda1 256 MiB ext4 /boot, vda2 ext4 /", rep["IMPRINT-DISK"])
+	}
+	if n, _ := strconv.ParseInt(rep["IMPRINT-BOOTFS"], 10, 64); n < 200<<20 {
+		t.Errorf("/boot filesystem %q bytes: not grown into its 256 MiB partition", rep["IMPRINT-BOOTFS"])
+	}
 }
