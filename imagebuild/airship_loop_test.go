@@ -56,7 +56,8 @@ func TestLoopAirshipRoot(t *testing.T) {
 	}
 	chroot("cloud-init", "devel", "net-convert", "-p", "/var/lib/cloud/seed/nocloud/network-config", "-k", "yaml",
 		"-d", "/tmp/netout", "-D", "debian", "-O", "eni")
-	eni, err := os.ReadFile(filepath.Join(root, "tmp/netout/etc/network/interfaces"))
+	// Debian's eni renderer writes interfaces.d/50-cloud-init
+	eni, err := os.ReadFile(filepath.Join(root, "tmp/netout/etc/network/interfaces.d/50-cloud-init"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -67,6 +67,16 @@ func (a airshipRun) run(ctx context.Context, env *cmdEnv) int {
 		return fail(2, "--image_build_dir: %v", err)
 	}
 	in.WorkDir = filepath.Join(work, "imprint-airship-"+doc.DocName())
+	if !a.bo.DryRun {
+		// one scratch directory per run: two builds of a document never share one
+		if err := os.MkdirAll(work, 0o755); err != nil {
+			return fail(2, "--image_build_dir: %v", err)
+		}
+		if in.WorkDir, err = os.MkdirTemp(work, "imprint-airship-"+doc.DocName()+"-"); err != nil {
+			return fail(2, "--image_build_dir: %v", err)
+		}
+		defer os.Remove(in.WorkDir)
+	}
 	ab, err := doc.Resolve(in)
 	if err != nil {
 		return fail(2, "invalid airship document:\n%v", err)
