@@ -39,7 +39,9 @@ const ISOKernelCmdline = "boot=live console=tty0 console=ttyS0,115200n8"
 // that boots BIOS and UEFI: the tree unpacked, its kernel and initramfs
 // (live-boot's) and a squashfs of it under /live, a grub.cfg, and
 // grub-mkrescue (El Torito images for i386-pc and x86_64-efi, an EFI
-// system partition image, xorriso) writing Output. Pure.
+// system partition image, xorriso) writing Output. Pure. The squashfs is
+// zstd (Debian's kernels read it): several times faster to make than xz
+// on a loaded builder for a few percent more size.
 func ISOPlan(in ISOInput) (Plan, error) {
 	var errs []string
 	if !filepath.IsAbs(in.WorkDir) {
@@ -73,7 +75,7 @@ func ISOPlan(in ISOInput) (Plan, error) {
 		{Name: "iso: kernel", Op: OpCopy, Source: filepath.Join(root, "boot", "vmlinuz-"+in.KernelVersion), Path: filepath.Join(tree, ISOKernel), Mode: 0o644},
 		{Name: "iso: initramfs", Op: OpCopy, Source: filepath.Join(root, "boot", "initrd.img-"+in.KernelVersion), Path: filepath.Join(tree, ISOInitrd), Mode: 0o644},
 		{Name: "iso: squashfs", Op: OpRun, Argv: []string{"mksquashfs", root, filepath.Join(tree, ISOSquashfs),
-			"-noappend", "-no-progress", "-comp", "xz", "-b", "1M", "-e", "lost+found"}},
+			"-noappend", "-no-progress", "-comp", "zstd", "-b", "1M", "-e", "lost+found"}},
 		{Name: "iso: remove root", Op: OpRemoveAll, Path: root},
 		{Name: "iso: grub.cfg", Op: OpWrite, Path: filepath.Join(tree, ISOGrubCfg), Mode: 0o644, Data: ISOGrubConfig(title)},
 		{Name: "iso: grub-mkrescue", Op: OpRun, Argv: []string{"grub-mkrescue", "-o", part, tree, "--", "-volid", in.Label}},
