@@ -291,7 +291,7 @@ func TestISOPlan(t *testing.T) {
 		"iso: initramfs: copy path=/w/iso-tree/live/initrd.img source=/w/iso-root/boot/initrd.img-6.1.0-9-cloud-amd64 mode=644",
 		"iso: squashfs: run mksquashfs /w/iso-root /w/iso-tree/live/filesystem.squashfs -noappend -no-progress -comp zstd -b 1M -e lost+found",
 		"iso: remove root: remove-all path=/w/iso-root",
-		`iso: grub.cfg: write path=/w/iso-tree/boot/grub/grub.cfg mode=644 data="# written by imprint build-image (build-iso)\nset timeout=1\nset default=0\nserial --unit=0 --speed=115200\nterminal_input console serial\nterminal_output console serial\nmenuentry \"x\" {\n\tlinux /live/vmlinuz boot=live console=tty0 console=ttyS0,115200n8\n\tinitrd /live/initrd.img\n}\n"`,
+		`iso: grub.cfg: write path=/w/iso-tree/boot/grub/grub.cfg mode=644 data="# written by imprint build-image (build-iso)\nset timeout=1\nset default=0\nserial --unit=0 --speed=115200\nterminal_input console serial\nterminal_output console serial\nmenuentry \"x\" {\n\tlinux /live/vmlinuz boot=live nonetworking console=tty0 console=ttyS0,115200n8\n\tinitrd /live/initrd.img\n}\n"`,
 		"iso: grub-mkrescue: run grub-mkrescue -o /o/x.iso.part /w/iso-tree -- -volid X",
 		"iso: rename: rename path=/o/x.iso source=/o/x.iso.part",
 		"iso: remove tree: remove-all path=/w/iso-tree",

@@ -135,7 +135,7 @@ func TestVMAirshipISO(t *testing.T) {
 		}
 		for _, k := range kids {
 			if k.IsDir() {
-				if p == "" && (k.Name() == "live" || k.Name() == "boot") || p == "boot" && k.Name() == "grub" {
+				if p == "" && (k.Name() == "live" || k.Name() == "boot") || p == "/boot" && k.Name() == "grub" {
 					walk(k, p+"/"+k.Name())
 				}
 				continue

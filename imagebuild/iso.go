@@ -31,9 +31,12 @@ const (
 )
 
 // ISOKernelCmdline is the live system's kernel command line: live-boot
-// mounts the squashfs under a tmpfs overlay; the console is the serial
+// mounts the squashfs under a tmpfs overlay; nonetworking keeps it from
+// replacing /etc/network/interfaces with DHCP on every NIC (its file has
+// no "source interfaces.d", so the seed's network-config, which
+// cloud-init renders there, would be ignored); the console is the serial
 // port as well as the screen.
-const ISOKernelCmdline = "boot=live console=tty0 console=ttyS0,115200n8"
+const ISOKernelCmdline = "boot=live nonetworking console=tty0 console=ttyS0,115200n8"
 
 // ISOPlan returns the steps that turn the root tarball into a live ISO
 // that boots BIOS and UEFI: the tree unpacked, its kernel and initramfs
