@@ -358,3 +358,28 @@ func TestIsAirship(t *testing.T) {
 		}
 	}
 }
+
+// TestDiskPlanKeepsBootImage: with a /boot filesystem and a whole-disk
+// image (the Airship qcow's storage), no copy or write lands on a raw
+// filesystem image (grub's boot code once overwrote tmp/boot.img, the
+// /boot filesystem, under its loop device).
+func TestDiskPlanKeepsBootImage(t *testing.T) {
+	d := readAirship(t, "airship-image.yaml")
+	ab, err := d.Resolve(airshipInput(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := ab.Config.WithDefaults("http://m.invalid/debian", KernelCloud)
+	o := Options{Chroot: "/w/r", TmpDir: "/w/t", DiskImage: ab.Output, DiskFormat: "qcow2", DiskSize: ab.DiskSize,
+		FSUUIDs: map[string]string{"/": "u1", "/boot": "u2"}}
+	p, err := BuildPlan(cfg, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := map[string]bool{"/w/t/root.img": true, "/w/t/boot.img": true}
+	for _, s := range p.Steps {
+		if (s.Op == OpCopy || s.Op == OpWrite || s.Op == OpRename) && raw[s.Path] {
+			t.Errorf("step %q writes the filesystem image %s", s.Name, s.Path)
+		}
+	}
+}

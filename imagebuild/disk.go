@@ -29,6 +29,14 @@ type DiskPart struct {
 
 const mib = 1 << 20
 
+// The whole-disk image's grub pieces in TmpDir. Their names do not end in
+// .img, so they never clash with a filesystem image (imageFileName: the
+// /boot filesystem is boot.img, which grub's boot code once overwrote).
+const (
+	grubBootCodeFile = "grub-boot-code.bin"
+	grubCoreFile     = "grub-core-image.bin"
+)
+
 // DiskLayout orders the partitions of a whole-disk image: /boot first when
 // there is one (GRUB's prefix lives on partition 1), then /, then the rest
 // by depth; each starts on a MiB boundary, the first at 1 MiB (the gap
@@ -184,11 +192,11 @@ func (e *Executor) diskImage(ctx context.Context, s Step) error {
 			return err
 		}
 	}
-	boot, err := os.ReadFile(filepath.Join(s.Source, "boot.img"))
+	boot, err := os.ReadFile(filepath.Join(s.Source, grubBootCodeFile))
 	if err != nil {
 		return fmt.Errorf("grub boot.img: %w", err)
 	}
-	core, err := os.ReadFile(filepath.Join(s.Source, "core.img"))
+	core, err := os.ReadFile(filepath.Join(s.Source, grubCoreFile))
 	if err != nil {
 		return fmt.Errorf("grub core.img: %w", err)
 	}
