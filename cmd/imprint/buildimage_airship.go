@@ -27,6 +27,11 @@ func (a airshipRun) run(ctx context.Context, env *cmdEnv) int {
 		fmt.Fprintf(env.stderr, "build-image: "+format+"\n", args...)
 		return code
 	}
+	for flag, v := range map[string]string{"--disk": a.bo.Options.DiskImage, "--tarball": a.bo.Options.Tarball, "--compress/--container": a.bo.Options.Container} {
+		if v != "" {
+			return fail(2, "%s: an Airship document says what it builds (action, image.outputFileName); drop the flag", flag)
+		}
+	}
 	doc, err := imagebuild.ParseAirship(a.data)
 	if err != nil {
 		return fail(2, "%v", err)

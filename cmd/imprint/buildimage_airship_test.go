@@ -38,6 +38,13 @@ func TestBuildImageAirshipDryRun(t *testing.T) {
 	}
 }
 
+func TestBuildImageAirshipFlagConflict(t *testing.T) {
+	code, _, errs := runCmd(t, "kind: AirshipImage/v1\nname: x\nspec: {action: build-iso}\n", "imprint", "build-image", "--dry-run", "--disk", "/tmp/x.qcow2", "-")
+	if want := "--disk: an Airship document says what it builds"; code != 2 || !strings.Contains(errs, want) {
+		t.Errorf("exit %d, stderr %q; want 2 and %q", code, errs, want)
+	}
+}
+
 func TestBuildImageAirshipErrors(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, body string) string {
