@@ -26,7 +26,7 @@ import (
 func TestLoopAirshipRoot(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
-	ab, _ := airshipBuild(t, ctx, "root.yaml", nil)
+	ab, _ := airshipBuild(t, ctx, "root.yaml", false)
 	md := checkAirshipMetadata(t, ab, "less")
 	root := t.TempDir()
 	if out, err := exec.Command("tar", "--numeric-owner", "-xpf", ab.Output, "-C", root).CombinedOutput(); err != nil {
@@ -80,4 +80,18 @@ func TestLoopAirshipRoot(t *testing.T) {
 	if !slices.Equal(names, mdNames) {
 		t.Errorf("metadata lists %d packages, dpkg in the tree %d", len(mdNames), len(names))
 	}
+}
+
+// TestLoopAirshipISO builds testdata/airship/image-configuration.yaml
+// (build-iso) into the shared cache and checks it without booting: the
+// output metadata matches the ISO, which holds the live kernel, initramfs,
+// squashfs and boot menu and boots BIOS and UEFI (El Torito). The VM
+// tier's TestVMAirshipISO boots this same build.
+func TestLoopAirshipISO(t *testing.T) {
+	testenv.RequireTool(t, "grub-mkrescue", "xorriso", "mksquashfs", "mformat")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	ab, _ := airshipBuild(t, ctx, "image-configuration.yaml", true)
+	checkAirshipMetadata(t, ab, "live-boot", "less")
+	checkISO(t, ab.Output, "AIRSHIP_LIVE")
 }
