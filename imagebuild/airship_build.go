@@ -181,7 +181,11 @@ func BuildAirship(ctx context.Context, ab AirshipBuild, bo BuildOptions, d Deps)
 	if err := os.MkdirAll(ab.WorkDir, 0o755); err != nil {
 		return AirshipResult{}, fmt.Errorf("work dir: %w", err)
 	}
+	// scratch: the builder's filesystem images, the ISO's unpacked tree
+	// (nothing is mounted below them), on failure as on success
 	defer os.RemoveAll(ab.Config.Output)
+	defer os.RemoveAll(filepath.Join(ab.WorkDir, "iso-root"))
+	defer os.RemoveAll(filepath.Join(ab.WorkDir, "iso-tree"))
 	if ab.Tarball != ab.Output {
 		defer os.Remove(ab.Tarball)
 	}
