@@ -100,8 +100,9 @@ func checkReport(t *testing.T, name, mode string, rep map[string]string, serial 
 // user and file, the network-config's static address and route, and the
 // networking params' host name and hosts entry.
 func TestVMAirshipISO(t *testing.T) {
-	// a package build, a squashfs and two TCG boots: about 9 minutes on two
-	// idle cores, 18 on this shared machine; beyond the VM tier's budget
+	// the build (4-10 minutes, unless the loop tier's TestLoopAirshipISO
+	// cached it) and two TCG boots side by side (3 minutes; 8 on a machine
+	// loaded by other QEMUs): beyond the VM tier's budget
 	if os.Getenv("IMPRINT_VM_SLOW") == "" {
 		t.Skip("set IMPRINT_VM_SLOW=1 to build the Airship live ISO and boot it (BIOS and UEFI)")
 	}
