@@ -168,7 +168,10 @@ func TestVMAirshipQcow(t *testing.T) {
 	if disk["vda"] != "3221225472" || disk["vda1"] != "268435456 ext4 /boot" || !strings.HasSuffix(disk["vda2"], " ext4 /") {
 		t.Errorf("disk layout %q: want vda 3 GiB, vda1 256 MiB ext4 /boot, vda2 ext4 /", rep["IMPRINT-DISK"])
 	}
-	if n, _ := strconv.ParseInt(rep["IMPRINT-BOOTFS"], 10, 64); n < 200<<20 {
-		t.Errorf("/boot filesystem %q bytes: not grown into its 256 MiB partition", rep["IMPRINT-BOOTFS"])
+	// statfs's size leaves out ext4's journal (64 MiB: mke2fs sized it for the
+	// builder's sparse 3 GiB scratch file) and inode tables; the block count
+	// is checked exactly by TestLoopAirshipQcow (dumpe2fs)
+	if n, _ := strconv.ParseInt(rep["IMPRINT-BOOTFS"], 10, 64); n < 160<<20 || n > 256<<20 {
+		t.Errorf("/boot filesystem %q bytes (statfs): want the 256 MiB partition less ext4's overhead", rep["IMPRINT-BOOTFS"])
 	}
 }
