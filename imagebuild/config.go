@@ -70,6 +70,10 @@ type Image struct {
 	// URI is where the image will be served; only its basename is used:
 	// the image is written to <output>/<basename>.
 	URI string `json:"uri"`
+	// Size is the partition's size in the whole-disk image (imprint's
+	// addition; 0: as large as the filesystem); an ext filesystem is grown
+	// to it.
+	Size int64 `json:"size,omitempty"`
 }
 
 // Repo is one apt repository.
@@ -162,6 +166,9 @@ func (c Config) Validate() error {
 		}
 		if !slices.Contains(Formats, img.Format) {
 			add(f+".format", "%q is not one of %s", img.Format, strings.Join(Formats, ", "))
+		}
+		if img.Size < 0 {
+			add(f+".size", "%d is negative", img.Size)
 		}
 		base, err := imageBase(img.URI)
 		if err != nil {

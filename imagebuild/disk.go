@@ -29,6 +29,14 @@ type DiskPart struct {
 
 const mib = 1 << 20
 
+// The whole-disk image's grub pieces in TmpDir. Their names do not end in
+// .img, so they never clash with a filesystem image (imageFileName: the
+// /boot filesystem is boot.img, which grub's boot code once overwrote).
+const (
+	grubBootCodeFile = "grub-boot-code.bin"
+	grubCoreFile     = "grub-core-image.bin"
+)
+
 // DiskLayout orders the partitions of a whole-disk image: /boot first when
 // there is one (GRUB's prefix lives on partition 1), then /, then the rest
 // by depth; each starts on a MiB boundary, the first at 1 MiB (the gap
@@ -159,14 +167,25 @@ func (e *Executor) diskImage(ctx context.Context, s Step) error {
 			return err
 		}
 		sizes[mp], files[mp] = fi.Size(), f
+		if want := e.Config.ImageData[mp].Size; want > 0 {
+			if want < fi.Size() {
+				return fmt.Errorf("partition %s: size %d is smaller than its filesystem (%d bytes)", mp, want, fi.Size())
+			}
+			sizes[mp] = want
+		}
 	}
 	parts, total := DiskLayout(mounts, sizes, files, s.Size)
 	if s.Size > 0 && total > s.Size {
 		return fmt.Errorf("disk image of %d MiB requested, but the filesystems need %d MiB", s.Size/mib, total/mib)
 	}
-	// grow the root filesystem (already compressed) into its partition
+	// grow the ext filesystems (already compressed) into their partitions
 	for _, p := range parts {
-		if p.Mount != "/" || !strings.HasPrefix(e.Config.ImageData["/"].Format, "ext") || p.Size == sizes["/"] {
+		fi, err := os.Stat(p.File)
+		if err != nil {
+			return err
+		}
+		img := e.Config.ImageData[p.Mount]
+		if !strings.HasPrefix(img.Format, "ext") || p.Size <= fi.Size() || (p.Mount != "/" && img.Size == 0) {
 			continue
 		}
 		if err := os.Truncate(p.File, p.Size); err != nil {
@@ -176,11 +195,11 @@ func (e *Executor) diskImage(ctx context.Context, s Step) error {
 			return err
 		}
 	}
-	boot, err := os.ReadFile(filepath.Join(s.Source, "boot.img"))
+	boot, err := os.ReadFile(filepath.Join(s.Source, grubBootCodeFile))
 	if err != nil {
 		return fmt.Errorf("grub boot.img: %w", err)
 	}
-	core, err := os.ReadFile(filepath.Join(s.Source, "core.img"))
+	core, err := os.ReadFile(filepath.Join(s.Source, grubCoreFile))
 	if err != nil {
 		return fmt.Errorf("grub core.img: %w", err)
 	}

@@ -704,8 +704,8 @@ func (b *planBuilder) finish() {
 		b.add(Step{Name: "remove raw " + mp, Op: OpRemove, Path: b.rawImage(mp)})
 	}
 	if o.DiskImage != "" {
-		b.add(Step{Name: "remove grub boot.img", Op: OpRemove, Path: filepath.Join(o.TmpDir, "boot.img")})
-		b.add(Step{Name: "remove grub core.img", Op: OpRemove, Path: filepath.Join(o.TmpDir, "core.img")})
+		b.add(Step{Name: "remove grub boot.img", Op: OpRemove, Path: filepath.Join(o.TmpDir, grubBootCodeFile)})
+		b.add(Step{Name: "remove grub core.img", Op: OpRemove, Path: filepath.Join(o.TmpDir, grubCoreFile)})
 	}
 }
 
@@ -789,8 +789,8 @@ func (b *planBuilder) diskSteps() {
 		Data: fmt.Sprintf("search.fs_uuid %s root\nset prefix=($root)%s/grub\n", bootUUID, prefix)})
 	add(chroot("grub core.img", "grub-mkimage", "-O", "i386-pc", "-o", "/tmp/imprint-core.img", "-c", "/tmp/imprint-grub-early.cfg",
 		"-p", prefix+"/grub", "biosdisk", "part_msdos", "ext2", "xfs", "search_fs_uuid"))
-	add(Step{Name: "copy core.img", Op: OpCopy, Source: in("tmp/imprint-core.img"), Path: filepath.Join(o.TmpDir, "core.img"), Mode: 0o644})
-	add(Step{Name: "copy boot.img", Op: OpCopy, Source: in("usr/lib/grub/i386-pc/boot.img"), Path: filepath.Join(o.TmpDir, "boot.img"), Mode: 0o644})
+	add(Step{Name: "copy core.img", Op: OpCopy, Source: in("tmp/imprint-core.img"), Path: filepath.Join(o.TmpDir, grubCoreFile), Mode: 0o644})
+	add(Step{Name: "copy boot.img", Op: OpCopy, Source: in("usr/lib/grub/i386-pc/boot.img"), Path: filepath.Join(o.TmpDir, grubBootCodeFile), Mode: 0o644})
 	add(Step{Name: "remove grub scratch", Op: OpRemove, Path: in("tmp/imprint-*")})
 	add(Step{Name: "grub.cfg", Op: OpGrubCfg, Path: in("boot/grub/grub.cfg"), Source: in("boot"),
 		Data: GrubCfg(bootUUID, rootUUID, prefix+"/vmlinuz-{kver}", prefix+"/initrd.img-{kver}")})

@@ -29,6 +29,17 @@ cleanup.d), each filesystem shrunk to its minimum and compressed into
 md5s. Nothing is rebuilt when every output exists. CONFIG.json may be "-"
 for stdin. Without repos the host's apt mirror is used.
 
+An Airship document (kind ImageConfiguration, apiVersion
+airshipit.org/v1alpha1, or kind AirshipImage/v1) is taken instead of the
+Fuel config: its action build-root writes a root tarball, build-qcow a
+whole-disk qcow2 (params.storage: diskSize, partitions), build-iso a live
+ISO booting BIOS and UEFI; params.software adds packages and repos,
+params.networking sets the host name and /etc/hosts. The builder's
+userDataFileName and networkConfigFileName (read from the host side of
+container.volume, else the document's directory) are baked in as
+cloud-init's NoCloud seed; outputMetadataFileName gets the files, sizes,
+sha256s, kernel and installed packages. Unknown fields are errors.
+
 Flags may come before or after CONFIG.json.
 ` + octaviaUsage
 
@@ -120,6 +131,14 @@ func runBuildImage(ctx context.Context, env *cmdEnv, args []string) int {
 	if bo.Options.DiskImage == "" {
 		bo.Options.DiskFormat = ""
 	}
+	if imagebuild.IsAirship(data) {
+		doc := "-"
+		if len(pos) == 1 {
+			doc = pos[0]
+		}
+		return airshipRun{data: data, docPath: doc, output: output, bo: bo,
+			log: func() (*slog.Logger, func(), error) { return buildImageLog(env, logFile, verbose, jsonLog) }}.run(ctx, env)
+	}
 	cfg, err := imagebuild.Parse(data)
 	if err != nil {
 		fmt.Fprintf(env.stderr, "build-image: %v\n", err)
@@ -136,17 +155,12 @@ func runBuildImage(ctx context.Context, env *cmdEnv, args []string) int {
 		return 2
 	}
 
-	h := logHandler(env.stderr, verbose, jsonLog)
-	if logFile != "" {
-		f, err := os.OpenFile(logFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
-		if err != nil {
-			fmt.Fprintf(env.stderr, "build-image: --log-file: %v\n", err)
-			return 2
-		}
-		defer f.Close()
-		h = multiHandler{h, slog.NewJSONHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug})}
+	log, closeLog, err := buildImageLog(env, logFile, verbose, jsonLog)
+	if err != nil {
+		fmt.Fprintf(env.stderr, "build-image: %v\n", err)
+		return 2
 	}
-	log := slog.New(h).With("cmd", "build-image")
+	defer closeLog()
 	res, err := imagebuild.Build(ctx, cfg, bo, imagebuild.SystemDeps(log))
 	if bo.DryRun {
 		if err != nil {
@@ -168,6 +182,21 @@ func runBuildImage(ctx context.Context, env *cmdEnv, args []string) int {
 		fmt.Fprintln(env.stdout, o)
 	}
 	return 0
+}
+
+// buildImageLog is build-image's logger: stderr, and --log-file as JSON lines.
+func buildImageLog(env *cmdEnv, logFile string, verbose, jsonLog bool) (*slog.Logger, func(), error) {
+	h := logHandler(env.stderr, verbose, jsonLog)
+	closeLog := func() {}
+	if logFile != "" {
+		f, err := os.OpenFile(logFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--log-file: %w", err)
+		}
+		closeLog = func() { f.Close() }
+		h = multiHandler{h, slog.NewJSONHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug})}
+	}
+	return slog.New(h).With("cmd", "build-image"), closeLog, nil
 }
 
 // parseSize reads 8G, 512M, 1048576.
