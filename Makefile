@@ -71,9 +71,10 @@ test-loop:
 test-vm:
 	scripts/test-vm.sh
 
-# The VM tier plus the extra-slow scenarios behind IMPRINT_VM_SLOW=1 (never
+# The loop and VM tiers plus the extra-slow scenarios behind IMPRINT_VM_SLOW=1 (never
 # part of make test: docs/testing.md).
 test-slow:
+	IMPRINT_VM_SLOW=1 scripts/test-loop.sh
 	IMPRINT_VM_SLOW=1 scripts/test-vm.sh
 
 # initramfs builds the bootstrap ramdisk into build/bootstrap/$(KERNEL_FLAVOUR)/

@@ -28,6 +28,9 @@ import (
 // network-config's static address for ifupdown (net-convert), and dpkg
 // in the tree lists the packages the metadata does.
 func TestLoopAirshipRoot(t *testing.T) {
+	if os.Getenv("IMPRINT_VM_SLOW") == "" {
+		t.Skip("set IMPRINT_VM_SLOW=1 (make test-slow) to build the Airship root tarball (a whole image build; make test builds the ISO)")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	ab, _ := airshipBuild(t, ctx, "root.yaml", false)
@@ -107,6 +110,9 @@ func TestLoopAirshipISO(t *testing.T) {
 // partition first and the root after it, and each holds an ext4
 // filesystem grown to its partition. TestVMAirshipQcow boots this build.
 func TestLoopAirshipQcow(t *testing.T) {
+	if os.Getenv("IMPRINT_VM_SLOW") == "" {
+		t.Skip("set IMPRINT_VM_SLOW=1 (make test-slow) to build the Airship qcow2 (a whole image build; make test builds the ISO)")
+	}
 	testenv.RequireTool(t, "qemu-img", "losetup", "dumpe2fs")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()

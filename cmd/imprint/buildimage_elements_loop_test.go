@@ -201,6 +201,9 @@ func checkTarWithDocker(t *testing.T, d *dockerd, tarball, wantOrder string) {
 // both ways: docker import and run where the test can start a Docker
 // daemon, and always unpacked and run with chroot. The choice is printed.
 func TestLoopOctaviaTarElements(t *testing.T) {
+	if os.Getenv("IMPRINT_VM_SLOW") == "" {
+		t.Skip("set IMPRINT_VM_SLOW=1 (make test-slow) for the -t tar build with elements (a whole image build; make test builds the default amphora image)")
+	}
 	octaviaPrereqs(t)
 	dir := t.TempDir()
 	t.Chdir(dir)
