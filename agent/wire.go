@@ -54,6 +54,7 @@ func (w ImageWriter) Write(ctx context.Context, job *prepare.Job, img prepare.Im
 		Format:       img.Format,
 		SHA256:       img.SHA256,
 		SHA512:       img.SHA512,
+		Mirrors:      img.Mirrors,
 		FuelMetadata: true,
 	}
 	if err := req.Validate(); err != nil {

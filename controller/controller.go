@@ -79,6 +79,31 @@ type Config struct {
 	Profile string
 	// AgentTimeout bounds each call to an agent (default 30s).
 	AgentTimeout time.Duration
+
+	// ImageURLs are base URLs of stock HTTP servers (nginx) serving the
+	// same image files under the same names (base URL + "/" + file name,
+	// the manifest and metadata beside them). A node's image_data then
+	// points at the first, with the others and finally the controller
+	// itself as mirrors. Empty: the controller serves the images.
+	ImageURLs []string
+	// GroupImageURLs are ImageURLs per rack group (Node.Group): a node of
+	// a group listed here gets its group's servers instead of ImageURLs.
+	GroupImageURLs map[string][]string
+	// MaxTransfers bounds the image downloads the controller serves at
+	// once (default DefaultMaxTransfers; negative: no limit). A download
+	// finding every slot busy waits up to TransferWait (default
+	// DefaultTransferWait), then gets 503 with Retry-After, which the
+	// agent's image writer retries.
+	MaxTransfers int
+	TransferWait time.Duration
+	// Metrics are the Prometheus metrics served at GET /metrics (default:
+	// NewMetrics on a fresh registry). The controller adds the node-state
+	// gauge to its registry.
+	Metrics *Metrics
+	// MetricsToken, when set, is the bearer a scrape of /metrics must
+	// bring (never the operator token). Empty: /metrics is open; it shows
+	// counts and durations, no node identity and no secret.
+	MetricsToken string
 }
 
 // Image is one target image.
@@ -99,6 +124,9 @@ type Node struct {
 	// IPv4 address in the admin network (else the first address) and
 	// listen port.
 	AgentURL string
+	// Group is the node's rack group: its images come from
+	// Config.GroupImageURLs[Group] when that is set.
+	Group string
 	// Cmdline holds extra kernel parameters of the bootstrap; console=
 	// entries replace the default consoles.
 	Cmdline []string
@@ -157,7 +185,9 @@ type Controller struct {
 	now     func() time.Time
 	store   Store
 	images  map[string]string // URL name → file
-	rootImg []ComposeImage    // URIs relative to the base URL ("/images/x")
+	metrics *Metrics
+	limit   *transferLimiter // nil: no limit
+	rootImg []ComposeImage   // URIs relative to the base URL ("/images/x")
 	handler http.Handler
 
 	nodes map[string]Node // the configured nodes, by MAC
@@ -197,6 +227,13 @@ func New(cfg Config) (*Controller, error) {
 	c.now = cfg.Now
 	c.store = cfg.Store
 	c.bg, c.stopBG = context.WithCancel(context.Background())
+	c.metrics = cfg.Metrics
+	if err := c.metrics.reg.Register(newNodeStates(c.store, c.log.Error)); err != nil {
+		return nil, fmt.Errorf("controller: metrics: %w", err)
+	}
+	if cfg.MaxTransfers > 0 {
+		c.limit = newTransferLimiter(cfg.MaxTransfers, cfg.TransferWait, c.metrics)
+	}
 	c.handler = c.routes()
 	return c, nil
 }
@@ -290,6 +327,7 @@ func (cfg *Config) resolve(bad func(field, format string, a ...any)) {
 	if cfg.LeaseTTL <= 0 {
 		cfg.LeaseTTL = 30 * time.Second
 	}
+	cfg.resolveImageServing(bad)
 }
 
 // loadImages checks cfg's images and registers what is served under

@@ -39,27 +39,23 @@ func (c *Controller) routes() http.Handler {
 	// Unauthenticated, as PXE needs: boot files, images, the iPXE script
 	// (which carries that node's credentials of the round, and only
 	// them).
-	r.Get("/ipxe", c.ipxe)
-	r.Get("/boot/vmlinuz", c.file(c.cfg.Kernel))
-	r.Get("/boot/initramfs.cpio.gz", c.file(c.cfg.Initrd))
-	r.Get("/images/{name}", func(w http.ResponseWriter, r *http.Request) {
-		p, ok := c.images[chi.URLParam(r, "name")]
-		if !ok {
-			httpError(w, http.StatusNotFound, "no such image: "+r.URL.Path)
-			return
-		}
-		c.file(p)(w, r)
-	})
+	m := c.metrics
+	r.Method(http.MethodGet, "/ipxe", m.timeCallback("ipxe", http.HandlerFunc(c.ipxe)))
+	r.Get("/boot/vmlinuz", c.file(c.cfg.Kernel, "kernel"))
+	r.Get("/boot/initramfs.cpio.gz", c.file(c.cfg.Initrd, "initrd"))
+	r.Get("/images/{name}", c.image)
 	// A node's agent calls back under its own path, with its own token.
 	r.Route("/agent/{mac}", func(r chi.Router) {
 		r.Use(c.authenticateNode)
-		r.Post("/discovery", c.discovery)
-		r.Post("/progress", c.progress)
-		r.Post("/result", c.result)
+		r.Method(http.MethodPost, "/discovery", m.timeCallback("discovery", http.HandlerFunc(c.discovery)))
+		r.Method(http.MethodPost, "/progress", m.timeCallback("progress", http.HandlerFunc(c.progress)))
+		r.Method(http.MethodPost, "/result", m.timeCallback("result", http.HandlerFunc(c.result)))
 	})
 	// cloud-init's phone_home sends no credentials: the secret is in the
 	// URL the configdrive gave it.
-	r.Post("/phone-home/{mac}/{secret}", c.phoneHome)
+	r.Method(http.MethodPost, "/phone-home/{mac}/{secret}", m.timeCallback("phone-home", http.HandlerFunc(c.phoneHome)))
+	// Prometheus (Config.MetricsToken; never the operator's token).
+	r.Method(http.MethodGet, "/metrics", m.metricsHandler(c.cfg.MetricsToken))
 	r.Post("/phone-home/{mac}", func(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusForbidden, "phone-home needs the node's secret (/phone-home/<mac>/<secret>, from its configdrive)")
 	})
@@ -127,8 +123,10 @@ func (c *Controller) updateError(w http.ResponseWriter, mac string, err error) {
 	httpError(w, http.StatusInternalServerError, err.Error())
 }
 
-func (c *Controller) file(path string) http.HandlerFunc {
+func (c *Controller) file(path, kind string) http.HandlerFunc {
+	served := c.metrics.served(kind)
 	return func(w http.ResponseWriter, r *http.Request) {
+		w = countingWriter{ResponseWriter: w, c: served}
 		f, err := os.Open(path)
 		if err != nil {
 			c.log.Error("serve file", "path", path, "err", err)
@@ -378,11 +376,7 @@ func agentURLOf(n Node, d api.Discovery, prefix netip.Prefix) (string, error) {
 func (c *Controller) provision(ctx context.Context, mac string, round int, force bool, d api.Discovery, agentURL, token string) {
 	node, uid := c.nodes[mac], c.uids[mac]
 	base := c.baseURL()
-	images := make([]ComposeImage, len(c.rootImg))
-	for i, im := range c.rootImg {
-		im.URI = base + im.URI
-		images[i] = im
-	}
+	images := c.nodeImages(node, base)
 	masterIP := c.cfg.Network.Gateway.String()
 	if u, err := url.Parse(base); err == nil {
 		if a, err := netip.ParseAddr(u.Hostname()); err == nil {
@@ -469,6 +463,7 @@ func (c *Controller) result(w http.ResponseWriter, r *http.Request) {
 			return nil
 		}
 		took := c.now().Sub(rec.ProvStart).Round(time.Second)
+		c.observeResult(st, rec.ProvStart)
 		if st.State == api.StateSucceeded {
 			rec.Local = true
 			record(PhaseProvisioned, fmt.Sprintf("job %q succeeded in %s; iPXE flipped to local boot", st.ID, took))
