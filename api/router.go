@@ -43,6 +43,9 @@ type Deps struct {
 	Jobs      Jobs
 	Power     Power
 	Logs      Logs
+	// Metrics serves GET /v1/metrics (Prometheus), behind the token like
+	// the rest of /v1; nil: 404.
+	Metrics http.Handler
 }
 
 // NewRouter returns the agent's HTTP handler.
@@ -72,6 +75,9 @@ func NewRouter(deps Deps) http.Handler {
 		r.Mount("/provision", provisionResource{deps.Jobs}.Routes())
 		r.Mount("/events", eventsResource{deps.Jobs}.Routes())
 		r.Mount("/logs", logsResource{deps.Logs}.Routes())
+		if deps.Metrics != nil {
+			r.Method(http.MethodGet, "/metrics", deps.Metrics)
+		}
 		power := powerResource{deps.Power, deps.Logger}
 		r.Post("/reboot", power.reboot)
 		r.Post("/poweroff", power.poweroff)
