@@ -1,0 +1,104 @@
+package fleetsim
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/imprint-dev/imprint/internal/logtest"
+	"github.com/imprint-dev/imprint/internal/testenv"
+)
+
+// imprintBin is IMPRINT_BIN, else imprint built into the test's directory.
+func imprintBin(t testing.TB) string {
+	t.Helper()
+	if b := os.Getenv("IMPRINT_BIN"); b != "" {
+		return b
+	}
+	bin := filepath.Join(t.TempDir(), "imprint")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/imprint")
+	cmd.Dir = "../.."
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/imprint: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// env is what every run shares: the binary, the image and nginx serving it.
+type env struct {
+	bin, image string
+	nginx      *Nginx
+}
+
+func newEnv(t testing.TB, imageMiB int) env {
+	t.Helper()
+	testenv.RequireTool(t, "nginx", "mkfs.ext4")
+	bin := imprintBin(t)
+	www := filepath.Join(t.TempDir(), "www")
+	os.MkdirAll(www, 0o755)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	image, err := BuildImage(ctx, bin, www, imageMiB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ng, err := StartNginx(t.TempDir(), www)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ng.Stop)
+	return env{bin: bin, image: image, nginx: ng}
+}
+
+// TestHarness runs the simulation at N=3 on SQLite, then again with the
+// controller SIGKILLed mid-run: every node provisioned once, the table
+// filled, the nodes' agents scraped over HTTP with their bytes and steps
+// counted, no sparse file left behind.
+func TestHarness(t *testing.T) {
+	e := newEnv(t, 16)
+	for _, kill := range []bool{false, true} {
+		dir := t.TempDir()
+		rep, err := Run(context.Background(), Config{
+			Bin: e.bin, Dir: dir, Nodes: 3, DB: "sqlite:" + filepath.Join(dir, "state", "controller.db"), DBName: "SQLite",
+			Image: e.image, NginxURL: e.nginx.URL, Kill: kill, Heartbeat: 200 * time.Millisecond, Timeout: 3 * time.Minute,
+			Logger: logtest.New(t), ScrapeAgents: true,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("\n%s", Table([]*Report{rep}))
+		if rep.Provisioned != 3 || len(rep.Failures) > 0 || rep.Lost != 0 || rep.Twice != 0 {
+			t.Fatalf("kill=%v: %d provisioned, failures:\n%s", kill, rep.Provisioned, strings.Join(rep.Failures, "\n"))
+		}
+		if kill && rep.Kills != 1 {
+			t.Errorf("the controller was not killed")
+		}
+		if rep.WrittenMBps <= 0 || rep.NginxMBps <= 0 || rep.P50 <= 0 || rep.P99 < rep.P50 || rep.PeakRSS <= 0 || rep.CallbackP99 <= 0 {
+			t.Errorf("figures missing: %+v", rep)
+		}
+		raw := int64(rep.ImageMiB * (1 << 20))
+		if raw != 16<<20 {
+			t.Errorf("image: %v MiB written per node, want 16", rep.ImageMiB)
+		}
+		for mac, fam := range rep.AgentFamilies {
+			if v := fam.Value("imprint_agent_image_written_bytes_total", nil); int64(v) != raw {
+				t.Errorf("agent %s: %v bytes written, want %d", mac, v, raw)
+			}
+			if n := fam.Histogram("imprint_agent_step_duration_seconds", map[string]string{"step": "images", "state": "succeeded"}).Count; n != 1 {
+				t.Errorf("agent %s: %d images steps observed", mac, n)
+			}
+		}
+		if len(rep.AgentFamilies) != 3 {
+			t.Errorf("%d agents scraped, want 3", len(rep.AgentFamilies))
+		}
+		left, _ := filepath.Glob(filepath.Join(dir, "disks", "*"))
+		if len(left) != 0 {
+			t.Errorf("sparse files left: %v", left)
+		}
+	}
+}
