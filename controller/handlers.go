@@ -410,6 +410,9 @@ func (c *Controller) provision(ctx context.Context, mac string, round int, force
 	}
 	cl := c.agentClient(agentURL, pin, token)
 	start, err := cl.Provision(ctx, doc, force)
+	if err != nil && c.adoptRunningJob(ctx, cl, mac, round, err) {
+		return
+	}
 	if err != nil {
 		c.recordRound(mac, round, PhaseFailed, fmt.Sprintf("POST %s/v1/provision (force=%v): %v", agentURL, force, err))
 		return
@@ -572,6 +575,13 @@ func (c *Controller) phoneHome(w http.ResponseWriter, r *http.Request) {
 	}
 	err = c.update(r.Context(), mac, func(rec *NodeRecord, record recorder) error {
 		rec.Phone = ph
+		if rec.has(PhaseOSUp) {
+			// cloud-init retries a phone-home whose answer it did not get
+			// (a controller killed after saving it): the same boot, not a
+			// second one.
+			c.log.Info("phone-home repeated in the round; kept, no new event", "mac", mac, "round", rec.Round)
+			return nil
+		}
 		record(PhaseOSUp, fmt.Sprintf("hostname %q, fqdn %q, instance %q, %d host keys", ph.Hostname, ph.FQDN, ph.InstanceID, len(ph.PubKeys)))
 		return nil
 	})

@@ -234,19 +234,26 @@ func (n *nodeStates) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// nodeState is the state the gauge counts a node under.
+// nodeState is the state the gauge counts a node under: failed, else the
+// furthest phase its round reached (not the last recorded: a fast node's
+// pxe-local and os-up can be recorded before the rebooting that caused
+// them).
 func nodeState(r NodeRecord) Phase {
 	if r.has(PhaseFailed) {
 		return PhaseFailed
 	}
-	if len(r.Phases) == 0 {
-		return phaseEnrolled
+	best, rank := phaseEnrolled, -1
+	for _, p := range r.Phases {
+		if p == PhaseProgress {
+			p = PhaseProvisioning
+		}
+		for i, s := range nodeStateNames {
+			if s == p && i > rank {
+				best, rank = p, i
+			}
+		}
 	}
-	p := r.Phases[len(r.Phases)-1]
-	if p == PhaseProgress {
-		return PhaseProvisioning
-	}
-	return p
+	return best
 }
 
 // callbackKinds are the callback label's values.

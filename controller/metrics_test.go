@@ -340,3 +340,50 @@ func TestTransferLimit(t *testing.T) {
 		t.Errorf("after the slot freed: %s", third.Status)
 	}
 }
+
+// TestNodeState: the gauge counts the furthest phase of the round, failed
+// first, whatever order the phases were recorded in.
+func TestNodeState(t *testing.T) {
+	for _, tc := range []struct {
+		phases []Phase
+		want   Phase
+	}{
+		{nil, phaseEnrolled},
+		{[]Phase{PhaseBootstrap, PhaseDiscovered, PhaseProvisioning, PhaseProgress}, PhaseProvisioning},
+		{[]Phase{PhaseBootstrap, PhaseDiscovered, PhaseProgress}, PhaseProvisioning},
+		{[]Phase{PhaseBootstrap, PhaseDiscovered, PhaseProvisioning, PhaseProvisioned, PhaseLocal, PhaseOSUp, PhaseRebooting}, PhaseOSUp},
+		{[]Phase{PhaseBootstrap, PhaseDiscovered, PhaseProvisioning, PhaseFailed}, PhaseFailed},
+		{[]Phase{PhaseReprovision}, PhaseReprovision},
+	} {
+		if got := nodeState(NodeRecord{Phases: tc.phases}); got != tc.want {
+			t.Errorf("nodeState(%v) = %s, want %s", tc.phases, got, tc.want)
+		}
+	}
+}
+
+// TestPhoneHomeRepeated: cloud-init retrying a phone-home (its answer lost
+// with a killed controller) records one os-up, not two.
+func TestPhoneHomeRepeated(t *testing.T) {
+	h := newHarness(t, nil)
+	h.boot(testMAC)
+	rec, _ := h.ctrl.node(testMAC)
+	for i := 0; i < 2; i++ {
+		resp, err := http.PostForm(h.srv.URL+"/phone-home/"+testMAC+"/"+rec.PhoneSecret, map[string][]string{"hostname": {"node-1"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("phone-home %d: %s", i, resp.Status)
+		}
+	}
+	n := 0
+	for _, ev := range h.ctrl.Events() {
+		if ev.Phase == PhaseOSUp {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d os-up events, want 1", n)
+	}
+}

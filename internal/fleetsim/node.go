@@ -151,7 +151,7 @@ func (n *node) run(ctx context.Context) error {
 	if err != nil {
 		return n.fail("agent: %v", err)
 	}
-	power := &agent.Power{Enabled: true, Delay: 10 * time.Millisecond, Logger: log,
+	power := &agent.Power{Enabled: true, Delay: time.Second, Logger: log, // the real agent's delay
 		Busy: func() bool { s := jobs.Status().State; return s == api.StateRunning || s == api.StatePending },
 		Do: func(action string) error {
 			n.rebootOnce.Do(func() { close(n.rebooted) })

@@ -183,10 +183,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	s := &sim{cfg: cfg, log: cfg.Logger, slots: make(chan struct{}, cfg.ImageSlots), scraped: map[string]promscrape.Families{},
 		http: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 10 * time.Second}}}
 	imageURL := cfg.NginxURL + "/" + url.PathEscape(filepath.Base(cfg.Image))
-	rep.NginxMBps, rep.ImageMiB, err = s.nginxAlone(ctx, imageURL)
+	before, mib, err := s.nginxAlone(ctx, imageURL)
 	if err != nil {
 		return rep, fmt.Errorf("nginx alone: %w", err)
 	}
+	rep.ImageMiB = mib
 
 	port, err := FreePort()
 	if err != nil {
@@ -267,6 +268,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.Kill {
 		rep.Kills = 1
 	}
+
+	// nginx alone again, after: the baseline is the mean of the runs
+	// before and after, so a neighbour's load drifting on a shared machine
+	// weighs on both sides.
+	after, _, err := s.nginxAlone(ctx, imageURL)
+	if err != nil {
+		return rep, fmt.Errorf("nginx alone, after: %w", err)
+	}
+	rep.NginxMBps = (before + after) / 2
 
 	// The controller's figures, from its /metrics.
 	fam, err := promscrape.Scrape(ctx, nil, s.url+"/metrics", "")
