@@ -194,6 +194,7 @@ type Controller struct {
 	uids  map[string]int  // Nailgun uid of each node (its position in Config.Nodes)
 
 	mu      sync.Mutex      // serializes this process's read-modify-write of node rows
+	leases  leaseCache      // the leases this controller wrote, by MAC (under mu)
 	posting map[string]bool // a provision.json is being composed and posted
 	changed chan struct{}   // closed and replaced on every event
 	listen  string          // the listener's URL once started
@@ -211,7 +212,7 @@ type Controller struct {
 func New(cfg Config) (*Controller, error) {
 	var ce configErrors
 	cfg.resolve(ce.bad)
-	c := &Controller{images: map[string]string{}, nodes: map[string]Node{}, uids: map[string]int{}, posting: map[string]bool{}, changed: make(chan struct{})}
+	c := &Controller{images: map[string]string{}, nodes: map[string]Node{}, uids: map[string]int{}, posting: map[string]bool{}, changed: make(chan struct{}), leases: leaseCache{}}
 	c.loadImages(&cfg, ce.bad)
 	c.loadNodes(cfg, ce.bad)
 	if err := errors.Join(ce.errs...); err != nil {
@@ -562,6 +563,7 @@ func (c *Controller) startRenewal() {
 // up this controller's leases (the store stays open: its owner closes it).
 func (c *Controller) Close() error {
 	err := c.stop()
+	c.forgetLease("")
 	if rerr := c.store.ReleaseLease(context.Background(), "", c.cfg.ID); rerr != nil {
 		err = errors.Join(err, rerr)
 	}
@@ -750,7 +752,7 @@ func (e errLeased) Error() string {
 // error discards the change.
 func (c *Controller) update(ctx context.Context, mac string, fn func(r *NodeRecord, rec recorder) error) error {
 	c.mu.Lock()
-	held, holder, err := c.store.Lease(ctx, mac, c.cfg.ID, c.now(), c.now().Add(c.cfg.LeaseTTL))
+	held, holder, err := c.lease(ctx, mac)
 	if err != nil {
 		c.mu.Unlock()
 		return err
@@ -787,6 +789,7 @@ func (c *Controller) update(ctx context.Context, mac string, fn func(r *NodeReco
 		// A node at rest (its OS up, or its round failed) is nobody's
 		// to drive until it calls again.
 		if ev.Phase == PhaseOSUp || ev.Phase == PhaseFailed {
+			c.forgetLease(mac)
 			if err := c.store.ReleaseLease(ctx, mac, c.cfg.ID); err != nil {
 				c.log.Error("release lease", "mac", mac, "err", err)
 			}

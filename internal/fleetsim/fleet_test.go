@@ -18,7 +18,7 @@ import (
 
 var (
 	flagNodes    = flag.String("nodes", "50,200,1000", "fleet sizes to simulate, comma separated")
-	flagImageMiB = flag.Int("image-mib", 16, "uncompressed size of the simulated image (MiB)")
+	flagImageMiB = flag.Int("image-mib", 32, "uncompressed size of the simulated image (MiB)")
 	flagSlots    = flag.Int("image-slots", 64, "image writes running at once in the simulation process (the baseline too)")
 	flagOut      = flag.String("out", "", "also write the report (Markdown) here")
 	flagKillDBs  = flag.String("kill-dbs", "SQLite,PostgreSQL", "databases of the SIGKILL runs")

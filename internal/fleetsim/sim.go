@@ -284,6 +284,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return rep, err
 	}
 	rep.CallbackP99 = time.Duration(fam.Histogram("imprint_controller_callback_duration_seconds", nil).Quantile(0.99) * float64(time.Second))
+	var kinds []string
+	for _, k := range []string{"ipxe", "discovery", "progress", "result", "phone-home"} {
+		h := fam.Histogram("imprint_controller_callback_duration_seconds", map[string]string{"callback": k})
+		kinds = append(kinds, fmt.Sprintf("%s %d p50 %.0fms p99 %.0fms", k, h.Count, 1000*h.Quantile(0.5), 1000*h.Quantile(0.99)))
+	}
+	fmt.Fprintf(logOut(cfg), "fleet-sim: %s, %d nodes: controller callbacks: %s\n", rep.Name, cfg.Nodes, strings.Join(kinds, "; "))
 	osUp := fam.Value("imprint_controller_nodes", map[string]string{"state": string(controller.PhaseOSUp)})
 	// Its timeline, over the operator API: one provisioned event per node,
 	// whatever the rounds.
