@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -29,30 +30,44 @@ func imprintBin(t testing.TB) string {
 	return bin
 }
 
-// env is what every run shares: the binary, the image and nginx serving it.
+// env is what every run shares: the binary, nginx serving www, and the
+// images by size.
 type env struct {
-	bin, image string
-	nginx      *Nginx
+	bin, www string
+	nginx    *Nginx
+	images   map[int]string
 }
 
-func newEnv(t testing.TB, imageMiB int) env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	testenv.RequireTool(t, "nginx", "mkfs.ext4")
-	bin := imprintBin(t)
-	www := filepath.Join(t.TempDir(), "www")
-	os.MkdirAll(www, 0o755)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	image, err := BuildImage(ctx, bin, www, imageMiB)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ng, err := StartNginx(t.TempDir(), www)
+	e := &env{bin: imprintBin(t), www: filepath.Join(t.TempDir(), "www"), images: map[int]string{}}
+	os.MkdirAll(e.www, 0o755)
+	ng, err := StartNginx(t.TempDir(), e.www)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(ng.Stop)
-	return env{bin: bin, image: image, nginx: ng}
+	e.nginx = ng
+	return e
+}
+
+// image is the simulation image of mib MiB, built once.
+func (e *env) image(t testing.TB, mib int) string {
+	t.Helper()
+	if p, ok := e.images[mib]; ok {
+		return p
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	dir := filepath.Join(e.www, strconv.Itoa(mib))
+	os.MkdirAll(dir, 0o755)
+	p, err := BuildImage(ctx, e.bin, dir, mib)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.images[mib] = p
+	return p
 }
 
 // TestHarness runs the simulation at N=3 on SQLite, then again with the
@@ -60,12 +75,12 @@ func newEnv(t testing.TB, imageMiB int) env {
 // filled, the nodes' agents scraped over HTTP with their bytes and steps
 // counted, no sparse file left behind.
 func TestHarness(t *testing.T) {
-	e := newEnv(t, 16)
+	e := newEnv(t)
 	for _, kill := range []bool{false, true} {
 		dir := t.TempDir()
 		rep, err := Run(context.Background(), Config{
 			Bin: e.bin, Dir: dir, Nodes: 3, DB: "sqlite:" + filepath.Join(dir, "state", "controller.db"), DBName: "SQLite",
-			Image: e.image, NginxURL: e.nginx.URL, Kill: kill, Heartbeat: 200 * time.Millisecond, Timeout: 3 * time.Minute,
+			Image: e.image(t, 16), NginxURL: e.nginx.URL + "/16", Kill: kill, Heartbeat: 200 * time.Millisecond, Timeout: 3 * time.Minute,
 			Logger: logtest.New(t), ScrapeAgents: true,
 		})
 		if err != nil {

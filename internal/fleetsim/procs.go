@@ -149,6 +149,7 @@ http {
 		return nil, err
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM} // its workers follow the master
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start nginx: %w", err)
 	}
@@ -207,6 +208,7 @@ func (c *controllerProc) start(ctx context.Context) error {
 	}
 	cmd := exec.Command(c.bin, c.args...)
 	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // no orphan when the simulation dies
 	if err := cmd.Start(); err != nil {
 		out.Close()
 		return fmt.Errorf("start %s controller: %w", c.bin, err)

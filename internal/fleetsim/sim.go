@@ -439,11 +439,11 @@ func (s *sim) nginxAlone(ctx context.Context, imageURL string) (float64, float64
 // Table renders reports as the README's Markdown table.
 func Table(reports []*Report) string {
 	var b strings.Builder
-	b.WriteString("| run | nodes | provisioned | nodes/min | p50 node | p99 node | MB/s written (read) | nginx alone MB/s | ratio | controller p99 callback | controller peak RSS | lost | provisioned twice | failures |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| run | nodes | image MiB | provisioned | nodes/min | p50 node | p99 node | MB/s written (read) | nginx alone MB/s | ratio | controller p99 callback | controller peak RSS | lost | provisioned twice | failures |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range reports {
-		fmt.Fprintf(&b, "| %s | %d | %d | %.0f | %s | %s | %.0f (%.0f) | %.0f | %.0f%% | %s | %.0f MiB | %d | %d | %d |\n",
-			r.Name, r.Nodes, r.Provisioned, r.NodesPerMin, r.P50.Round(10*time.Millisecond), r.P99.Round(10*time.Millisecond),
+		fmt.Fprintf(&b, "| %s | %d | %.0f | %d | %.0f | %s | %s | %.0f (%.0f) | %.0f | %.0f%% | %s | %.0f MiB | %d | %d | %d |\n",
+			r.Name, r.Nodes, r.ImageMiB, r.Provisioned, r.NodesPerMin, r.P50.Round(10*time.Millisecond), r.P99.Round(10*time.Millisecond),
 			r.WrittenMBps, r.ReadMBps, r.NginxMBps, 100*r.Ratio(), r.CallbackP99.Round(100*time.Microsecond), float64(r.PeakRSS)/(1<<20),
 			r.Lost, r.Twice, len(r.Failures))
 	}
