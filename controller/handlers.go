@@ -292,12 +292,13 @@ func (c *Controller) discovery(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var round int
-	var force bool
+	var force, again bool
 	var token string
 	err := c.update(r.Context(), mac, func(rec *NodeRecord, record recorder) error {
 		// Any repeated discovery in a round means the agent restarted (its
 		// job, if any, died with it): provision again, forced.
-		force = rec.Round > 1 || rec.has(PhaseDiscovered)
+		again = rec.has(PhaseDiscovered)
+		force = rec.Round > 1 || again
 		round, token = rec.Round, rec.Token
 		rec.NodeID, rec.AgentURL, rec.Pin, rec.Status, rec.LastStep = d.NodeID, agentURL, d.TLSFingerprint, nil, ""
 		rec.Discovery, _ = json.Marshal(d)
@@ -327,7 +328,7 @@ func (c *Controller) discovery(w http.ResponseWriter, r *http.Request) {
 			delete(c.posting, mac)
 			c.mu.Unlock()
 		}()
-		c.provision(c.bg, mac, round, force, d, agentURL, token)
+		c.provision(c.bg, mac, round, force, again, d, agentURL, token)
 	}()
 }
 
@@ -372,8 +373,9 @@ func agentURLOf(n Node, d api.Discovery, prefix netip.Prefix) (string, error) {
 
 // provision composes the node's document and posts it to its agent.
 // force is set from the second round on, and when the agent was discovered
-// again in the same round.
-func (c *Controller) provision(ctx context.Context, mac string, round int, force bool, d api.Discovery, agentURL, token string) {
+// again in the same round (again: then a job the agent already has in this
+// boot is adopted rather than started a second time).
+func (c *Controller) provision(ctx context.Context, mac string, round int, force, again bool, d api.Discovery, agentURL, token string) {
 	node, uid := c.nodes[mac], c.uids[mac]
 	base := c.baseURL()
 	images := c.nodeImages(node, base)
@@ -409,6 +411,9 @@ func (c *Controller) provision(ctx context.Context, mac string, round int, force
 		return
 	}
 	cl := c.agentClient(agentURL, pin, token)
+	if again && c.adoptExistingJob(ctx, cl, mac, round) {
+		return
+	}
 	start, err := cl.Provision(ctx, doc, force)
 	if err != nil && c.adoptRunningJob(ctx, cl, mac, round, err) {
 		return

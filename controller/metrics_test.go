@@ -387,3 +387,39 @@ func TestPhoneHomeRepeated(t *testing.T) {
 		t.Errorf("%d os-up events, want 1", n)
 	}
 }
+
+// TestRediscoveryAdoptsJob: a discovery repeated in the round (the agent
+// retrying one whose answer died with a killed controller) while the
+// agent already has a job of this boot, even one that succeeded, is not
+// posted again: the node is not provisioned twice (found by the fleet
+// simulation's SIGKILL run).
+func TestRediscoveryAdoptsJob(t *testing.T) {
+	for _, state := range []string{api.StateRunning, api.StateSucceeded} {
+		h := newHarness(t, nil)
+		rep := h.reporter("uuid-1")
+		if err := rep.Discovery(context.Background(), discovery("")); err != nil {
+			t.Fatal(err)
+		}
+		h.wait(PhaseProvisioning)
+		h.agent.mu.Lock()
+		h.agent.state = state
+		h.agent.mu.Unlock()
+		if err := rep.Discovery(context.Background(), discovery("")); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			evs := h.ctrl.Events()
+			if last := evs[len(evs)-1]; last.Phase == PhaseProvisioning && strings.Contains(last.Detail, "not posted again") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("agent %s: no adoption event: %+v", state, evs[len(evs)-1])
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if provs, _ := h.agent.calls(); len(provs) != 1 {
+			t.Errorf("agent %s: %d provision calls, want 1", state, len(provs))
+		}
+	}
+}

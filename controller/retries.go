@@ -36,3 +36,25 @@ func (c *Controller) adoptRunningJob(ctx context.Context, cl *api.Client, mac st
 	c.recordRound(mac, round, PhaseProvisioning, fmt.Sprintf("the agent already runs job %q (%s), started in this boot with this round's token: the round's job (the document was posted twice, across a controller restart)", st.ID, st.State))
 	return true
 }
+
+// adoptExistingJob is asked before posting the document again for a
+// second discovery in the round: when the agent already has a job of this
+// boot (pending, running or succeeded), the discovery was the agent
+// retrying one whose answer was lost with a killed controller, not an
+// agent that restarted, and posting again with force would provision the
+// node a second time. That job is the round's. An unreachable or idle agent
+// (it restarted: its job died with it) gets the document. Found by the
+// fleet simulation's SIGKILL run.
+func (c *Controller) adoptExistingJob(ctx context.Context, cl *api.Client, mac string, round int) bool {
+	st, err := cl.Status(ctx)
+	if err != nil {
+		return false
+	}
+	switch st.State {
+	case api.StatePending, api.StateRunning, api.StateSucceeded:
+	default:
+		return false
+	}
+	c.recordRound(mac, round, PhaseProvisioning, fmt.Sprintf("the agent already has job %q (%s) from this boot: the round's job (its discovery was repeated, not the agent restarted); not posted again", st.ID, st.State))
+	return true
+}
