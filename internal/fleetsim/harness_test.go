@@ -2,6 +2,9 @@ package fleetsim
 
 import (
 	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -70,19 +73,57 @@ func (e *env) image(t testing.TB, mib int) string {
 	return p
 }
 
+// flakyMirror is an image server that breaks every image download after
+// its first MiB: it forwards to the origin and aborts the response.
+func flakyMirror(t *testing.T, origin string) string {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		req, _ := http.NewRequestWithContext(r.Context(), r.Method, origin+r.URL.Path, nil)
+		if rg := r.Header.Get("Range"); rg != "" {
+			req.Header.Set("Range", rg)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		for _, k := range []string{"Content-Length", "Content-Range", "Content-Type", "Last-Modified", "ETag", "Accept-Ranges"} {
+			if v := resp.Header.Get(k); v != "" {
+				w.Header().Set(k, v)
+			}
+		}
+		w.WriteHeader(resp.StatusCode)
+		if strings.HasSuffix(r.URL.Path, ".zst") {
+			io.CopyN(w, resp.Body, 1<<20)
+			panic(http.ErrAbortHandler) // the connection breaks mid-download
+		}
+		io.Copy(w, resp.Body)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
 // TestHarness runs the simulation at N=3 on SQLite, then again with the
 // controller SIGKILLed mid-run: every node provisioned once, the table
 // filled, the nodes' agents scraped over HTTP with their bytes and steps
-// counted, no sparse file left behind.
+// counted, no sparse file left behind. In the first run the nodes'
+// documents name a server that breaks every download after 1 MiB, with
+// nginx as its mirror: each agent moves to the mirror mid-download (its
+// mirror_switch counter) and writes the whole image.
 func TestHarness(t *testing.T) {
 	e := newEnv(t)
+	flaky := flakyMirror(t, e.nginx.URL+"/16")
 	for _, kill := range []bool{false, true} {
 		dir := t.TempDir()
-		rep, err := Run(context.Background(), Config{
+		cfg := Config{
 			Bin: e.bin, Dir: dir, Nodes: 3, DB: "sqlite:" + filepath.Join(dir, "state", "controller.db"), DBName: "SQLite",
 			Image: e.image(t, 16), NginxURL: e.nginx.URL + "/16", Kill: kill, Heartbeat: 200 * time.Millisecond, Timeout: 3 * time.Minute,
 			Logger: logtest.New(t), ScrapeAgents: true,
-		})
+		}
+		if !kill {
+			cfg.ImageURLs = []string{flaky, e.nginx.URL + "/16"}
+		}
+		rep, err := Run(context.Background(), cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -106,6 +147,9 @@ func TestHarness(t *testing.T) {
 			}
 			if n := fam.Histogram("imprint_agent_step_duration_seconds", map[string]string{"step": "images", "state": "succeeded"}).Count; n != 1 {
 				t.Errorf("agent %s: %d images steps observed", mac, n)
+			}
+			if v := fam.Value("imprint_agent_retries_total", map[string]string{"kind": "mirror_switch"}); !kill && v < 1 {
+				t.Errorf("agent %s: %v mirror switches, want ≥ 1 (the first server breaks every download)", mac, v)
 			}
 		}
 		if len(rep.AgentFamilies) != 3 {

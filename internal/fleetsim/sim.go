@@ -57,6 +57,10 @@ type Config struct {
 	DBName   string // for the table: "SQLite", "PostgreSQL"
 	Image    string // the .zst image (manifest beside), served by nginx
 	NginxURL string // nginx base URL serving Image's directory
+	// ImageURLs are the controller's --image-url servers (default:
+	// NginxURL): the first is in the nodes' documents, the others and the
+	// controller are their mirrors.
+	ImageURLs []string
 	// ImageSlots bounds the image writes running at once in this process
 	// (default 64); the baseline uses the same bound.
 	ImageSlots int
@@ -201,8 +205,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	token := fmt.Sprintf("fleet-sim-operator-%d", time.Now().UnixNano())
 	args := []string{"controller", "--listen", "127.0.0.1:" + strconv.Itoa(port), "--token", token, "--db", cfg.DB,
 		"--id", "fleet-sim-controller", "--kernel", kernel, "--initrd", initrd, "--image", "/=" + cfg.Image + ":ext4",
-		"--image-url", cfg.NginxURL, "--network", "10.200.0.0/16", "--gateway", "10.200.0.1", "--dns", "10.200.0.1",
+		"--network", "10.200.0.0/16", "--gateway", "10.200.0.1", "--dns", "10.200.0.1",
 		"--log-format", "json"}
+	if len(cfg.ImageURLs) == 0 {
+		cfg.ImageURLs = []string{cfg.NginxURL}
+	}
+	for _, u := range cfg.ImageURLs {
+		args = append(args, "--image-url", u)
+	}
 	nodes := make([]*node, cfg.Nodes)
 	for i := range nodes {
 		n := &node{i: i + 1, mac: macOf(i + 1), hostname: fmt.Sprintf("sim-%05d", i+1), sim: s}
