@@ -24,7 +24,7 @@ type Deps struct {
 	Power api.Power
 	// Jobs backs plan, provision and events (nil: 503).
 	Jobs api.Jobs
-	// Metrics backs GET /v1/metrics (nil: 404).
+	// Metrics backs GET /v1/metrics (nil: 503).
 	Metrics *Metrics
 	// Reporter, if set, receives the discovery callback once serving
 	// (retried until acknowledged or the agent stops).
