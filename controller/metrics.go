@@ -3,9 +3,12 @@ package controller
 import (
 	"context"
 	"crypto/subtle"
+	"errors"
 	"io"
+	"net"
 	"net/http"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -379,3 +382,27 @@ func (c *Controller) observeResult(st api.Status, provStart time.Time) {
 // Metrics are the controller's metrics, for the power drivers
 // (Metrics.PowerAction) and for registering more collectors.
 func (c *Controller) Metrics() *Metrics { return c.metrics }
+
+// PowerFailureReason classifies a power driver's error for PowerAction
+// when the driver knows no better: nil is success (""), a deadline or a
+// network timeout is PowerReasonTimeout, a refused or unroutable
+// connection PowerReasonUnreachable, anything else PowerReasonOther.
+// Drivers report PowerReasonAuth, PowerReasonBMCError and
+// PowerReasonUnsupported themselves, from what the BMC answered.
+func PowerFailureReason(err error) string {
+	if err == nil {
+		return powerReasonNone
+	}
+	var ne net.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return PowerReasonTimeout
+	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH), errors.Is(err, syscall.ECONNRESET):
+		return PowerReasonUnreachable
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Op == "dial" {
+		return PowerReasonUnreachable
+	}
+	return PowerReasonOther
+}

@@ -2,6 +2,8 @@ package controller
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -420,6 +422,26 @@ func TestRediscoveryAdoptsJob(t *testing.T) {
 		}
 		if provs, _ := h.agent.calls(); len(provs) != 1 {
 			t.Errorf("agent %s: %d provision calls, want 1", state, len(provs))
+		}
+	}
+}
+
+func TestPowerFailureReason(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Nanosecond)
+	defer cancel()
+	<-ctx.Done()
+	_, dialErr := net.DialTimeout("tcp", "127.0.0.1:1", time.Second) // nothing listens on port 1
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{nil, ""},
+		{fmt.Errorf("ipmi chassis power on: %w", ctx.Err()), PowerReasonTimeout},
+		{fmt.Errorf("redfish: %w", dialErr), PowerReasonUnreachable},
+		{errors.New("something else"), PowerReasonOther},
+	} {
+		if got := PowerFailureReason(tc.err); got != tc.want {
+			t.Errorf("PowerFailureReason(%v) = %q, want %q", tc.err, got, tc.want)
 		}
 	}
 }
