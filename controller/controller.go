@@ -193,8 +193,10 @@ type Controller struct {
 	nodes map[string]Node // the configured nodes, by MAC
 	uids  map[string]int  // Nailgun uid of each node (its position in Config.Nodes)
 
-	mu      sync.Mutex      // serializes this process's read-modify-write of node rows
-	leases  leaseCache      // the leases this controller wrote, by MAC (under mu)
+	mu      sync.Mutex             // guards posting, changed, listen, srv
+	nodeMu  map[string]*sync.Mutex // by MAC: serializes this process's read-modify-write of one node's row
+	leaseMu sync.Mutex
+	leases  leaseCache      // the leases this controller wrote, by MAC (under leaseMu)
 	posting map[string]bool // a provision.json is being composed and posted
 	changed chan struct{}   // closed and replaced on every event
 	listen  string          // the listener's URL once started
@@ -212,7 +214,7 @@ type Controller struct {
 func New(cfg Config) (*Controller, error) {
 	var ce configErrors
 	cfg.resolve(ce.bad)
-	c := &Controller{images: map[string]string{}, nodes: map[string]Node{}, uids: map[string]int{}, posting: map[string]bool{}, changed: make(chan struct{}), leases: leaseCache{}}
+	c := &Controller{images: map[string]string{}, nodes: map[string]Node{}, uids: map[string]int{}, posting: map[string]bool{}, changed: make(chan struct{}), leases: leaseCache{}, nodeMu: map[string]*sync.Mutex{}}
 	c.loadImages(&cfg, ce.bad)
 	c.loadNodes(cfg, ce.bad)
 	if err := errors.Join(ce.errs...); err != nil {
@@ -432,6 +434,7 @@ func (c *Controller) loadNodes(cfg Config, bad func(field, format string, a ...a
 		}
 		c.nodes[n.MAC] = n
 		c.uids[n.MAC] = i + 1
+		c.nodeMu[n.MAC] = &sync.Mutex{}
 	}
 	if len(cfg.Nodes) == 0 {
 		bad("nodes", "at least one node is required")
@@ -751,19 +754,23 @@ func (e errLeased) Error() string {
 // saves row and events in one transaction, then emits the events. fn's
 // error discards the change.
 func (c *Controller) update(ctx context.Context, mac string, fn func(r *NodeRecord, rec recorder) error) error {
-	c.mu.Lock()
+	// One node at a time, nodes in parallel: a fleet's callbacks do not
+	// queue behind each other's database round trips.
+	nl := c.nodeMu[mac]
+	if nl == nil {
+		return fmt.Errorf("update %s: %w", mac, ErrUnknownNode)
+	}
+	nl.Lock()
+	defer nl.Unlock()
 	held, holder, err := c.lease(ctx, mac)
 	if err != nil {
-		c.mu.Unlock()
 		return err
 	}
 	if !held {
-		c.mu.Unlock()
 		return errLeased{mac, holder}
 	}
 	r, err := c.store.Node(ctx, mac)
 	if err != nil {
-		c.mu.Unlock()
 		return err
 	}
 	var evs []Event
@@ -772,17 +779,16 @@ func (c *Controller) update(ctx context.Context, mac string, fn func(r *NodeReco
 		evs = append(evs, Event{Time: c.now(), MAC: mac, Round: r.Round, Phase: p, Detail: detail})
 	}
 	if err := fn(&r, rec); err != nil {
-		c.mu.Unlock()
 		return err
 	}
-	err = c.store.Save(ctx, r, evs...)
-	if err == nil && len(evs) > 0 {
+	if err := c.store.Save(ctx, r, evs...); err != nil {
+		return err
+	}
+	if len(evs) > 0 {
+		c.mu.Lock()
 		close(c.changed)
 		c.changed = make(chan struct{})
-	}
-	c.mu.Unlock()
-	if err != nil {
-		return err
+		c.mu.Unlock()
 	}
 	for _, ev := range evs {
 		c.emit(ev)
