@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
@@ -443,5 +444,45 @@ func TestPowerFailureReason(t *testing.T) {
 		if got := PowerFailureReason(tc.err); got != tc.want {
 			t.Errorf("PowerFailureReason(%v) = %q, want %q", tc.err, got, tc.want)
 		}
+	}
+}
+
+// TestResumeRebootAgentGone: a restarted controller that finds a success
+// whose reboot was not recorded, and an agent that no longer answers (the
+// dead controller had asked; the node is rebooting), records no failure:
+// the node's local-boot iPXE and phone-home carry the round on (found by
+// the fleet simulation's SIGKILL run).
+func TestResumeRebootAgentGone(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := context.Background()
+	rec, err := h.store.Node(ctx, testMAC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := httptest.NewServer(http.NotFoundHandler())
+	deadURL := dead.URL
+	dead.Close()
+	rec.Phases = []Phase{PhaseBootstrap, PhaseDiscovered, PhaseProvisioning, PhaseProvisioned}
+	rec.Token, rec.PhoneSecret, rec.AgentURL, rec.Local = "node-token-1", "phone-1", deadURL, true
+	if err := h.store.Save(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if _, err := h.ctrl.Start(sctx); err != nil {
+		t.Fatal(err)
+	}
+	if code, script := h.get("/ipxe?mac=" + testMAC); code != 200 || !strings.Contains(script, "sanboot") {
+		t.Fatalf("local boot: %d %s", code, script)
+	}
+	resp, err := http.PostForm(h.srv.URL+"/phone-home/"+testMAC+"/phone-1", map[string][]string{"hostname": {"node-1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	h.wait(PhaseOSUp)
+	time.Sleep(100 * time.Millisecond) // resume runs in the background: give it its chance to record a failure
+	if r, _ := h.ctrl.node(testMAC); r.has(PhaseFailed) || nodeState(r) != PhaseOSUp {
+		t.Errorf("phases %v: want os-up, no failure", r.Phases)
 	}
 }

@@ -28,7 +28,7 @@ func (c *Controller) resume(ctx context.Context) {
 				continue
 			}
 			c.log.Info("resume: asking the agent to reboot, as the last controller did not", "mac", mac, "round", rec.Round)
-			c.reboot(ctx, mac, rec.Round, rec.AgentURL, rec.Pin, rec.Token)
+			c.rebootAfterRestart(ctx, mac, rec.Round, rec.AgentURL, rec.Pin, rec.Token)
 		}
 	}
 }

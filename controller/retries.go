@@ -58,3 +58,25 @@ func (c *Controller) adoptExistingJob(ctx context.Context, cl *api.Client, mac s
 	c.recordRound(mac, round, PhaseProvisioning, fmt.Sprintf("the agent already has job %q (%s) from this boot: the round's job (its discovery was repeated, not the agent restarted); not posted again", st.ID, st.State))
 	return true
 }
+
+// rebootAfterRestart asks the agent to reboot for a restarted controller
+// whose predecessor recorded the success but not the reboot. That
+// predecessor may have asked already and died before recording it: then
+// the agent is gone (the node is rebooting), and an unreachable agent is
+// no failure. The node's next iPXE request (local boot) and phone-home
+// carry its round on. An agent that answers goes through reboot as
+// always. Found by the fleet simulation's SIGKILL run, where such nodes
+// were recorded failed yet came up.
+func (c *Controller) rebootAfterRestart(ctx context.Context, mac string, round int, agentURL, pin, token string) {
+	err := c.agentClient(agentURL, pin, token).Reboot(ctx)
+	if err == nil {
+		c.recordRound(mac, round, PhaseRebooting, "POST "+agentURL+"/v1/reboot accepted (after a controller restart)")
+		return
+	}
+	var re *api.ResponseError
+	if !errors.As(err, &re) {
+		c.log.Warn("resume: the agent is unreachable: it may be rebooting on the last controller's request; waiting for its iPXE", "mac", mac, "round", round, "err", err)
+		return
+	}
+	c.reboot(ctx, mac, round, agentURL, pin, token)
+}
