@@ -46,10 +46,11 @@ func (c *Controller) routes() http.Handler {
 	r.Get("/images/{name}", c.image)
 	// A node's agent calls back under its own path, with its own token.
 	r.Route("/agent/{mac}", func(r chi.Router) {
+		r.Use(m.timeAgentCallbacks) // the token check included
 		r.Use(c.authenticateNode)
-		r.Method(http.MethodPost, "/discovery", m.timeCallback("discovery", http.HandlerFunc(c.discovery)))
-		r.Method(http.MethodPost, "/progress", m.timeCallback("progress", http.HandlerFunc(c.progress)))
-		r.Method(http.MethodPost, "/result", m.timeCallback("result", http.HandlerFunc(c.result)))
+		r.Post("/discovery", c.discovery)
+		r.Post("/progress", c.progress)
+		r.Post("/result", c.result)
 	})
 	// cloud-init's phone_home sends no credentials: the secret is in the
 	// URL the configdrive gave it.

@@ -276,6 +276,23 @@ func (m *Metrics) timeCallback(kind string, next http.Handler) http.Handler {
 	})
 }
 
+// timeAgentCallbacks times the agent's callbacks (…/discovery, /progress,
+// /result) by the last element of their path.
+func (m *Metrics) timeAgentCallbacks(next http.Handler) http.Handler {
+	timed := map[string]http.Handler{}
+	for _, k := range []string{"discovery", "progress", "result", callbackOther} {
+		timed[k] = m.timeCallback(k, next)
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		kind := r.URL.Path[strings.LastIndexByte(r.URL.Path, '/')+1:]
+		h, ok := timed[kind]
+		if !ok {
+			h = timed[callbackOther]
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
 func codeClass(code int) string {
 	switch {
 	case code >= 500:
