@@ -15,6 +15,7 @@ import (
 
 	"github.com/imprint-dev/imprint/api"
 	"github.com/imprint-dev/imprint/imagewriter"
+	"github.com/imprint-dev/imprint/internal/logtest"
 	"github.com/imprint-dev/imprint/internal/promscrape"
 	"github.com/imprint-dev/imprint/prepare"
 )
@@ -76,7 +77,7 @@ func TestAgentMetrics(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	buf := &syncBuffer{}
+	buf := &logtest.Buffer{}
 	log := testLogger(t, buf)
 	m := NewMetrics(nil)
 	f := newFakeSteps()

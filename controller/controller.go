@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/imprint-dev/imprint/api"
+	"github.com/imprint-dev/imprint/internal/eventlog"
 	"github.com/imprint-dev/imprint/provision"
 	"github.com/imprint-dev/imprint/pxe"
 )
@@ -160,6 +161,10 @@ const (
 	PhaseFailed       Phase = "failed"        // the round failed; Detail says where
 )
 
+// maxRecentEvents is how many of the events it recorded a controller keeps
+// in memory (its Wait wakes on each new one); the store keeps them all.
+const maxRecentEvents = 256
+
 // Event is one entry of the timeline.
 type Event struct {
 	Time   time.Time
@@ -193,14 +198,14 @@ type Controller struct {
 	nodes map[string]Node // the configured nodes, by MAC
 	uids  map[string]int  // Nailgun uid of each node (its position in Config.Nodes)
 
-	mu      sync.Mutex             // guards posting, changed, listen, srv
+	mu      sync.Mutex             // guards posting, listen, srv
 	nodeMu  map[string]*sync.Mutex // by MAC: serializes this process's read-modify-write of one node's row
 	leaseMu sync.Mutex
-	leases  leaseCache      // the leases this controller wrote, by MAC (under leaseMu)
-	posting map[string]bool // a provision.json is being composed and posted
-	changed chan struct{}   // closed and replaced on every event
-	listen  string          // the listener's URL once started
-	notify  sync.Mutex      // serializes OnEvent calls
+	leases  leaseCache           // the leases this controller wrote, by MAC (under leaseMu)
+	posting map[string]bool      // a provision.json is being composed and posted
+	events  *eventlog.Log[Event] // the events this process recorded (the store has every controller's)
+	listen  string               // the listener's URL once started
+	notify  sync.Mutex           // serializes OnEvent calls
 
 	bg        context.Context
 	stopBG    context.CancelFunc
@@ -214,7 +219,8 @@ type Controller struct {
 func New(cfg Config) (*Controller, error) {
 	var ce configErrors
 	cfg.resolve(ce.bad)
-	c := &Controller{images: map[string]string{}, nodes: map[string]Node{}, uids: map[string]int{}, posting: map[string]bool{}, changed: make(chan struct{}), leases: leaseCache{}, nodeMu: map[string]*sync.Mutex{}}
+	c := &Controller{images: map[string]string{}, nodes: map[string]Node{}, uids: map[string]int{}, posting: map[string]bool{}, events: eventlog.New[Event](maxRecentEvents),
+		leases: leaseCache{}, nodeMu: map[string]*sync.Mutex{}}
 	c.loadImages(&cfg, ce.bad)
 	c.loadNodes(cfg, ce.bad)
 	if err := errors.Join(ce.errs...); err != nil {
@@ -617,9 +623,7 @@ func (c *Controller) Wait(ctx context.Context, mac string, p Phase) (Event, erro
 		return Event{}, fmt.Errorf("wait %s %s: %w", m, p, ErrUnknownNode)
 	}
 	for {
-		c.mu.Lock()
-		ch := c.changed
-		c.mu.Unlock()
+		ch := c.events.Changed()
 		rec, err := c.store.Node(ctx, m)
 		if err != nil {
 			return Event{}, fmt.Errorf("wait for node %s to reach %s: %w", m, p, err)
@@ -784,11 +788,8 @@ func (c *Controller) update(ctx context.Context, mac string, fn func(r *NodeReco
 	if err := c.store.Save(ctx, r, evs...); err != nil {
 		return err
 	}
-	if len(evs) > 0 {
-		c.mu.Lock()
-		close(c.changed)
-		c.changed = make(chan struct{})
-		c.mu.Unlock()
+	for _, ev := range evs {
+		c.events.Append(func(int64) Event { return ev })
 	}
 	for _, ev := range evs {
 		c.emit(ev)
