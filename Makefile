@@ -11,7 +11,7 @@ export GOFLAGS     := -trimpath
 # even where the environment or GOROOT/go.env says GOTOOLCHAIN=local.
 export GOTOOLCHAIN := auto
 
-.PHONY: all build deps vulncheck lint race test test-unit test-loop test-vm test-slow fuzz bench demo clean initramfs pxe image
+.PHONY: all build deps vulncheck lint race test test-unit test-loop test-vm test-slow fuzz bench fleet-sim demo clean initramfs pxe image
 
 all: build
 
@@ -110,6 +110,16 @@ fuzz:
 # bench: image writer vs curl|gzip|dd and friends (README, Performance); minutes, never in test.
 bench:
 	scripts/bench-image.sh
+
+# fleet-sim: the fleet simulation (internal/fleetsim, README "Fleet
+# simulation"): the controller process on SQLite and on PostgreSQL, stock
+# nginx serving a real image, NODES simulated nodes (comma separated sizes),
+# then the same with the controller SIGKILLed mid-run; prints the table and
+# writes build/fleet-sim/report.md. Minutes; never part of make test.
+NODES ?= 50,200,1000
+fleet-sim: build
+	IMPRINT_BIN=$(CURDIR)/$(BIN) $(GO) test -tags fleetsim -run '^TestFleetSim$$' -timeout 0 -count=1 -v ./internal/fleetsim \
+		-args -nodes=$(NODES) -out $(CURDIR)/build/fleet-sim/report.md
 
 # image builds the default bootable target image (Debian bookworm from the
 # host's apt mirror: kernel, grub-pc, cloud-init, lvm2, mdadm, ssh) into

@@ -24,6 +24,8 @@ type Deps struct {
 	Power api.Power
 	// Jobs backs plan, provision and events (nil: 503).
 	Jobs api.Jobs
+	// Metrics backs GET /v1/metrics (nil: 503).
+	Metrics *Metrics
 	// Reporter, if set, receives the discovery callback once serving
 	// (retried until acknowledged or the agent stops).
 	Reporter Reporter
@@ -94,6 +96,7 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 		Jobs:      a.deps.Jobs,
 		Power:     a.deps.Power,
 		Logs:      a.deps.Logs,
+		Metrics:   a.deps.Metrics.handler(),
 	})
 	baseCtx, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelBase()

@@ -46,6 +46,8 @@ type JobsOptions struct {
 	// MaxEvents is how many events are kept for replay (default 4096).
 	MaxEvents int
 	Now       func() time.Time
+	// Metrics, when set, observe each step's duration and each job's end.
+	Metrics *Metrics
 }
 
 // Jobs runs provisioning jobs, one at a time, and keeps their state and

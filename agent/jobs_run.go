@@ -83,6 +83,7 @@ func (j *Jobs) run(jb *job) {
 	}
 	state, jerr := jb.state, jb.err
 	j.mu.Unlock()
+	j.opts.Metrics.job(state)
 	cancel()
 	<-hbDone
 
@@ -116,6 +117,7 @@ func (j *Jobs) runStep(ctx context.Context, jb *job, log *slog.Logger, name, lin
 	}
 	dur := j.opts.Now().Sub(t0)
 	if err != nil {
+		j.opts.Metrics.step(name, string(api.StepFailed), dur)
 		if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil {
 			err = fmt.Errorf("cancelled (%v): %w", cause, err)
 		}
@@ -130,6 +132,7 @@ func (j *Jobs) runStep(ctx context.Context, jb *job, log *slog.Logger, name, lin
 		return err
 	}
 	j.setStep(jb, name, api.StepSucceeded, dur, "")
+	j.opts.Metrics.step(name, string(api.StepSucceeded), dur)
 	log.Info("step done", "step", name, "duration", dur)
 	j.emit(api.Event{Type: api.EventStepEnd, Job: jb.id, Step: name, State: string(api.StepSucceeded), DurationSeconds: dur.Seconds()})
 	return nil

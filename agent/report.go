@@ -45,6 +45,8 @@ type CallbackClient struct {
 	// Sleep waits between attempts (tests replace it); it returns ctx.Err()
 	// when ctx ends first.
 	Sleep func(ctx context.Context, d time.Duration) error
+	// Metrics, when set, count the callbacks attempted again.
+	Metrics *Metrics
 
 	mu        sync.Mutex
 	announced string // the NodeID the discovery carried, when NodeID is empty
@@ -118,6 +120,7 @@ func (c *CallbackClient) postRetry(ctx context.Context, kind string, body any) e
 		if serr := sleep(ctx, wait); serr != nil {
 			return fmt.Errorf("%w (gave up after %d attempts: %v)", err, attempt, serr)
 		}
+		c.Metrics.retry(RetryCallback)
 		wait = min(2*wait, maxWait)
 	}
 }

@@ -41,6 +41,8 @@ type ImageWriter struct {
 	Runner      imagewriter.Runner // grows the filesystem; nil: not grown
 	// Options are the base imagewriter options (timeouts, retries).
 	Options imagewriter.Options
+	// Metrics, when set, count the bytes read and written and the retries.
+	Metrics *Metrics
 }
 
 var _ Images = ImageWriter{}
@@ -54,6 +56,7 @@ func (w ImageWriter) Write(ctx context.Context, job *prepare.Job, img prepare.Im
 		Format:       img.Format,
 		SHA256:       img.SHA256,
 		SHA512:       img.SHA512,
+		Mirrors:      img.Mirrors,
 		FuelMetadata: true,
 	}
 	if err := req.Validate(); err != nil {
@@ -66,7 +69,9 @@ func (w ImageWriter) Write(ctx context.Context, job *prepare.Job, img prepare.Im
 	if w.Runner != nil {
 		opts.Runner = devguard.GuardedRunner{Set: job.Devices, Runner: w.Runner}
 	}
+	counter := w.Metrics.ImageCounter()
 	opts.Progress = func(p imagewriter.Progress) {
+		counter.Progress(p)
 		if progress != nil {
 			progress(p.BytesWritten, p.TotalWritten)
 		}
@@ -75,6 +80,7 @@ func (w ImageWriter) Write(ctx context.Context, job *prepare.Job, img prepare.Im
 	if err != nil {
 		return ImageResult{}, err
 	}
+	counter.Done(res)
 	if progress != nil {
 		progress(res.BytesWritten, res.BytesWritten)
 	}

@@ -43,6 +43,9 @@ type Deps struct {
 	Jobs      Jobs
 	Power     Power
 	Logs      Logs
+	// Metrics serves GET /v1/metrics (Prometheus), behind the token like
+	// the rest of /v1; nil: 503.
+	Metrics http.Handler
 }
 
 // NewRouter returns the agent's HTTP handler.
@@ -72,6 +75,13 @@ func NewRouter(deps Deps) http.Handler {
 		r.Mount("/provision", provisionResource{deps.Jobs}.Routes())
 		r.Mount("/events", eventsResource{deps.Jobs}.Routes())
 		r.Mount("/logs", logsResource{deps.Logs}.Routes())
+		r.Get("/metrics", func(w http.ResponseWriter, r *http.Request) {
+			if deps.Metrics == nil {
+				writeError(w, http.StatusServiceUnavailable, "this agent serves no metrics")
+				return
+			}
+			deps.Metrics.ServeHTTP(w, r)
+		})
 		power := powerResource{deps.Power, deps.Logger}
 		r.Post("/reboot", power.reboot)
 		r.Post("/poweroff", power.poweroff)

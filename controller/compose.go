@@ -64,6 +64,9 @@ type ComposeImage struct {
 	Format     string // ext2|ext3|ext4|xfs
 	Container  string // gzip|raw|zstd|xz
 	RawSize    int64  // bytes, from the Fuel metadata YAML; 0 if unknown
+	// Mirrors are more URLs of the same file (image_data mirrors,
+	// imprint's extension), tried in turn when URI fails.
+	Mirrors []string
 }
 
 // Network is the admin network of the nodes.
@@ -207,7 +210,7 @@ func Compose(req ComposeRequest) ([]byte, error) {
 	}
 	images := map[string]provision.ImageData{}
 	for _, im := range req.Images {
-		images[im.MountPoint] = provision.ImageData{URI: im.URI, Format: im.Format, Container: im.Container}
+		images[im.MountPoint] = provision.ImageData{URI: im.URI, Format: im.Format, Container: im.Container, Mirrors: im.Mirrors}
 	}
 	// Nailgun wraps these values in literal double quotes; fuel-agent (and
 	// provision.Parse) strip them.

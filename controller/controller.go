@@ -80,6 +80,31 @@ type Config struct {
 	Profile string
 	// AgentTimeout bounds each call to an agent (default 30s).
 	AgentTimeout time.Duration
+
+	// ImageURLs are base URLs of stock HTTP servers (nginx) serving the
+	// same image files under the same names (base URL + "/" + file name,
+	// the manifest and metadata beside them). A node's image_data then
+	// points at the first, with the others and finally the controller
+	// itself as mirrors. Empty: the controller serves the images.
+	ImageURLs []string
+	// GroupImageURLs are ImageURLs per rack group (Node.Group): a node of
+	// a group listed here gets its group's servers instead of ImageURLs.
+	GroupImageURLs map[string][]string
+	// MaxTransfers bounds the image downloads the controller serves at
+	// once (default DefaultMaxTransfers; negative: no limit). A download
+	// finding every slot busy waits up to TransferWait (default
+	// DefaultTransferWait), then gets 503 with Retry-After, which the
+	// agent's image writer retries.
+	MaxTransfers int
+	TransferWait time.Duration
+	// Metrics are the Prometheus metrics served at GET /metrics (default:
+	// NewMetrics on a fresh registry). The controller adds the node-state
+	// gauge to its registry.
+	Metrics *Metrics
+	// MetricsToken, when set, is the bearer a scrape of /metrics must
+	// bring (never the operator token). Empty: /metrics is open; it shows
+	// counts and durations, no node identity and no secret.
+	MetricsToken string
 }
 
 // Image is one target image.
@@ -100,6 +125,9 @@ type Node struct {
 	// IPv4 address in the admin network (else the first address) and
 	// listen port.
 	AgentURL string
+	// Group is the node's rack group: its images come from
+	// Config.GroupImageURLs[Group] when that is set.
+	Group string
 	// Cmdline holds extra kernel parameters of the bootstrap; console=
 	// entries replace the default consoles.
 	Cmdline []string
@@ -162,13 +190,18 @@ type Controller struct {
 	now     func() time.Time
 	store   Store
 	images  map[string]string // URL name → file
-	rootImg []ComposeImage    // URIs relative to the base URL ("/images/x")
+	metrics *Metrics
+	limit   *transferLimiter // nil: no limit
+	rootImg []ComposeImage   // URIs relative to the base URL ("/images/x")
 	handler http.Handler
 
 	nodes map[string]Node // the configured nodes, by MAC
 	uids  map[string]int  // Nailgun uid of each node (its position in Config.Nodes)
 
-	mu      sync.Mutex           // serializes this process's read-modify-write of node rows
+	mu      sync.Mutex             // guards posting, listen, srv
+	nodeMu  map[string]*sync.Mutex // by MAC: serializes this process's read-modify-write of one node's row
+	leaseMu sync.Mutex
+	leases  leaseCache           // the leases this controller wrote, by MAC (under leaseMu)
 	posting map[string]bool      // a provision.json is being composed and posted
 	events  *eventlog.Log[Event] // the events this process recorded (the store has every controller's)
 	listen  string               // the listener's URL once started
@@ -186,7 +219,8 @@ type Controller struct {
 func New(cfg Config) (*Controller, error) {
 	var ce configErrors
 	cfg.resolve(ce.bad)
-	c := &Controller{images: map[string]string{}, nodes: map[string]Node{}, uids: map[string]int{}, posting: map[string]bool{}, events: eventlog.New[Event](maxRecentEvents)}
+	c := &Controller{images: map[string]string{}, nodes: map[string]Node{}, uids: map[string]int{}, posting: map[string]bool{}, events: eventlog.New[Event](maxRecentEvents),
+		leases: leaseCache{}, nodeMu: map[string]*sync.Mutex{}}
 	c.loadImages(&cfg, ce.bad)
 	c.loadNodes(cfg, ce.bad)
 	if err := errors.Join(ce.errs...); err != nil {
@@ -202,6 +236,13 @@ func New(cfg Config) (*Controller, error) {
 	c.now = cfg.Now
 	c.store = cfg.Store
 	c.bg, c.stopBG = context.WithCancel(context.Background())
+	c.metrics = cfg.Metrics
+	if err := c.metrics.reg.Register(newNodeStates(c.store, c.log.Error)); err != nil {
+		return nil, fmt.Errorf("controller: metrics: %w", err)
+	}
+	if cfg.MaxTransfers > 0 {
+		c.limit = newTransferLimiter(cfg.MaxTransfers, cfg.TransferWait, c.metrics)
+	}
 	c.handler = c.routes()
 	return c, nil
 }
@@ -295,6 +336,7 @@ func (cfg *Config) resolve(bad func(field, format string, a ...any)) {
 	if cfg.LeaseTTL <= 0 {
 		cfg.LeaseTTL = 30 * time.Second
 	}
+	cfg.resolveImageServing(bad)
 }
 
 // loadImages checks cfg's images and registers what is served under
@@ -398,6 +440,7 @@ func (c *Controller) loadNodes(cfg Config, bad func(field, format string, a ...a
 		}
 		c.nodes[n.MAC] = n
 		c.uids[n.MAC] = i + 1
+		c.nodeMu[n.MAC] = &sync.Mutex{}
 	}
 	if len(cfg.Nodes) == 0 {
 		bad("nodes", "at least one node is required")
@@ -529,6 +572,7 @@ func (c *Controller) startRenewal() {
 // up this controller's leases (the store stays open: its owner closes it).
 func (c *Controller) Close() error {
 	err := c.stop()
+	c.forgetLease("")
 	if rerr := c.store.ReleaseLease(context.Background(), "", c.cfg.ID); rerr != nil {
 		err = errors.Join(err, rerr)
 	}
@@ -714,19 +758,23 @@ func (e errLeased) Error() string {
 // saves row and events in one transaction, then emits the events. fn's
 // error discards the change.
 func (c *Controller) update(ctx context.Context, mac string, fn func(r *NodeRecord, rec recorder) error) error {
-	c.mu.Lock()
-	held, holder, err := c.store.Lease(ctx, mac, c.cfg.ID, c.now(), c.now().Add(c.cfg.LeaseTTL))
+	// One node at a time, nodes in parallel: a fleet's callbacks do not
+	// queue behind each other's database round trips.
+	nl := c.nodeMu[mac]
+	if nl == nil {
+		return fmt.Errorf("update %s: %w", mac, ErrUnknownNode)
+	}
+	nl.Lock()
+	defer nl.Unlock()
+	held, holder, err := c.lease(ctx, mac)
 	if err != nil {
-		c.mu.Unlock()
 		return err
 	}
 	if !held {
-		c.mu.Unlock()
 		return errLeased{mac, holder}
 	}
 	r, err := c.store.Node(ctx, mac)
 	if err != nil {
-		c.mu.Unlock()
 		return err
 	}
 	var evs []Event
@@ -735,24 +783,20 @@ func (c *Controller) update(ctx context.Context, mac string, fn func(r *NodeReco
 		evs = append(evs, Event{Time: c.now(), MAC: mac, Round: r.Round, Phase: p, Detail: detail})
 	}
 	if err := fn(&r, rec); err != nil {
-		c.mu.Unlock()
 		return err
 	}
-	err = c.store.Save(ctx, r, evs...)
-	if err == nil {
-		for _, ev := range evs {
-			c.events.Append(func(int64) Event { return ev })
-		}
-	}
-	c.mu.Unlock()
-	if err != nil {
+	if err := c.store.Save(ctx, r, evs...); err != nil {
 		return err
+	}
+	for _, ev := range evs {
+		c.events.Append(func(int64) Event { return ev })
 	}
 	for _, ev := range evs {
 		c.emit(ev)
 		// A node at rest (its OS up, or its round failed) is nobody's
 		// to drive until it calls again.
 		if ev.Phase == PhaseOSUp || ev.Phase == PhaseFailed {
+			c.forgetLease(mac)
 			if err := c.store.ReleaseLease(ctx, mac, c.cfg.ID); err != nil {
 				c.log.Error("release lease", "mac", mac, "err", err)
 			}

@@ -40,6 +40,8 @@ type fakeAgent struct {
 	reboots    int
 	// provisionStatus, when not 0, is the answer to POST /v1/provision.
 	provisionStatus int
+	// state, when set, is the job state GET /v1/provision reports.
+	state string
 }
 
 type provisionCall struct {
@@ -89,6 +91,9 @@ func newFakeAgentTLS(t *testing.T, useTLS bool) *fakeAgent {
 		st := api.Status{State: api.StateIdle}
 		if n := len(a.provisions); n > 0 {
 			st = api.Status{ID: fmt.Sprintf("job-%d", n), State: api.StateRunning}
+		}
+		if a.state != "" {
+			st.State = a.state
 		}
 		a.mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
@@ -547,6 +552,7 @@ func TestAgentUnreachable(t *testing.T) {
 func TestAgentRefusesProvision(t *testing.T) {
 	h := newHarness(t, nil)
 	h.agent.provisionStatus = http.StatusConflict
+	h.agent.state = api.StateIdle // locked, say: no job of this round runs
 	if err := h.reporter("uuid-1").Discovery(context.Background(), discovery("")); err != nil {
 		t.Fatal(err)
 	}
@@ -554,6 +560,23 @@ func TestAgentRefusesProvision(t *testing.T) {
 	defer cancel()
 	if _, err := h.ctrl.Wait(ctx, testMAC, PhaseProvisioning); err == nil || !strings.Contains(err.Error(), "409: a provisioning job is already running") {
 		t.Fatalf("Wait(provisioning) = %v", err)
+	}
+}
+
+// TestAgentBusyAdopted: a 409 from an agent that already runs a job (the
+// document posted twice across a controller restart) is the round's job,
+// not a failure.
+func TestAgentBusyAdopted(t *testing.T) {
+	h := newHarness(t, nil)
+	h.agent.provisionStatus = http.StatusConflict
+	if err := h.reporter("uuid-1").Discovery(context.Background(), discovery("")); err != nil {
+		t.Fatal(err)
+	}
+	if ev := h.wait(PhaseProvisioning); !strings.Contains(ev.Detail, "already runs job") {
+		t.Errorf("provisioning event: %s", ev.Detail)
+	}
+	if rec, _ := h.ctrl.node(testMAC); rec.has(PhaseFailed) {
+		t.Errorf("the round failed: %v", rec.Phases)
 	}
 }
 

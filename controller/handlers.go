@@ -39,19 +39,14 @@ func (c *Controller) routes() http.Handler {
 	// Unauthenticated, as PXE needs: boot files, images, the iPXE script
 	// (which carries that node's credentials of the round, and only
 	// them).
-	r.Get("/ipxe", c.ipxe)
-	r.Get("/boot/vmlinuz", c.file(c.cfg.Kernel))
-	r.Get("/boot/initramfs.cpio.gz", c.file(c.cfg.Initrd))
-	r.Get("/images/{name}", func(w http.ResponseWriter, r *http.Request) {
-		p, ok := c.images[chi.URLParam(r, "name")]
-		if !ok {
-			httpError(w, http.StatusNotFound, "no such image: "+r.URL.Path)
-			return
-		}
-		c.file(p)(w, r)
-	})
+	m := c.metrics
+	r.Method(http.MethodGet, "/ipxe", m.timeCallback("ipxe", http.HandlerFunc(c.ipxe)))
+	r.Get("/boot/vmlinuz", c.file(c.cfg.Kernel, "kernel"))
+	r.Get("/boot/initramfs.cpio.gz", c.file(c.cfg.Initrd, "initrd"))
+	r.Get("/images/{name}", c.image)
 	// A node's agent calls back under its own path, with its own token.
 	r.Route("/agent/{mac}", func(r chi.Router) {
+		r.Use(m.timeAgentCallbacks) // the token check included
 		r.Use(c.authenticateNode)
 		r.Post("/discovery", c.discovery)
 		r.Post("/progress", c.progress)
@@ -59,7 +54,9 @@ func (c *Controller) routes() http.Handler {
 	})
 	// cloud-init's phone_home sends no credentials: the secret is in the
 	// URL the configdrive gave it.
-	r.Post("/phone-home/{mac}/{secret}", c.phoneHome)
+	r.Method(http.MethodPost, "/phone-home/{mac}/{secret}", m.timeCallback("phone-home", http.HandlerFunc(c.phoneHome)))
+	// Prometheus (Config.MetricsToken; never the operator's token).
+	r.Method(http.MethodGet, "/metrics", m.metricsHandler(c.cfg.MetricsToken))
 	r.Post("/phone-home/{mac}", func(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusForbidden, "phone-home needs the node's secret (/phone-home/<mac>/<secret>, from its configdrive)")
 	})
@@ -127,8 +124,10 @@ func (c *Controller) updateError(w http.ResponseWriter, mac string, err error) {
 	httpError(w, http.StatusInternalServerError, err.Error())
 }
 
-func (c *Controller) file(path string) http.HandlerFunc {
+func (c *Controller) file(path, kind string) http.HandlerFunc {
+	served := c.metrics.served(kind)
 	return func(w http.ResponseWriter, r *http.Request) {
+		w = countingWriter{ResponseWriter: w, c: served}
 		f, err := os.Open(path)
 		if err != nil {
 			c.log.Error("serve file", "path", path, "err", err)
@@ -294,12 +293,13 @@ func (c *Controller) discovery(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var round int
-	var force bool
+	var force, again bool
 	var token string
 	err := c.update(r.Context(), mac, func(rec *NodeRecord, record recorder) error {
 		// Any repeated discovery in a round means the agent restarted (its
 		// job, if any, died with it): provision again, forced.
-		force = rec.Round > 1 || rec.has(PhaseDiscovered)
+		again = rec.has(PhaseDiscovered)
+		force = rec.Round > 1 || again
 		round, token = rec.Round, rec.Token
 		rec.NodeID, rec.AgentURL, rec.Pin, rec.Status, rec.LastStep = d.NodeID, agentURL, d.TLSFingerprint, nil, ""
 		rec.Discovery, _ = json.Marshal(d)
@@ -329,7 +329,7 @@ func (c *Controller) discovery(w http.ResponseWriter, r *http.Request) {
 			delete(c.posting, mac)
 			c.mu.Unlock()
 		}()
-		c.provision(c.bg, mac, round, force, d, agentURL, token)
+		c.provision(c.bg, mac, round, force, again, d, agentURL, token)
 	}()
 }
 
@@ -374,15 +374,12 @@ func agentURLOf(n Node, d api.Discovery, prefix netip.Prefix) (string, error) {
 
 // provision composes the node's document and posts it to its agent.
 // force is set from the second round on, and when the agent was discovered
-// again in the same round.
-func (c *Controller) provision(ctx context.Context, mac string, round int, force bool, d api.Discovery, agentURL, token string) {
+// again in the same round (again: then a job the agent already has in this
+// boot is adopted rather than started a second time).
+func (c *Controller) provision(ctx context.Context, mac string, round int, force, again bool, d api.Discovery, agentURL, token string) {
 	node, uid := c.nodes[mac], c.uids[mac]
 	base := c.baseURL()
-	images := make([]ComposeImage, len(c.rootImg))
-	for i, im := range c.rootImg {
-		im.URI = base + im.URI
-		images[i] = im
-	}
+	images := c.nodeImages(node, base)
 	masterIP := c.cfg.Network.Gateway.String()
 	if u, err := url.Parse(base); err == nil {
 		if a, err := netip.ParseAddr(u.Hostname()); err == nil {
@@ -415,7 +412,13 @@ func (c *Controller) provision(ctx context.Context, mac string, round int, force
 		return
 	}
 	cl := c.agentClient(agentURL, pin, token)
+	if again && c.adoptExistingJob(ctx, cl, mac, round) {
+		return
+	}
 	start, err := cl.Provision(ctx, doc, force)
+	if err != nil && c.adoptRunningJob(ctx, cl, mac, round, err) {
+		return
+	}
 	if err != nil {
 		c.recordRound(mac, round, PhaseFailed, fmt.Sprintf("POST %s/v1/provision (force=%v): %v", agentURL, force, err))
 		return
@@ -469,6 +472,7 @@ func (c *Controller) result(w http.ResponseWriter, r *http.Request) {
 			return nil
 		}
 		took := c.now().Sub(rec.ProvStart).Round(time.Second)
+		c.observeResult(st, rec.ProvStart)
 		if st.State == api.StateSucceeded {
 			rec.Local = true
 			record(PhaseProvisioned, fmt.Sprintf("job %q succeeded in %s; iPXE flipped to local boot", st.ID, took))
@@ -577,6 +581,13 @@ func (c *Controller) phoneHome(w http.ResponseWriter, r *http.Request) {
 	}
 	err = c.update(r.Context(), mac, func(rec *NodeRecord, record recorder) error {
 		rec.Phone = ph
+		if rec.has(PhaseOSUp) {
+			// cloud-init retries a phone-home whose answer it did not get
+			// (a controller killed after saving it): the same boot, not a
+			// second one.
+			c.log.Info("phone-home repeated in the round; kept, no new event", "mac", mac, "round", rec.Round)
+			return nil
+		}
 		record(PhaseOSUp, fmt.Sprintf("hostname %q, fqdn %q, instance %q, %d host keys", ph.Hostname, ph.FQDN, ph.InstanceID, len(ph.PubKeys)))
 		return nil
 	})

@@ -28,7 +28,7 @@ func (c *Controller) resume(ctx context.Context) {
 				continue
 			}
 			c.log.Info("resume: asking the agent to reboot, as the last controller did not", "mac", mac, "round", rec.Round)
-			c.reboot(ctx, mac, rec.Round, rec.AgentURL, rec.Pin, rec.Token)
+			c.rebootAfterRestart(ctx, mac, rec.Round, rec.AgentURL, rec.Pin, rec.Token)
 		}
 	}
 }
@@ -75,5 +75,5 @@ func (c *Controller) resumeDiscovered(ctx context.Context, rec NodeRecord) {
 		c.mu.Unlock()
 	}()
 	c.log.Info("resume: posting the document the last controller did not", "mac", mac, "round", rec.Round)
-	c.provision(ctx, mac, rec.Round, rec.Round > 1, d, rec.AgentURL, rec.Token)
+	c.provision(ctx, mac, rec.Round, rec.Round > 1, false, d, rec.AgentURL, rec.Token) // the agent's status was just read: idle
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imprint-dev/imprint/controller"
 	"github.com/imprint-dev/imprint/internal/vmtest"
 	"github.com/imprint-dev/imprint/partition"
 	"github.com/imprint-dev/imprint/provision"
@@ -30,12 +31,14 @@ func TestVMEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
 	defer cancel()
 	var tl strings.Builder
-	res, err := Run(ctx, Config{Dir: dir, Kernel: im.Kernel, Initrd: im.Initrd, Images: TargetImages(ti),
-		Hostname: "e2e-node", Out: &tl, Logger: log})
+	images := TargetImages(ti)
+	res, err := Run(ctx, Config{Dir: dir, Kernel: im.Kernel, Initrd: im.Initrd, Images: images,
+		Hostname: "e2e-node", Out: &tl, Logger: log, ExtraNodes: 1})
 	t.Logf("timeline:\n%s", tl.String())
 	if err != nil {
 		t.Fatal(err)
 	}
+	checkConcurrentNodes(t, res, images)
 	if len(res.Rounds) != 2 {
 		t.Fatalf("%d rounds, want 2 (provision, reprovision)", len(res.Rounds))
 	}
@@ -224,4 +227,44 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
+}
+
+// checkConcurrentNodes: the second node was provisioned by the same
+// controller while the main node was (their discovered→provisioned spans
+// overlap), and the controller's /metrics, scraped over HTTP after the
+// first round, counted both provisions and both downloads.
+func checkConcurrentNodes(t *testing.T, res *Result, images []controller.Image) {
+	t.Helper()
+	if len(res.Extra) != 1 {
+		t.Fatalf("%d extra nodes, want 1", len(res.Extra))
+	}
+	x := res.Extra[0]
+	if x.Provisioned.Time.IsZero() || x.Local.Time.IsZero() {
+		t.Fatalf("second node %s: provisioned %v, local boot %v", x.Hostname, x.Provisioned.Time, x.Local.Time)
+	}
+	if !(x.Discovered.Time.Before(res.MainProvisioned.Time) && res.MainDiscovered.Time.Before(x.Provisioned.Time)) {
+		t.Errorf("not concurrent: main node %s→%s, second node %s→%s", res.MainDiscovered.Time.Format(time.TimeOnly), res.MainProvisioned.Time.Format(time.TimeOnly),
+			x.Discovered.Time.Format(time.TimeOnly), x.Provisioned.Time.Format(time.TimeOnly))
+	}
+	t.Logf("main node provisioning %s→%s, second node %s→%s", res.MainDiscovered.Time.Format(time.TimeOnly), res.MainProvisioned.Time.Format(time.TimeOnly),
+		x.Discovered.Time.Format(time.TimeOnly), x.Provisioned.Time.Format(time.TimeOnly))
+	m := res.Metrics
+	if n := m.Histogram("imprint_controller_provision_duration_seconds", map[string]string{"outcome": "succeeded"}).Count; n != 2 {
+		t.Errorf("/metrics: %d successful provisions, want 2", n)
+	}
+	var size int64
+	for _, im := range images {
+		if st, err := os.Stat(im.Path); err == nil {
+			size += st.Size()
+		}
+	}
+	if v := m.Value("imprint_controller_served_bytes_total", map[string]string{"kind": "image"}); v < float64(2*size) {
+		t.Errorf("/metrics: %v image bytes served, want at least 2 × %d", v, size)
+	}
+	if v := m.Value("imprint_controller_nodes", map[string]string{"state": "os-up"}); v != 1 {
+		t.Errorf("/metrics: %v nodes os-up, want 1 (the main node)", v)
+	}
+	if v := m.Value("imprint_controller_nodes", map[string]string{"state": "pxe-local"}); v != 1 {
+		t.Errorf("/metrics: %v nodes at pxe-local, want 1 (the second node, stopped there)", v)
+	}
 }

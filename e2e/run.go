@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/imprint-dev/imprint/controller"
+	"github.com/imprint-dev/imprint/internal/promscrape"
 	"github.com/imprint-dev/imprint/internal/vmtest"
 	"github.com/imprint-dev/imprint/pxe"
 )
@@ -42,6 +43,10 @@ type Config struct {
 	Out io.Writer
 	// Console, when set, also receives the node's serial console.
 	Console io.Writer
+	// ExtraNodes more machines boot and are provisioned by the same
+	// controller at the same time as the main node's first round (each
+	// stopped once flipped to local boot: see ExtraNode).
+	ExtraNodes int
 }
 
 // Timeouts bound each phase (TCG is slow, and slower on a busy host: the
@@ -113,6 +118,13 @@ type Result struct {
 	SerialLog string
 	SSHKey    string   // the private key whose public half went into provision.json
 	Documents [][]byte // the provision.json the controller posted, one a round
+	// Extra are the extra nodes' outcomes (Config.ExtraNodes).
+	Extra []ExtraNode
+	// Main are the main node's first-round discovered and provisioned
+	// events, to compare with the extra nodes'.
+	MainDiscovered, MainProvisioned controller.Event
+	// Metrics is the controller's /metrics scraped after the first round.
+	Metrics promscrape.Families
 }
 
 const (
@@ -155,6 +167,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 		return machine.Reset()
 	})
+	extra, err := newExtraNodes(cfg, pub)
+	if err != nil {
+		return nil, err
+	}
+	defer extra.stop()
+	nodes := append([]controller.Node{{MAC: cfg.MAC, Hostname: cfg.Hostname, SSHKeys: []string{pub}, AgentURL: fmt.Sprintf("http://127.0.0.1:%d", agentPort), Cmdline: []string{"console=ttyS0"}}}, extra.nodes...)
 	store, err := controller.OpenStore(ctx, "sqlite:"+filepath.Join(cfg.Dir, "controller.db"))
 	if err != nil {
 		return nil, fmt.Errorf("e2e: controller: %w", err)
@@ -169,7 +187,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		Store:    store,
 		Kernel:   cfg.Kernel, Initrd: cfg.Initrd,
 		Images:    cfg.Images,
-		Nodes:     []controller.Node{{MAC: cfg.MAC, Hostname: cfg.Hostname, SSHKeys: []string{pub}, AgentURL: fmt.Sprintf("http://127.0.0.1:%d", agentPort), Cmdline: []string{"console=ttyS0"}}},
+		Nodes:     nodes,
 		LocalBoot: cfg.LocalBoot,
 		Power:     power,
 		Logger:    log.With("component", "controller"),
@@ -215,6 +233,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 				fw = "OVMF (" + string(cfg.Firmware) + "), iPXE EFI"
 			}
 			tl.step("machine started", "QEMU (TCG), "+fw+", boot order: network, then disk")
+			if err := extra.start(ctx, ctrl, tftp, tl); err != nil {
+				return res, err
+			}
 		} else {
 			if err := ctrl.Reprovision(ctx, cfg.MAC); err != nil {
 				return res, fmt.Errorf("e2e: round %d: reprovision: %w", round, err)
@@ -239,8 +260,18 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			return fail("agent up", err)
 		}
 		tl.step("agent up", ev.Detail)
+		if round == 1 {
+			res.MainDiscovered = ev
+		}
 		if phase, err := untilOSUp(ctx, tl, machine, cfg.Timeouts, "provisioning", wait); err != nil {
 			return fail(phase, err)
+		}
+		if round == 1 {
+			for _, e := range ctrl.Events() {
+				if e.MAC == cfg.MAC && e.Round == 1 && e.Phase == controller.PhaseProvisioned {
+					res.MainProvisioned = e
+				}
+			}
 		}
 		ph, _ := ctrl.PhoneHome(cfg.MAC)
 		obs, err := observe(ctx, res.SSHKey, sshPort)
@@ -249,6 +280,19 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 		tl.step("logged in", fmt.Sprintf("ssh root@ with the provisioned key: hostname %s, %d LVs", obs.Hostname, len(obs.LogicalVolumes)))
 		res.Rounds = append(res.Rounds, Round{PhoneHome: ph, Observed: obs})
+		if round == 1 && cfg.ExtraNodes > 0 {
+			res.Extra = extra.wait()
+			for _, x := range res.Extra {
+				if x.Err != nil {
+					return fail("second node", x.Err)
+				}
+				tl.step("second node done", fmt.Sprintf("%s: discovered %s, provisioned %s (%s), flipped to local boot", x.Hostname,
+					x.Discovered.Time.Format("15:04:05"), x.Provisioned.Time.Format("15:04:05"), x.Provisioned.Detail))
+			}
+			if res.Metrics, err = promscrape.Scrape(ctx, nil, url+"/metrics", ""); err != nil {
+				return fail("scrape /metrics", err)
+			}
+		}
 		if doc, ok := ctrl.Document(cfg.MAC); ok {
 			res.Documents = append(res.Documents, doc)
 		}

@@ -104,6 +104,8 @@ type Image struct {
 	// (imprint's extension), verified inline.
 	SHA256 string `json:"sha256,omitempty"`
 	SHA512 string `json:"sha512,omitempty"`
+	// Mirrors: the image_data entry's other URLs of the same file.
+	Mirrors []string `json:"mirrors,omitempty"`
 }
 
 // Configdrive is the configdrive the job writes.
@@ -350,10 +352,15 @@ func prepareImages(doc *provision.Document, plan *partition.Plan, pol ImagePolic
 		path := "ks_meta.image_data[" + quoteKey(pi.Mount) + "]"
 		img := Image{Image: pi}
 		if d, ok := doc.KsMeta.ImageData[pi.Mount]; ok {
-			img.SHA256, img.SHA512 = d.SHA256, d.SHA512
+			img.SHA256, img.SHA512, img.Mirrors = d.SHA256, d.SHA512, d.Mirrors
 		}
 		if err := checkSource(pi.URI, pol); err != nil {
 			c.add(path+".uri", err.Error())
+		}
+		for i, m := range img.Mirrors {
+			if err := checkSource(m, pol); err != nil {
+				c.add(fmt.Sprintf("%s.mirrors[%d]", path, i), err.Error())
+			}
 		}
 		if pol.RequireDigest && img.SHA256 == "" && img.SHA512 == "" {
 			c.add(path, "no sha256 or sha512: this agent requires a digest for every image (require_digest)")

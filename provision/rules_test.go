@@ -322,6 +322,9 @@ func TestRules(t *testing.T) {
 		{"image uri scheme", func(t *testing.T, m map[string]any) {
 			obj(t, m, "ks_meta", "image_data", "/boot")["uri"] = "ftp://10.20.0.2/boot.img.gz"
 		}, []string{`ks_meta.image_data["/boot"].uri: scheme must be http, https or file, got "ftp"`}},
+		{"image mirrors", func(t *testing.T, m map[string]any) {
+			obj(t, m, "ks_meta", "image_data", "/")["mirrors"] = []any{"http://rack7-cache/root.img.gz", "ftp://x/root.img.gz", ""}
+		}, []string{`ks_meta.image_data["/"].mirrors[1]: scheme must be http, https or file, got "ftp"`, `ks_meta.image_data["/"].mirrors[2]: empty URL`}},
 		{"image format", func(t *testing.T, m map[string]any) {
 			obj(t, m, "ks_meta", "image_data", "/")["format"] = "btrfs"
 		}, []string{`ks_meta.image_data["/"].format: must be ext2, ext3, ext4 or xfs, got "btrfs"`}},

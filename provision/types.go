@@ -155,6 +155,11 @@ type ImageData struct {
 	// file as served (what sha256sum prints), verified while it is written.
 	SHA256 string `json:"sha256,omitempty"`
 	SHA512 string `json:"sha512,omitempty"`
+	// Mirrors are imprint's extension: more URLs of the same image file
+	// (a rack's nginx, the controller), tried in turn when a download
+	// from the one in use fails (a multi-frame zstd image resumes at the
+	// frame that broke on the next mirror).
+	Mirrors []string `json:"mirrors,omitempty"`
 }
 
 // UserAccount is one ks_meta.user_accounts entry. Password is plaintext as

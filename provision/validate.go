@@ -608,17 +608,13 @@ func (d *Document) checkImages(f *findings, mounts map[string]mountSite) {
 		} else if ok && site.fs != "" && img.Format != "" && site.fs != img.Format {
 			f.warn(field(ip, "format"), "the image holds %s but %s declares %s; the image's file system is what the node gets", img.Format, site.path, site.fs)
 		}
-		switch u, err := url.Parse(img.URI); {
-		case img.URI == "":
+		if img.URI == "" {
 			f.err(field(ip, "uri"), "required")
-		case err != nil:
-			f.err(field(ip, "uri"), "invalid URL %q: %v", img.URI, err)
-		case !oneOf(strings.ToLower(u.Scheme), ImageSchemes):
-			f.err(field(ip, "uri"), "scheme must be %s, got %q", list(ImageSchemes), u.Scheme)
-		case strings.EqualFold(u.Scheme, "file") && u.Path == "":
-			f.err(field(ip, "uri"), "file URL %q has no path", img.URI)
-		case !strings.EqualFold(u.Scheme, "file") && u.Host == "":
-			f.err(field(ip, "uri"), "URL %q has no host", img.URI)
+		} else {
+			checkImageURL(f, field(ip, "uri"), img.URI)
+		}
+		for i, m := range img.Mirrors {
+			checkImageURL(f, index(field(ip, "mirrors"), i), m)
 		}
 		checkImageDigests(f, ip, img)
 		switch {
@@ -633,6 +629,22 @@ func (d *Document) checkImages(f *findings, mounts map[string]mountSite) {
 		case !oneOf(img.Format, ImageFormats):
 			f.err(field(ip, "format"), "must be %s, got %q", list(ImageFormats), img.Format)
 		}
+	}
+}
+
+// checkImageURL checks one image URL (image_data uri or a mirror) at path p.
+func checkImageURL(f *findings, p, raw string) {
+	switch u, err := url.Parse(raw); {
+	case raw == "":
+		f.err(p, "empty URL")
+	case err != nil:
+		f.err(p, "invalid URL %q: %v", raw, err)
+	case !oneOf(strings.ToLower(u.Scheme), ImageSchemes):
+		f.err(p, "scheme must be %s, got %q", list(ImageSchemes), u.Scheme)
+	case strings.EqualFold(u.Scheme, "file") && u.Path == "":
+		f.err(p, "file URL %q has no path", raw)
+	case !strings.EqualFold(u.Scheme, "file") && u.Host == "":
+		f.err(p, "URL %q has no host", raw)
 	}
 }
 

@@ -27,7 +27,7 @@ func realInventory(log *slog.Logger) api.InventorySource {
 
 // realSteps wires the provisioning steps to the packages doing the work.
 // chunkLog receives fuel-agent's per-MiB "Next chunk" lines.
-func realSteps(cfg agent.Config, log, chunkLog *slog.Logger) agent.Steps {
+func realSteps(cfg agent.Config, log, chunkLog *slog.Logger, metrics *agent.Metrics) agent.Steps {
 	runner := &sys.Exec{Logger: log.With("component", "exec")}
 	return agent.Steps{
 		Prepare:   prepareOptions(cfg),
@@ -43,6 +43,7 @@ func realSteps(cfg agent.Config, log, chunkLog *slog.Logger) agent.Steps {
 			ChunkLogger: chunkLog,
 			Runner:      runner,
 			Options:     imagewriter.Options{NoZeroOffload: !cfg.ZeroOffload},
+			Metrics:     metrics,
 		},
 		Bootloader: agent.GrubBootloader{Installer: &bootloader.Installer{
 			Runner:  runner,
@@ -85,15 +86,16 @@ func refuseUnlessDestructive(cfg agent.Config) error {
 
 // realReporter is the agent's callback client (discovery, heartbeats, result
 // to the controller), or nil without a controller.
-func realReporter(cfg agent.Config, log *slog.Logger) agent.Reporter {
+func realReporter(cfg agent.Config, log *slog.Logger, metrics *agent.Metrics) agent.Reporter {
 	if cfg.Controller == "" {
 		return nil
 	}
 	return &agent.CallbackClient{
-		URL:    cfg.Controller,
-		Token:  cfg.Token,
-		NodeID: cfg.NodeID,
-		Logger: log.With("component", "callbacks"),
+		URL:     cfg.Controller,
+		Token:   cfg.Token,
+		NodeID:  cfg.NodeID,
+		Logger:  log.With("component", "callbacks"),
+		Metrics: metrics,
 	}
 }
 
@@ -101,8 +103,10 @@ func realReporter(cfg agent.Config, log *slog.Logger) agent.Reporter {
 // Nothing here touches a disk, the network configuration, modules or
 // mounts: only a provision request does, through the steps.
 func agentDeps(ctx context.Context, cfg agent.Config, log *slog.Logger, logs *agent.LogBuffer) (agent.Deps, error) {
-	reporter := realReporter(cfg, log)
-	jobs, err := agent.NewJobs(ctx, realSteps(cfg, log, log), agent.JobsOptions{
+	metrics := agent.NewMetrics(nil)
+	reporter := realReporter(cfg, log, metrics)
+	jobs, err := agent.NewJobs(ctx, realSteps(cfg, log, log, metrics), agent.JobsOptions{
+		Metrics:          metrics,
 		Logger:           log,
 		StateDir:         cfg.StateDir,
 		AllowDestructive: cfg.Token != "" || cfg.Insecure,
@@ -126,6 +130,7 @@ func agentDeps(ctx context.Context, cfg agent.Config, log *slog.Logger, logs *ag
 		Power:     power,
 		Jobs:      jobs,
 		Reporter:  reporter,
+		Metrics:   metrics,
 		Version:   version,
 	}, nil
 }

@@ -11,7 +11,7 @@ import (
 func TestRealStepsZeroOffload(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
 	for _, on := range []bool{true, false} {
-		w, ok := realSteps(agent.Config{ZeroOffload: on}, log, log).Images.(agent.ImageWriter)
+		w, ok := realSteps(agent.Config{ZeroOffload: on}, log, log, nil).Images.(agent.ImageWriter)
 		if !ok {
 			t.Fatal("the Images step is not an agent.ImageWriter")
 		}

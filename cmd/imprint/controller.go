@@ -36,8 +36,12 @@ printed as they happen. Point the nodes' iPXE at it with:
   chain <guest-url>/ipxe?mac=${net0/mac}
 
 --node takes MAC=HOSTNAME, optionally followed by ,agent=URL (how this
-controller reaches the agent, e.g. a QEMU hostfwd) and ,ip=ADDR (the node's
-address in the provisioned OS).
+controller reaches the agent, e.g. a QEMU hostfwd), ,ip=ADDR (the node's
+address in the provisioned OS) and ,group=GROUP (its rack group, for
+--group-image-url).
+
+Prometheus metrics are at /metrics (--metrics-token-file to require a
+bearer; never the operator token).
 `
 
 // controllerFlags are the parsed command line of imprint controller.
@@ -83,7 +87,7 @@ func parseControllerFlags(args []string, stderr io.Writer) (controllerFlags, int
 	fs.StringVar(&f.cfg.Kernel, "kernel", "", "bootstrap kernel (build/bootstrap/<flavour>/vmlinuz)")
 	fs.StringVar(&f.cfg.Initrd, "initrd", "", "bootstrap initramfs (build/bootstrap/<flavour>/initramfs.cpio.gz)")
 	fs.Var(&images, "image", "target image MOUNT=PATH[:FORMAT] (repeatable; / required; FORMAT ext4 by default)")
-	fs.Var(&nodes, "node", "node MAC=HOSTNAME[,agent=URL][,ip=ADDR] (repeatable)")
+	fs.Var(&nodes, "node", "node MAC=HOSTNAME[,agent=URL][,ip=ADDR][,group=GROUP] (repeatable)")
 	fs.Var(&keys, "ssh-key", "file of SSH public keys for root on every node (repeatable)")
 	localBoot := fs.String("local-boot", "exit", "how a provisioned node boots its disk: exit (firmware's next device) or sanboot (first BIOS disk)")
 	cmdline := fs.String("cmdline", "", "extra bootstrap kernel parameters, space separated (console= entries replace the default consoles)")
@@ -91,6 +95,12 @@ func parseControllerFlags(args []string, stderr io.Writer) (controllerFlags, int
 	network := fs.String("network", "10.0.2.0/24", "admin network of the provisioned nodes (CIDR)")
 	gateway := fs.String("gateway", "10.0.2.2", "admin network gateway")
 	dns := fs.String("dns", "10.0.2.3", "name servers, comma separated")
+	var imageURLs, groupURLs stringList
+	fs.Var(&imageURLs, "image-url", "base URL of a stock HTTP server (nginx) serving the same image files (repeatable: the first is used, the others and this controller are the mirrors)")
+	fs.Var(&groupURLs, "group-image-url", "GROUP=URL: an image server for the nodes of rack group GROUP (--node ...,group=GROUP) instead of --image-url (repeatable)")
+	fs.IntVar(&f.cfg.MaxTransfers, "max-transfers", controller.DefaultMaxTransfers, "image downloads served at once (negative: no limit); the others wait, then get 503 and retry")
+	fs.DurationVar(&f.cfg.TransferWait, "transfer-wait", controller.DefaultTransferWait, "how long a download waits for a transfer slot before its 503")
+	metricsTokenFile := fs.String("metrics-token-file", "", "file holding the bearer token a scrape of /metrics must bring (default: /metrics is open; it shows no node identity or secret)")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format on stderr: text or json")
 	fs.BoolVar(&f.verbose, "v", false, "debug logging")
 	if err := fs.Parse(args); err != nil {
@@ -140,6 +150,26 @@ func parseControllerFlags(args []string, stderr io.Writer) (controllerFlags, int
 		n.Cmdline = strings.Fields(*cmdline)
 		n.KernelParams = *kernelParams
 		f.cfg.Nodes = append(f.cfg.Nodes, n)
+	}
+	f.cfg.ImageURLs = imageURLs
+	for _, s := range groupURLs {
+		g, u, ok := strings.Cut(s, "=")
+		if !ok || g == "" || u == "" {
+			bad("--group-image-url %q: want GROUP=URL", s)
+			continue
+		}
+		if f.cfg.GroupImageURLs == nil {
+			f.cfg.GroupImageURLs = map[string][]string{}
+		}
+		f.cfg.GroupImageURLs[g] = append(f.cfg.GroupImageURLs[g], u)
+	}
+	if *metricsTokenFile != "" {
+		b, err := os.ReadFile(*metricsTokenFile)
+		if err != nil {
+			bad("--metrics-token-file: %v", err)
+		} else if f.cfg.MetricsToken = strings.TrimSpace(string(b)); f.cfg.MetricsToken == "" {
+			bad("--metrics-token-file %s: empty", *metricsTokenFile)
+		}
 	}
 	switch lb := pxe.LocalBoot(*localBoot); lb {
 	case pxe.LocalExit, pxe.LocalSanboot:
@@ -212,12 +242,12 @@ func parseImageFlag(s string) (controller.Image, error) {
 	return im, nil
 }
 
-// parseNodeFlag parses MAC=HOSTNAME[,agent=URL][,ip=ADDR].
+// parseNodeFlag parses MAC=HOSTNAME[,agent=URL][,ip=ADDR][,group=GROUP].
 func parseNodeFlag(s string) (controller.Node, error) {
 	parts := strings.Split(s, ",")
 	mac, host, ok := strings.Cut(parts[0], "=")
 	if !ok || mac == "" || host == "" {
-		return controller.Node{}, errors.New("want MAC=HOSTNAME[,agent=URL][,ip=ADDR]")
+		return controller.Node{}, errors.New("want MAC=HOSTNAME[,agent=URL][,ip=ADDR][,group=GROUP]")
 	}
 	n := controller.Node{MAC: mac, Hostname: host}
 	for _, p := range parts[1:] {
@@ -227,8 +257,10 @@ func parseNodeFlag(s string) (controller.Node, error) {
 			n.AgentURL = v
 		case "ip":
 			n.IP = v
+		case "group":
+			n.Group = v
 		default:
-			return controller.Node{}, fmt.Errorf("unknown option %q (want agent=URL or ip=ADDR)", k)
+			return controller.Node{}, fmt.Errorf("unknown option %q (want agent=URL, ip=ADDR or group=GROUP)", k)
 		}
 	}
 	return n, nil

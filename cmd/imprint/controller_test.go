@@ -40,7 +40,8 @@ func TestControllerFlags(t *testing.T) {
 	dir, base := controllerFiles(t)
 	args := append(base, "--listen", "127.0.0.1:0", "--guest-url", "http://10.0.2.2", "--token", "tok",
 		"--image", "/="+filepath.Join(dir, "root.img.gz")+":xfs", "--image", "/boot="+filepath.Join(dir, "root.img.gz"),
-		"--node", "52:54:00:AA:BB:CC=node-1.lab", "--node", "52:54:00:00:00:02=node-2,agent=http://127.0.0.1:10022,ip=10.0.2.20",
+		"--node", "52:54:00:AA:BB:CC=node-1.lab", "--node", "52:54:00:00:00:02=node-2,agent=http://127.0.0.1:10022,ip=10.0.2.20,group=rack7",
+		"--image-url", "http://nginx-a/img", "--image-url", "http://nginx-b", "--group-image-url", "rack7=http://rack7-cache", "--max-transfers", "8",
 		"--ssh-key", filepath.Join(dir, "keys.pub"), "--local-boot", "sanboot", "--cmdline", "console=ttyS0 imprint.log_format=text",
 		"--network", "192.168.50.0/24", "--gateway", "192.168.50.1", "--dns", "192.168.50.1, 192.168.50.2")
 	var stderr bytes.Buffer
@@ -56,10 +57,14 @@ func TestControllerFlags(t *testing.T) {
 		Images: []controller.Image{{MountPoint: "/", Path: filepath.Join(dir, "root.img.gz"), Format: "xfs"}, {MountPoint: "/boot", Path: filepath.Join(dir, "root.img.gz")}},
 		Nodes: []controller.Node{
 			{MAC: "52:54:00:AA:BB:CC", Hostname: "node-1.lab", SSHKeys: keys, Cmdline: cmdline},
-			{MAC: "52:54:00:00:00:02", Hostname: "node-2", SSHKeys: keys, Cmdline: cmdline, AgentURL: "http://127.0.0.1:10022", IP: "10.0.2.20"},
+			{MAC: "52:54:00:00:00:02", Hostname: "node-2", SSHKeys: keys, Cmdline: cmdline, AgentURL: "http://127.0.0.1:10022", IP: "10.0.2.20", Group: "rack7"},
 		},
-		LocalBoot: pxe.LocalSanboot,
-		LeaseTTL:  30 * time.Second,
+		LocalBoot:      pxe.LocalSanboot,
+		LeaseTTL:       30 * time.Second,
+		ImageURLs:      []string{"http://nginx-a/img", "http://nginx-b"},
+		GroupImageURLs: map[string][]string{"rack7": {"http://rack7-cache"}},
+		MaxTransfers:   8,
+		TransferWait:   controller.DefaultTransferWait,
 		Network: controller.Network{Prefix: netip.MustParsePrefix("192.168.50.0/24"), Gateway: netip.MustParseAddr("192.168.50.1"),
 			NameServers: []netip.Addr{netip.MustParseAddr("192.168.50.1"), netip.MustParseAddr("192.168.50.2")}},
 	}

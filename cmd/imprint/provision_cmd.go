@@ -50,7 +50,9 @@ are those of imprint agent; --listen and the token are not used.
 
 // runProvision is `imprint provision`.
 func runProvision(ctx context.Context, env *cmdEnv, args []string) int {
-	return provisionCommand(ctx, env, args, realSteps)
+	return provisionCommand(ctx, env, args, func(cfg agent.Config, log, chunkLog *slog.Logger) agent.Steps {
+		return realSteps(cfg, log, chunkLog, nil) // one run, nobody scrapes it
+	})
 }
 
 // provisionCommand is runProvision with the steps injected (tests use fakes).
@@ -94,7 +96,7 @@ func provisionCommand(ctx context.Context, env *cmdEnv, args []string, steps fun
 		StateDir:         cfg.StateDir,
 		AllowDestructive: true, // the operator (or Astute) runs it on the node itself
 		Refuse:           refuseUnlessDestructive(cfg),
-		Reporter:         realReporter(cfg, log),
+		Reporter:         realReporter(cfg, log, nil),
 		Heartbeat:        cfg.Heartbeat,
 	})
 	if err != nil {
