@@ -78,6 +78,13 @@ type Configdrive interface {
 	Write(ctx context.Context, job *prepare.Job) error
 }
 
+// Files moves what an image holds below a mount point into the filesystem
+// mounted there (job.Moves), after the images and before the bootloader,
+// as fuel-agent's do_copyimage ends with move_files_to_their_places.
+type Files interface {
+	Move(ctx context.Context, job *prepare.Job) error
+}
+
 // Bootloader mounts the target, writes fstab and grub's configuration and
 // installs grub on the plan's boot disks.
 type Bootloader interface {
@@ -95,7 +102,10 @@ type Steps struct {
 	Disks       Disks
 	Configdrive Configdrive
 	Images      Images
-	Bootloader  Bootloader
+	// Files is part of the images step; nil: nothing is moved (the
+	// plan's moves are logged as skipped).
+	Files      Files
+	Bootloader Bootloader
 }
 
 func (s Steps) check() error {

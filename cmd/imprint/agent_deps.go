@@ -44,6 +44,7 @@ func realSteps(cfg agent.Config, log, chunkLog *slog.Logger) agent.Steps {
 			Runner:      runner,
 			Options:     imagewriter.Options{NoZeroOffload: !cfg.ZeroOffload},
 		},
+		Files: agent.MoveFiles{Mounter: sys.Mounter{}, Logger: log.With("step", agent.StepImages)},
 		Bootloader: agent.GrubBootloader{Installer: &bootloader.Installer{
 			Runner:  runner,
 			Mounter: sys.Mounter{},
