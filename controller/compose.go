@@ -55,6 +55,9 @@ type ComposeRequest struct {
 	// PhoneHomeURL is set as ks_meta.phone_home_url (imprint extension).
 	PhoneHomeURL string
 	Profile      string // default DefaultProfile
+	// ConfigdriveFormat is set as ks_meta.configdrive_format (imprint
+	// extension); empty: left out, the agent's setting applies.
+	ConfigdriveFormat string
 }
 
 // ComposeImage is one image_data entry.
@@ -248,7 +251,8 @@ func Compose(req ComposeRequest) ([]byte, error) {
 				"cloud_config": "cloud_config_fuel_9.0_ubuntu.jinja2",
 				"meta_data":    "meta_data_fuel_9.0_ubuntu.jinja2",
 			},
-			FuelVersion: "9.0",
+			FuelVersion:       "9.0",
+			ConfigdriveFormat: req.ConfigdriveFormat,
 		},
 	}
 	return withPhoneHome(doc, req.PhoneHomeURL)

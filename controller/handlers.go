@@ -399,6 +399,7 @@ func (c *Controller) provision(ctx context.Context, mac string, round int, force
 		doc, err = Compose(ComposeRequest{
 			Node: node, UID: uid, Inventory: d.Inventory, Addresses: d.Addresses, Images: images,
 			Network: c.cfg.Network, MasterIP: masterIP, PhoneHomeURL: base + "/phone-home/" + mac + "/" + rec.PhoneSecret, Profile: c.cfg.Profile,
+			ConfigdriveFormat: c.configdriveFormat(mac),
 		})
 		if err != nil {
 			record(PhaseFailed, "compose provision.json: "+err.Error())

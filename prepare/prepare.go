@@ -85,7 +85,8 @@ type Options struct {
 	Plan        *partition.PlanOptions // nil: partition.DefaultPlanOptions()
 	Images      ImagePolicy
 	Configdrive configdrive.Options
-	// ConfigdriveFormat is the format written ("": configdrive.DefaultFormat).
+	// ConfigdriveFormat is the format written when the document's
+	// ks_meta.configdrive_format is empty ("": configdrive.DefaultFormat).
 	ConfigdriveFormat configdrive.Format
 	// BootloaderTarget is where the target tree is mounted ("": the
 	// bootloader's default).
@@ -319,6 +320,14 @@ func prepareConfigdrive(ctx context.Context, doc *provision.Document, plan *part
 		c.warn(splitPath(w, "ks_meta"))
 	}
 	f := opts.ConfigdriveFormat
+	if df := doc.KsMeta.ConfigdriveFormat; df != "" {
+		pf, err := configdrive.ParseFormat(df)
+		if err != nil {
+			c.add("ks_meta.configdrive_format", err.Error())
+			return nil
+		}
+		f = pf
+	}
 	if f == "" {
 		f = configdrive.DefaultFormat
 	}

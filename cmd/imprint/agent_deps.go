@@ -64,7 +64,7 @@ func prepareOptions(cfg agent.Config) prepare.Options {
 		AllowFile:     cfg.FileImages,
 		Forbidden:     []string{cfg.StateDir, cfg.TokenFile, "/etc/imprint"},
 		RequireDigest: cfg.RequireDigest,
-	}}
+	}, ConfigdriveFormat: cfg.ConfigdriveFormat}
 	if b, err := os.ReadFile(bootstrap.DefaultAppliedNetwork); err == nil {
 		// ramdisk-init wrote it from a validated plan; a document that no
 		// longer parses leaves the provision document's network in place.
