@@ -42,6 +42,16 @@ const (
 	lineProvisioningEnd = "--- Provisioning END (do_provisioning) ---"
 )
 
+// FuelAgentLine is fuel-agent's log line opening step (StepDisks,
+// StepConfigdrive, StepImages, StepBootloader), "" for another name: the
+// single-step commands (fa_partition, ...) log it as the whole job does.
+func FuelAgentLine(step string) string {
+	return map[string]string{
+		StepDisks: linePartitioning, StepConfigdrive: lineConfigdrive,
+		StepImages: lineCopyimage, StepBootloader: lineBootloader,
+	}[step]
+}
+
 // Disks tears down old storage and creates the plan's partitions, md, LVM
 // and filesystems (partition.Apply), writing only job.Devices.
 type Disks interface {
