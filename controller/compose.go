@@ -324,20 +324,8 @@ func chooseDisk(inv *inventory.Inventory) (*inventory.Disk, string) {
 	return nil, strings.Join(why, "; ")
 }
 
-// nailgunDiskID is how nailgun-agent names a disk: id is its by-path link
-// relative to /dev (the kernel name when it has none), extra its by-id links
-// relative to /dev.
-func nailgunDiskID(d inventory.Disk) (id string, extra []string) {
-	id = d.Name
-	if len(d.ByPath) > 0 {
-		id = strings.TrimPrefix(d.ByPath[0], "/dev/")
-	}
-	extra = []string{}
-	for _, l := range d.ByID {
-		extra = append(extra, strings.TrimPrefix(l, "/dev/"))
-	}
-	return id, extra
-}
+// nailgunDiskID is how nailgun-agent names a disk (inventory.NailgunDiskID).
+func nailgunDiskID(d inventory.Disk) (id string, extra []string) { return inventory.NailgunDiskID(d) }
 
 // swapMiB is Nailgun's swap size for ram MiB of memory: twice the RAM up
 // to 2 GiB, the RAM up to 8 GiB, half of it up to 64 GiB, else 4 GiB.
