@@ -30,8 +30,10 @@ func TestVMEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
 	defer cancel()
 	var tl strings.Builder
+	// one round with each configdrive kind the agent writes
+	formats := []string{"config2-vfat", "nocloud-vfat"}
 	res, err := Run(ctx, Config{Dir: dir, Kernel: im.Kernel, Initrd: im.Initrd, Images: TargetImages(ti),
-		Hostname: "e2e-node", Out: &tl, Logger: log})
+		Hostname: "e2e-node", Out: &tl, Logger: log, ConfigdriveFormats: formats})
 	t.Logf("timeline:\n%s", tl.String())
 	if err != nil {
 		t.Fatal(err)
@@ -58,6 +60,13 @@ func TestVMEndToEnd(t *testing.T) {
 		}
 		if o.SystemType != "target" {
 			t.Errorf("round %d: /etc/nailgun_systemtype %q, want target", i+1, o.SystemType)
+		}
+		wantDS := map[string]string{"config2-vfat": "DataSourceConfigDrive", "nocloud-vfat": "DataSourceNoCloud"}[formats[i]]
+		if !strings.Contains(o.Datasource, wantDS) {
+			t.Errorf("round %d (%s configdrive): cloud-init read %q, want %s", i+1, formats[i], o.Datasource, wantDS)
+		}
+		if i < len(res.Documents) && !strings.Contains(string(res.Documents[i]), `"configdrive_format": "`+formats[i]+`"`) {
+			t.Errorf("round %d: provision.json lacks configdrive_format %s", i+1, formats[i])
 		}
 		if !hasPrefixIn(o.LogicalVolumes, "os/root ") || !hasPrefixIn(o.LogicalVolumes, "os/swap ") {
 			t.Errorf("round %d: LVs %q, want os/root and os/swap (Fuel's os VG)", i+1, o.LogicalVolumes)
