@@ -90,7 +90,7 @@ func withMySQLDatadir(t *testing.T, dir, rootGz string) (string, string) {
 	sh(`debugfs -w -f "$1" "$2" >/dev/null 2>&1; e2fsck -fn "$2" >/dev/null`, cmds, raw)
 	gz := raw + ".gz"
 	sh(`gzip -1 -c "$1" >"$2"; rm -f "$1"`, raw, gz)
-	return gz, fileSHA256(t, gz)
+	return gz, vmtest.FileSHA256(t, gz)
 }
 
 // lvOffset finds LV lv of the VG whose PV starts at pvStart in disk from
