@@ -86,7 +86,7 @@ func withMySQLDatadir(t *testing.T, dir, rootGz string) (string, string) {
 	data := filepath.Join(dir, "ibdata1")
 	os.WriteFile(data, []byte("imprint mysql datadir marker\n"), 0o600)
 	cmds := filepath.Join(dir, "debugfs.cmds")
-	os.WriteFile(cmds, []byte("mkdir /var/lib/mysql\nwrite "+data+" /var/lib/mysql/ibdata1\nsif /var/lib/mysql mode 040700\n"), 0o644)
+	os.WriteFile(cmds, []byte("mkdir /var/lib/mysql\ncd /var/lib/mysql\nwrite "+data+" ibdata1\nsif /var/lib/mysql mode 040700\n"), 0o644)
 	sh(`debugfs -w -f "$1" "$2" >/dev/null 2>&1; e2fsck -fn "$2" >/dev/null`, cmds, raw)
 	gz := raw + ".gz"
 	sh(`gzip -1 -c "$1" >"$2"; rm -f "$1"`, raw, gz)
