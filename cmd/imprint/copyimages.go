@@ -16,7 +16,8 @@ import (
 
 // copyDocumentImages is fa_copyimage as fuel-agent runs it: the images of
 // the document at path written onto their planned devices (the disks were
-// partitioned before, by fa_partition), then the plan's file moves. The
+// partitioned before, by fa_partition), the configdrive last as fuel-agent
+// appends it to its images, then the plan's file moves. The
 // job's device set bounds every write; the exit status is 0, 1 (a step
 // failed), 2 (the document) or 3 (not a bootstrap node).
 func copyDocumentImages(ctx context.Context, env *cmdEnv, path string, log *slog.Logger, opts imagewriter.Options) int {
@@ -45,6 +46,13 @@ func copyDocumentImages(ctx context.Context, env *cmdEnv, path string, log *slog
 	for _, img := range job.Images {
 		if _, err := w.Write(ctx, job, img, func(int64, int64) {}); err != nil {
 			fmt.Fprintf(env.stderr, "fa_copyimage: image %s onto %s: %v\n", img.URI, img.Device, err)
+			return 1
+		}
+	}
+	if job.Configdrive != nil {
+		// fuel-agent's do_copyimage writes the configdrive image last
+		if err := (agent.ConfigdriveWriter{Logger: log}).Write(ctx, job); err != nil {
+			fmt.Fprintf(env.stderr, "fa_copyimage: configdrive onto %s: %v\n", job.Configdrive.Device, err)
 			return 1
 		}
 	}
