@@ -136,7 +136,8 @@ func lvOffset(t *testing.T, disk string, pvStart int64, lv string) int64 {
 // provision" from the ramdisk's PATH, tailing /var/log/fuel-agent.log for
 // Astute's patterns — first a document whose image URL is wrong
 // (fuel-agent's exit 255 and the failing step in the log), then the good
-// one. The disk then boots on its own: over ssh /var/log is the logs LV
+// one as fuel-agent's single steps (fa_partition, fa_copyimage,
+// fa_bootloader on /tmp/provision.json), then the good one whole. The disk then boots on its own: over ssh /var/log is the logs LV
 // holding the image's /var/log (apt/), /var/lib/mysql the mysql LV
 // holding the datadir the image had, cloud-init finished from the NoCloud
 // configdrive; from the host, the root LV's copies under those mount
@@ -169,7 +170,9 @@ func TestVMFuelSample(t *testing.T) {
 	os.MkdirAll(filepath.Join(stage, "vmtest"), 0o755)
 	os.WriteFile(filepath.Join(stage, "vmtest", "bad.json"), bad, 0o644)
 	os.WriteFile(filepath.Join(stage, "vmtest", "good.json"), good, 0o644)
-	os.WriteFile(filepath.Join(stage, "vmtest", "docs"), []byte("bad.json good.json\n"), 0o644)
+	os.WriteFile(filepath.Join(stage, "vmtest", "steps.json"), good, 0o644)
+	// bad.json, then fuel-agent's single steps on the good document, then the good one whole
+	os.WriteFile(filepath.Join(stage, "vmtest", "docs"), []byte("bad.json steps:steps.json good.json\n"), 0o644)
 	build := exec.Command("go", "build", "-o", filepath.Join(stage, "inito"), "./testdata/astuteinito")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
@@ -214,6 +217,12 @@ func TestVMFuelSample(t *testing.T) {
 		`astute bad.json pattern "--- Partitioning disks (do_partitioning) ---"`,
 		"astute-log bad.json provision: failed at step images",
 		"no-such-root.img.gz",
+		`astute steps.json fa_partition step "--- Partitioning disks (do_partitioning) ---"`,
+		"astute steps.json fa_partition exit=0",
+		`astute steps.json fa_copyimage step "--- Copying images (do_copyimage) ---"`,
+		"astute steps.json fa_copyimage exit=0",
+		`astute steps.json fa_bootloader step "--- Installing bootloader (do_bootloader) ---"`,
+		"astute steps.json fa_bootloader exit=0",
 		"astute good.json exit=0",
 		`astute good.json pattern "--- Provisioning (do_provisioning) ---" progress 0.81`,
 		`astute good.json pattern "--- Partitioning disks (do_partitioning) ---" progress 0.82`,

@@ -79,14 +79,26 @@ func main() {
 
 	docs, _ := os.ReadFile("/vmtest/docs")
 	for _, name := range strings.Fields(string(docs)) {
-		astute(name, path)
+		if strings.HasPrefix(name, "steps:") {
+			// fuel-agent's single steps, each on /tmp/provision.json
+			name = strings.TrimPrefix(name, "steps:")
+			for _, step := range []string{"fa_partition", "fa_copyimage", "fa_bootloader"} {
+				astute(name, path, step)
+			}
+			continue
+		}
+		astute(name, path, "flock", "-n", "/var/lock/provision.lock", "provision")
 	}
 	uinit := exec.Command("/bin/uinit", "--i-am-the-ramdisk")
 	uinit.Stdin, uinit.Stdout, uinit.Stderr = os.Stdin, os.Stdout, os.Stderr
 	uinit.Run()
 }
 
-func astute(name, path string) {
+func astute(name, path string, argv ...string) {
+	label := name
+	if argv[0] != "flock" {
+		label = name + " " + argv[0]
+	}
 	doc, err := os.ReadFile("/vmtest/" + name)
 	if err != nil {
 		fmt.Printf("astute %s exit=-2 (%v)\n", name, err)
@@ -100,7 +112,7 @@ func astute(name, path string) {
 	if st, err := os.Stat(logFile); err == nil {
 		start = st.Size()
 	}
-	cmd := exec.Command("flock", "-n", "/var/lock/provision.lock", "provision")
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = "/"
 	cmd.Env = []string{"PATH=" + path, "HOME=/root"}
 	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard // Astute keeps them; the log file is what it parses
@@ -109,7 +121,7 @@ func astute(name, path string) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		tail(name, start, done)
+		tail(label, start, done)
 	}()
 	code := 0
 	if err := cmd.Run(); err != nil {
@@ -120,7 +132,7 @@ func astute(name, path string) {
 	}
 	close(done)
 	wg.Wait()
-	fmt.Printf("astute %s exit=%d\n", name, code)
+	fmt.Printf("astute %s exit=%d\n", label, code)
 }
 
 // tail follows the log from offset until done, then reads what is left.
@@ -145,6 +157,11 @@ func tail(name string, offset int64, done <-chan struct{}) {
 				if !seen[p.line] && strings.Contains(l, p.line) {
 					seen[p.line] = true
 					fmt.Printf("astute %s pattern %q progress %.2f\n", name, p.line, p.progress)
+				}
+			}
+			if i := strings.Index(l, "--- "); i >= 0 && strings.Contains(l, "(do_") {
+				if j := strings.Index(l[i+4:], " ---"); j >= 0 {
+					fmt.Printf("astute %s step %q\n", name, l[i:i+4+j+4])
 				}
 			}
 			if strings.Contains(l, "Next chunk") {
