@@ -20,7 +20,7 @@ import (
 // appends it to its images, then the plan's file moves. The
 // job's device set bounds every write; the exit status is 0, 1 (a step
 // failed), 2 (the document) or 3 (not a bootstrap node).
-func copyDocumentImages(ctx context.Context, env *cmdEnv, path string, log *slog.Logger, opts imagewriter.Options) int {
+func copyDocumentImages(ctx context.Context, env *cmdEnv, path string, log, chunkLog *slog.Logger, opts imagewriter.Options) int {
 	log.Info(agent.FuelAgentLine(agent.StepImages), "input", path)
 	data, err := provision.ReadDocumentFile(path)
 	if err != nil {
@@ -42,7 +42,7 @@ func copyDocumentImages(ctx context.Context, env *cmdEnv, path string, log *slog
 		return 2
 	}
 	runner := &sys.Exec{Logger: log}
-	w := agent.ImageWriter{Logger: log, ChunkLogger: log, Runner: runner, Options: opts}
+	w := agent.ImageWriter{Logger: log, ChunkLogger: chunkLog, Runner: runner, Options: opts}
 	for _, img := range job.Images {
 		if _, err := w.Write(ctx, job, img, func(int64, int64) {}); err != nil {
 			fmt.Fprintf(env.stderr, "fa_copyimage: image %s onto %s: %v\n", img.URI, img.Device, err)

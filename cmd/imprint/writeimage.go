@@ -82,8 +82,10 @@ func runWriteImage(ctx context.Context, env *cmdEnv, args []string) int {
 		if len(pos) == 1 {
 			doc = pos[0]
 		}
-		h := logHandler(env.stderr, verbose, jsonLog)
-		return copyDocumentImages(ctx, env, doc, slog.New(h).With("cmd", "fa_copyimage"), opts)
+		log := slog.New(logHandler(env.stderr, verbose, jsonLog)).With("cmd", "fa_copyimage")
+		// fuel-agent's per-MiB "Next chunk" lines, whatever the level
+		chunkLog := slog.New(logHandler(env.stderr, true, jsonLog)).With("cmd", "fa_copyimage")
+		return copyDocumentImages(ctx, env, doc, log, chunkLog, opts)
 	}
 	if len(pos) != 2 {
 		fmt.Fprintf(env.stderr, "write-image: want URL and DEVICE, got %d argument(s)\n\n", len(pos))
