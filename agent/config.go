@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/imprint-dev/imprint/api"
+	"github.com/imprint-dev/imprint/configdrive"
 )
 
 // Config is the agent's configuration, resolved from flags, environment and
@@ -40,6 +41,9 @@ type Config struct {
 	FileImages bool
 	// RequireDigest refuses documents whose images carry no sha256/sha512.
 	RequireDigest bool
+	// ConfigdriveFormat is the configdrive written when the document has
+	// no ks_meta.configdrive_format (configdrive.Formats).
+	ConfigdriveFormat configdrive.Format
 }
 
 // Setting is one configuration knob: its flag, environment variable and
@@ -84,6 +88,7 @@ func Settings() []Setting {
 		s("destructive", "auto", false, "accept provisioning (wipe, partition, write images) on this machine: auto = only when / is the initramfs, yes, no; also read by `imprint provision`, `partition`, `write-image`, `configdrive` and `bootloader` when they would write a block device"),
 		s("file-images", "false", true, "admit file:// image URLs in provision documents (local testing only; never under /dev, /proc, /sys, the state directory or the token file)"),
 		s("require-digest", "false", true, "refuse a provision document any of whose images has no sha256 or sha512 in its image_data entry"),
+		s("configdrive-format", string(configdrive.DefaultFormat), false, "configdrive written when the document has no ks_meta.configdrive_format: config2-vfat, config2-iso, nocloud-vfat or nocloud-iso"),
 	}
 }
 
@@ -197,6 +202,11 @@ func Resolve(flags Values, getenv func(string) string, cmdline string) (Config, 
 	case "debug", "info", "warn", "error":
 	default:
 		bad("log-level", "%q is not debug, info, warn or error", cfg.LogLevel)
+	}
+	if f, err := configdrive.ParseFormat(raw["configdrive-format"]); err != nil {
+		bad("configdrive-format", "%v", err)
+	} else {
+		cfg.ConfigdriveFormat = f
 	}
 	hb, err := time.ParseDuration(raw["heartbeat"])
 	if err != nil || hb <= 0 {

@@ -119,6 +119,19 @@ func (f fakeConfigdrive) Write(ctx context.Context, job *prepare.Job) error {
 	return f.act(ctx, StepConfigdrive, job.Doc.Hostname+" -> "+job.Configdrive.Device)
 }
 
+type fakeFiles struct{ *fakeSteps }
+
+func (f fakeFiles) Move(ctx context.Context, job *prepare.Job) error {
+	var moves []string
+	for _, m := range job.Moves {
+		if err := f.guarded(job, StepImages, m.FromDevice, m.ToDevice); err != nil {
+			return err
+		}
+		moves = append(moves, m.FromMount+":"+m.Path+"->"+m.ToDevice)
+	}
+	return f.act(ctx, "files", joinS(moves))
+}
+
 type fakeBootloader struct{ *fakeSteps }
 
 func (f fakeBootloader) Install(ctx context.Context, job *prepare.Job) error {
@@ -145,6 +158,7 @@ func (f *fakeSteps) steps() Steps {
 		Disks:       fakeDisks{f},
 		Configdrive: fakeConfigdrive{f},
 		Images:      fakeImages{f},
+		Files:       fakeFiles{f},
 		Bootloader:  fakeBootloader{f},
 	}
 }

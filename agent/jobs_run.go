@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/imprint-dev/imprint/api"
+	"github.com/imprint-dev/imprint/prepare"
 )
 
 // run executes the background steps of jb, then reports.
@@ -42,7 +43,12 @@ func (j *Jobs) run(jb *job) {
 	steps := []step{
 		{StepDisks, linePartitioning, func(ctx context.Context) error { return j.steps.Disks.Apply(ctx, pj) }},
 		{StepConfigdrive, lineConfigdrive, nil},
-		{StepImages, lineCopyimage, func(ctx context.Context) error { return j.writeImages(ctx, jb, log) }},
+		{StepImages, lineCopyimage, func(ctx context.Context) error {
+			if err := j.writeImages(ctx, jb, log); err != nil {
+				return err
+			}
+			return j.moveFiles(ctx, pj, log)
+		}},
 		{StepBootloader, lineBootloader, nil},
 	}
 	if j.steps.Configdrive != nil && pj.Configdrive != nil {
@@ -187,6 +193,19 @@ func (j *Jobs) writeImages(ctx context.Context, jb *job, log *slog.Logger) error
 		}
 	}
 	return nil
+}
+
+// moveFiles runs the plan's moves (what the root image holds under
+// /var/log goes into the /var/log filesystem).
+func (j *Jobs) moveFiles(ctx context.Context, pj *prepare.Job, log *slog.Logger) error {
+	if len(pj.Moves) == 0 {
+		return nil
+	}
+	if j.steps.Files == nil {
+		log.Warn("files below nested mount points not moved: no files step", "moves", len(pj.Moves))
+		return nil
+	}
+	return j.steps.Files.Move(ctx, pj)
 }
 
 // bytes sums the images' progress; the total is -1 while any is unknown.

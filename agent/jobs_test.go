@@ -49,6 +49,9 @@ func TestJobSucceeds(t *testing.T) {
 		"configdrive node-4.domain.tld -> /dev/vda9",
 		"images http://10.20.0.2:8080/targetimages/env_1_ubuntu_1404_amd64.img.gz -> /dev/mapper/os-root",
 		"images http://10.20.0.2:8080/targetimages/env_1_ubuntu_1404_amd64-boot.img.gz -> /dev/vda3",
+		// the root image's files below the nested mount points, into their LVs, deepest first
+		"files /:var/lib/glance->/dev/mapper/image-glance,/:var/lib/horizon->/dev/mapper/horizon-horizontmp," +
+			"/:var/lib/mysql->/dev/mapper/mysql-root,/:var/log->/dev/mapper/logs-log",
 		"bootloader /dev/vda console=tty0 net.ifnames=1 biosdevname=0 rootdelay=90 nomodeset",
 	}
 	if d := cmp.Diff(want, f.Calls()); d != "" {
@@ -117,6 +120,22 @@ func TestJobFailsWithStepAndDevice(t *testing.T) {
 	f.fail = ""
 	if _, err := j.Run(context.Background(), fixture(t), false); err != nil {
 		t.Errorf("Run after failure: %v", err)
+	}
+}
+
+// TestJobFailsMovingFiles: a failed move fails the images step, naming
+// the device; the bootloader does not run.
+func TestJobFailsMovingFiles(t *testing.T) {
+	f := newFakeSteps()
+	f.fail, f.failErr = "files", &DeviceError{Device: "/dev/mapper/logs-log", Err: errBoom}
+	j, _ := newTestJobs(t, context.Background(), f, JobsOptions{})
+	st, err := j.Run(context.Background(), fixture(t), false)
+	var se *StepError
+	if !errors.As(err, &se) || se.Step != StepImages || se.Device != "/dev/mapper/logs-log" {
+		t.Fatalf("Run error = %v, want a StepError for images on /dev/mapper/logs-log", err)
+	}
+	if stepStates(st)["bootloader"] != "skipped" || strings.Contains(strings.Join(f.Calls(), "\n"), "bootloader") {
+		t.Errorf("bootloader ran after the failed move: %v", f.Calls())
 	}
 }
 

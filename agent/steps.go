@@ -42,6 +42,16 @@ const (
 	lineProvisioningEnd = "--- Provisioning END (do_provisioning) ---"
 )
 
+// FuelAgentLine is fuel-agent's log line opening step (StepDisks,
+// StepConfigdrive, StepImages, StepBootloader), "" for another name: the
+// single-step commands (fa_partition, ...) log it as the whole job does.
+func FuelAgentLine(step string) string {
+	return map[string]string{
+		StepDisks: linePartitioning, StepConfigdrive: lineConfigdrive,
+		StepImages: lineCopyimage, StepBootloader: lineBootloader,
+	}[step]
+}
+
 // Disks tears down old storage and creates the plan's partitions, md, LVM
 // and filesystems (partition.Apply), writing only job.Devices.
 type Disks interface {
@@ -78,6 +88,13 @@ type Configdrive interface {
 	Write(ctx context.Context, job *prepare.Job) error
 }
 
+// Files moves what an image holds below a mount point into the filesystem
+// mounted there (job.Moves), after the images and before the bootloader,
+// as fuel-agent's do_copyimage ends with move_files_to_their_places.
+type Files interface {
+	Move(ctx context.Context, job *prepare.Job) error
+}
+
 // Bootloader mounts the target, writes fstab and grub's configuration and
 // installs grub on the plan's boot disks.
 type Bootloader interface {
@@ -95,7 +112,10 @@ type Steps struct {
 	Disks       Disks
 	Configdrive Configdrive
 	Images      Images
-	Bootloader  Bootloader
+	// Files is part of the images step; nil: nothing is moved (the
+	// plan's moves are logged as skipped).
+	Files      Files
+	Bootloader Bootloader
 }
 
 func (s Steps) check() error {

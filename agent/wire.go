@@ -9,6 +9,7 @@ import (
 	"github.com/imprint-dev/imprint/configdrive"
 	"github.com/imprint-dev/imprint/imagewriter"
 	"github.com/imprint-dev/imprint/internal/devguard"
+	"github.com/imprint-dev/imprint/movefiles"
 	"github.com/imprint-dev/imprint/partition"
 	"github.com/imprint-dev/imprint/prepare"
 )
@@ -106,6 +107,20 @@ func (c ConfigdriveWriter) Write(ctx context.Context, job *prepare.Job) error {
 		c.Logger.Info("configdrive written", "device", cd.Device, "format", b.Format, "fstype", b.FSType, "size", b.Size)
 	}
 	return nil
+}
+
+// MoveFiles is the real Files step: movefiles.Apply on the job's moves,
+// mounting only devices of the job's set.
+type MoveFiles struct {
+	Mounter movefiles.Mounter
+	Logger  *slog.Logger
+}
+
+var _ Files = MoveFiles{}
+
+// Move implements Files.
+func (m MoveFiles) Move(ctx context.Context, job *prepare.Job) error {
+	return movefiles.Apply(ctx, job.Moves, movefiles.Deps{Mounter: m.Mounter, Guard: job.Devices, Logger: m.Logger})
 }
 
 // GrubBootloader is the real Bootloader step.

@@ -55,6 +55,9 @@ type ComposeRequest struct {
 	// PhoneHomeURL is set as ks_meta.phone_home_url (imprint extension).
 	PhoneHomeURL string
 	Profile      string // default DefaultProfile
+	// ConfigdriveFormat is set as ks_meta.configdrive_format (imprint
+	// extension); empty: left out, the agent's setting applies.
+	ConfigdriveFormat string
 }
 
 // ComposeImage is one image_data entry.
@@ -251,7 +254,8 @@ func Compose(req ComposeRequest) ([]byte, error) {
 				"cloud_config": "cloud_config_fuel_9.0_ubuntu.jinja2",
 				"meta_data":    "meta_data_fuel_9.0_ubuntu.jinja2",
 			},
-			FuelVersion: "9.0",
+			FuelVersion:       "9.0",
+			ConfigdriveFormat: req.ConfigdriveFormat,
 		},
 	}
 	return withPhoneHome(doc, req.PhoneHomeURL)
@@ -323,20 +327,8 @@ func chooseDisk(inv *inventory.Inventory) (*inventory.Disk, string) {
 	return nil, strings.Join(why, "; ")
 }
 
-// nailgunDiskID is how nailgun-agent names a disk: id is its by-path link
-// relative to /dev (the kernel name when it has none), extra its by-id links
-// relative to /dev.
-func nailgunDiskID(d inventory.Disk) (id string, extra []string) {
-	id = d.Name
-	if len(d.ByPath) > 0 {
-		id = strings.TrimPrefix(d.ByPath[0], "/dev/")
-	}
-	extra = []string{}
-	for _, l := range d.ByID {
-		extra = append(extra, strings.TrimPrefix(l, "/dev/"))
-	}
-	return id, extra
-}
+// nailgunDiskID is how nailgun-agent names a disk (inventory.NailgunDiskID).
+func nailgunDiskID(d inventory.Disk) (id string, extra []string) { return inventory.NailgunDiskID(d) }
 
 // swapMiB is Nailgun's swap size for ram MiB of memory: twice the RAM up
 // to 2 GiB, the RAM up to 8 GiB, half of it up to 64 GiB, else 4 GiB.

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"encoding/json"
+	"errors"
 	"net/netip"
 	"strings"
 	"testing"
@@ -219,5 +220,43 @@ func TestMetadataStems(t *testing.T) {
 		if got := metadataStems(name); !cmp.Equal(got, want) {
 			t.Errorf("metadataStems(%q) = %v, want %v", name, got, want)
 		}
+	}
+}
+
+// TestComposeConfigdriveFormat: the node's format (its Node setting, or
+// SetConfigdriveFormat's for its next round) is ks_meta.configdrive_format;
+// none leaves the key out (the agent's setting applies).
+func TestComposeConfigdriveFormat(t *testing.T) {
+	inv := qemuInventory(6)
+	for _, f := range []string{"", "nocloud-vfat", "config2-iso"} {
+		req := composeReq(inv)
+		req.ConfigdriveFormat = f
+		doc, err := Compose(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, _ := accepted(t, doc, inv)
+		if d.KsMeta.ConfigdriveFormat != f {
+			t.Errorf("configdrive_format %q, want %q", d.KsMeta.ConfigdriveFormat, f)
+		}
+		if f == "" && strings.Contains(string(doc), "configdrive_format") {
+			t.Errorf("an unset format is in the document:\n%s", doc)
+		}
+	}
+	c := &Controller{nodes: map[string]Node{testMAC: {MAC: testMAC, ConfigdriveFormat: "config2-vfat"}}}
+	if got := c.configdriveFormat(testMAC); got != "config2-vfat" {
+		t.Errorf("node's format %q", got)
+	}
+	if err := c.SetConfigdriveFormat(strings.ToUpper(testMAC), "nocloud-iso"); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.configdriveFormat(testMAC); got != "nocloud-iso" {
+		t.Errorf("after SetConfigdriveFormat: %q", got)
+	}
+	if err := c.SetConfigdriveFormat(testMAC, "cidata"); err == nil || !strings.Contains(err.Error(), "unknown") {
+		t.Errorf("bad format: %v", err)
+	}
+	if err := c.SetConfigdriveFormat("52:54:00:00:00:99", "nocloud-iso"); !errors.Is(err, ErrUnknownNode) {
+		t.Errorf("unknown node: %v", err)
 	}
 }

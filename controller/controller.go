@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/imprint-dev/imprint/configdrive"
 	"io"
 	"log/slog"
 	"net"
@@ -137,6 +138,11 @@ type Node struct {
 	// IP is the node's admin address in the provisioned OS (default: its
 	// discovery address inside Config.Network).
 	IP string
+	// ConfigdriveFormat is the configdrive the node's agent writes
+	// (ks_meta.configdrive_format: config2-vfat, config2-iso,
+	// nocloud-vfat, nocloud-iso); empty: the agent's setting.
+	// SetConfigdriveFormat changes it for the node's next round.
+	ConfigdriveFormat string
 }
 
 // Power resets a machine.
@@ -198,10 +204,11 @@ type Controller struct {
 	nodes map[string]Node // the configured nodes, by MAC
 	uids  map[string]int  // Nailgun uid of each node (its position in Config.Nodes)
 
-	mu      sync.Mutex             // guards posting, listen, srv
+	mu      sync.Mutex             // guards posting, listen, srv, cdFmt
 	nodeMu  map[string]*sync.Mutex // by MAC: serializes this process's read-modify-write of one node's row
 	leaseMu sync.Mutex
 	leases  leaseCache           // the leases this controller wrote, by MAC (under leaseMu)
+	cdFmt   map[string]string    // SetConfigdriveFormat's choices, by MAC (under mu)
 	posting map[string]bool      // a provision.json is being composed and posted
 	events  *eventlog.Log[Event] // the events this process recorded (the store has every controller's)
 	listen  string               // the listener's URL once started
@@ -432,6 +439,9 @@ func (c *Controller) loadNodes(cfg Config, bad func(field, format string, a ...a
 			if p == "" || strings.ContainsAny(p, " \t\r\n\"") {
 				bad(fmt.Sprintf("%s.cmdline[%d]", f, j), "%q is empty or contains a space or quote", p)
 			}
+		}
+		if _, err := configdrive.ParseFormat(n.ConfigdriveFormat); err != nil {
+			bad(f+".configdrive_format", "%v", err)
 		}
 		if n.IP != "" {
 			if a, err := netip.ParseAddr(n.IP); err != nil || !cfg.Network.Prefix.Contains(a) {
@@ -702,6 +712,39 @@ func (c *Controller) Status(mac string) (api.Status, bool) {
 		return api.Status{}, false
 	}
 	return *rec.Status, true
+}
+
+// SetConfigdriveFormat sets the configdrive format of the node's next
+// provision.json, over Node.ConfigdriveFormat ("" restores it), for as long
+// as this controller runs.
+func (c *Controller) SetConfigdriveFormat(mac, format string) error {
+	m, err := normMAC(mac)
+	if err != nil {
+		return err
+	}
+	if _, ok := c.nodes[m]; !ok {
+		return fmt.Errorf("configdrive format of %s: %w", m, ErrUnknownNode)
+	}
+	if _, err := configdrive.ParseFormat(format); err != nil {
+		return fmt.Errorf("configdrive format of %s: %w", m, err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cdFmt == nil {
+		c.cdFmt = map[string]string{}
+	}
+	c.cdFmt[m] = format
+	return nil
+}
+
+// configdriveFormat is the node's configdrive format for its next document.
+func (c *Controller) configdriveFormat(mac string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if f, ok := c.cdFmt[mac]; ok && f != "" {
+		return f
+	}
+	return c.nodes[mac].ConfigdriveFormat
 }
 
 // Reprovision flips the node back to the bootstrap, starts its next round

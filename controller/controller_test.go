@@ -621,7 +621,7 @@ func TestNewReportsEveryProblem(t *testing.T) {
 	_, err := New(Config{
 		Listen: "nonsense", GuestURL: "ftp://x", Kernel: "/nonexistent/vmlinuz",
 		Images:    []Image{{MountPoint: "boot", Path: "/nonexistent.img", Format: "btrfs"}},
-		Nodes:     []Node{{MAC: "zz", Hostname: "n"}, {MAC: "52:54:00:12:34:56", Hostname: "bad_host", AgentURL: "nope"}},
+		Nodes:     []Node{{MAC: "zz", Hostname: "n"}, {MAC: "52:54:00:12:34:56", Hostname: "bad_host", AgentURL: "nope", ConfigdriveFormat: "nocloud-ext4"}},
 		LocalBoot: "pxe",
 	})
 	if err == nil {
@@ -629,7 +629,7 @@ func TestNewReportsEveryProblem(t *testing.T) {
 	}
 	for _, want := range []string{"listen:", "guest-url:", "token: required", "db: required", "kernel:", "initrd: required", "local-boot:",
 		"images[0].mount:", "images[0].format:", "images[0].path:", "images: an image for / is required",
-		"nodes[0].mac:", "nodes[1].hostname:", "nodes[1].agent_url:"} {
+		"nodes[0].mac:", "nodes[1].hostname:", "nodes[1].agent_url:", "nodes[1].configdrive_format:"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("New() error lacks %q:\n%v", want, err)
 		}

@@ -388,6 +388,7 @@ func (c *Controller) provision(ctx context.Context, mac string, round int, force
 	}
 	var doc []byte
 	var pin string
+	cdFormat := c.configdriveFormat(mac) // takes c.mu: not from inside update
 	err := c.update(ctx, mac, func(rec *NodeRecord, record recorder) error {
 		if rec.Round != round {
 			return fmt.Errorf("round %d is over (the node is in round %d)", round, rec.Round)
@@ -396,6 +397,7 @@ func (c *Controller) provision(ctx context.Context, mac string, round int, force
 		doc, err = Compose(ComposeRequest{
 			Node: node, UID: uid, Inventory: d.Inventory, Addresses: d.Addresses, Images: images,
 			Network: c.cfg.Network, MasterIP: masterIP, PhoneHomeURL: base + "/phone-home/" + mac + "/" + rec.PhoneSecret, Profile: c.cfg.Profile,
+			ConfigdriveFormat: cdFormat,
 		})
 		if err != nil {
 			record(PhaseFailed, "compose provision.json: "+err.Error())

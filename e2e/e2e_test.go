@@ -37,6 +37,7 @@ cloudinit_problem x  y
 				"Boot0004* debian (vda)\tHD(2,GPT,abc,0x1,0x2)/File(\\EFI\\debian\\shimx64.efi)"}}},
 		{"missing file leaves the value empty", "systemtype \nhostname x\n", Observed{Hostname: "x"}},
 		{"unknown keys are ignored", "motd hello\nhostname y", Observed{Hostname: "y"}},
+		{"datasource", "datasource DataSourceNoCloud [seed=/dev/vda4][dsmode=net]\n", Observed{Datasource: "DataSourceNoCloud [seed=/dev/vda4][dsmode=net]"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := parseObserved(tt.in); !reflect.DeepEqual(got, tt.want) {

@@ -31,9 +31,11 @@ func TestVMEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
 	defer cancel()
 	var tl strings.Builder
+	// one round with each configdrive kind the agent writes
+	formats := []string{"config2-vfat", "nocloud-vfat"}
 	images := TargetImages(ti)
 	res, err := Run(ctx, Config{Dir: dir, Kernel: im.Kernel, Initrd: im.Initrd, Images: images,
-		Hostname: "e2e-node", Out: &tl, Logger: log, ExtraNodes: 1})
+		Hostname: "e2e-node", Out: &tl, Logger: log, ConfigdriveFormats: formats, ExtraNodes: 1})
 	t.Logf("timeline:\n%s", tl.String())
 	if err != nil {
 		t.Fatal(err)
@@ -61,6 +63,13 @@ func TestVMEndToEnd(t *testing.T) {
 		}
 		if o.SystemType != "target" {
 			t.Errorf("round %d: /etc/nailgun_systemtype %q, want target", i+1, o.SystemType)
+		}
+		wantDS := map[string]string{"config2-vfat": "DataSourceConfigDrive", "nocloud-vfat": "DataSourceNoCloud"}[formats[i]]
+		if !strings.Contains(o.Datasource, wantDS) {
+			t.Errorf("round %d (%s configdrive): cloud-init read %q, want %s", i+1, formats[i], o.Datasource, wantDS)
+		}
+		if i < len(res.Documents) && !strings.Contains(string(res.Documents[i]), `"configdrive_format": "`+formats[i]+`"`) {
+			t.Errorf("round %d: provision.json lacks configdrive_format %s", i+1, formats[i])
 		}
 		if !hasPrefixIn(o.LogicalVolumes, "os/root ") || !hasPrefixIn(o.LogicalVolumes, "os/swap ") {
 			t.Errorf("round %d: LVs %q, want os/root and os/swap (Fuel's os VG)", i+1, o.LogicalVolumes)
@@ -95,7 +104,8 @@ func TestVMEndToEndUEFI(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
 	defer cancel()
 	var tl strings.Builder
-	res, err := Run(ctx, Config{Dir: dir, Kernel: im.Kernel, Initrd: im.Initrd, Images: TargetImages(ti),
+	images := TargetImages(ti)
+	res, err := Run(ctx, Config{Dir: dir, Kernel: im.Kernel, Initrd: im.Initrd, Images: images,
 		Hostname: "e2e-uefi", MAC: "52:54:00:12:34:58", Firmware: vmtest.FirmwareUEFI, Out: &tl, Logger: log})
 	t.Logf("timeline:\n%s", tl.String())
 	if err != nil {

@@ -16,6 +16,7 @@ echo "systemtype $(cat /etc/nailgun_systemtype 2>/dev/null)"
 lvs --noheadings --nosuffix --units m -o vg_name,lv_name,lv_size 2>/dev/null | while read -r vg lv size; do echo "lv $vg/$lv ${size%.*}"; done
 for m in / /boot; do findmnt -n -o TARGET,SOURCE,FSTYPE "$m" | sed 's/^/mount /'; done
 echo "cloudinit $(timeout 120 cloud-init status --wait 2>/dev/null | tail -n 1 | sed 's/^status: //')"
+echo "datasource $(grep -o '"datasource": *"[^"]*"' /run/cloud-init/status.json 2>/dev/null | head -n 1 | sed 's/^"datasource": *"//; s/"$//')"
 grep -E ' (WARNING|ERROR|CRITICAL)' /var/log/cloud-init.log 2>/dev/null | tail -n 8 | sed 's/^/cloudinit_problem /'
 if [ -d /sys/firmware/efi ]; then echo "bootmode uefi"; else echo "bootmode bios"; fi
 echo "secureboot $(mokutil --sb-state 2>&1 | head -n 1)"
@@ -61,6 +62,8 @@ func parseObserved(s string) Observed {
 			o.Mounts = append(o.Mounts, strings.Join(strings.Fields(v), " "))
 		case "cloudinit":
 			o.CloudInit = v
+		case "datasource":
+			o.Datasource = v
 		case "cloudinit_problem":
 			o.CloudInitProblems = append(o.CloudInitProblems, v)
 		case "bootmode":

@@ -28,12 +28,16 @@ type Config struct {
 	// Images are the target OS images by mount point ("/" required; a
 	// "/boot" image gets Fuel's /boot partition), each with its Fuel
 	// metadata YAML beside it (vmtest.BuildTargetImage makes them).
-	Images    []controller.Image
-	Hostname  string // default node-1
-	MAC       string // default 52:54:00:12:34:56
-	DiskSize  int64  // default 6 GiB (sparse)
-	Rounds    int    // provisioning rounds; default 2 (provision, then reprovision)
-	LocalBoot pxe.LocalBoot
+	Images   []controller.Image
+	Hostname string // default node-1
+	MAC      string // default 52:54:00:12:34:56
+	DiskSize int64  // default 6 GiB (sparse)
+	Rounds   int    // provisioning rounds; default 2 (provision, then reprovision)
+	// ConfigdriveFormats are the node's configdrive format in each round
+	// (controller.SetConfigdriveFormat before it starts; "" or missing:
+	// the agent's default, config-2 on vfat).
+	ConfigdriveFormats []string
+	LocalBoot          pxe.LocalBoot
 	// Firmware is the node's: SeaBIOS (zero value) or OVMF
 	// (vmtest.FirmwareUEFI; its NVRAM is kept in Dir/OVMF_VARS.fd).
 	Firmware vmtest.Firmware
@@ -98,6 +102,10 @@ type Observed struct {
 	LogicalVolumes []string // "vg/lv size-in-MiB", from lvs
 	Mounts         []string // "target source fstype" of / and /boot, from findmnt
 	CloudInit      string   // cloud-init status, once it stopped running
+	// Datasource is what cloud-init says it read: the "datasource" of
+	// /run/cloud-init/status.json ("DataSourceNoCloud [seed=/dev/vda4]...",
+	// "DataSourceConfigDrive [net,ver=2][source=/dev/vda4]").
+	Datasource string
 	// CloudInitProblems are the last WARNING/ERROR lines of cloud-init.log.
 	CloudInitProblems []string
 	// Under UEFI: the boot mode the OS was started in ("uefi" or "bios"),
@@ -215,6 +223,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	tl := &timeline{out: cfg.Out}
 	for round := 1; round <= cfg.Rounds; round++ {
 		tl.startRound(round)
+		if round <= len(cfg.ConfigdriveFormats) {
+			if err := ctrl.SetConfigdriveFormat(cfg.MAC, cfg.ConfigdriveFormats[round-1]); err != nil {
+				return res, fmt.Errorf("e2e: round %d: %w", round, err)
+			}
+			tl.step("configdrive format", cfg.ConfigdriveFormats[round-1])
+		}
 		evFrom := len(ctrl.Events())
 		if round == 1 {
 			machine, err = StartMachine(MachineConfig{

@@ -26,6 +26,7 @@ import (
 	"github.com/imprint-dev/imprint/configdrive"
 	"github.com/imprint-dev/imprint/internal/devguard"
 	"github.com/imprint-dev/imprint/inventory"
+	"github.com/imprint-dev/imprint/movefiles"
 	"github.com/imprint-dev/imprint/netdata"
 	"github.com/imprint-dev/imprint/partition"
 	"github.com/imprint-dev/imprint/provision"
@@ -84,7 +85,8 @@ type Options struct {
 	Plan        *partition.PlanOptions // nil: partition.DefaultPlanOptions()
 	Images      ImagePolicy
 	Configdrive configdrive.Options
-	// ConfigdriveFormat is the format written ("": configdrive.DefaultFormat).
+	// ConfigdriveFormat is the format written when the document's
+	// ks_meta.configdrive_format is empty ("": configdrive.DefaultFormat).
 	ConfigdriveFormat configdrive.Format
 	// BootloaderTarget is where the target tree is mounted ("": the
 	// bootloader's default).
@@ -123,6 +125,9 @@ type Job struct {
 	Configdrive *Configdrive // nil: the plan has no configdrive partition
 	Images      []Image
 	Bootloader  bootloader.Request
+	// Moves take what an image holds below a mount point into the
+	// filesystem mounted there (movefiles), after the images are written.
+	Moves []movefiles.Move
 	// Devices are the block devices the job may write: the matched disks,
 	// their planned partitions, and the md and LVM devices the plan makes.
 	Devices  *devguard.Set
@@ -196,6 +201,7 @@ func prepareDocument(ctx context.Context, doc *provision.Document, inv *inventor
 		if err := job.Bootloader.Validate(); err != nil {
 			c.fromErr(err, "ks_meta.pm_data.ks_spaces")
 		}
+		job.Moves = movefiles.Plan(plan.FSs)
 		job.Devices = partition.DeviceSet(plan, opts.FS)
 		checkContained(doc, plan, job.Devices, c)
 		checkOperations(doc, plan, job.Devices, c)
@@ -316,6 +322,14 @@ func prepareConfigdrive(ctx context.Context, doc *provision.Document, plan *part
 		c.warn(splitPath(w, "ks_meta"))
 	}
 	f := opts.ConfigdriveFormat
+	if df := doc.KsMeta.ConfigdriveFormat; df != "" {
+		pf, err := configdrive.ParseFormat(df)
+		if err != nil {
+			c.add("ks_meta.configdrive_format", err.Error())
+			return nil
+		}
+		f = pf
+	}
 	if f == "" {
 		f = configdrive.DefaultFormat
 	}

@@ -226,3 +226,75 @@ func TestDocument(t *testing.T) {
 		t.Errorf("Check(/dev/vdb) = %v, want ErrNotPlanned", err)
 	}
 }
+
+// TestConfigdriveFormat: the document's ks_meta.configdrive_format, else the
+// agent's setting, else config-2 on vfat; an unknown name, or a format the
+// planned partition cannot hold (ISO9660 on a 4096-byte-sector disk), is
+// refused at prepare.
+func TestConfigdriveFormat(t *testing.T) {
+	fourK := &inventory.Inventory{Disks: []inventory.Disk{
+		{Name: "vda", Path: "/dev/vda", SizeBytes: 100 << 30, LogicalSectorSize: 4096, PhysicalSectorSize: 4096},
+	}}
+	tests := []struct {
+		name, doc string
+		agent     configdrive.Format
+		inv       *inventory.Inventory
+		want      configdrive.Format
+		problem   string
+	}{
+		{"default", "", "", twoDisks, configdrive.Config2VFAT, ""},
+		{"agent setting", "", configdrive.NoCloudVFAT, twoDisks, configdrive.NoCloudVFAT, ""},
+		{"document", "nocloud-iso", "", twoDisks, configdrive.NoCloudISO, ""},
+		{"document wins", "config2-iso", configdrive.NoCloudVFAT, twoDisks, configdrive.Config2ISO, ""},
+		{"unknown", "nocloud-ext4", "", twoDisks, "", `ks_meta.configdrive_format: format "nocloud-ext4": unknown`},
+		{"does not fit", "nocloud-iso", "", fourK, "", "4096-byte"},
+		{"vfat fits 4Kn", "nocloud-vfat", "", fourK, configdrive.NoCloudVFAT, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			doc := edit(t, func(m map[string]any) {
+				if tt.doc != "" {
+					ksMeta(m)["configdrive_format"] = tt.doc
+				}
+			})
+			job, err := Prepare(context.Background(), doc, tt.inv, Options{FS: noFS{}, ConfigdriveFormat: tt.agent})
+			if tt.problem != "" {
+				var pe *Error
+				if !errors.As(err, &pe) || !strings.Contains(pe.Error(), tt.problem) {
+					t.Fatalf("Prepare: %v, want a problem with %q", err, tt.problem)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if job.Configdrive.Format != tt.want {
+				t.Errorf("format %s, want %s", job.Configdrive.Format, tt.want)
+			}
+		})
+	}
+}
+
+// TestMoves: the job carries the move of every nested filesystem the
+// root image fills, and none into /boot (its own image).
+func TestMoves(t *testing.T) {
+	job, err := Prepare(context.Background(), edit(t, nil), twoDisks, Options{FS: noFS{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, m := range job.Moves {
+		if m.FromMount != "/" || m.FromDevice != "/dev/mapper/os-root" || !job.Devices.Contains(m.ToDevice) {
+			t.Errorf("move %s", m)
+		}
+		got[m.ToMount] = m.Path
+	}
+	for _, mnt := range []string{"/var/log", "/var/lib/mysql"} {
+		if got[mnt] != mnt[1:] {
+			t.Errorf("no move into %s: %v", mnt, got)
+		}
+	}
+	if _, ok := got["/boot"]; ok {
+		t.Errorf("/boot is an image target, moved into: %v", got)
+	}
+}

@@ -87,6 +87,11 @@ type KsMeta struct {
 	// BootMode is an imprint extension: uefi, bios or both (bootmode.go);
 	// empty: the mode the ramdisk was booted in.
 	BootMode string `json:"boot_mode,omitempty"`
+	// ConfigdriveFormat is an imprint extension: the configdrive written
+	// (config2-vfat, config2-iso, nocloud-vfat, nocloud-iso; checked by
+	// package prepare against configdrive.Formats); empty: the agent's
+	// configdrive-format setting.
+	ConfigdriveFormat string `json:"configdrive_format,omitempty"`
 }
 
 // PmData is ks_meta.pm_data.

@@ -189,6 +189,7 @@ HOSTBINS=(
 	/sbin/mkfs.fat /sbin/mkfs.vfat /sbin/fsck.fat /sbin/fsck.vfat
 	/sbin/blkid /sbin/wipefs /sbin/sgdisk /sbin/mkswap
 	/bin/efibootmgr
+	/usr/bin/flock
 )
 for b in "${HOSTBINS[@]}"; do [[ -e $b ]] || die "$b missing (install lvm2 mdadm e2fsprogs xfsprogs dosfstools util-linux gdisk efibootmgr)"; done
 # The base is the same for every flavour: built once into build/bootstrap/common.
@@ -246,7 +247,13 @@ IMPSTAGE=$OUT/imprint-stage
 rm -rf "$IMPSTAGE"
 mkdir -p "$IMPSTAGE/bbin"
 cp "$OUT/imprint" "$IMPSTAGE/bbin/imprint"
-(cd "$IMPSTAGE" && printf '%s\n' bbin bbin/imprint | cpio -o -H newc -R 0:0 --quiet) >"$OUT/imprint.cpio"
+# fuel-agent's console scripts, as Astute runs them ("flock -n
+# /var/lock/provision.lock provision"): names of the multi-call binary on
+# u-root's PATH (/bbin).
+FUEL_AGENT_NAMES=(provision fa_partition fa_configdrive fa_copyimage fa_bootloader)
+for n in "${FUEL_AGENT_NAMES[@]}"; do ln -s imprint "$IMPSTAGE/bbin/$n"; done
+mkdir -p "$IMPSTAGE/var/lock" # Astute's flock target
+(cd "$IMPSTAGE" && printf '%s\n' bbin bbin/imprint "${FUEL_AGENT_NAMES[@]/#/bbin/}" var var/lock | cpio -o -H newc -R 0:0 --quiet) >"$OUT/imprint.cpio"
 rm -rf "$IMPSTAGE"
 
 # --- assemble -----------------------------------------------------------------

@@ -45,6 +45,7 @@ func realSteps(cfg agent.Config, log, chunkLog *slog.Logger, metrics *agent.Metr
 			Options:     imagewriter.Options{NoZeroOffload: !cfg.ZeroOffload},
 			Metrics:     metrics,
 		},
+		Files: agent.MoveFiles{Mounter: sys.Mounter{}, Logger: log.With("step", agent.StepImages)},
 		Bootloader: agent.GrubBootloader{Installer: &bootloader.Installer{
 			Runner:  runner,
 			Mounter: sys.Mounter{},
@@ -64,7 +65,7 @@ func prepareOptions(cfg agent.Config) prepare.Options {
 		AllowFile:     cfg.FileImages,
 		Forbidden:     []string{cfg.StateDir, cfg.TokenFile, "/etc/imprint"},
 		RequireDigest: cfg.RequireDigest,
-	}}
+	}, ConfigdriveFormat: cfg.ConfigdriveFormat}
 	if b, err := os.ReadFile(bootstrap.DefaultAppliedNetwork); err == nil {
 		// ramdisk-init wrote it from a validated plan; a document that no
 		// longer parses leaves the provision document's network in place.

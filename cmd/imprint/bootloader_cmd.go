@@ -35,7 +35,10 @@ func runBootloader(ctx context.Context, env *cmdEnv, args []string) int {
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
-	if fs.NArg() != 1 {
+	input := fs.Arg(0)
+	if env.alias == "fa_bootloader" && fs.NArg() == 0 {
+		input = "/tmp/provision.json" // fuel-agent's default input_data_file
+	} else if fs.NArg() != 1 {
 		fmt.Fprintf(env.stderr, "bootloader: want one provision document, got %d argument(s)\n", fs.NArg())
 		fs.Usage()
 		return 2
@@ -46,7 +49,7 @@ func runBootloader(ctx context.Context, env *cmdEnv, args []string) int {
 	}
 	log := slog.New(h).With("cmd", "bootloader")
 
-	data, err := provision.ReadDocumentFile(fs.Arg(0))
+	data, err := provision.ReadDocumentFile(input)
 	if err != nil {
 		fmt.Fprintf(env.stderr, "bootloader: %v\n", err)
 		return 2
@@ -62,10 +65,10 @@ func runBootloader(ctx context.Context, env *cmdEnv, args []string) int {
 	}
 	job, err := prepare.Prepare(ctx, data, inv, prepare.Options{BootloaderTarget: *target})
 	if err != nil {
-		fmt.Fprintf(env.stderr, "bootloader: %s is invalid:\n%s", fs.Arg(0), problemList(err))
+		fmt.Fprintf(env.stderr, "bootloader: %s is invalid:\n%s", input, problemList(err))
 		return 2
 	}
-	log.Info("--- Installing bootloader (do_bootloader) ---")
+	log.Info(agent.FuelAgentLine(agent.StepBootloader), "input", input)
 	step := agent.GrubBootloader{
 		Installer: &bootloader.Installer{Runner: &sys.Exec{Logger: log}, Mounter: sys.Mounter{}, Logger: log},
 		Target:    *target,

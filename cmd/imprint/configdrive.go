@@ -49,6 +49,12 @@ func runConfigdrive(ctx context.Context, env *cmdEnv, args []string) int {
 	if !ok {
 		return code
 	}
+	if env.alias == "fa_configdrive" && len(pos) == 0 && out == "" {
+		// fuel-agent's fa_configdrive: the document Astute uploaded, the
+		// image at its config_drive_path
+		pos, out = []string{"/tmp/provision.json"}, "/tmp/config-drive.img"
+	}
+	fmt.Fprintln(env.stderr, agent.FuelAgentLine(agent.StepConfigdrive))
 	if len(pos) != 1 || out == "" {
 		fmt.Fprintf(env.stderr, "configdrive: want FILE and -o OUTPUT\n\n")
 		fs.Usage()

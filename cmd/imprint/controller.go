@@ -87,7 +87,7 @@ func parseControllerFlags(args []string, stderr io.Writer) (controllerFlags, int
 	fs.StringVar(&f.cfg.Kernel, "kernel", "", "bootstrap kernel (build/bootstrap/<flavour>/vmlinuz)")
 	fs.StringVar(&f.cfg.Initrd, "initrd", "", "bootstrap initramfs (build/bootstrap/<flavour>/initramfs.cpio.gz)")
 	fs.Var(&images, "image", "target image MOUNT=PATH[:FORMAT] (repeatable; / required; FORMAT ext4 by default)")
-	fs.Var(&nodes, "node", "node MAC=HOSTNAME[,agent=URL][,ip=ADDR][,group=GROUP] (repeatable)")
+	fs.Var(&nodes, "node", "node MAC=HOSTNAME[,agent=URL][,ip=ADDR][,group=GROUP][,configdrive=config2-vfat|config2-iso|nocloud-vfat|nocloud-iso] (repeatable)")
 	fs.Var(&keys, "ssh-key", "file of SSH public keys for root on every node (repeatable)")
 	localBoot := fs.String("local-boot", "exit", "how a provisioned node boots its disk: exit (firmware's next device) or sanboot (first BIOS disk)")
 	cmdline := fs.String("cmdline", "", "extra bootstrap kernel parameters, space separated (console= entries replace the default consoles)")
@@ -247,7 +247,7 @@ func parseNodeFlag(s string) (controller.Node, error) {
 	parts := strings.Split(s, ",")
 	mac, host, ok := strings.Cut(parts[0], "=")
 	if !ok || mac == "" || host == "" {
-		return controller.Node{}, errors.New("want MAC=HOSTNAME[,agent=URL][,ip=ADDR][,group=GROUP]")
+		return controller.Node{}, errors.New("want MAC=HOSTNAME[,agent=URL][,ip=ADDR][,group=GROUP][,configdrive=FORMAT]")
 	}
 	n := controller.Node{MAC: mac, Hostname: host}
 	for _, p := range parts[1:] {
@@ -259,8 +259,10 @@ func parseNodeFlag(s string) (controller.Node, error) {
 			n.IP = v
 		case "group":
 			n.Group = v
+		case "configdrive":
+			n.ConfigdriveFormat = v
 		default:
-			return controller.Node{}, fmt.Errorf("unknown option %q (want agent=URL, ip=ADDR or group=GROUP)", k)
+			return controller.Node{}, fmt.Errorf("unknown option %q (want agent=URL, ip=ADDR, group=GROUP or configdrive=FORMAT)", k)
 		}
 	}
 	return n, nil

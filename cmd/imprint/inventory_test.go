@@ -105,3 +105,36 @@ func TestInventoryCommand(t *testing.T) {
 		t.Errorf("unknown flag: exit %d, want 2", code)
 	}
 }
+
+// TestInventoryNailgunFormat: --format nailgun prints nailgun-agent's
+// discovery document for the same disks, the PXE MAC from BOOTIF.
+func TestInventoryNailgunFormat(t *testing.T) {
+	sys, dev := miniSysfs(t)
+	proc := t.TempDir()
+	os.WriteFile(filepath.Join(proc, "cmdline"), []byte("console=ttyS0 BOOTIF=01-52-54-00-AA-BB-CC\n"), 0o644)
+	var out, errb bytes.Buffer
+	code := dispatch(context.Background(), &cmdEnv{stdout: &out, stderr: &errb},
+		[]string{"imprint", "inventory", "--format", "nailgun", "--sysfs", sys, "--dev", dev, "--proc", proc})
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	var d inventory.NailgunDiscovery
+	if err := json.Unmarshal(out.Bytes(), &d); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out.String())
+	}
+	if !d.IsAgent || len(d.Meta.Disks) != 1 || d.Meta.Disks[0].Name != "vdb" || d.Meta.Disks[0].Size != 1<<20 ||
+		d.Meta.Disks[0].Disk != "disk/by-path/pci-0000:00:05.0" || d.MAC != "52:54:00:aa:bb:cc" {
+		t.Errorf("discovery: %s", out.String())
+	}
+	for _, args := range [][]string{{"--format", "yaml"}, {"--format", "nailgun", "vdb"}} {
+		errb.Reset()
+		if code := dispatch(context.Background(), &cmdEnv{stdout: &out, stderr: &errb}, append([]string{"imprint", "inventory"}, args...)); code != 2 || !strings.Contains(errb.String(), "--format") {
+			t.Errorf("%v: exit %d, %s", args, code, errb.String())
+		}
+	}
+	for in, want := range map[string]string{"01-52-54-00-aa-bb-cc": "52:54:00:aa:bb:cc", "52:54:00:AA:BB:CC": "52:54:00:aa:bb:cc", "": "", "01-zz": ""} {
+		if got := bootifMAC(in); got != want {
+			t.Errorf("bootifMAC(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

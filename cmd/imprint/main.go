@@ -43,6 +43,37 @@ type cmdEnv struct {
 	// "fa_partition"), empty when invoked as imprint: fuel-agent's exit
 	// codes then apply.
 	alias string
+	// fuelAgentLog is where the fuel-agent aliases also write what they
+	// write to stderr (main: /var/log/fuel-agent.log; "": nowhere).
+	fuelAgentLog string
+}
+
+// fuelAgentLog is where fuel-agent logs, and where Astute's log parser
+// (rsyslog-forwarded) reads the step lines and "Next chunk" progress.
+const fuelAgentLog = "/var/log/fuel-agent.log"
+
+// fuelAgentAliases are fuel-agent's console scripts: invoked by one of
+// these names, everything the command writes to stderr (its log and its
+// verdict) also goes to fuelAgentLog, as fuel-agent's log does.
+var fuelAgentAliases = map[string]bool{
+	"provision": true, "fa_partition": true, "fa_configdrive": true, "fa_copyimage": true, "fa_bootloader": true,
+}
+
+// teeFuelAgentLog makes env.stderr write to path as well (appended,
+// created with its directory). A log that cannot be opened is said on
+// stderr and the command goes on: the exit status stays the verdict.
+func (env *cmdEnv) teeFuelAgentLog(path string) (closeLog func()) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		fmt.Fprintf(env.stderr, "imprint: log file %s: %v (logging to stderr only)\n", path, err)
+		return func() {}
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	if err != nil {
+		fmt.Fprintf(env.stderr, "imprint: log file %s: %v (logging to stderr only)\n", path, err)
+		return func() {}
+	}
+	env.stderr = io.MultiWriter(env.stderr, f)
+	return func() { f.Close() }
 }
 
 // commands lists every subcommand; each lives in its own file of this package.
@@ -90,7 +121,7 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	env := &cmdEnv{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}
+	env := &cmdEnv{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, fuelAgentLog: fuelAgentLog}
 	os.Exit(dispatch(ctx, env, os.Args))
 }
 
@@ -101,7 +132,15 @@ func dispatch(ctx context.Context, env *cmdEnv, argv []string) int {
 		for _, a := range c.aliases {
 			if a == self {
 				env.alias = a
-				return c.run(ctx, env, argv[1:])
+				if fuelAgentAliases[a] && env.fuelAgentLog != "" {
+					closeLog := env.teeFuelAgentLog(env.fuelAgentLog)
+					defer closeLog()
+				}
+				code := c.run(ctx, env, argv[1:])
+				if fuelAgentAliases[a] {
+					code = fuelAgentExit(code)
+				}
+				return code
 			}
 		}
 	}

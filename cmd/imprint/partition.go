@@ -79,6 +79,7 @@ func runPartition(ctx context.Context, env *cmdEnv, args []string) int {
 	}
 	h := logHandler(env.stderr, verbose, jsonLog)
 	log := slog.New(h).With("cmd", "partition")
+	log.Info(agent.FuelAgentLine(agent.StepDisks), "input", file)
 
 	data, err := planReadInput(env.stdin, file)
 	if err != nil {

@@ -110,8 +110,17 @@ func provisionCommand(ctx context.Context, env *cmdEnv, args []string, steps fun
 // and a one-line verdict on stderr.
 func provisionExit(ctx context.Context, env *cmdEnv, input string, jobs *agent.Jobs, data []byte, force bool) int {
 	code := provisionOutcome(ctx, env, input, jobs, data, force)
-	if env.alias == "provision" && code != 0 {
-		return fuelAgentFailure // fuel-agent's console script: -1 on any exception
+	if env.alias == "provision" {
+		return fuelAgentExit(code)
+	}
+	return code
+}
+
+// fuelAgentExit is the exit status of a fuel-agent console script for
+// imprint's code: 0, or -1 (255) on any failure.
+func fuelAgentExit(code int) int {
+	if code != 0 {
+		return fuelAgentFailure
 	}
 	return code
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -102,5 +103,35 @@ func TestProvisionCommandReasonExitCodes(t *testing.T) {
 		if code != tt.code || !strings.Contains(out, "(reason "+tt.reason+")") {
 			t.Errorf("%v: exit %d, want %d with reason %s:\n%s", tt.err, code, tt.code, tt.reason, out)
 		}
+	}
+}
+
+// TestFuelAgentLogTee: invoked by a fuel-agent name, what the command
+// writes to stderr also lands in the fuel-agent log (appended), as
+// Astute's log parser reads it; invoked as imprint, nothing is written.
+func TestFuelAgentLogTee(t *testing.T) {
+	logFile := filepath.Join(t.TempDir(), "log", "fuel-agent.log")
+	if err := os.MkdirAll(filepath.Dir(logFile), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(logFile, []byte("earlier run\n"), 0o640)
+	var errb strings.Builder
+	code := dispatch(context.Background(), &cmdEnv{stdout: io.Discard, stderr: &errb, fuelAgentLog: logFile},
+		[]string{"/bbin/provision", "--input_data_file", "/nonexistent/provision.json"})
+	if code != 2 && code != fuelAgentFailure {
+		t.Errorf("exit %d", code)
+	}
+	b, err := os.ReadFile(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(b), "earlier run\n") || !strings.Contains(string(b), "/nonexistent/provision.json") || !strings.Contains(errb.String(), "/nonexistent/provision.json") {
+		t.Errorf("console:\n%s\nlog:\n%s", errb.String(), b)
+	}
+	before := len(b)
+	dispatch(context.Background(), &cmdEnv{stdout: io.Discard, stderr: io.Discard, fuelAgentLog: logFile},
+		[]string{"imprint", "provision", "--input", "/nonexistent/provision.json"})
+	if b, _ := os.ReadFile(logFile); len(b) != before {
+		t.Errorf("imprint provision wrote the fuel-agent log:\n%s", b[before:])
 	}
 }

@@ -14,7 +14,13 @@ import (
 )
 
 const writeImageUsage = `usage: imprint write-image [flags] URL DEVICE
-       (also as fa_copyimage)
+       fa_copyimage [flags] [FILE]
+
+As fa_copyimage (fuel-agent's console script) without URL and DEVICE, it
+writes every image of the provision document FILE (default
+/tmp/provision.json) onto the devices its plan gives them, the node's disks
+already partitioned (fa_partition), then moves what an image holds below a
+nested mount point into the filesystem mounted there.
 
 Streams the image at URL (http, https, file, or an absolute path) onto the
 block device DEVICE: compression (gzip, zstd, xz, raw) is detected from the
@@ -70,6 +76,17 @@ func runWriteImage(ctx context.Context, env *cmdEnv, args []string) int {
 	if !ok {
 		return code
 	}
+	if env.alias == "fa_copyimage" && len(pos) <= 1 {
+		// fuel-agent's fa_copyimage: every image of the document
+		doc := "/tmp/provision.json"
+		if len(pos) == 1 {
+			doc = pos[0]
+		}
+		log := slog.New(logHandler(env.stderr, verbose, jsonLog)).With("cmd", "fa_copyimage")
+		// fuel-agent's per-MiB "Next chunk" lines, whatever the level
+		chunkLog := slog.New(logHandler(env.stderr, true, jsonLog)).With("cmd", "fa_copyimage")
+		return copyDocumentImages(ctx, env, doc, log, chunkLog, opts)
+	}
 	if len(pos) != 2 {
 		fmt.Fprintf(env.stderr, "write-image: want URL and DEVICE, got %d argument(s)\n\n", len(pos))
 		fs.Usage()
@@ -92,6 +109,7 @@ func runWriteImage(ctx context.Context, env *cmdEnv, args []string) int {
 
 	h := logHandler(env.stderr, verbose, jsonLog)
 	opts.Logger = slog.New(h).With("cmd", "write-image")
+	opts.Logger.Info(agent.FuelAgentLine(agent.StepImages), "url", req.URL, "device", req.Device)
 	if !noGrow {
 		opts.Runner = &sys.Exec{}
 	}

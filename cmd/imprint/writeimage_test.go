@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -49,5 +50,23 @@ func TestWriteImageCommand(t *testing.T) {
 	var errb bytes.Buffer
 	if code := dispatch(context.Background(), &cmdEnv{stdout: &errb, stderr: &errb}, []string{"/usr/bin/fa_copyimage", "-h"}); code != 0 || !strings.Contains(errb.String(), "write-image") {
 		t.Errorf("fa_copyimage -h: exit %d, %q", code, errb.String())
+	}
+}
+
+// TestFaCopyimageDocument: fa_copyimage without URL and DEVICE works on a
+// provision document (fuel-agent's do_copyimage) and exits as fuel-agent:
+// 255 when the document cannot be read, naming it, before any device is
+// looked at; an explicit URL DEVICE pair keeps write-image's meaning.
+func TestFaCopyimageDocument(t *testing.T) {
+	var errb bytes.Buffer
+	missing := filepath.Join(t.TempDir(), "provision.json")
+	code := dispatch(context.Background(), &cmdEnv{stdout: io.Discard, stderr: &errb}, []string{"/bbin/fa_copyimage", missing})
+	if code != fuelAgentFailure || !strings.Contains(errb.String(), missing) || !strings.Contains(errb.String(), "--- Copying images (do_copyimage) ---") {
+		t.Errorf("fa_copyimage %s: exit %d, %q", missing, code, errb.String())
+	}
+	errb.Reset()
+	code = dispatch(context.Background(), &cmdEnv{stdout: io.Discard, stderr: &errb}, []string{"imprint", "write-image", missing})
+	if code != 2 || !strings.Contains(errb.String(), "want URL and DEVICE") {
+		t.Errorf("imprint write-image FILE: exit %d, %q", code, errb.String())
 	}
 }
