@@ -210,6 +210,9 @@ func (s *Sim) PowerStatus(ctx context.Context) (string, error) {
 	return "", fmt.Errorf("ipmitool chassis power status: %q", out)
 }
 
+// Wait returns when the simulator has exited.
+func (s *Sim) Wait() { <-s.done }
+
 // Stop kills the simulator and whatever it started.
 func (s *Sim) Stop() {
 	s.once.Do(func() {
