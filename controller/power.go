@@ -182,6 +182,9 @@ func (c *Controller) powerAction(ctx context.Context, mac string, b power.BMC, a
 		if b.Password != "" {
 			msg = strings.ReplaceAll(msg, b.Password, "xxxxx")
 		}
+		if !strings.Contains(msg, b.String()) {
+			msg = fmt.Sprintf("power %s through %s: %s", a, b, msg)
+		}
 		c.log.Warn("power action failed", "mac", mac, "bmc", b.String(), "action", string(a), "err", msg)
 		return fmt.Errorf("node %s: %s", mac, msg)
 	}
