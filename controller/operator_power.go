@@ -152,9 +152,7 @@ func (c *Controller) nodeEvents(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	next := after
 	for {
-		c.mu.Lock()
-		ch := c.changed
-		c.mu.Unlock()
+		ch := c.events.Changed()
 		evs, err := c.store.Events(r.Context(), mac)
 		if err != nil {
 			fmt.Fprintf(w, "event: error\ndata: %q\n\n", err.Error())

@@ -16,6 +16,7 @@ import (
 
 	"github.com/imprint-dev/imprint/controller"
 	"github.com/imprint-dev/imprint/internal/ipmisim"
+	"github.com/imprint-dev/imprint/internal/vmtest"
 	"github.com/imprint-dev/imprint/power"
 )
 
@@ -60,7 +61,7 @@ func (m *Machine) startBMC(args []string) error {
 	args = append(args, sim.QEMUArgs()...)
 	args = append(args, "-pidfile", b.pidfile)
 	var sh strings.Builder
-	sh.WriteString("#!/bin/sh\n# The machine: ipmi_sim runs this on chassis power on.\nexec " + QEMU)
+	sh.WriteString("#!/bin/sh\n# The machine: ipmi_sim runs this on chassis power on.\nexec " + vmtest.QEMU)
 	for _, a := range args {
 		sh.WriteString(" " + shellQuote(a))
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/imprint-dev/imprint/internal/testenv"
+	"github.com/imprint-dev/imprint/internal/vmtest"
 	"github.com/imprint-dev/imprint/power"
 )
 
@@ -17,7 +18,7 @@ import (
 // (a new QEMU process) and stops through IPMI over LAN, ipmitool agreeing;
 // no OS, only the firmware: seconds.
 func TestVMBMCMachine(t *testing.T) {
-	testenv.RequireTool(t, QEMU, "ipmi_sim", "ipmitool")
+	testenv.RequireTool(t, vmtest.QEMU, "ipmi_sim", "ipmitool")
 	dir := t.TempDir()
 	tftp := filepath.Join(dir, "tftp")
 	os.MkdirAll(tftp, 0o755)

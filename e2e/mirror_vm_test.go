@@ -4,14 +4,12 @@ package e2e
 
 import (
 	"context"
-	"net/http"
 	"os"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/imprint-dev/imprint/api"
 	"github.com/imprint-dev/imprint/internal/vmtest"
 	"github.com/imprint-dev/imprint/partition"
 )
@@ -53,7 +51,7 @@ func TestVMUEFIMirroredBoot(t *testing.T) {
 	vm := vmtest.Start(t, vmtest.Options{Firmware: vmtest.FirmwareUEFI, BootTimeout: 420 * time.Second,
 		Disks: []vmtest.Disk{{Size: 3 << 30, Serial: "IMPRINT-VDA"}, {Size: 3 << 30, Serial: "IMPRINT-VDB"}}})
 	t.Logf("phase bootstrap (UEFI): %s", time.Since(t0).Round(time.Second))
-	c := &api.Client{URL: vm.BaseURL, Token: vm.Token, HTTP: &http.Client{Timeout: 60 * time.Second}}
+	c := vm.Client
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
 	defer cancel()
 	plan, err := c.Plan(ctx, doc)
@@ -63,38 +61,11 @@ func TestVMUEFIMirroredBoot(t *testing.T) {
 	if plan.BootMode != "uefi" || len(plan.ESPs()) != 2 || len(plan.MDs) != 2 {
 		t.Fatalf("plan: boot mode %q, ESPs %v, mds %v; want uefi, 2, 2", plan.BootMode, plan.ESPs(), plan.MDs)
 	}
-	t1 := time.Now()
-	r, err := c.Provision(ctx, doc, false)
-	if err != nil {
-		t.Fatalf("provision: %v", err)
-	}
-	var st *api.Status
-	for {
-		if st, err = c.Status(ctx); err != nil {
-			t.Fatalf("status: %v", err)
-		}
-		if st.ID == r.ID && (st.State == api.StateSucceeded || st.State == api.StateFailed) {
-			break
-		}
-		if time.Since(t1) > 20*time.Minute {
-			t.Fatalf("provision still %s at %s after 20 min\n%s", st.State, st.Step, vm.Tail(60))
-		}
-		time.Sleep(3 * time.Second)
-	}
-	if st.State != api.StateSucceeded {
-		t.Fatalf("provision failed: %+v\n%s", st.Error, vm.Tail(150))
-	}
-	t.Logf("phase provision: %s", time.Since(t1).Round(time.Second))
+	vm.ProvisionAndReboot(ctx, t, doc, 20*time.Minute)
 	for _, l := range strings.Split(vm.Console(), "\n") {
 		if strings.Contains(l, "NVRAM") || strings.Contains(l, "grub installed") {
 			t.Logf("agent: %s", strings.TrimSpace(l))
 		}
-	}
-	if err := c.Reboot(ctx); err != nil {
-		t.Fatalf("reboot: %v", err)
-	}
-	if err := vm.WaitExit(120 * time.Second); err != nil {
-		t.Fatalf("bootstrap did not reboot: %v\n%s", err, vm.Tail(40))
 	}
 	vda, vdb := vm.Disks[0], vm.Disks[1]
 	for _, img := range []string{vda, vdb} {

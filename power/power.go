@@ -217,6 +217,10 @@ func (d *Drivers) bounded(ctx context.Context, b BMC, what string, fn func(ctx c
 	go func() { done <- fn(ctx) }()
 	select {
 	case err := <-done:
+		if err != nil && ctx.Err() != nil {
+			// The library's own timeout or the context's: same cause.
+			return fmt.Errorf("%s through %s: no answer within %s: %w", what, b, d.timeout(), err)
+		}
 		if err != nil {
 			return fmt.Errorf("%s through %s: %w", what, b, err)
 		}

@@ -19,6 +19,9 @@ type redfishDriver struct {
 }
 
 func openRedfish(ctx context.Context, b BMC, timeout time.Duration) (*redfishDriver, error) {
+	// The HTTP timeouts are the call's, plus a margin: the call's own
+	// bound (Drivers.bounded) reports a silent BMC first.
+	timeout += time.Second
 	tr := &http.Transport{Proxy: nil, TLSHandshakeTimeout: timeout, ResponseHeaderTimeout: timeout, DisableKeepAlives: true}
 	if b.Insecure {
 		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}
