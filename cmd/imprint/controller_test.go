@@ -59,7 +59,7 @@ func TestControllerFlags(t *testing.T) {
 			{MAC: "52:54:00:00:00:02", Hostname: "node-2", SSHKeys: keys, Cmdline: cmdline, AgentURL: "http://127.0.0.1:10022", IP: "10.0.2.20"},
 		},
 		LocalBoot: pxe.LocalSanboot,
-		LeaseTTL:  30 * time.Second,
+		LeaseTTL:  30 * time.Second, PowerTimeout: 2 * time.Minute,
 		Network: controller.Network{Prefix: netip.MustParsePrefix("192.168.50.0/24"), Gateway: netip.MustParseAddr("192.168.50.1"),
 			NameServers: []netip.Addr{netip.MustParseAddr("192.168.50.1"), netip.MustParseAddr("192.168.50.2")}},
 	}
