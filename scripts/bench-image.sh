@@ -123,6 +123,10 @@ if want zstd-frames; then
 	FR_SIZE=$(stat -c %s "$FRAMES")
 fi
 RAW=$(stat -c %s "$img")
+# Go's crypto/sha256 uses the CPU's SHA extensions where there are some:
+# the frames' digests cost about three times as much without.
+if grep -qw sha_ni /proc/cpuinfo; then shani=yes; else shani="no (sha256 in software)"; fi
+echo "bench: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg), SHA extensions (sha_ni): $shani"
 echo "bench: image $RAW bytes; compressed:"
 for f in "$img".gz "$img".igz "$img".zst "$img".xz "$FRAMES"; do [[ -s $f ]] && echo "  $(basename "$f") $(stat -c %s "$f")"; done
 
@@ -223,12 +227,15 @@ done
 echo
 echo "Median of $RUNS runs, MB/s of uncompressed output ($RAW bytes), peak RSS of the largest process:"
 echo
-awk -F'\t' '
+# the median of a space-separated list, for both summaries below
+AWK_MEDIAN='
 function median(s,   a, n, i, j, t) {
 	n = split(s, a, " ")
 	for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
 	return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
 }
+'
+awk -F'\t' "$AWK_MEDIAN"'
 function minv(s,   a, n, i, m) { n = split(s, a, " "); m = a[1]; for (i = 2; i <= n; i++) if (a[i] + 0 < m + 0) m = a[i]; return m }
 function maxv(s,   a, n, i, m) { n = split(s, a, " "); m = a[1]; for (i = 2; i <= n; i++) if (a[i] + 0 > m + 0) m = a[i]; return m }
 {
@@ -256,12 +263,7 @@ if want zstd-frames; then
 	# imprint against the measuring build without frame digests, and
 	# against `curl | zstd -dc | dd` on the same file.
 	echo
-	awk -F'\t' '
-	function median(s,   a, n, i, j, t) {
-		n = split(s, a, " ")
-		for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
-		return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-	}
+	awk -F'\t' "$AWK_MEDIAN"'
 	$2 == "zstd-frames" { k = $1 SUBSEP $7; m[k, $3] = $4; c[k, $3] = $6; keys[k] = $1 }
 	END {
 		for (k in keys) {

@@ -223,6 +223,15 @@ func planWriteText(out io.Writer, p *partition.Plan) {
 	}
 }
 
+// planRows is one table row (tab-separated cells) per element of xs.
+func planRows[T any](xs []T, row func(T) string) []string {
+	out := make([]string, 0, len(xs))
+	for _, x := range xs {
+		out = append(out, row(x))
+	}
+	return out
+}
+
 func planWriteTables(w io.Writer, p *partition.Plan) {
 	yes := func(b bool, s string) string {
 		if b {
@@ -268,32 +277,23 @@ func planWriteTables(w io.Writer, p *partition.Plan) {
 		}
 		tw.Flush()
 	}
-	var rows []string
-	for _, md := range p.MDs {
+	section("MD arrays:", planRows(p.MDs, func(md partition.MD) string {
 		spares := ""
 		if len(md.Spares) > 0 {
 			spares = " spares " + strings.Join(md.Spares, " ")
 		}
-		rows = append(rows, fmt.Sprintf("%s\t%s\tmetadata %s\tmembers %s%s\t%s", md.Device, md.Level, md.Metadata, strings.Join(md.Members, " "), spares, yes(md.KeepData, "[keep]")))
-	}
-	section("MD arrays:", rows)
-	rows = nil
-	for _, pv := range p.PVs {
-		rows = append(rows, fmt.Sprintf("%s\tvg %s\tmetadatasize %d MiB\tmetadatacopies %d\t%s", pv.Device, pv.VG, pv.MetadataSizeMiB, pv.MetadataCopies, yes(pv.KeepData, "[keep]")))
-	}
-	section("Physical volumes:", rows)
-	rows = nil
-	for _, vg := range p.VGs {
-		rows = append(rows, fmt.Sprintf("%s\t%s\t%s", vg.Name, strings.Join(vg.PVs, " "), yes(vg.KeepData, "[keep]")))
-	}
-	section("Volume groups:", rows)
-	rows = nil
-	for _, lv := range p.LVs {
-		rows = append(rows, fmt.Sprintf("%s/%s\t%d MiB\t%s\t%s", lv.VG, lv.Name, lv.SizeMiB, lv.Device, yes(lv.KeepData, "[keep]")))
-	}
-	section("Logical volumes:", rows)
-	rows = nil
-	for _, fs := range p.FSs {
+		return fmt.Sprintf("%s\t%s\tmetadata %s\tmembers %s%s\t%s", md.Device, md.Level, md.Metadata, strings.Join(md.Members, " "), spares, yes(md.KeepData, "[keep]"))
+	}))
+	section("Physical volumes:", planRows(p.PVs, func(pv partition.PV) string {
+		return fmt.Sprintf("%s\tvg %s\tmetadatasize %d MiB\tmetadatacopies %d\t%s", pv.Device, pv.VG, pv.MetadataSizeMiB, pv.MetadataCopies, yes(pv.KeepData, "[keep]"))
+	}))
+	section("Volume groups:", planRows(p.VGs, func(vg partition.VG) string {
+		return fmt.Sprintf("%s\t%s\t%s", vg.Name, strings.Join(vg.PVs, " "), yes(vg.KeepData, "[keep]"))
+	}))
+	section("Logical volumes:", planRows(p.LVs, func(lv partition.LV) string {
+		return fmt.Sprintf("%s/%s\t%d MiB\t%s\t%s", lv.VG, lv.Name, lv.SizeMiB, lv.Device, yes(lv.KeepData, "[keep]"))
+	}))
+	section("Filesystems:", planRows(p.FSs, func(fs partition.FS) string {
 		mount := fs.Mount
 		if mount == "" {
 			mount = "-"
@@ -309,14 +309,11 @@ func planWriteTables(w io.Writer, p *partition.Plan) {
 		if fs.Label != "" {
 			label = "label " + fs.Label
 		}
-		rows = append(rows, fmt.Sprintf("%s\t%s\t%s\t%s\t%s", fs.Device, fs.Type, mount, what, label))
-	}
-	section("Filesystems:", rows)
-	rows = nil
-	for _, img := range p.Images {
-		rows = append(rows, fmt.Sprintf("%s\t→ %s\t%s, %s\t%s", img.Mount, img.Device, img.Format, img.Container, img.URI))
-	}
-	section("Images:", rows)
+		return fmt.Sprintf("%s\t%s\t%s\t%s\t%s", fs.Device, fs.Type, mount, what, label)
+	}))
+	section("Images:", planRows(p.Images, func(img partition.Image) string {
+		return fmt.Sprintf("%s\t→ %s\t%s, %s\t%s", img.Mount, img.Device, img.Format, img.Container, img.URI)
+	}))
 	cd := p.Configdrive
 	if cd == "" {
 		cd = "none"
