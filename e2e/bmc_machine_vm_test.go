@@ -37,7 +37,8 @@ func TestVMBMCMachine(t *testing.T) {
 		for i := 0; ; i++ {
 			st, err := d.State(ctx, bmc)
 			tool, terr := m.BMC.PowerStatus(ctx)
-			if err == nil && terr == nil && st == want && tool == string(want) {
+			// QEMU writes its pid file a moment after the BMC started it.
+			if err == nil && terr == nil && st == want && tool == string(want) && (m.QEMUPid() != 0) == (want == power.StateOn) {
 				return m.QEMUPid()
 			}
 			if i == 60 {
