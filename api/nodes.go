@@ -32,6 +32,8 @@ type NodeSummary struct {
 	LastStatus   *Status   `json:"last_status,omitempty"`
 	LeaseOwner   string    `json:"lease_owner,omitempty"`
 	LeaseExpires time.Time `json:"lease_expires,omitzero"`
+	// BMC is how the controller reaches the node's BMC (no password).
+	BMC *NodeBMC `json:"bmc,omitempty"`
 }
 
 // NodeEvent is one entry of a node's timeline.

@@ -23,6 +23,7 @@ import (
 
 	"github.com/imprint-dev/imprint/api"
 	"github.com/imprint-dev/imprint/internal/eventlog"
+	"github.com/imprint-dev/imprint/power"
 	"github.com/imprint-dev/imprint/provision"
 	"github.com/imprint-dev/imprint/pxe"
 )
@@ -106,6 +107,13 @@ type Config struct {
 	// bring (never the operator token). Empty: /metrics is open; it shows
 	// counts and durations, no node identity and no secret.
 	MetricsToken string
+
+	// BMCPower drives the nodes' BMCs (default power.Drivers): power
+	// actions and Reprovision of a node with an enrolled BMC.
+	BMCPower BMCPower
+	// PowerTimeout bounds one power action (default 2m; a cycle waits
+	// for the BMC to report off before powering on).
+	PowerTimeout time.Duration
 }
 
 // Image is one target image.
@@ -747,40 +755,79 @@ func (c *Controller) configdriveFormat(mac string) string {
 	return c.nodes[mac].ConfigdriveFormat
 }
 
-// Reprovision flips the node back to the bootstrap, starts its next round
-// and resets it with Config.Power; the loop then repeats (a fresh discovery
-// is provisioned again, with force). It is the only way a provisioned
-// node gets the bootstrap again.
+// Reprovision is ReprovisionFor without a reason.
 func (c *Controller) Reprovision(ctx context.Context, mac string) error {
-	m, err := normMAC(mac)
+	return c.ReprovisionFor(ctx, mac, "")
+}
+
+// ReprovisionFor flips the node back to the bootstrap, starts its next
+// round and restarts the node: a power cycle through its BMC when one is
+// enrolled, else Config.Power, else a reboot through its agent when one
+// runs (the node is still in the bootstrap); the loop then repeats (a
+// fresh discovery is provisioned again, with force). It is the only way a
+// provisioned node gets the bootstrap again. The reason goes into the
+// node's timeline; a failed restart is recorded as the round's failure.
+func (c *Controller) ReprovisionFor(ctx context.Context, mac, reason string) error {
+	m, err := c.knownNode(mac)
 	if err != nil {
-		return err
+		return fmt.Errorf("reprovision: %w", err)
 	}
-	if _, ok := c.nodes[m]; !ok {
-		return fmt.Errorf("reprovision %s: %w", m, ErrUnknownNode)
+	bmc, err := c.store.BMC(ctx, m)
+	if err != nil {
+		return fmt.Errorf("reprovision %s: %w", m, err)
 	}
-	detail := "flipped to the bootstrap; resetting"
-	if c.cfg.Power == nil {
-		detail = "flipped to the bootstrap; no power driver: reboot the node by hand"
-	}
+	var round int
+	var agentURL, pin, token, how string
 	err = c.update(ctx, m, func(r *NodeRecord, rec recorder) error {
+		switch {
+		case bmc != nil:
+			how = "power cycle through " + bmc.String()
+		case c.cfg.Power != nil:
+			how = "reset"
+		case !r.Local && r.AgentURL != "" && r.Token != "":
+			// The agent of the round still runs (the node never left the
+			// bootstrap): it reboots the node, with the round's token.
+			agentURL, pin, token = r.AgentURL, r.Pin, r.Token
+			how = "reboot through its agent " + agentURL
+		default:
+			how = "no BMC enrolled and no agent running: reboot the node by hand"
+		}
 		r.Local = false
 		r.Round++
 		r.Phases = nil
 		// The last round's credentials die with it.
 		r.Token, r.PhoneSecret = "", ""
+		round = r.Round
+		detail := "flipped to the bootstrap; " + how
+		if reason != "" {
+			detail += " (reason: " + reason + ")"
+		}
 		rec(PhaseReprovision, detail)
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("reprovision %s: %w", m, err)
 	}
-	if c.cfg.Power == nil {
-		return nil
+	switch {
+	case bmc != nil:
+		err = c.powerAction(ctx, m, *bmc, power.Cycle)
+		if err == nil {
+			c.recordRound(m, round, PhasePower, "power cycle through "+bmc.String())
+		}
+	case c.cfg.Power != nil:
+		err = c.cfg.Power.Reset(ctx, m)
+		if err != nil {
+			err = fmt.Errorf("power reset: %w", err)
+		}
+	case token != "":
+		err = c.agentClient(agentURL, pin, token).Reboot(ctx)
+		if err != nil {
+			err = fmt.Errorf("reboot through POST %s/v1/reboot: %w", agentURL, err)
+		}
 	}
-	if err := c.cfg.Power.Reset(ctx, m); err != nil {
-		err = fmt.Errorf("reprovision %s: power reset: %w", m, err)
-		c.update(ctx, m, func(r *NodeRecord, rec recorder) error { rec(PhaseFailed, err.Error()); return nil })
+	if err != nil {
+		err = fmt.Errorf("reprovision %s: %w", m, err)
+		c.recordRound(m, round, PhaseFailed, err.Error())
 		return err
 	}
 	return nil

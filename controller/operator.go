@@ -28,6 +28,7 @@ func (c *Controller) operatorRoutes(r chi.Router) {
 	r.Get("/nodes", c.listNodes)
 	r.Get("/nodes/{mac}", c.showNode)
 	r.Post("/nodes/{mac}/reprovision", c.reprovisionNode)
+	c.powerRoutes(r)
 }
 
 func (c *Controller) authenticateOperator(next http.Handler) http.Handler {
@@ -82,7 +83,12 @@ func (c *Controller) listNodes(w http.ResponseWriter, r *http.Request) {
 	out := []api.NodeSummary{}
 	for _, rec := range recs {
 		if _, ok := c.nodes[rec.MAC]; ok {
-			out = append(out, c.summary(rec, evs))
+			s := c.summary(rec, evs)
+			if s.BMC, err = c.bmcOf(r.Context(), rec.MAC); err != nil {
+				httpError(w, http.StatusInternalServerError, err.Error())
+				return
+			}
+			out = append(out, s)
 		}
 	}
 	writeJSON(w, out)
@@ -121,6 +127,10 @@ func (c *Controller) showNode(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d := api.NodeDetail{NodeSummary: c.summary(rec, evs), Events: []api.NodeEvent{}}
+	if d.BMC, err = c.bmcOf(r.Context(), mac); err != nil {
+		httpError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
 	for _, ev := range evs {
 		d.Events = append(d.Events, api.NodeEvent{Time: ev.Time, Round: ev.Round, Phase: string(ev.Phase), Detail: ev.Detail})
 	}
@@ -135,8 +145,12 @@ func (c *Controller) reprovisionNode(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	var req api.ReprovisionRequest
+	if !decodeOperator(w, r, &req) {
+		return
+	}
 	// The reset outlives the request.
-	if err := c.Reprovision(context.WithoutCancel(r.Context()), mac); err != nil {
+	if err := c.ReprovisionFor(context.WithoutCancel(r.Context()), mac, req.Reason); err != nil {
 		var le errLeased
 		if errors.As(err, &le) {
 			c.updateError(w, mac, err)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/imprint-dev/imprint/api"
+	"github.com/imprint-dev/imprint/power"
 )
 
 // Store keeps the controller's state: one row per node (its round, its
@@ -40,6 +41,10 @@ type Store interface {
 	// ReleaseLease gives the node's lease up (mac empty: every lease of
 	// owner).
 	ReleaseLease(ctx context.Context, mac, owner string) error
+	// SetBMC records how to reach the node's BMC (nil: it has none).
+	SetBMC(ctx context.Context, mac string, b *power.BMC) error
+	// BMC returns the node's BMC (nil when it has none).
+	BMC(ctx context.Context, mac string) (*power.BMC, error)
 	Close() error
 }
 
@@ -199,6 +204,8 @@ var migrations = []string{
 	// 3: the round's discovery, so a restarted controller can post the
 	// document it had not posted yet.
 	`ALTER TABLE nodes ADD COLUMN discovery TEXT NOT NULL DEFAULT ''`,
+	// 4: each node's BMC (store_bmc.go).
+	migrationBMC,
 }
 
 type sqlStore struct {

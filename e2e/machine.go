@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/imprint-dev/imprint/internal/ipmisim"
 	"github.com/imprint-dev/imprint/internal/vmtest"
 )
 
@@ -45,6 +46,10 @@ type MachineConfig struct {
 	// Vars is the OVMF NVRAM file (created from the template when missing),
 	// kept across the machine's resets like a real node's.
 	Vars string
+	// BMC: the machine has an IPMI BMC (OpenIPMI's ipmi_sim, bmc.go) that
+	// owns QEMU: StartMachine starts the BMC with the machine powered off,
+	// and power on, off and cycle through it start and stop QEMU.
+	BMC bool
 }
 
 // Machine is a running QEMU node. Guest reboots go through the firmware
@@ -59,6 +64,9 @@ type Machine struct {
 	waitErr   error
 	stopOnce  sync.Once
 	startedAt time.Time
+	// BMC is the machine's ipmi_sim when MachineConfig.BMC is set.
+	BMC *ipmisim.Sim
+	bmc *bmcMachine
 }
 
 // StartMachine starts QEMU; it does not wait for anything in the guest.
@@ -77,6 +85,9 @@ func StartMachine(cfg MachineConfig) (*Machine, error) {
 	args, err := m.args()
 	if err != nil {
 		return nil, err
+	}
+	if cfg.BMC {
+		return m, m.startBMC(args)
 	}
 	logf, err := os.OpenFile(m.SerialLog, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -108,7 +119,7 @@ func (m *Machine) args() ([]string, error) {
 		// A VGA card as real servers have (Debian's grub.cfg stalls before
 		// the kernel without one); nothing displays it, the serial port is
 		// the console.
-		"-nodefaults", "-vga", "std", "-display", "none", "-serial", "stdio",
+		"-nodefaults", "-vga", "std", "-display", "none", "-serial", m.serialArg(),
 		"-monitor", "unix:" + m.monitor + ",server=on,wait=off",
 		"-device", "virtio-rng-pci",
 	}
@@ -174,6 +185,10 @@ func (m *Machine) Exited() <-chan struct{} { return m.exited }
 func (m *Machine) Stop(timeout time.Duration) error {
 	var err error
 	m.stopOnce.Do(func() {
+		if m.bmc != nil {
+			err = m.stopBMC()
+			return
+		}
 		select {
 		case <-m.exited:
 			return

@@ -51,6 +51,15 @@ type Config struct {
 	// controller at the same time as the main node's first round (each
 	// stopped once flipped to local boot: see ExtraNode).
 	ExtraNodes int
+	// BMC gives the node an IPMI BMC (ipmi_sim, over IPMI-over-LAN) that
+	// starts and stops its QEMU: the controller enrolls it, powers the node
+	// on through it, reprovisions through it (a power cycle) and powers it
+	// off at the end; ipmitool must agree with the controller at each step
+	// (Result.Power).
+	BMC bool
+	// Reprovision, when set, starts each round after the first instead of
+	// the controller's Reprovision: the operator's way (imprint nodes).
+	Reprovision func(ctx context.Context, controllerURL, token, mac string) error
 }
 
 // Timeouts bound each phase (TCG is slow, and slower on a busy host: the
@@ -133,6 +142,23 @@ type Result struct {
 	MainDiscovered, MainProvisioned controller.Event
 	// Metrics is the controller's /metrics scraped after the first round.
 	Metrics promscrape.Families
+	// Power is what the controller and ipmitool said of the node's power
+	// at each step (Config.BMC).
+	Power []PowerCheck
+	// Events is the controller's timeline of the node at the end.
+	Events []controller.Event
+}
+
+// PowerCheck is one comparison of the controller's and ipmitool's view of
+// the node's power.
+type PowerCheck struct {
+	Step       string
+	Controller string // what the controller's BMC driver read
+	Ipmitool   string // ipmitool chassis power status against the same BMC
+	QEMUPid    int    // the node's QEMU then (0: none)
+	// Seen are the states ipmitool reported while the step ran, in order
+	// (a reprovision's power cycle: on, off, on).
+	Seen []string
 }
 
 const (
@@ -186,12 +212,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, fmt.Errorf("e2e: controller: %w", err)
 	}
 	defer store.Close()
+	token := randomToken()
 	ctrl, err := controller.New(controller.Config{
 		Listen: "127.0.0.1:0",
 		// QEMU user networking: the host is 10.0.2.2 to the node; the
 		// port is the listener's.
 		GuestURL: "http://10.0.2.2",
-		Token:    randomToken(),
+		Token:    token,
 		Store:    store,
 		Kernel:   cfg.Kernel, Initrd: cfg.Initrd,
 		Images:    cfg.Images,
@@ -237,6 +264,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 				Forward:  map[int]int{agentPort: guestAgentPort, sshPort: guestSSHPort},
 				Console:  cfg.Console,
 				Firmware: cfg.Firmware, Vars: filepath.Join(cfg.Dir, "OVMF_VARS.fd"),
+				BMC: cfg.BMC,
 			})
 			if err != nil {
 				return res, err
@@ -246,15 +274,38 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			if cfg.Firmware.UEFI() {
 				fw = "OVMF (" + string(cfg.Firmware) + "), iPXE EFI"
 			}
+			if cfg.BMC {
+				if err := bmcPowerOn(ctx, ctrl, machine, cfg.MAC, res, tl); err != nil {
+					return res, fmt.Errorf("e2e: %w\nBMC log: %s", err, machine.BMC.Log)
+				}
+			}
 			tl.step("machine started", "QEMU (TCG), "+fw+", boot order: network, then disk")
 			if err := extra.start(ctx, ctrl, tftp, tl); err != nil {
 				return res, err
 			}
 		} else {
-			if err := ctrl.Reprovision(ctx, cfg.MAC); err != nil {
+			var stopWatch func() []string
+			if cfg.BMC {
+				stopWatch = watchPower(ctx, machine)
+			}
+			if cfg.Reprovision != nil {
+				err = cfg.Reprovision(ctx, url, token, cfg.MAC)
+			} else {
+				err = ctrl.Reprovision(ctx, cfg.MAC)
+			}
+			if err != nil {
 				return res, fmt.Errorf("e2e: round %d: reprovision: %w", round, err)
 			}
-			tl.step("reprovision requested", "node flipped back to the bootstrap and reset")
+			detail := "node flipped back to the bootstrap and reset"
+			if cfg.BMC {
+				seen := stopWatch()
+				if err := checkPower(ctx, ctrl, machine, cfg.MAC, "reprovisioned", "on", res); err != nil {
+					return res, err
+				}
+				res.Power[len(res.Power)-1].Seen = seen
+				detail = fmt.Sprintf("flipped and power-cycled through the BMC: ipmitool saw %v; QEMU pid %d", seen, machine.QEMUPid())
+			}
+			tl.step("reprovision requested", detail)
 		}
 		fail := func(phase string, err error) (*Result, error) {
 			res.Steps = tl.steps
@@ -310,8 +361,23 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		if doc, ok := ctrl.Document(cfg.MAC); ok {
 			res.Documents = append(res.Documents, doc)
 		}
+		if cfg.BMC {
+			if err := checkPower(ctx, ctrl, machine, cfg.MAC, fmt.Sprintf("round %d: OS up", round), "on", res); err != nil {
+				return res, err
+			}
+		}
 	}
+	res.Events = ctrl.Events()
 	res.Steps = tl.steps
+	if cfg.BMC {
+		if err := bmcPowerOff(ctx, ctrl, machine, cfg.MAC, res); err != nil {
+			return res, err
+		}
+		tl.step("powered off", "through the BMC")
+		res.Events = ctrl.Events()
+		res.Steps = tl.steps
+		return res, nil
+	}
 	// A clean shutdown, so the disk image is consistent for inspection.
 	if err := sshRun(ctx, res.SSHKey, sshPort, "systemctl poweroff"); err != nil {
 		log.Warn("poweroff over ssh", "err", err)

@@ -84,6 +84,7 @@ func parseControllerFlags(args []string, stderr io.Writer) (controllerFlags, int
 	fs.StringVar(&f.db, "db", "sqlite:"+defaultDB, "state database: sqlite:PATH or postgres://USER@HOST/DB (several controllers may share one PostgreSQL database)")
 	fs.StringVar(&f.cfg.ID, "id", "", "this controller's name in the nodes' leases; controllers sharing a database need distinct ones (default: the host name)")
 	fs.DurationVar(&f.cfg.LeaseTTL, "lease-ttl", 30*time.Second, "how long a node's lease outlives this controller's last renewal")
+	fs.DurationVar(&f.cfg.PowerTimeout, "power-timeout", 2*time.Minute, "bound of one power action through a node's BMC (imprint nodes power, reprovision), a cycle's wait for off included")
 	fs.StringVar(&f.cfg.Kernel, "kernel", "", "bootstrap kernel (build/bootstrap/<flavour>/vmlinuz)")
 	fs.StringVar(&f.cfg.Initrd, "initrd", "", "bootstrap initramfs (build/bootstrap/<flavour>/initramfs.cpio.gz)")
 	fs.Var(&images, "image", "target image MOUNT=PATH[:FORMAT] (repeatable; / required; FORMAT ext4 by default)")

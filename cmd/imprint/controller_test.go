@@ -65,6 +65,7 @@ func TestControllerFlags(t *testing.T) {
 		GroupImageURLs: map[string][]string{"rack7": {"http://rack7-cache"}},
 		MaxTransfers:   8,
 		TransferWait:   controller.DefaultTransferWait,
+		PowerTimeout:   2 * time.Minute,
 		Network: controller.Network{Prefix: netip.MustParsePrefix("192.168.50.0/24"), Gateway: netip.MustParseAddr("192.168.50.1"),
 			NameServers: []netip.Addr{netip.MustParseAddr("192.168.50.1"), netip.MustParseAddr("192.168.50.2")}},
 	}

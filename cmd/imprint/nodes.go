@@ -23,7 +23,19 @@ commands:
   list [-o json]         every node: round, phase, boot, last job state
   show NODE [-o json]    one node (MAC or host name): its timeline and the last
                          result with its error's step, device and reason
-  reprovision NODE       flip the node back to the bootstrap and reset it
+  reprovision NODE --reason TEXT
+                         flip the node back to the bootstrap and power-cycle it
+                         through its BMC (through its agent when it has no BMC
+                         and the agent runs); the reason goes into its timeline
+  enroll NODE --bmc URL --bmc-user USER --bmc-password-file FILE [--bmc-insecure]
+                         record the node's BMC once it answered with these
+                         credentials: ipmi://HOST[:PORT][?cipher=N] or
+                         redfish://HOST[:PORT][/SYSTEM-ID] (the password may
+                         also come from IMPRINT_BMC_PASSWORD; never from a flag)
+  power on|off|cycle NODE [--reason TEXT]
+                         power action through the node's BMC
+  power status NODE      the node's power state as its BMC reports it
+  events NODE [-f]       the node's timeline; -f follows it as it grows
 
 The controller URL may also come from IMPRINT_CONTROLLER, the operator token
 from IMPRINT_CONTROLLER_TOKEN. Whatever the nodes reported is printed with
@@ -34,7 +46,7 @@ func runNodes(ctx context.Context, env *cmdEnv, args []string) int {
 	fs := newFlagSet(env, "nodes", nodesUsage)
 	ctlURL := fs.String("controller", envOr("IMPRINT_CONTROLLER", "http://127.0.0.1:8080"), "controller base URL (env IMPRINT_CONTROLLER)")
 	token := fs.String("token", "", "the controller's operator token (env IMPRINT_CONTROLLER_TOKEN)")
-	timeout := fs.Duration("timeout", 30*time.Second, "timeout of the request")
+	timeout := fs.Duration("timeout", 3*time.Minute, "timeout of the request (a power cycle waits for the BMC)")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
@@ -50,6 +62,8 @@ func runNodes(ctx context.Context, env *cmdEnv, args []string) int {
 	sub := flag.NewFlagSet("nodes "+cmd, flag.ContinueOnError)
 	sub.SetOutput(env.stderr)
 	output := sub.String("o", "table", "output: table or json")
+	var nf nodeFlags
+	nf.register(sub)
 	pos, code, ok := parseInterspersed(sub, fs.Args()[1:]) // flags may follow NODE
 	if !ok {
 		return code
@@ -58,7 +72,7 @@ func runNodes(ctx context.Context, env *cmdEnv, args []string) int {
 		fmt.Fprintf(env.stderr, "nodes: -o %q: want table or json\n", *output)
 		return 2
 	}
-	want := map[string]int{"list": 0, "show": 1, "reprovision": 1}
+	want := map[string]int{"list": 0, "show": 1, "reprovision": 1, "enroll": 1, "power": 2, "events": 1}
 	n, ok := want[cmd]
 	if !ok {
 		fmt.Fprintf(env.stderr, "nodes: unknown command %q\n\n", cmd)
@@ -69,7 +83,15 @@ func runNodes(ctx context.Context, env *cmdEnv, args []string) int {
 		fmt.Fprintf(env.stderr, "nodes %s: want %d argument(s), got %q\n", cmd, n, pos)
 		return 2
 	}
+	if msg := nf.check(cmd, pos); msg != "" {
+		fmt.Fprintf(env.stderr, "nodes %s: %s\n", cmd, msg)
+		return 2
+	}
 	cl := &api.ControllerClient{URL: *ctlURL, Token: tok}
+	if cmd == "events" {
+		// A stream: no request timeout when following.
+		return nodeEvents(ctx, env, cl, pos[0], nf.follow, *timeout)
+	}
 	rctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 	var err error
@@ -93,9 +115,13 @@ func runNodes(ctx context.Context, env *cmdEnv, args []string) int {
 			}
 		}
 	case "reprovision":
-		if err = cl.Reprovision(rctx, pos[0]); err == nil {
-			fmt.Fprintf(env.stdout, "node %s flipped to the bootstrap\n", pos[0])
+		if err = cl.ReprovisionFor(rctx, pos[0], nf.reason); err == nil {
+			fmt.Fprintf(env.stdout, "node %s flipped to the bootstrap and restarted (imprint nodes events %s -f follows it)\n", pos[0], pos[0])
 		}
+	case "enroll":
+		err = nodeEnroll(rctx, env, cl, pos[0], nf)
+	case "power":
+		err = nodePower(rctx, env, cl, pos[0], pos[1], nf.reason, *output)
 	}
 	if err != nil {
 		fmt.Fprintf(env.stderr, "nodes %s: %s\n", cmd, controller.Printable(err.Error()))
@@ -153,6 +179,9 @@ func printNode(w io.Writer, d *api.NodeDetail) {
 	}
 	if d.TLSFingerprint != "" {
 		fmt.Fprintf(w, "  agent cert:     %s (imprint ctl --fingerprint)\n", p(d.TLSFingerprint))
+	}
+	if b := d.BMC; b != nil {
+		fmt.Fprintf(w, "  bmc:            %s %s (user %s; imprint nodes power status)\n", b.Driver, p(b.Address), p(b.Username))
 	}
 	if d.LeaseOwner != "" {
 		fmt.Fprintf(w, "  driven by:      controller %s until %s\n", d.LeaseOwner, d.LeaseExpires.UTC().Format(time.RFC3339))
