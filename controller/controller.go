@@ -816,11 +816,13 @@ func (c *Controller) ReprovisionFor(ctx context.Context, mac, reason string) err
 		}
 	case c.cfg.Power != nil:
 		err = c.cfg.Power.Reset(ctx, m)
+		c.metrics.PowerAction("qemu", "reset", PowerFailureReason(err))
 		if err != nil {
 			err = fmt.Errorf("power reset: %w", err)
 		}
 	case token != "":
 		err = c.agentClient(agentURL, pin, token).Reboot(ctx)
+		c.metrics.PowerAction("agent", "reset", PowerFailureReason(err))
 		if err != nil {
 			err = fmt.Errorf("reboot through POST %s/v1/reboot: %w", agentURL, err)
 		}

@@ -115,6 +115,7 @@ func (c *Controller) PowerState(ctx context.Context, mac string) (power.State, *
 		return "", nil, fmt.Errorf("node %s: %w", m, ErrNoBMC)
 	}
 	st, err := c.bmcPower().State(ctx, *b)
+	c.metrics.PowerAction(b.Driver, "status", PowerFailureReason(err))
 	if err != nil {
 		return "", b, fmt.Errorf("node %s: %w", m, err)
 	}
@@ -173,8 +174,9 @@ func (c *Controller) powerAction(ctx context.Context, mac string, b power.BMC, a
 	select {
 	case err = <-done:
 	case <-ctx.Done():
-		err = fmt.Errorf("power %s through %s: no answer within %s", a, b, c.powerTimeout())
+		err = fmt.Errorf("power %s through %s: no answer within %s: %w", a, b, c.powerTimeout(), ctx.Err())
 	}
+	c.metrics.PowerAction(b.Driver, string(a), PowerFailureReason(err))
 	if err != nil {
 		// A driver's message may quote what it was given: never the
 		// password.

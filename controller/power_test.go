@@ -261,6 +261,23 @@ func TestOperatorPowerAPI(t *testing.T) {
 	case <-fctx.Done():
 		t.Error("the followed stream got no new event")
 	}
+	// The power metrics, scraped over HTTP: a status read, the refused on
+	// (the BMC's 500) and the off.
+	m := h.scrape("")
+	for _, c := range []struct {
+		name   string
+		labels map[string]string
+		min    float64
+	}{
+		{"imprint_controller_power_actions_total", map[string]string{"driver": "redfish", "action": "status"}, 1},
+		{"imprint_controller_power_actions_total", map[string]string{"driver": "redfish", "action": "on"}, 1},
+		{"imprint_controller_power_actions_total", map[string]string{"driver": "redfish", "action": "off"}, 1},
+		{"imprint_controller_power_failures_total", map[string]string{"driver": "redfish", "action": "on", "reason": PowerReasonOther}, 1},
+	} {
+		if got := m.Value(c.name, c.labels); got < c.min {
+			t.Errorf("%s%v = %v, want at least %v", c.name, c.labels, got, c.min)
+		}
+	}
 	logMu.Lock()
 	defer logMu.Unlock()
 	for _, s := range append(answers, logs.String()) {
