@@ -21,6 +21,7 @@ import (
 
 	"github.com/imprint-dev/imprint/agent"
 	"github.com/imprint-dev/imprint/api"
+	"github.com/imprint-dev/imprint/bootstrap/nodearchive"
 	"github.com/imprint-dev/imprint/pxe"
 )
 
@@ -216,20 +217,55 @@ func newHarness(t *testing.T, mutate func(*Config)) *harness {
 	return &harness{t: t, ctrl: ctrl, srv: srv, agent: ag, power: pw, store: cfg.Store, cfg: cfg}
 }
 
-// boot fetches the node's iPXE script as its firmware would and takes the
-// node's callback URL and token from it (and gives the token to the fake
-// agent, as the kernel command line gives it to the real one).
+// boot fetches the node's iPXE script and then its initramfs as its
+// firmware would, takes the node's callback URL from the script and its
+// token from the initramfs' per-node archive (and gives the token to the
+// fake agent, as the archive's /etc/imprint/token gives it to the real one).
 func (h *harness) boot(mac string) string {
 	h.t.Helper()
 	code, script := h.get("/ipxe?mac=" + mac)
 	if code != 200 {
 		h.t.Fatalf("GET /ipxe?mac=%s: %d %s", mac, code, script)
 	}
-	h.nodeURL, h.nodeToken = cmdlineValue(script, "imprint.controller="), cmdlineValue(script, "imprint.token=")
+	h.nodeURL, h.nodeToken = cmdlineValue(script, "imprint.controller="), h.initrdToken(script)
 	h.agent.mu.Lock()
 	h.agent.token = h.nodeToken
 	h.agent.mu.Unlock()
 	return script
+}
+
+// initrdToken fetches the initramfs the script names (as iPXE's initrd
+// line does) and returns the token of its per-node archive, the part after
+// the shared base.
+func (h *harness) initrdToken(script string) string {
+	h.t.Helper()
+	var u string
+	for _, line := range strings.Split(script, "\n") {
+		if f := strings.Fields(line); len(f) == 4 && f[0] == "initrd" && f[1] == "--name" {
+			u = f[3]
+		}
+	}
+	path, ok := strings.CutPrefix(u, h.cfg.GuestURL)
+	if !ok {
+		h.t.Fatalf("script's initrd %q is not under %s:\n%s", u, h.cfg.GuestURL, script)
+	}
+	code, body := h.get(path)
+	if code != 200 {
+		h.t.Fatalf("GET %s: %d %s", path, code, body)
+	}
+	base, err := os.ReadFile(h.cfg.Initrd)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	rest, ok := strings.CutPrefix(body, string(base))
+	if !ok {
+		h.t.Fatalf("GET %s: does not start with the shared initramfs %s", path, h.cfg.Initrd)
+	}
+	files, err := nodearchive.Read([]byte(rest))
+	if err != nil {
+		h.t.Fatalf("GET %s: per-node archive: %v", path, err)
+	}
+	return strings.TrimSpace(string(files[nodearchive.TokenFile].Content))
 }
 
 func cmdlineValue(script, key string) string {
@@ -298,11 +334,11 @@ func TestLoop(t *testing.T) {
 		if len(h.nodeToken) != 64 {
 			t.Errorf("round %d: node token %q, want 32 random bytes in hex", round, h.nodeToken)
 		}
-		if strings.Contains(script, testToken) {
-			t.Errorf("round %d: the boot script carries the operator token:\n%s", round, script)
+		if strings.Contains(script, testToken) || strings.Contains(script, h.nodeToken) || strings.Contains(script, "imprint.token") {
+			t.Errorf("round %d: the boot script carries a token (the node's belongs in its initramfs):\n%s", round, script)
 		}
-		for _, want := range []string{"#!ipxe", "kernel --name vmlinuz " + base + "/boot/vmlinuz ", "imprint.controller=" + base + "/agent/52:54:00:12:34:56 ", "imprint.token=" + h.nodeToken,
-			"console=ttyS0 ", "imprint.log_format=text", "initrd --name initrd.img " + base + "/boot/initramfs.cpio.gz"} {
+		for _, want := range []string{"#!ipxe", "kernel --name vmlinuz " + base + "/boot/vmlinuz ", "imprint.controller=" + base + "/agent/52:54:00:12:34:56 ",
+			"console=ttyS0 ", "imprint.log_format=text", "initrd --name initrd.img " + base + "/boot/initramfs/52-54-00-12-34-56\n"} {
 			if !strings.Contains(script, want) {
 				t.Errorf("round %d: bootstrap script lacks %q:\n%s", round, want, script)
 			}
