@@ -87,6 +87,9 @@ type KsMeta struct {
 	// BootMode is an imprint extension: uefi, bios or both (bootmode.go);
 	// empty: the mode the ramdisk was booted in.
 	BootMode string `json:"boot_mode,omitempty"`
+	// OSNetwork is an imprint extension: ramdisk or document
+	// (osnetwork.go); empty: the ramdisk's applied network when it has one.
+	OSNetwork string `json:"os_network,omitempty"`
 }
 
 // PmData is ks_meta.pm_data.
