@@ -43,6 +43,9 @@ func (c *Controller) routes() http.Handler {
 	r.Get("/ipxe", c.ipxe)
 	r.Get("/boot/vmlinuz", c.file(c.cfg.Kernel))
 	r.Get("/boot/initramfs.cpio.gz", c.file(c.cfg.Initrd))
+	if c.cfg.IPXEEFI != "" {
+		r.Get("/boot/ipxe.efi", c.file(c.cfg.IPXEEFI))
+	}
 	// The node's own initramfs: the shared one with its per-node archive
 	// (its token of the round) appended; its boot script names it.
 	r.Get("/boot/initramfs/{mac}", InitrdHandler(c.cfg.Initrd, NodeArchiveFunc(c.nodeArchive), c.log).ServeHTTP)

@@ -73,3 +73,24 @@ func TestInitrdHandler(t *testing.T) {
 		}
 	}
 }
+
+// TestIPXEEFI: Config.IPXEEFI is served at /boot/ipxe.efi (UEFI HTTP
+// boot's boot file); without it the path is 404; a missing file is refused
+// by New, naming the field.
+func TestIPXEEFI(t *testing.T) {
+	efi := filepath.Join(t.TempDir(), "snponly.efi")
+	os.WriteFile(efi, []byte("MZ-ipxe-efi"), 0o644)
+	h := newHarness(t, func(c *Config) { c.IPXEEFI = efi })
+	if code, body := h.get("/boot/ipxe.efi"); code != 200 || body != "MZ-ipxe-efi" {
+		t.Errorf("GET /boot/ipxe.efi = %d %q", code, body)
+	}
+	if code, _ := newHarness(t, nil).get("/boot/ipxe.efi"); code != 404 {
+		t.Errorf("without IPXEEFI: GET /boot/ipxe.efi = %d, want 404", code)
+	}
+	cfg := newHarness(t, nil).cfg
+	cfg.IPXEEFI = filepath.Join(t.TempDir(), "missing.efi")
+	cfg.Store = testStore(t)
+	if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), "ipxe-efi") {
+		t.Errorf("New with a missing ipxe-efi: %v", err)
+	}
+}
