@@ -64,7 +64,11 @@ func RequireNetNS(t testing.TB, addrs ...string) *NetNS {
 		{"sysctl", "-qw", "net.ipv6.conf." + ns.Tap + ".accept_dad=0"},
 	}
 	for _, a := range addrs {
-		cmds = append(cmds, []string{"ip", "addr", "add", a, "dev", ns.Tap})
+		c := []string{"ip", "addr", "add", a, "dev", ns.Tap}
+		if strings.Contains(a, ":") {
+			c = append(c, "nodad")
+		}
+		cmds = append(cmds, c)
 	}
 	cmds = append(cmds, []string{"ip", "link", "set", ns.Tap, "up"})
 	for _, c := range cmds {
@@ -111,7 +115,23 @@ func (ns *NetNS) Listen(addr string) (net.Listener, error) {
 			ch <- result{err: fmt.Errorf("setns %s: %w", ns.Name, err)}
 			return
 		}
-		l, lerr := net.Listen("tcp", addr)
+		// Free bind: the tap has no carrier until QEMU opens it, and the
+		// kernel does not let a socket bind an address of a link that is
+		// not up yet.
+		lc := net.ListenConfig{Control: func(network, address string, c syscall.RawConn) error {
+			var serr error
+			err := c.Control(func(fd uintptr) {
+				serr = unix.SetsockoptInt(int(fd), unix.SOL_IP, unix.IP_FREEBIND, 1)
+				if serr == nil && strings.HasSuffix(network, "6") {
+					serr = unix.SetsockoptInt(int(fd), unix.SOL_IPV6, unix.IPV6_FREEBIND, 1)
+				}
+			})
+			if err != nil {
+				return err
+			}
+			return serr
+		}}
+		l, lerr := lc.Listen(context.Background(), "tcp", addr)
 		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
 			// The thread stays locked: the goroutine exits and the
 			// runtime ends the thread rather than reuse it.

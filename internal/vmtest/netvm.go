@@ -58,6 +58,22 @@ type NetOptions struct {
 	// DiskBoot boots the first disk through the firmware (a provisioned
 	// OS) and waits for the kernel's banner instead of the agent.
 	DiskBoot bool
+	// NetNS runs QEMU inside this namespace, where NICs with Netdev
+	// "tap,ifname=<its Tap>,script=no,downscript=no" reach its servers.
+	NetNS *NetNS
+	// Firmware: SeaBIOS (zero value) or OVMF, with a fresh NVRAM.
+	Firmware Firmware
+	// FirmwareNetBoot boots from the NICs through the firmware instead of
+	// -kernel/-initrd (Cmdline and Initrd are then the controller's
+	// business). Under OVMF the NICs carry no iPXE option ROM: OVMF's own
+	// virtio-net driver, PXE (unless NoFirmwarePXE) and HTTP boot run,
+	// unless ROM names one (IPXEEFIROM: iPXE's EFI driver).
+	FirmwareNetBoot bool
+	ROM             string
+	// NoFirmwarePXE turns OVMF's own PXE (IPv4 and IPv6) off through
+	// fw_cfg (opt/org.tianocore/IPv{4,6}PXESupport), so its network boot
+	// options are HTTP boot's alone.
+	NoFirmwarePXE bool
 }
 
 // NetVM is a guest with several NICs and a QEMU monitor.
@@ -116,8 +132,24 @@ func LaunchNet(t testing.TB, opts NetOptions) *NetVM {
 		"-monitor", "unix:" + nv.Monitor + ",server=on,wait=off",
 		"-device", "virtio-rng-pci",
 	}
+	if opts.Firmware.UEFI() {
+		vm.Vars = filepath.Join(vm.Dir, "OVMF_VARS.fd")
+		fw, err := FirmwareArgs(opts.Firmware, vm.Vars)
+		if err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, fw...)
+		if opts.NoFirmwarePXE {
+			args = append(args, "-fw_cfg", "name=opt/org.tianocore/IPv4PXESupport,string=n",
+				"-fw_cfg", "name=opt/org.tianocore/IPv6PXESupport,string=n")
+		}
+	}
 	if opts.DiskBoot {
 		args = append(args, "-boot", "order=c", "-device", "VGA")
+	} else if opts.FirmwareNetBoot {
+		if !opts.Firmware.UEFI() {
+			args = append(args, "-boot", "order=n")
+		}
 	} else {
 		args = append(args, "-kernel", im.Kernel, "-initrd", im.Initrd,
 			"-append", strings.Join(append([]string{"console=ttyS0", "panic=-1", "imprint.on_exit=poweroff"}, opts.Cmdline...), " "))
@@ -166,7 +198,11 @@ func LaunchNet(t testing.TB, opts NetOptions) *NetVM {
 			nv.SSHPorts[n.ID] = p
 			netdev += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-%s:22", p, n.ForwardSSH)
 		}
-		args = append(args, "-netdev", netdev, "-device", fmt.Sprintf("virtio-net-pci,netdev=%s,mac=%s,id=nic%d", n.ID, n.MAC, i))
+		dev := fmt.Sprintf("virtio-net-pci,netdev=%s,mac=%s,id=nic%d", n.ID, n.MAC, i)
+		if opts.FirmwareNetBoot && opts.Firmware.UEFI() {
+			dev += ",romfile=" + opts.ROM
+		}
+		args = append(args, "-netdev", netdev, "-device", dev)
 		if n.Dump != "" {
 			args = append(args, "-object", fmt.Sprintf("filter-dump,id=dump%d,netdev=%s,file=%s", i, n.ID, n.Dump))
 		}
@@ -177,6 +213,9 @@ func LaunchNet(t testing.TB, opts NetOptions) *NetVM {
 	}
 	vm.console = newLineWatcher(logf, vm.opts.Ready)
 	vm.cmd = exec.Command(QEMU, args...)
+	if opts.NetNS != nil {
+		vm.cmd = opts.NetNS.Command(QEMU, args...) // ip netns exec: then execs QEMU
+	}
 	vm.cmd.Stdout, vm.cmd.Stderr = vm.console, vm.console
 	vm.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	t.Logf("vmtest: %s %s", QEMU, strings.Join(args, " "))
