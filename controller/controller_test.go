@@ -245,10 +245,11 @@ func (h *harness) initrdToken(script string) string {
 			u = f[3]
 		}
 	}
-	path, ok := strings.CutPrefix(u, h.cfg.GuestURL)
-	if !ok {
-		h.t.Fatalf("script's initrd %q is not under %s:\n%s", u, h.cfg.GuestURL, script)
+	pu, err := url.Parse(u)
+	if err != nil || !strings.HasPrefix(u, strings.TrimRight(h.cfg.GuestURL, "/")) {
+		h.t.Fatalf("script's initrd %q is not under %s (%v):\n%s", u, h.cfg.GuestURL, err, script)
 	}
+	path := pu.RequestURI()
 	code, body := h.get(path)
 	if code != 200 {
 		h.t.Fatalf("GET %s: %d %s", path, code, body)
@@ -628,6 +629,45 @@ func TestGuestURL(t *testing.T) {
 	if !strings.Contains(string(b), "imprint.controller=http://10.0.2.2:"+port+"/agent/52:54:00:12:34:56 ") {
 		t.Errorf("bootstrap script with GuestURL:\n%s", b)
 	}
+}
+
+// TestGuestURLIPv6: a controller reached at an IPv6 address hands out
+// bracketed URLs (iPXE's and the agent's form) for the kernel, the node's
+// initramfs and the callbacks; the per-node initramfs at that URL carries
+// the node's token.
+func TestGuestURLIPv6(t *testing.T) {
+	for _, guest := range []string{"http://[fd00:6::1]:8080", "http://[fd00:6::1]:8080/"} {
+		h := newHarness(t, func(c *Config) { c.GuestURL = guest })
+		script := h.boot(testMAC)
+		base := "http://[fd00:6::1]:8080"
+		for _, w := range []string{"kernel --name vmlinuz " + base + "/boot/vmlinuz ", "imprint.controller=" + base + "/agent/52:54:00:12:34:56 ",
+			"initrd --name initrd.img " + base + "/boot/initramfs/52-54-00-12-34-56\n"} {
+			if !strings.Contains(script, w) {
+				t.Errorf("guest URL %s: script lacks %q:\n%s", guest, w, script)
+			}
+		}
+		if len(h.nodeToken) != 64 {
+			t.Errorf("guest URL %s: token from the per-node initramfs %q", guest, h.nodeToken)
+		}
+		if _, err := pxeScriptLines(script); err != nil {
+			t.Errorf("guest URL %s: %v", guest, err)
+		}
+	}
+}
+
+// pxeScriptLines checks an iPXE script's URLs parse as URLs.
+func pxeScriptLines(script string) ([]string, error) {
+	var urls []string
+	for _, f := range strings.Fields(script) {
+		if strings.HasPrefix(f, "http://") {
+			u, err := url.Parse(f)
+			if err != nil || u.Port() == "" {
+				return nil, fmt.Errorf("URL %q: %v (port %q)", f, err, u.Port())
+			}
+			urls = append(urls, f)
+		}
+	}
+	return urls, nil
 }
 
 func TestNewReportsEveryProblem(t *testing.T) {
