@@ -6,6 +6,7 @@ import (
 	"context"
 	"net/http"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -25,7 +26,7 @@ var degraded = regexp.MustCompile(`md/raid1:md\d+: active with 1 out of 2 mirror
 // ramdisk boot on the same disks and NVRAM, then boots it three times
 // from the host, sharing those boots with the other UEFI checks:
 //
-//   - boot 0, both disks, the NVRAM both rounds wrote: in the OS,
+//   - boot 0, both disks, (a copy of) the NVRAM both rounds wrote: in the OS,
 //     efibootmgr -v lists exactly one entry per ESP, booting shim or grub
 //     from that ESP's current partition GUID, none left from round 1;
 //   - boot 1, vdb alone, OVMF with the NVRAM the agent wrote: the firmware
@@ -81,8 +82,15 @@ func TestVMUEFIMirroredBoot(t *testing.T) {
 	// Boot 0: both disks, the NVRAM both rounds wrote; in the provisioned
 	// OS, efibootmgr -v lists one entry per ESP, booting shim from that
 	// ESP as it is now, and none left from round 1.
+	// A copy of the NVRAM: OVMF adds its own entries for the disks it
+	// sees at boot and reorders BootOrder by the disks' bootindex, and
+	// boot 1 must find the NVRAM as the agent left it.
+	vars0 := filepath.Join(t.TempDir(), "OVMF_VARS-boot0.fd")
+	if b, err := os.ReadFile(vm.Vars); err != nil || os.WriteFile(vars0, b, 0o644) != nil {
+		t.Fatalf("copy the NVRAM %s: %v", vm.Vars, err)
+	}
 	tb := time.Now()
-	n0 := vmtest.Start(t, vmtest.Options{DiskBoot: true, Firmware: vmtest.FirmwareUEFI, Vars: vm.Vars,
+	n0 := vmtest.Start(t, vmtest.Options{DiskBoot: true, Firmware: vmtest.FirmwareUEFI, Vars: vars0,
 		Disks: []vmtest.Disk{{Path: vda}, {Path: vdb}}, Ready: " login:", BootTimeout: 20 * time.Minute})
 	efi := sshRetry(t, ctx, n0, key, "efibootmgr -v")
 	t.Logf("phase boot both disks, ssh: %s; efibootmgr -v:\n%s", time.Since(tb).Round(time.Second), efi)
