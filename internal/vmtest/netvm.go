@@ -140,8 +140,8 @@ func LaunchNet(t testing.TB, opts NetOptions) *NetVM {
 		}
 		args = append(args, fw...)
 		if opts.NoFirmwarePXE {
-			args = append(args, "-fw_cfg", "name=opt/org.tianocore/IPv4PXESupport,string=n",
-				"-fw_cfg", "name=opt/org.tianocore/IPv6PXESupport,string=n")
+			args = append(args, "-fw_cfg", "name=opt/org.tianocore/IPv4PXESupport,string=no",
+				"-fw_cfg", "name=opt/org.tianocore/IPv6PXESupport,string=no")
 		}
 	}
 	if opts.DiskBoot {
