@@ -19,10 +19,9 @@ import (
 
 // lacpdu is one LACP frame's actor and partner information.
 type lacpdu struct {
-	actor, partner             net.HardwareAddr // system IDs
-	actorState, partnerState   byte
-	actorKey, partnerKey       uint16
-	actorPort, partnerPortPrio uint16
+	actor, partner           net.HardwareAddr // system IDs
+	actorState, partnerState byte
+	actorKey, partnerKey     uint16
 }
 
 // LACP actor/partner state bits (IEEE 802.1AX).
@@ -59,7 +58,7 @@ func lacpdus(t *testing.T, pcap string) []lacpdu {
 			continue
 		}
 		out = append(out, lacpdu{
-			actor: net.HardwareAddr(bytes.Clone(p[6:12])), actorKey: binary.BigEndian.Uint16(p[12:]), actorPort: binary.BigEndian.Uint16(p[16:]), actorState: p[18],
+			actor: net.HardwareAddr(bytes.Clone(p[6:12])), actorKey: binary.BigEndian.Uint16(p[12:]), actorState: p[18],
 			partner: net.HardwareAddr(bytes.Clone(p[26:32])), partnerKey: binary.BigEndian.Uint16(p[32:]), partnerState: p[38],
 		})
 	}
