@@ -64,6 +64,8 @@ func (d DHCPBoot) Dnsmasq() ([]string, error) {
 		// The HTTP boot answer must carry the class back (option 60).
 		"dhcp-option-force=tag:efihttp,60," + ClassHTTPClient,
 		"dhcp-boot=tag:efihttp,tag:!ipxe," + d.EFIURL(),
+		// and as option 67 too: firmware reads the option first.
+		"dhcp-option-force=tag:efihttp,tag:!ipxe,option:bootfile-name," + d.EFIURL(),
 		"dhcp-boot=tag:ipxe," + d.ScriptURL(),
 		"dhcp-option=option6:bootfile-url," + d.ScriptURL(),
 	}, nil

@@ -17,6 +17,7 @@ func TestDHCPBootDnsmasq(t *testing.T) {
 		"dhcp-userclass=set:ipxe,iPXE",
 		"dhcp-option-force=tag:efihttp,60,HTTPClient",
 		"dhcp-boot=tag:efihttp,tag:!ipxe,http://[fd00:6::1]:8080/boot/ipxe.efi",
+		"dhcp-option-force=tag:efihttp,tag:!ipxe,option:bootfile-name,http://[fd00:6::1]:8080/boot/ipxe.efi",
 		"dhcp-boot=tag:ipxe,http://[fd00:6::1]:8080/ipxe?mac=${net0/mac}",
 		"dhcp-option=option6:bootfile-url,http://[fd00:6::1]:8080/ipxe?mac=${net0/mac}",
 	}

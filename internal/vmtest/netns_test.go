@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/imprint-dev/imprint/internal/testenv"
+	"github.com/imprint-dev/imprint/pxe"
 )
 
 // TestNetNS: a listener opened in the namespace answers a client inside
@@ -29,7 +30,12 @@ func TestNetNS(t *testing.T) {
 	if _, err := http.Get("http://" + l.Addr().String() + "/"); err == nil {
 		t.Errorf("the namespace's listener answered from the host's namespace")
 	}
-	d := ns.Dnsmasq("dhcp-range=10.0.3.10,10.0.3.20,1h", "enable-ra", "dhcp-range=fd00:6::100,fd00:6::1ff,64,1h")
+	boot, err := pxe.DHCPBoot{Controller: "http://" + l.Addr().String()}.Dnsmasq()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// dnsmasq takes pxe.DHCPBoot's options as they are (it exits on a bad one).
+	d := ns.Dnsmasq(append([]string{"dhcp-range=10.0.3.10,10.0.3.20,1h", "enable-ra", "dhcp-range=fd00:6::100,fd00:6::1ff,64,1h"}, boot...)...)
 	if log := d.Log(); !strings.Contains(log, "DHCP, IP range 10.0.3.10") {
 		t.Errorf("dnsmasq log:\n%s", log)
 	}
