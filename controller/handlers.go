@@ -44,7 +44,12 @@ func (c *Controller) routes() http.Handler {
 	r.Get("/boot/vmlinuz", c.file(c.cfg.Kernel))
 	r.Get("/boot/initramfs.cpio.gz", c.file(c.cfg.Initrd))
 	if c.cfg.IPXEEFI != "" {
-		r.Get("/boot/ipxe.efi", c.file(c.cfg.IPXEEFI))
+		// application/efi: UEFI HTTP boot's name for an EFI image (it
+		// falls back to the URL's .efi extension).
+		serve := c.file(c.cfg.IPXEEFI)
+		r.Get("/boot/ipxe.efi", func(w http.ResponseWriter, r *http.Request) {
+			serve(efiContentType{w}, r)
+		})
 	}
 	// The node's own initramfs: the shared one with its per-node archive
 	// (its token of the round) appended; its boot script names it.
@@ -248,6 +253,16 @@ func (c *Controller) ipxe(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	io.WriteString(w, script)
+}
+
+// efiContentType makes a file answer application/efi.
+type efiContentType struct{ http.ResponseWriter }
+
+func (e efiContentType) WriteHeader(code int) {
+	if code == http.StatusOK || code == http.StatusPartialContent {
+		e.Header().Set("Content-Type", "application/efi")
+	}
+	e.ResponseWriter.WriteHeader(code)
 }
 
 // nodeArchive is what the node's per-node initramfs carries: its token of

@@ -81,8 +81,14 @@ func TestIPXEEFI(t *testing.T) {
 	efi := filepath.Join(t.TempDir(), "snponly.efi")
 	os.WriteFile(efi, []byte("MZ-ipxe-efi"), 0o644)
 	h := newHarness(t, func(c *Config) { c.IPXEEFI = efi })
-	if code, body := h.get("/boot/ipxe.efi"); code != 200 || body != "MZ-ipxe-efi" {
-		t.Errorf("GET /boot/ipxe.efi = %d %q", code, body)
+	resp, err := http.Get(h.srv.URL + "/boot/ipxe.efi")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != "MZ-ipxe-efi" || resp.Header.Get("Content-Type") != "application/efi" {
+		t.Errorf("GET /boot/ipxe.efi = %d %q, Content-Type %q", resp.StatusCode, body, resp.Header.Get("Content-Type"))
 	}
 	if code, _ := newHarness(t, nil).get("/boot/ipxe.efi"); code != 404 {
 		t.Errorf("without IPXEEFI: GET /boot/ipxe.efi = %d, want 404", code)
