@@ -47,9 +47,11 @@ func (c *Controller) routes() http.Handler {
 		// application/efi: UEFI HTTP boot's name for an EFI image (it
 		// falls back to the URL's .efi extension).
 		serve := c.file(c.cfg.IPXEEFI)
-		r.Get("/boot/ipxe.efi", func(w http.ResponseWriter, r *http.Request) {
-			serve(efiContentType{w}, r)
-		})
+		efi := func(w http.ResponseWriter, r *http.Request) { serve(efiContentType{w}, r) }
+		r.Get("/boot/ipxe.efi", efi)
+		// OVMF's HTTP boot asks HEAD first (the size) and gives up on
+		// an error.
+		r.Head("/boot/ipxe.efi", efi)
 	}
 	// The node's own initramfs: the shared one with its per-node archive
 	// (its token of the round) appended; its boot script names it.

@@ -90,6 +90,14 @@ func TestIPXEEFI(t *testing.T) {
 	if resp.StatusCode != 200 || string(body) != "MZ-ipxe-efi" || resp.Header.Get("Content-Type") != "application/efi" {
 		t.Errorf("GET /boot/ipxe.efi = %d %q, Content-Type %q", resp.StatusCode, body, resp.Header.Get("Content-Type"))
 	}
+	head, err := http.Head(h.srv.URL + "/boot/ipxe.efi")
+	if err != nil {
+		t.Fatal(err)
+	}
+	head.Body.Close()
+	if head.StatusCode != 200 || head.ContentLength != int64(len("MZ-ipxe-efi")) || head.Header.Get("Content-Type") != "application/efi" {
+		t.Errorf("HEAD /boot/ipxe.efi (UEFI HTTP boot asks it first) = %d, length %d, Content-Type %q", head.StatusCode, head.ContentLength, head.Header.Get("Content-Type"))
+	}
 	if code, _ := newHarness(t, nil).get("/boot/ipxe.efi"); code != 404 {
 		t.Errorf("without IPXEEFI: GET /boot/ipxe.efi = %d, want 404", code)
 	}
