@@ -103,11 +103,14 @@ func TestVMNetLACP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// 802.3ad aggregates ports of one speed and full duplex: virtio-net
+	// reports them only when QEMU is told.
+	const speed = "speed=1000,duplex=full"
 	pcap0, pcap1 := filepath.Join(dir, "a-p0.pcap"), filepath.Join(dir, "a-p1.pcap")
 	A := LaunchNet(t, NetOptions{
 		NICs: []NIC{
-			{ID: "n0", MAC: a0, Netdev: "socket,listen=127.0.0.1:" + strconv.Itoa(s0), Dump: pcap0},
-			{ID: "n1", MAC: a1, Netdev: "socket,listen=127.0.0.1:" + strconv.Itoa(s1), Dump: pcap1},
+			{ID: "n0", MAC: a0, Netdev: "socket,listen=127.0.0.1:" + strconv.Itoa(s0), Dump: pcap0, Device: speed},
+			{ID: "n1", MAC: a1, Netdev: "socket,listen=127.0.0.1:" + strconv.Itoa(s1), Dump: pcap1, Device: speed},
 			{ID: "n2", MAC: a2, Netdev: "user", ForwardAgent: true},
 		},
 		Initrd: initrdA, Token: tokA,
@@ -115,8 +118,8 @@ func TestVMNetLACP(t *testing.T) {
 	time.Sleep(time.Second) // A's QEMU listens on the sockets before B connects
 	B := LaunchNet(t, NetOptions{
 		NICs: []NIC{
-			{ID: "n0", MAC: b0, Netdev: "socket,connect=127.0.0.1:" + strconv.Itoa(s0)},
-			{ID: "n1", MAC: b1, Netdev: "socket,connect=127.0.0.1:" + strconv.Itoa(s1)},
+			{ID: "n0", MAC: b0, Netdev: "socket,connect=127.0.0.1:" + strconv.Itoa(s0), Device: speed},
+			{ID: "n1", MAC: b1, Netdev: "socket,connect=127.0.0.1:" + strconv.Itoa(s1), Device: speed},
 		},
 		Cmdline: []string{"imprint.controller=http://192.168.50.1:9999"},
 		Initrd:  initrdB, Token: tokB, CPUs: 1, NoAgentCheck: true,

@@ -34,6 +34,9 @@ type NIC struct {
 	// Dump, when set, records the NIC's frames in this pcap file
 	// (QEMU's filter-dump).
 	Dump string
+	// Device: extra virtio-net-pci properties, e.g. "speed=1000,duplex=full"
+	// (802.3ad needs a link speed; virtio-net reports none by default).
+	Device string
 }
 
 // NetOptions configure a guest with several NICs, for network tests.
@@ -199,6 +202,9 @@ func LaunchNet(t testing.TB, opts NetOptions) *NetVM {
 			netdev += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-%s:22", p, n.ForwardSSH)
 		}
 		dev := fmt.Sprintf("virtio-net-pci,netdev=%s,mac=%s,id=nic%d", n.ID, n.MAC, i)
+		if n.Device != "" {
+			dev += "," + n.Device
+		}
 		if opts.FirmwareNetBoot && opts.Firmware.UEFI() {
 			dev += ",romfile=" + opts.ROM
 		}
