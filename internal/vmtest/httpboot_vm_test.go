@@ -134,7 +134,7 @@ func TestVMUEFIHTTPBoot(t *testing.T) {
 	}
 	t.Logf("HTTP boot to discovery: %s (%s)", time.Since(t0).Round(time.Second), ev.Detail)
 	con, dlog := vm.Console(), seg.dm.Log()
-	for _, want := range []string{"UEFI HTTPv4", "iPXE"} {
+	for _, want := range []string{">>Start HTTP Boot over IPv4", "iPXE"} {
 		if !strings.Contains(con, want) {
 			t.Errorf("console lacks %q", want)
 		}
