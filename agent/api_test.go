@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/imprint-dev/imprint/api"
+	"github.com/imprint-dev/imprint/internal/logtest"
 )
 
 const testToken = "s3cret-token"
@@ -29,7 +30,7 @@ type apiHarness struct {
 func newAPIHarness(t *testing.T, ctx context.Context, f *fakeSteps) *apiHarness {
 	t.Helper()
 	h := &apiHarness{steps: f}
-	buf := &syncBuffer{}
+	buf := &logtest.Buffer{}
 	log := testLogger(t, buf)
 	jobs, err := NewJobs(ctx, f.steps(), JobsOptions{Logger: log, AllowDestructive: true})
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/imprint-dev/imprint/api"
+	"github.com/imprint-dev/imprint/internal/logtest"
 	"github.com/imprint-dev/imprint/inventory"
 	"github.com/imprint-dev/imprint/prepare"
 )
@@ -169,26 +170,8 @@ func (r *fakeReporter) Result(_ context.Context, st api.Status) error {
 	return nil
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent log writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // testLogger logs text into buf and, on failure, to t.Log.
-func testLogger(t *testing.T, buf *syncBuffer) *slog.Logger {
+func testLogger(t *testing.T, buf *logtest.Buffer) *slog.Logger {
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Log(buf.String())

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/imprint-dev/imprint/api"
+	"github.com/imprint-dev/imprint/internal/eventlog"
 	"github.com/imprint-dev/imprint/partition"
 	"github.com/imprint-dev/imprint/prepare"
 	"github.com/imprint-dev/imprint/provision"
@@ -55,13 +56,11 @@ type Jobs struct {
 	opts  JobsOptions
 	log   *slog.Logger
 
-	mu      sync.Mutex
-	cur     *job
-	locked  bool
-	events  []api.Event
-	seq     int64
-	changed chan struct{} // closed and replaced on every new event
-	wg      sync.WaitGroup
+	mu     sync.Mutex
+	cur    *job
+	locked bool
+	events *eventlog.Log[api.Event] // every job's events, for GET /v1/events
+	wg     sync.WaitGroup
 }
 
 var _ api.Jobs = (*Jobs)(nil)
@@ -88,7 +87,7 @@ func NewJobs(ctx context.Context, steps Steps, opts JobsOptions) (*Jobs, error) 
 	if opts.MaxEvents <= 0 {
 		opts.MaxEvents = 4096
 	}
-	j := &Jobs{ctx: ctx, steps: steps, opts: opts, log: opts.Logger, changed: make(chan struct{})}
+	j := &Jobs{ctx: ctx, steps: steps, opts: opts, log: opts.Logger, events: eventlog.New[api.Event](opts.MaxEvents)}
 	if opts.StateDir != "" {
 		if _, err := os.Stat(filepath.Join(opts.StateDir, LockFile)); err == nil {
 			j.locked = true

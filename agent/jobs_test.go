@@ -10,11 +10,12 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/imprint-dev/imprint/api"
+	"github.com/imprint-dev/imprint/internal/logtest"
 )
 
-func newTestJobs(t *testing.T, ctx context.Context, f *fakeSteps, opts JobsOptions) (*Jobs, *syncBuffer) {
+func newTestJobs(t *testing.T, ctx context.Context, f *fakeSteps, opts JobsOptions) (*Jobs, *logtest.Buffer) {
 	t.Helper()
-	buf := &syncBuffer{}
+	buf := &logtest.Buffer{}
 	opts.Logger = testLogger(t, buf)
 	opts.AllowDestructive = true
 	j, err := NewJobs(ctx, f.steps(), opts)

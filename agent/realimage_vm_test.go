@@ -4,78 +4,25 @@ package agent_test
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
-	"net/http"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/imprint-dev/imprint/api"
 	"github.com/imprint-dev/imprint/internal/vmtest"
 )
 
 // realImageHost is the provisioned node's host name.
 const realImageHost = "imprint-vm-1.domain.tld"
 
-// realImageDoc is a Fuel-style document for one 3 GiB disk: /boot on a
-// partition, an "os" VG holding root and swap, the configdrive; the node's
-// NIC as QEMU's user network gives it (default MAC, 10.0.2.15), the serial
-// console in the kernel parameters, a root key and the phone-home URL.
+// realImageDoc is vmtest.FuelDoc for this node: one 3 GiB disk, /boot on
+// a partition, an "os" VG holding root and swap, the configdrive; QEMU's
+// default MAC, the serial console, a root key and the phone-home URL.
 func realImageDoc(t *testing.T, rootURI, bootURI, authKey, phoneHome string) []byte {
 	t.Helper()
-	b, err := os.ReadFile("testdata/provision_fuel90_ubuntu_1disk.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var d map[string]any
-	if err := json.Unmarshal(b, &d); err != nil {
-		t.Fatal(err)
-	}
-	const mac = "52:54:00:12:34:56" // QEMU's default
-	d["hostname"], d["name"], d["slave_name"] = realImageHost, "imprint-vm-1", "imprint-vm-1"
-	d["interfaces"] = map[string]any{"eth0": map[string]any{"mac_address": mac, "ip_address": "10.0.2.15",
-		"netmask": "255.255.255.0", "dns_name": realImageHost, "static": "0"}}
-	d["interfaces_extra"] = map[string]any{"eth0": map[string]any{"onboot": "yes", "peerdns": "no"}}
-	d["kernel_options"] = map[string]any{"udevrules": mac + "_eth0", "netcfg/choose_interface": mac}
-	d["name_servers"] = `"10.0.2.3"`
-	ks := d["ks_meta"].(map[string]any)
-	ks["gw"], ks["master_ip"], ks["admin_net"] = "10.0.2.2", "10.0.2.2", "10.0.2.0/24"
-	ks["auth_key"] = `"` + authKey + `"`
-	ks["authorized_keys"] = []any{}
-	ks["phone_home_url"] = phoneHome
-	pm := ks["pm_data"].(map[string]any)
-	// ignore_loglevel: the image keeps Debian's "quiet" (GRUB_CMDLINE_LINUX_DEFAULT),
-	// and the kernel's banner on ttyS0 marks that grub loaded it
-	pm["kernel_params"] = "console=tty0 console=ttyS0,115200n8 ignore_loglevel net.ifnames=0 biosdevname=0 nomodeset"
-	pm["ks_spaces"] = []any{
-		map[string]any{
-			"type": "disk", "id": "vda", "name": "vda", "size": 3072, "free_space": 2500, "bootable": true, "extra": []any{},
-			"volumes": []any{
-				map[string]any{"type": "boot", "size": 300},
-				map[string]any{"type": "partition", "mount": "/boot", "size": 200, "file_system": "ext2", "name": "Boot"},
-				map[string]any{"type": "lvm_meta_pool", "size": 0},
-				map[string]any{"type": "pv", "vg": "os", "size": 2400, "lvm_meta_size": 64},
-			},
-		},
-		map[string]any{
-			"type": "vg", "id": "os", "label": "Base System", "min_size": 2240, "_allocate_size": "min",
-			"volumes": []any{
-				map[string]any{"type": "lv", "name": "root", "mount": "/", "size": 2048, "file_system": "ext4"},
-				map[string]any{"type": "lv", "name": "swap", "mount": "swap", "size": 192, "file_system": "swap"},
-			},
-		},
-	}
-	ks["image_data"] = map[string]any{
-		"/":     map[string]any{"uri": rootURI, "format": "ext4", "container": "gzip"},
-		"/boot": map[string]any{"uri": bootURI, "format": "ext2", "container": "gzip"},
-	}
-	out, err := json.Marshal(d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return vmtest.MarshalDoc(t, vmtest.FuelDoc(t, vmtest.FuelNode{Host: realImageHost, RootURI: rootURI, BootURI: bootURI,
+		AuthKey: authKey, PhoneHome: phoneHome}))
 }
 
 // TestVMProvisionRealImage provisions the image `imprint build-image`
@@ -114,7 +61,7 @@ func TestVMProvisionRealImage(t *testing.T) {
 	t1 := time.Now()
 	vm := vmtest.Start(t, vmtest.Options{Disks: []vmtest.Disk{{Size: 3 << 30, Serial: "IMPRINT-VDA"}}, BootTimeout: 300 * time.Second})
 	t.Logf("phase bootstrap boot: %s", time.Since(t1).Round(time.Second))
-	c := &api.Client{URL: vm.BaseURL, Token: vm.Token, HTTP: &http.Client{Timeout: 60 * time.Second}}
+	c := vm.Client
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
 	defer cancel()
 	plan, err := c.Plan(ctx, doc)
@@ -124,35 +71,7 @@ func TestVMProvisionRealImage(t *testing.T) {
 	if len(plan.LVs) != 2 || plan.Configdrive == "" || len(plan.Bootloader) != 1 || plan.Bootloader[0] != "/dev/vda" {
 		t.Fatalf("plan: %+v", plan)
 	}
-	t2 := time.Now()
-	r, err := c.Provision(ctx, doc, false)
-	if err != nil {
-		t.Fatalf("provision: %v", err)
-	}
-	var st *api.Status
-	for {
-		st, err = c.Status(ctx)
-		if err != nil {
-			t.Fatalf("status: %v", err)
-		}
-		if st.ID == r.ID && (st.State == api.StateSucceeded || st.State == api.StateFailed) {
-			break
-		}
-		if time.Since(t2) > 15*time.Minute {
-			t.Fatalf("provision still %s at %s after 15 min\n%s", st.State, st.Step, vm.Tail(60))
-		}
-		time.Sleep(3 * time.Second)
-	}
-	if st.State != api.StateSucceeded {
-		t.Fatalf("provision failed: %+v\n%s", st.Error, vm.Tail(150))
-	}
-	t.Logf("phase provision: %s; steps %+v", time.Since(t2).Round(time.Second), st.Steps)
-	if err := c.Reboot(ctx); err != nil {
-		t.Fatalf("reboot: %v", err)
-	}
-	if err := vm.WaitExit(120 * time.Second); err != nil {
-		t.Fatalf("bootstrap did not reboot: %v\n%s", err, vm.Tail(40))
-	}
+	vm.ProvisionAndReboot(ctx, t, doc, 15*time.Minute)
 	disk := vm.Disks[0]
 
 	// 2. the disk from the host: the document's GPT

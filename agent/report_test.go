@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/imprint-dev/imprint/api"
+	"github.com/imprint-dev/imprint/internal/logtest"
 )
 
 // flakyController fails the first failures answers of each callback with
@@ -153,7 +154,7 @@ func TestAgentCallbacks(t *testing.T) {
 	ctl := httptest.NewServer(fc)
 	defer ctl.Close()
 	f := newFakeSteps()
-	buf := &syncBuffer{}
+	buf := &logtest.Buffer{}
 	log := testLogger(t, buf)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/imprint-dev/imprint/api"
+	"github.com/imprint-dev/imprint/internal/logtest"
 	"github.com/imprint-dev/imprint/inventory"
 	"github.com/imprint-dev/imprint/partition"
 )
@@ -36,7 +37,7 @@ func TestRefusedDocumentRunsNoStep(t *testing.T) {
 		}
 		return &inv, nil
 	})
-	j, err := NewJobs(context.Background(), steps, JobsOptions{AllowDestructive: true, Logger: testLogger(t, &syncBuffer{})})
+	j, err := NewJobs(context.Background(), steps, JobsOptions{AllowDestructive: true, Logger: testLogger(t, &logtest.Buffer{})})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +190,7 @@ func TestAPIRefusesLateFailures(t *testing.T) {
 // 403 and nothing runs; planning still works.
 func TestAPIRefusesOutsideRamdisk(t *testing.T) {
 	f := newFakeSteps()
-	j, err := NewJobs(context.Background(), f.steps(), JobsOptions{AllowDestructive: true, Refuse: ErrNotDestructive, Logger: testLogger(t, &syncBuffer{})})
+	j, err := NewJobs(context.Background(), f.steps(), JobsOptions{AllowDestructive: true, Refuse: ErrNotDestructive, Logger: testLogger(t, &logtest.Buffer{})})
 	if err != nil {
 		t.Fatal(err)
 	}

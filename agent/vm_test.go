@@ -6,8 +6,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -106,7 +104,7 @@ func TestVMProvision(t *testing.T) {
 	if err := os.WriteFile(bystander, bytes.Repeat(pattern, 16), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	bystanderSum := fileSHA256(t, bystander)
+	bystanderSum := vmtest.FileSHA256(t, bystander)
 
 	vm := vmtest.Start(t, vmtest.Options{
 		Disks:       []vmtest.Disk{{Size: 2 << 30, Serial: "IMPRINT-VDA"}, {Path: bystander, Serial: "IMPRINT-VDB"}},
@@ -114,13 +112,13 @@ func TestVMProvision(t *testing.T) {
 		BootTimeout: 300 * time.Second,
 	})
 	defer func() {
-		if got := fileSHA256(t, bystander); got != bystanderSum {
+		if got := vmtest.FileSHA256(t, bystander); got != bystanderSum {
 			t.Errorf("vdb, named by no document, changed: sha256 %s, was %s", got, bystanderSum)
 		} else {
 			t.Logf("vdb unchanged (sha256 %s)", got)
 		}
 	}()
-	c := &api.Client{URL: vm.BaseURL, Token: vm.Token, HTTP: &http.Client{Timeout: 60 * time.Second}}
+	c := vm.Client
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 
@@ -201,7 +199,7 @@ func TestVMProvision(t *testing.T) {
 	// 2. the good document, the root image with its sha256 (imprint's
 	// extension), /boot's with none
 	t0 := time.Now()
-	r, err = c.Provision(ctx, withSHA256(t, good, "/", fileSHA256(t, filepath.Join(dir, "root.img.gz"))), false)
+	r, err = c.Provision(ctx, withSHA256(t, good, "/", vmtest.FileSHA256(t, filepath.Join(dir, "root.img.gz"))), false)
 	if err != nil {
 		t.Fatalf("provision: %v", err)
 	}
@@ -483,21 +481,6 @@ func TestVMProvisionCommand(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "UUID="+p["UUID"]+" / ext4 defaults,errors=panic 0 0") {
 		t.Errorf("fstab written by imprint provision:\n%s (%v)", out, err)
 	}
-}
-
-// fileSHA256 is the hex sha256 of a file.
-func fileSHA256(t *testing.T, path string) string {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(h.Sum(nil))
 }
 
 // withSHA256 sets image_data[mount].sha256 of a document.

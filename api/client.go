@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/imprint-dev/imprint/inventory"
 )
@@ -131,6 +132,38 @@ func (c *Client) Status(ctx context.Context) (*Status, error) {
 		return nil, err
 	}
 	return &st, nil
+}
+
+// Healthz is GET /healthz (no token needed).
+func (c *Client) Healthz(ctx context.Context) error { return c.do(ctx, "GET", "/healthz", nil, nil) }
+
+// Wait polls GET /v1/provision every poll until job id has succeeded or
+// failed, and returns its last status. A failing GET ends the wait with
+// its error; so does ctx, with the last status seen.
+func (c *Client) Wait(ctx context.Context, id string, poll time.Duration) (*Status, error) {
+	var last *Status
+	for {
+		st, err := c.Status(ctx)
+		if err != nil {
+			if ctx.Err() != nil && last != nil {
+				break
+			}
+			return last, fmt.Errorf("wait for job %s: %w", id, err)
+		}
+		last = st
+		if st.ID == id && (st.State == StateSucceeded || st.State == StateFailed) {
+			return st, nil
+		}
+		t := time.NewTimer(poll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+		case <-t.C:
+			continue
+		}
+		break
+	}
+	return last, fmt.Errorf("wait for job %s: the agent reports job %s %s at step %q: %w", id, last.ID, last.State, last.Step, context.Cause(ctx))
 }
 
 // Reboot is POST /v1/reboot.

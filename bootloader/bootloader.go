@@ -96,7 +96,7 @@ func (r Request) Validate() error {
 	if !root {
 		errs = append(errs, errors.New("fss: no filesystem is mounted on /"))
 	}
-	if len(bootDisks(r.Plan)) == 0 {
+	if len(r.Plan.BootDisks()) == 0 {
 		errs = append(errs, errors.New("bootloader: the plan marks no disk for grub"))
 	}
 	if err := provision.CheckKernelParams(r.KernelParams); err != nil {
@@ -106,21 +106,6 @@ func (r Request) Validate() error {
 		errs = append(errs, fmt.Errorf("kernel_options.udevrules: %w", err))
 	}
 	return errors.Join(errs...)
-}
-
-// bootDisks are the disks that get grub's stage 1: Plan.Bootloader, or the
-// disks flagged Bootloader.
-func bootDisks(p *partition.Plan) []string {
-	if len(p.Bootloader) > 0 {
-		return p.Bootloader
-	}
-	var out []string
-	for _, d := range p.Disks {
-		if d.Bootloader {
-			out = append(out, d.Device)
-		}
-	}
-	return out
 }
 
 // mountsByDepth are the plan's filesystems with an absolute mount point,
@@ -232,7 +217,7 @@ func (in *Installer) Install(ctx context.Context, req Request) (err error) {
 	if _, err := in.Runner.RunChroot(ctx, t, tools.mkconfig, "-o", tools.cfg); err != nil {
 		return fmt.Errorf("bootloader: grub config: %w", err)
 	}
-	for _, disk := range bootDisks(req.Plan) {
+	for _, disk := range req.Plan.BootDisks() {
 		if !provision.BootModeWantsBIOS(provision.ResolveBootMode(req.Plan.BootMode, false)) {
 			break
 		}

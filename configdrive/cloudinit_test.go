@@ -237,17 +237,7 @@ func TestCloudInitNetConvert(t *testing.T) {
 		data []byte
 	}{{"yaml", c.NetworkConfig}, {"network_data.json", c.NetworkDataJSON}} {
 		t.Run(tt.kind, func(t *testing.T) {
-			dir := t.TempDir()
-			in := filepath.Join(dir, "net")
-			os.WriteFile(in, tt.data, 0o644)
-			out, err := exec.Command("cloud-init", "devel", "net-convert", "-p", in, "-k", tt.kind, "-d", filepath.Join(dir, "out"), "-D", "debian", "-O", "eni").CombinedOutput()
-			if err != nil {
-				t.Fatalf("cloud-init devel net-convert: %v\n%s", err, out)
-			}
-			eni, err := os.ReadFile(filepath.Join(dir, "out", "etc/network/interfaces.d/50-cloud-init"))
-			if err != nil {
-				t.Fatalf("%v\n%s", err, out)
-			}
+			eni := netConvertENI(t, tt.kind, tt.data)
 			for _, want := range []string{"iface eth0 inet static", "address 10.20.0.3/24", "gateway 10.20.0.2"} {
 				if !strings.Contains(string(eni), want) {
 					t.Errorf("net-convert -k %s lacks %q:\n%s", tt.kind, want, eni)
@@ -255,4 +245,25 @@ func TestCloudInitNetConvert(t *testing.T) {
 			}
 		})
 	}
+}
+
+// netConvertENI renders network config data of kind (net-convert's -k:
+// yaml or network_data.json) for Debian's ifupdown with `cloud-init devel
+// net-convert`, and returns the interfaces file it wrote.
+func netConvertENI(t *testing.T, kind string, data []byte) string {
+	t.Helper()
+	dir := t.TempDir()
+	in := filepath.Join(dir, "net")
+	if err := os.WriteFile(in, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("cloud-init", "devel", "net-convert", "-p", in, "-k", kind, "-d", filepath.Join(dir, "out"), "-D", "debian", "-O", "eni").CombinedOutput()
+	if err != nil {
+		t.Fatalf("cloud-init devel net-convert: %v\n%s\n%s", err, out, data)
+	}
+	eni, err := os.ReadFile(filepath.Join(dir, "out", "etc/network/interfaces.d/50-cloud-init"))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	return string(eni)
 }

@@ -32,34 +32,16 @@ func quoteAll(s []string) []quoted {
 // rendered by every renderer (ifupdown's eni included) and avoids the v2
 // "to: default" route that cloud-init 22.4's eni renderer rejects.
 type netV1 struct {
-	Version int          `yaml:"version"`
-	Config  []netV1Entry `yaml:"config"`
-}
-
-type netV1Entry struct {
-	Type       string        `yaml:"type"`
-	Name       string        `yaml:"name,omitempty"`
-	MACAddress quoted        `yaml:"mac_address,omitempty"`
-	Subnets    []netV1Subnet `yaml:"subnets,omitempty"`
-	Address    []quoted      `yaml:"address,omitempty"`
-	Search     []quoted      `yaml:"search,omitempty"`
-}
-
-type netV1Subnet struct {
-	Type           string   `yaml:"type"`
-	Address        quoted   `yaml:"address"`
-	Netmask        quoted   `yaml:"netmask"`
-	Gateway        quoted   `yaml:"gateway,omitempty"`
-	DNSNameservers []quoted `yaml:"dns_nameservers,omitempty"`
-	DNSSearch      []quoted `yaml:"dns_search,omitempty"`
+	Version int         `yaml:"version"`
+	Config  []netV1Link `yaml:"config"`
 }
 
 func networkConfigV1(n *node) ([]byte, error) {
-	cfg := netV1{Version: 1, Config: []netV1Entry{{
+	cfg := netV1{Version: 1, Config: []netV1Link{{
 		Type:       "physical",
 		Name:       n.admin.name,
 		MACAddress: quoted(n.admin.mac),
-		Subnets: []netV1Subnet{{
+		Subnets: []netV1Sub{{
 			Type:           "static",
 			Address:        quoted(n.admin.ip),
 			Netmask:        quoted(n.admin.netmask),
@@ -69,7 +51,7 @@ func networkConfigV1(n *node) ([]byte, error) {
 		}},
 	}}}
 	if len(n.nameServers) > 0 || len(n.searchDomains) > 0 {
-		cfg.Config = append(cfg.Config, netV1Entry{Type: "nameserver", Address: quoteAll(n.nameServers), Search: quoteAll(n.searchDomains)})
+		cfg.Config = append(cfg.Config, netV1Link{Type: "nameserver", Address: quoteAll(n.nameServers), Search: quoteAll(n.searchDomains)})
 	}
 	out, err := marshalYAML(cfg)
 	if err != nil {
@@ -159,6 +141,8 @@ func withVLANMACs(d *netdata.Document) *netdata.Document {
 	return &c
 }
 
+// netV1Link is one entry of a version 1 config: a physical NIC, bond,
+// VLAN or the nameserver entry.
 type netV1Link struct {
 	Type           string         `yaml:"type"`
 	Name           string         `yaml:"name,omitempty"`
@@ -176,6 +160,7 @@ type netV1Link struct {
 type netV1Sub struct {
 	Type           string       `yaml:"type"`
 	Address        quoted       `yaml:"address,omitempty"`
+	Netmask        quoted       `yaml:"netmask,omitempty"`
 	Gateway        quoted       `yaml:"gateway,omitempty"`
 	Routes         []netV1Route `yaml:"routes,omitempty"`
 	DNSNameservers []quoted     `yaml:"dns_nameservers,omitempty"`
@@ -205,11 +190,7 @@ func networkConfigV1Doc(d *netdata.Document) ([]byte, error) {
 			name[l.ID] = l.ID
 		}
 	}
-	var cfg struct {
-		Version int         `yaml:"version"`
-		Config  []netV1Link `yaml:"config"`
-	}
-	cfg.Version = 1
+	cfg := netV1{Version: 1}
 	for _, l := range d.Links {
 		e := netV1Link{Name: name[l.ID], MTU: l.MTU}
 		switch l.Type {

@@ -1,9 +1,6 @@
 package configdrive
 
 import (
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -78,17 +75,7 @@ func TestWithNetworkCloudInit(t *testing.T) {
 		data []byte
 	}{{"yaml", c.NetworkConfig}, {"network_data.json", c.NetworkDataJSON}} {
 		t.Run(tt.kind, func(t *testing.T) {
-			dir := t.TempDir()
-			in := filepath.Join(dir, "net")
-			os.WriteFile(in, tt.data, 0o644)
-			out, err := exec.Command("cloud-init", "devel", "net-convert", "-p", in, "-k", tt.kind, "-d", filepath.Join(dir, "out"), "-D", "debian", "-O", "eni").CombinedOutput()
-			if err != nil {
-				t.Fatalf("cloud-init devel net-convert: %v\n%s\n%s", err, out, tt.data)
-			}
-			eni, err := os.ReadFile(filepath.Join(dir, "out", "etc/network/interfaces.d/50-cloud-init"))
-			if err != nil {
-				t.Fatalf("%v\n%s", err, out)
-			}
+			eni := netConvertENI(t, tt.kind, tt.data)
 			// (From network_data.json cloud-init names the VLAN ens5.100.)
 			for _, want := range []string{"iface bond0 inet static", "address 10.0.2.15/24", "gateway 10.0.2.2", "mode active-backup",
 				"primary ens3", "bond-slaves none", "bond-master bond0", "iface bond0 inet6 static", "address fec0::15/64",

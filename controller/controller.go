@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/imprint-dev/imprint/api"
+	"github.com/imprint-dev/imprint/internal/eventlog"
 	"github.com/imprint-dev/imprint/provision"
 	"github.com/imprint-dev/imprint/pxe"
 )
@@ -138,6 +139,10 @@ const (
 	PhaseFailed       Phase = "failed"        // the round failed; Detail says where
 )
 
+// maxRecentEvents is how many of the events it recorded a controller keeps
+// in memory (its Wait wakes on each new one); the store keeps them all.
+const maxRecentEvents = 256
+
 // Event is one entry of the timeline.
 type Event struct {
 	Time   time.Time
@@ -169,11 +174,11 @@ type Controller struct {
 	nodes map[string]Node // the configured nodes, by MAC
 	uids  map[string]int  // Nailgun uid of each node (its position in Config.Nodes)
 
-	mu      sync.Mutex      // serializes this process's read-modify-write of node rows
-	posting map[string]bool // a provision.json is being composed and posted
-	changed chan struct{}   // closed and replaced on every event
-	listen  string          // the listener's URL once started
-	notify  sync.Mutex      // serializes OnEvent calls
+	mu      sync.Mutex           // serializes this process's read-modify-write of node rows
+	posting map[string]bool      // a provision.json is being composed and posted
+	events  *eventlog.Log[Event] // the events this process recorded (the store has every controller's)
+	listen  string               // the listener's URL once started
+	notify  sync.Mutex           // serializes OnEvent calls
 
 	bg        context.Context
 	stopBG    context.CancelFunc
@@ -187,7 +192,7 @@ type Controller struct {
 func New(cfg Config) (*Controller, error) {
 	var ce configErrors
 	cfg.resolve(ce.bad)
-	c := &Controller{images: map[string]string{}, nodes: map[string]Node{}, uids: map[string]int{}, posting: map[string]bool{}, changed: make(chan struct{})}
+	c := &Controller{images: map[string]string{}, nodes: map[string]Node{}, uids: map[string]int{}, posting: map[string]bool{}, events: eventlog.New[Event](maxRecentEvents)}
 	c.loadImages(&cfg, ce.bad)
 	c.loadNodes(cfg, ce.bad)
 	if err := errors.Join(ce.errs...); err != nil {
@@ -585,9 +590,7 @@ func (c *Controller) Wait(ctx context.Context, mac string, p Phase) (Event, erro
 		return Event{}, fmt.Errorf("wait %s %s: %w", m, p, ErrUnknownNode)
 	}
 	for {
-		c.mu.Lock()
-		ch := c.changed
-		c.mu.Unlock()
+		ch := c.events.Changed()
 		rec, err := c.store.Node(ctx, m)
 		if err != nil {
 			return Event{}, fmt.Errorf("wait for node %s to reach %s: %w", m, p, err)
@@ -747,9 +750,10 @@ func (c *Controller) update(ctx context.Context, mac string, fn func(r *NodeReco
 		return err
 	}
 	err = c.store.Save(ctx, r, evs...)
-	if err == nil && len(evs) > 0 {
-		close(c.changed)
-		c.changed = make(chan struct{})
+	if err == nil {
+		for _, ev := range evs {
+			c.events.Append(func(int64) Event { return ev })
+		}
 	}
 	c.mu.Unlock()
 	if err != nil {

@@ -140,26 +140,11 @@ func RunCrash(ctx context.Context, cfg Config, imprintBin string) (*CrashResult,
 	}
 	res.Restarts++
 	tl.step("controller restarted", fmt.Sprintf("pid %d, same database and address", ctl.pid()))
-	if ev, err = wait(controller.PhaseProvisioned, cfg.Timeouts.Provision, 0); err != nil {
-		return fail("provisioning after the restart", err)
+	if phase, err := untilOSUp(ctx, tl, machine, cfg.Timeouts, "provisioning after the restart", func(p controller.Phase, d time.Duration) (controller.Event, error) {
+		return wait(p, d, 0)
+	}); err != nil {
+		return fail(phase, err)
 	}
-	tl.step("provisioned", ev.Detail)
-	if ev, err = wait(controller.PhaseLocal, cfg.Timeouts.Reboot, 0); err != nil {
-		return fail("reboot", err)
-	}
-	tl.step("rebooted", "iPXE got the local-boot script: "+ev.Detail)
-	mark := machine.Mark()
-	octx, cancel := context.WithTimeout(ctx, cfg.Timeouts.OSBoot)
-	_, line, err := machine.WaitLine(octx, mark, " login:")
-	cancel()
-	if err != nil {
-		return fail("OS boot", err)
-	}
-	tl.step("OS up", line)
-	if ev, err = wait(controller.PhaseOSUp, cfg.Timeouts.OSBoot, 0); err != nil {
-		return fail("cloud-init", err)
-	}
-	tl.step("cloud-init done", "phone-home: "+ev.Detail)
 	if res.ObservedOS, err = observe(ctx, res.SSHKey, sshPort); err != nil {
 		return fail("login", err)
 	}
@@ -167,7 +152,7 @@ func RunCrash(ctx context.Context, cfg Config, imprintBin string) (*CrashResult,
 
 	// Reset: a provisioned node network-boots again and must get its disk.
 	from := len(events())
-	mark = machine.Mark()
+	mark := machine.Mark()
 	if err := machine.Reset(); err != nil {
 		return fail("reset", err)
 	}
@@ -176,8 +161,8 @@ func RunCrash(ctx context.Context, cfg Config, imprintBin string) (*CrashResult,
 		return fail("PXE after the reset", err)
 	}
 	tl.step("PXE after reset", ev.Detail)
-	octx, cancel = context.WithTimeout(ctx, cfg.Timeouts.OSBoot)
-	_, line, err = machine.WaitLine(octx, mark, " login:")
+	octx, cancel := context.WithTimeout(ctx, cfg.Timeouts.OSBoot)
+	_, line, err := machine.WaitLine(octx, mark, " login:")
 	cancel()
 	if err != nil {
 		return fail("OS boot after the reset", err)

@@ -1,9 +1,7 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -13,22 +11,15 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/imprint-dev/imprint/internal/vmtest"
 )
 
-// QEMU is the emulator the machine runs.
-const QEMU = "qemu-system-x86_64"
-
-// Disk is one virtio-blk disk of a Machine: an existing image, or a new
-// sparse one of Size bytes when Path does not exist yet.
-type Disk struct {
-	Path   string
-	Size   int64
-	Serial string // at most 20 bytes, no ',', '=' or space
-}
+// Disk is one virtio-blk disk of a Machine: an existing image at Path, or
+// a new sparse one of Size bytes when Path does not exist yet (Serial: at
+// most 20 bytes, no ',', '=' or space).
+type Disk = vmtest.Disk
 
 // MachineConfig describes a bare-metal-like node: firmware (SeaBIOS) that
 // boots the NIC's iPXE ROM first and the disks next, the way a PXE fleet is
@@ -92,21 +83,17 @@ func StartMachine(cfg MachineConfig) (*Machine, error) {
 		return nil, fmt.Errorf("machine: serial log: %w", err)
 	}
 	m.console = newConsole(logf, cfg.Console)
-	m.cmd = exec.Command(QEMU, args...)
-	m.cmd.Stdout = m.console
-	m.cmd.Stderr = m.console
-	m.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	m.startedAt = time.Now()
-	if err := m.cmd.Start(); err != nil {
-		logf.Close()
-		return nil, fmt.Errorf("machine: start %s: %w", QEMU, err)
-	}
-	go func() {
-		m.waitErr = m.cmd.Wait()
+	m.cmd, err = vmtest.StartQEMU(args, m.console, func(err error) {
+		m.waitErr = err
 		m.console.close()
 		logf.Close()
 		close(m.exited)
-	}()
+	})
+	if err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("machine: %w", err)
+	}
 	return m, nil
 }
 
@@ -146,45 +133,22 @@ func (m *Machine) args() ([]string, error) {
 	if c.UUID != "" {
 		args = append(args, "-uuid", c.UUID)
 	}
-	for i, d := range c.Disks {
-		if len(d.Serial) > 20 || strings.ContainsAny(d.Serial, ",= ") {
-			return nil, fmt.Errorf("machine: disk %d: serial %q: at most 20 bytes without ',', '=' or space", i, d.Serial)
-		}
-		if _, err := os.Stat(d.Path); errors.Is(err, os.ErrNotExist) {
-			if err := createSparse(d.Path, d.Size); err != nil {
-				return nil, fmt.Errorf("machine: disk %d: %w", i, err)
-			}
-		} else if err != nil {
-			return nil, fmt.Errorf("machine: disk %d: %w", i, err)
-		}
-		dev := fmt.Sprintf("virtio-blk-pci,drive=d%d", i)
-		if d.Serial != "" {
-			dev += ",serial=" + d.Serial
-		}
-		dev += diskBoot(i)
-		args = append(args, "-drive", fmt.Sprintf("file=%s,if=none,id=d%d,format=raw", d.Path, i), "-device", dev)
-	}
-	return args, nil
-}
-
-func createSparse(path string, size int64) error {
-	if size <= 0 {
-		return fmt.Errorf("%s: no size for a new disk", path)
-	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	_, dargs, err := vmtest.DiskArgs(c.Dir, c.Disks, diskBoot)
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("machine: %w", err)
 	}
-	err = f.Truncate(size)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	return append(args, dargs...), nil
 }
 
 // Reset presses the node's reset button (the monitor's system_reset): what
 // a controller does through IPMI when the OS on the node cannot be asked.
 func (m *Machine) Reset() error { return m.hmp("system_reset") }
+
+// hmp sends one human-monitor command and waits for its prompt.
+func (m *Machine) hmp(command string) error {
+	_, err := vmtest.HMP(m.monitor, command)
+	return err
+}
 
 // Mark returns the console position now, for WaitLine to search after.
 func (m *Machine) Mark() int { return m.console.len() }
@@ -227,44 +191,6 @@ func (m *Machine) Stop(timeout time.Duration) error {
 		}
 	})
 	return err
-}
-
-// hmp sends one human-monitor command and waits for its prompt.
-func (m *Machine) hmp(command string) error {
-	c, err := net.DialTimeout("unix", m.monitor, 5*time.Second)
-	if err != nil {
-		return fmt.Errorf("machine: monitor %s: %w", m.monitor, err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	r := bufio.NewReader(c)
-	if err := readPrompt(r); err != nil {
-		return fmt.Errorf("machine: monitor banner: %w", err)
-	}
-	if _, err := io.WriteString(c, command+"\n"); err != nil {
-		return fmt.Errorf("machine: monitor %q: %w", command, err)
-	}
-	if command == "quit" {
-		return nil // QEMU closes the socket as it exits
-	}
-	if err := readPrompt(r); err != nil {
-		return fmt.Errorf("machine: monitor %q: %w", command, err)
-	}
-	return nil
-}
-
-func readPrompt(r *bufio.Reader) error {
-	var seen []byte
-	for {
-		b, err := r.ReadByte()
-		if err != nil {
-			return err
-		}
-		seen = append(seen, b)
-		if strings.HasSuffix(string(seen), "(qemu) ") {
-			return nil
-		}
-	}
 }
 
 // console keeps the whole serial output (a few MiB at most for a node's

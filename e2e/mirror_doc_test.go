@@ -1,10 +1,9 @@
 package e2e
 
 import (
-	"encoding/json"
-	"os"
 	"testing"
 
+	"github.com/imprint-dev/imprint/internal/vmtest"
 	"github.com/imprint-dev/imprint/partition"
 	"github.com/imprint-dev/imprint/provision"
 )
@@ -20,28 +19,9 @@ const mirrorHost = "imprint-mirror.domain.tld"
 // on ttyS0 (ignore_loglevel) so md's and Secure Boot's lines are seen.
 func mirrorDoc(t *testing.T, rootURI, bootURI, authKey string) []byte {
 	t.Helper()
-	b, err := os.ReadFile("../agent/testdata/provision_fuel90_ubuntu_1disk.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var d map[string]any
-	if err := json.Unmarshal(b, &d); err != nil {
-		t.Fatal(err)
-	}
-	const mac = "52:54:00:12:34:56" // QEMU's default
-	d["hostname"], d["name"], d["slave_name"] = mirrorHost, "imprint-mirror", "imprint-mirror"
-	d["interfaces"] = map[string]any{"eth0": map[string]any{"mac_address": mac, "ip_address": "10.0.2.15",
-		"netmask": "255.255.255.0", "dns_name": mirrorHost, "static": "0"}}
-	d["interfaces_extra"] = map[string]any{"eth0": map[string]any{"onboot": "yes", "peerdns": "no"}}
-	d["kernel_options"] = map[string]any{"udevrules": mac + "_eth0", "netcfg/choose_interface": mac}
-	d["name_servers"] = `"10.0.2.3"`
-	ks := d["ks_meta"].(map[string]any)
-	ks["gw"], ks["master_ip"], ks["admin_net"] = "10.0.2.2", "10.0.2.2", "10.0.2.0/24"
-	ks["auth_key"] = `"` + authKey + `"`
-	ks["authorized_keys"] = []any{}
+	d := vmtest.FuelDoc(t, vmtest.FuelNode{Host: mirrorHost, RootURI: rootURI, BootURI: bootURI, AuthKey: authKey})
+	ks, pm := vmtest.FuelKsMeta(d), vmtest.FuelPmData(d)
 	ks["boot_mode"] = "uefi"
-	pm := ks["pm_data"].(map[string]any)
-	pm["kernel_params"] = "console=tty0 console=ttyS0,115200n8 ignore_loglevel net.ifnames=0 biosdevname=0 nomodeset"
 	disk := func(name string) map[string]any {
 		return map[string]any{
 			"type": "disk", "id": name, "name": name, "size": 3072, "free_space": 2500, "extra": []any{},
@@ -83,15 +63,7 @@ func mirrorDoc(t *testing.T, rootURI, bootURI, authKey string) []byte {
 			map[string]any{"device": "/dev/mapper/os-root", "fs_type": "ext4", "mount": "/", "fs_label": "", "fs_options": ""},
 		},
 	}
-	ks["image_data"] = map[string]any{
-		"/":     map[string]any{"uri": rootURI, "format": "ext4", "container": "gzip"},
-		"/boot": map[string]any{"uri": bootURI, "format": "ext2", "container": "gzip"},
-	}
-	out, err := json.Marshal(d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return vmtest.MarshalDoc(t, d)
 }
 
 // The mirrored document validates and plans as TestVMUEFIMirroredBoot

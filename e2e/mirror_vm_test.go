@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"context"
-	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -154,7 +153,7 @@ func TestVMUEFIMirroredBoot(t *testing.T) {
 // reboots the node and waits for QEMU to exit (-no-reboot).
 func provisionMirror(t *testing.T, ctx context.Context, vm *vmtest.VM, doc []byte, force bool) {
 	t.Helper()
-	c := &api.Client{URL: vm.BaseURL, Token: vm.Token, HTTP: &http.Client{Timeout: 60 * time.Second}}
+	c := vm.Client
 	plan, err := c.Plan(ctx, doc)
 	if err != nil {
 		t.Fatalf("plan: %v", err)
@@ -167,18 +166,11 @@ func provisionMirror(t *testing.T, ctx context.Context, vm *vmtest.VM, doc []byt
 	if err != nil {
 		t.Fatalf("provision (force %v): %v", force, err)
 	}
-	var st *api.Status
-	for {
-		if st, err = c.Status(ctx); err != nil {
-			t.Fatalf("status: %v", err)
-		}
-		if st.ID == r.ID && (st.State == api.StateSucceeded || st.State == api.StateFailed) {
-			break
-		}
-		if time.Since(t1) > 20*time.Minute {
-			t.Fatalf("provision still %s at %s after 20 min\n%s", st.State, st.Step, vm.Tail(60))
-		}
-		time.Sleep(3 * time.Second)
+	wctx, cancel := context.WithTimeout(ctx, 20*time.Minute)
+	st, err := c.Wait(wctx, r.ID, 3*time.Second)
+	cancel()
+	if err != nil {
+		t.Fatalf("provision (force %v): %v\n%s", force, err, vm.Tail(60))
 	}
 	if st.State != api.StateSucceeded {
 		t.Fatalf("provision (force %v) failed: %+v\n%s", force, st.Error, vm.Tail(150))

@@ -239,28 +239,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			return fail("agent up", err)
 		}
 		tl.step("agent up", ev.Detail)
-		if ev, err = wait(controller.PhaseProvisioned, cfg.Timeouts.Provision); err != nil {
-			return fail("provisioning", err)
+		if phase, err := untilOSUp(ctx, tl, machine, cfg.Timeouts, "provisioning", wait); err != nil {
+			return fail(phase, err)
 		}
-		tl.step("provisioned", ev.Detail)
-		if ev, err = wait(controller.PhaseLocal, cfg.Timeouts.Reboot); err != nil {
-			return fail("reboot", err)
-		}
-		tl.step("rebooted", "iPXE got the local-boot script: "+ev.Detail)
-		mark := machine.Mark()
-		octx, cancel := context.WithTimeout(ctx, cfg.Timeouts.OSBoot)
-		// The getty on the serial console: the OS is up (Debian's grub
-		// boots "quiet", so neither kernel nor systemd say more there).
-		_, line, err := machine.WaitLine(octx, mark, " login:")
-		cancel()
-		if err != nil {
-			return fail("OS boot", err)
-		}
-		tl.step("OS up", line)
-		if ev, err = wait(controller.PhaseOSUp, cfg.Timeouts.OSBoot); err != nil {
-			return fail("cloud-init", err)
-		}
-		tl.step("cloud-init done", "phone-home: "+ev.Detail)
 		ph, _ := ctrl.PhoneHome(cfg.MAC)
 		obs, err := observe(ctx, res.SSHKey, sshPort)
 		if err != nil {
@@ -357,6 +338,39 @@ func waitEvent(ctx context.Context, events func() []controller.Event, m *Machine
 type powerFunc func(ctx context.Context, mac string) error
 
 func (f powerFunc) Reset(ctx context.Context, mac string) error { return f(ctx, mac) }
+
+// untilOSUp follows a round from the agent provisioning the node to the
+// installed OS phoning home, each step on the timeline: provisioned, the
+// local-boot script served, the login prompt on the console, cloud-init's
+// phone-home. On failure it returns the phase that failed (provisioning
+// is named so) with the error.
+func untilOSUp(ctx context.Context, tl *timeline, machine *Machine, to Timeouts, provisioning string,
+	wait func(controller.Phase, time.Duration) (controller.Event, error)) (string, error) {
+	ev, err := wait(controller.PhaseProvisioned, to.Provision)
+	if err != nil {
+		return provisioning, err
+	}
+	tl.step("provisioned", ev.Detail)
+	if ev, err = wait(controller.PhaseLocal, to.Reboot); err != nil {
+		return "reboot", err
+	}
+	tl.step("rebooted", "iPXE got the local-boot script: "+ev.Detail)
+	mark := machine.Mark()
+	octx, cancel := context.WithTimeout(ctx, to.OSBoot)
+	// The getty on the serial console: the OS is up (Debian's grub
+	// boots "quiet", so neither kernel nor systemd say more there).
+	_, line, err := machine.WaitLine(octx, mark, " login:")
+	cancel()
+	if err != nil {
+		return "OS boot", err
+	}
+	tl.step("OS up", line)
+	if ev, err = wait(controller.PhaseOSUp, to.OSBoot); err != nil {
+		return "cloud-init", err
+	}
+	tl.step("cloud-init done", "phone-home: "+ev.Detail)
+	return "", nil
+}
 
 type timeline struct {
 	out   io.Writer

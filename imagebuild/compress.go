@@ -69,84 +69,28 @@ func parallelGzip(ctx context.Context, dst io.Writer, src io.Reader, member, wor
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	type job struct {
-		in   []byte
-		out  chan []byte
-		errc chan error
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	jobs := make(chan *job, workers)    // to the compressors
-	order := make(chan *job, workers*2) // to the writer, in input order
 	if member > imagewriter.MaxMemberInput {
 		return fmt.Errorf("gzip member size %d: at most %d", member, imagewriter.MaxMemberInput)
 	}
-	for range workers {
+	newEncoder := func() (imagewriter.Encoder[[]byte], error) {
 		enc, err := imagewriter.NewMemberEncoder(6)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		go func() {
-			for j := range jobs {
-				b, err := enc.Encode(j.in)
-				if err != nil {
-					j.errc <- err
-					continue
-				}
-				j.out <- bytes.Clone(b)
-			}
-		}()
-	}
-	readErr := make(chan error, 1)
-	go func() {
-		defer close(order)
-		defer close(jobs)
-		first := true
-		for {
-			buf := make([]byte, member)
-			n, err := io.ReadFull(src, buf)
-			if n > 0 || first {
-				// an empty input still gets one (empty) member: a valid gzip file
-				j := &job{in: buf[:n], out: make(chan []byte, 1), errc: make(chan error, 1)}
-				select {
-				case jobs <- j:
-				case <-ctx.Done():
-					readErr <- ctx.Err()
-					return
-				}
-				select {
-				case order <- j:
-				case <-ctx.Done():
-					readErr <- ctx.Err()
-					return
-				}
-			}
-			first = false
-			if err == io.EOF || err == io.ErrUnexpectedEOF {
-				readErr <- nil
-				return
-			}
+		return func(in []byte) ([]byte, error) {
+			b, err := enc.Encode(in)
 			if err != nil {
-				readErr <- fmt.Errorf("read: %w", err)
-				return
+				return nil, fmt.Errorf("gzip: %w", err)
 			}
-		}
-	}()
-	for j := range order {
-		select {
-		case b := <-j.out:
-			if _, err := dst.Write(b); err != nil {
-				cancel()
-				return fmt.Errorf("write: %w", err)
-			}
-		case err := <-j.errc:
-			cancel()
-			return fmt.Errorf("gzip: %w", err)
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+			return bytes.Clone(b), nil
+		}, nil
 	}
-	return <-readErr
+	return imagewriter.EncodeBlocks(ctx, src, member, workers, newEncoder, func(_ []byte, b []byte) error {
+		if _, err := dst.Write(b); err != nil {
+			return fmt.Errorf("write: %w", err)
+		}
+		return nil
+	})
 }
 
 type countWriter struct {

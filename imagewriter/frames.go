@@ -202,87 +202,38 @@ func WriteFrames(ctx context.Context, dst io.Writer, src io.Reader, opts FrameOp
 		opts.Level = 3
 	}
 	level := zstd.EncoderLevelFromZstd(opts.Level)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-
-	type job struct {
-		in   []byte
+	type frame struct {
 		out  []byte
 		sum  [sha256.Size]byte
 		zero bool
-		done chan struct{}
 	}
-	work := make(chan *job, opts.Workers)
-	order := make(chan *job, opts.Workers)
-	for range opts.Workers {
+	newEncoder := func() (Encoder[frame], error) {
 		enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1),
 			zstd.WithEncoderCRC(true), zstd.WithZeroFrames(true), zstd.WithWindowSize(windowFor(opts.FrameSize)))
 		if err != nil {
 			return nil, fmt.Errorf("zstd encoder: %w", err)
 		}
-		go func() {
-			defer enc.Close()
-			for j := range work {
-				j.zero = isAllZero(j.in)
-				j.out = enc.EncodeAll(j.in, make([]byte, 0, len(j.in)/2))
-				j.sum = sha256.Sum256(j.out)
-				close(j.done)
-			}
-		}()
+		return func(in []byte) (frame, error) {
+			f := frame{zero: isAllZero(in), out: enc.EncodeAll(in, make([]byte, 0, len(in)/2))}
+			f.sum = sha256.Sum256(f.out)
+			return f, nil
+		}, nil
 	}
-	readErr := make(chan error, 1)
-	rawHash := sha256.New()
-	go func() {
-		defer close(order)
-		defer close(work)
-		for first := true; ; first = false {
-			buf := make([]byte, opts.FrameSize)
-			n, err := io.ReadFull(src, buf)
-			if n > 0 || first {
-				// an empty input still gets one (empty) frame
-				j := &job{in: buf[:n], done: make(chan struct{})}
-				rawHash.Write(j.in)
-				select {
-				case order <- j:
-				case <-ctx.Done():
-					readErr <- ctx.Err()
-					return
-				}
-				select {
-				case work <- j:
-				case <-ctx.Done():
-					readErr <- ctx.Err()
-					return
-				}
-			}
-			if err == io.EOF || err == io.ErrUnexpectedEOF {
-				readErr <- nil
-				return
-			}
-			if err != nil {
-				readErr <- fmt.Errorf("read: %w", err)
-				return
-			}
-		}
-	}()
 	m := &FrameManifest{Format: FrameManifestFormat, Version: 1, FrameSize: int64(opts.FrameSize)}
-	outHash := sha256.New()
-	for j := range order {
-		select {
-		case <-j.done:
-		case <-ctx.Done():
-			return nil, ctx.Err()
+	rawHash, outHash := sha256.New(), sha256.New()
+	err := EncodeBlocks(ctx, src, opts.FrameSize, opts.Workers, newEncoder, func(in []byte, f frame) error {
+		if _, err := dst.Write(f.out); err != nil {
+			return fmt.Errorf("write: %w", err)
 		}
-		if _, err := dst.Write(j.out); err != nil {
-			return nil, fmt.Errorf("write: %w", err)
-		}
-		outHash.Write(j.out)
-		m.Frames = append(m.Frames, Frame{Offset: m.CompressedSize, Length: int64(len(j.out)), Size: int64(len(j.in)),
-			SHA256: hex.EncodeToString(j.sum[:]), Zero: j.zero && len(j.in) > 0})
-		m.CompressedSize += int64(len(j.out))
-		m.Size += int64(len(j.in))
-	}
-	if err := <-readErr; err != nil {
+		rawHash.Write(in)
+		outHash.Write(f.out)
+		m.Frames = append(m.Frames, Frame{Offset: m.CompressedSize, Length: int64(len(f.out)), Size: int64(len(in)),
+			SHA256: hex.EncodeToString(f.sum[:]), Zero: f.zero && len(in) > 0})
+		m.CompressedSize += int64(len(f.out))
+		m.Size += int64(len(in))
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
 	m.SHA256 = hex.EncodeToString(rawHash.Sum(nil))

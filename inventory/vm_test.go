@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/imprint-dev/imprint/api"
 	"github.com/imprint-dev/imprint/internal/vmtest"
 	"github.com/imprint-dev/imprint/inventory"
 )
@@ -119,7 +121,7 @@ func TestVMInventoryNaming(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	c := &vmtest.Client{BaseURL: "http://127.0.0.1:" + strconv.Itoa(port), Token: token}
+	c := &api.Client{URL: "http://127.0.0.1:" + strconv.Itoa(port), Token: token, HTTP: &http.Client{Timeout: 60 * time.Second}}
 	var inv *inventory.Inventory
 	// The SCSI disks appear once sd_mod has bound; give coldplug a moment.
 	for attempt := 0; ; attempt++ {

@@ -85,14 +85,21 @@ func blkidOK(r *fakeRunner) {
 	}
 }
 
-func TestApplyFakeCommands(t *testing.T) {
-	plan := applySamplePlan()
+// sampleApplyDeps are fakes for applySamplePlan: sda and sdb of 4096 MiB
+// without partitions, no LVM, blkid finding what mkfs made.
+func sampleApplyDeps(t *testing.T) (ApplyDeps, *fakeDevices, *fakeRunner) {
 	dv := newFakeDevices(t)
 	dv.addDisk("/dev/sda", 4096)
 	dv.addDisk("/dev/sdb", 4096)
 	r := &fakeRunner{rules: append([]fakeRule(nil), emptyLVM...)}
 	blkidOK(r)
-	if err := Apply(context.Background(), plan, ApplyDeps{Logger: testLogger(t), Runner: r, Devices: dv}); err != nil {
+	return ApplyDeps{Logger: testLogger(t), Runner: r, Devices: dv}, dv, r
+}
+
+func TestApplyFakeCommands(t *testing.T) {
+	plan := applySamplePlan()
+	deps, dv, r := sampleApplyDeps(t)
+	if err := Apply(context.Background(), plan, deps); err != nil {
 		t.Fatalf("Apply: %v", err)
 	}
 	want := []string{
@@ -151,12 +158,7 @@ func TestApplyFakeCommands(t *testing.T) {
 
 func TestApplyTwiceIsIdempotent(t *testing.T) {
 	plan := applySamplePlan()
-	dv := newFakeDevices(t)
-	dv.addDisk("/dev/sda", 4096)
-	dv.addDisk("/dev/sdb", 4096)
-	r := &fakeRunner{rules: append([]fakeRule(nil), emptyLVM...)}
-	blkidOK(r)
-	deps := ApplyDeps{Logger: testLogger(t), Runner: r, Devices: dv}
+	deps, dv, r := sampleApplyDeps(t)
 	if err := Apply(context.Background(), plan, deps); err != nil {
 		t.Fatalf("first Apply: %v", err)
 	}

@@ -66,7 +66,7 @@ func (pl *planner) planESPs() {
 		return
 	}
 	boot := map[string]bool{}
-	for _, d := range bootDisks(p) {
+	for _, d := range p.BootDisks() {
 		boot[d] = true
 	}
 	n := 0
@@ -128,9 +128,9 @@ func (pl *planner) schemeESP(d *Disk) bool {
 	return false
 }
 
-// bootDisks are the disks that get a boot loader: Plan.Bootloader, or the
-// disks flagged Bootloader.
-func bootDisks(p *Plan) []string {
+// BootDisks are the disks that get a boot loader (grub's stage 1 under
+// BIOS): Plan.Bootloader, or the disks flagged Bootloader.
+func (p *Plan) BootDisks() []string {
 	if len(p.Bootloader) > 0 {
 		return p.Bootloader
 	}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/imprint-dev/imprint/internal/sys"
 	"github.com/imprint-dev/imprint/internal/testenv"
+	"github.com/imprint-dev/imprint/internal/vmtest"
 	"github.com/imprint-dev/imprint/partition"
 )
 
@@ -209,7 +210,7 @@ func TestLoopApplyCleansOldSignatures(t *testing.T) {
 	otherImg, otherDev := loopDisk(t, 64)
 	loopRun(t, "mkfs.ext4", "-F", "-q", "-L", "bystander", otherDev)
 	loopRun(t, "sgdisk", "-n", "1:2048:+10M", otherDev)
-	otherSum := sha256File(t, otherImg)
+	otherSum := vmtest.FileSHA256(t, otherImg)
 
 	plan := loopPlan(dev)
 	parts := plan.Disks[0].Partitions
@@ -246,7 +247,7 @@ func TestLoopApplyCleansOldSignatures(t *testing.T) {
 			t.Fatalf("Apply (round %d): %v", round, err)
 		}
 		loopCheckLayout(t, img, plan, nodes)
-		if got := sha256File(t, otherImg); got != otherSum {
+		if got := vmtest.FileSHA256(t, otherImg); got != otherSum {
 			t.Fatalf("round %d: the disk the plan does not name changed (sha256 %s, was %s)", round, got, otherSum)
 		}
 	}

@@ -43,11 +43,7 @@ func TestMatchDisk(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var got []string
-			found, _ := matchDisk(&tt.space, inv)
-			for _, i := range found {
-				got = append(got, inv[i].Path)
-			}
+			got := matchPaths(&tt.space, inv)
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("matchDisk(%+v) (-want +got):\n%s", tt.space, diff)
 			}
@@ -273,11 +269,7 @@ func TestMatchDiskLegacy(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var got []string
-			found, _ := matchDisk(&tt.space, inv)
-			for _, i := range found {
-				got = append(got, inv[i].Path)
-			}
+			got := matchPaths(&tt.space, inv)
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("matchDisk(%+v) (-want +got):\n%s", tt.space, diff)
 			}
@@ -425,4 +417,14 @@ func TestPlanErrorsAreFieldErrors(t *testing.T) {
 	if !errors.Is(err, ErrLayout) || !errors.Is(err, ErrDiskNotFound) || errors.Is(err, ErrDoesNotFit) {
 		t.Errorf("errors.Is does not see the classes of %v", err)
 	}
+}
+
+// matchPaths is matchDisk's answer as the matched disks' paths.
+func matchPaths(space *provision.Space, inv []Device) []string {
+	var got []string
+	found, _ := matchDisk(space, inv)
+	for _, i := range found {
+		got = append(got, inv[i].Path)
+	}
+	return got
 }

@@ -45,10 +45,7 @@ func TestOperationsDryRunListing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got []string
-	for _, op := range ops {
-		got = append(got, op.String())
-	}
+	got := opStrings(ops)
 	want := []string{
 		"wipe: zero /dev/sdb [0 MiB, 3 MiB) (old signatures at the new boundaries)",
 		"wipe: zero /dev/sdb [22 MiB, 28 MiB) (old signatures at the new boundaries)",
@@ -164,4 +161,13 @@ func TestOperationsRefusesDeviceInFSOptions(t *testing.T) {
 			t.Errorf("Operations with fs_options %q = %v, want an ErrNotPlanned naming fs_options", opts, err)
 		}
 	}
+}
+
+// opStrings is each operation as its String (what --dry-run prints).
+func opStrings(ops []Op) []string {
+	var out []string
+	for _, op := range ops {
+		out = append(out, op.String())
+	}
+	return out
 }

@@ -91,10 +91,7 @@ func TestTeardownOps(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var got []string
-		for _, op := range ops {
-			got = append(got, op.String())
-		}
+		got := opStrings(ops)
 		want := []string{
 			"teardown: lvm lvremove -ff data",
 			"teardown: lvm vgremove -ff data",

@@ -294,20 +294,11 @@ func (r *vmRig) job(doc []byte) (*api.Status, error) {
 	if err != nil {
 		return nil, err
 	}
-	for {
-		st, err := r.c.Status(r.ctx)
-		if err != nil {
-			r.t.Fatal(err)
-		}
-		if st.ID == start.ID && (st.State == api.StateSucceeded || st.State == api.StateFailed) {
-			return st, nil
-		}
-		select {
-		case <-r.ctx.Done():
-			r.t.Fatalf("job did not finish\n%s", r.vm.Tail(80))
-		case <-time.After(2 * time.Second):
-		}
+	st, err := r.c.Wait(r.ctx, start.ID, 2*time.Second)
+	if err != nil {
+		r.t.Fatalf("%v\n%s", err, r.vm.Tail(80))
 	}
+	return st, nil
 }
 
 // refused checks the agent refuses doc (plan and provision) with an error
@@ -415,7 +406,7 @@ func vmBystander(t *testing.T) vmBystanderDisk {
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
-	return vmBystanderDisk{disk: vmtest.Disk{Path: p, Serial: "IMPRINT-BYSTANDER"}, sum: sha256File(t, p)}
+	return vmBystanderDisk{disk: vmtest.Disk{Path: p, Serial: "IMPRINT-BYSTANDER"}, sum: vmtest.FileSHA256(t, p)}
 }
 
 // check fails unless the image is byte for byte what it was.
@@ -424,7 +415,7 @@ func (b vmBystanderDisk) check(t *testing.T, img string) {
 	if img != b.disk.Path {
 		t.Fatalf("bystander is %s, VM disk is %s", b.disk.Path, img)
 	}
-	if got := sha256File(t, img); got != b.sum {
+	if got := vmtest.FileSHA256(t, img); got != b.sum {
 		t.Errorf("disk not in the plan changed: sha256 %s, was %s", got, b.sum)
 	} else {
 		t.Logf("disk not in the plan unchanged (sha256 %s)", got)

@@ -204,9 +204,11 @@ func init() { volumeProps[VolPartition] = volumeProps[VolRaid] }
 
 const diskVolumeTypes = "pv, raid, partition, boot or lvm_meta_pool"
 
-func checkDisk(disk *node, path string, ps *problems) {
-	checkProps(disk, path, diskProps, ps)
-	vols := disk.get("volumes")
+// eachVolume calls fn with every object of n's "volumes" array and its
+// path; a volume that is not an object is a problem (a "volumes" that is
+// not an array is one already, of n's own properties).
+func eachVolume(n *node, path string, ps *problems, fn func(v *node, vp string)) {
+	vols := n.get("volumes")
 	if vols == nil || vols.kind != kArray {
 		return
 	}
@@ -216,19 +218,26 @@ func checkDisk(disk *node, path string, ps *problems) {
 			ps.add(vp, "must be an object, got %s", v.describe())
 			continue
 		}
+		fn(v, vp)
+	}
+}
+
+func checkDisk(disk *node, path string, ps *problems) {
+	checkProps(disk, path, diskProps, ps)
+	eachVolume(disk, path, ps, func(v *node, vp string) {
 		t := v.get("type")
 		if t == nil {
 			ps.add(field(vp, "type"), "required (%s)", diskVolumeTypes)
-			continue
+			return
 		}
 		props, ok := volumeProps[t.str]
 		if t.kind != kString || !ok {
 			ps.add(field(vp, "type"), "%s", unknownVolumeType(t.describe()))
-			continue
+			return
 		}
 		checkProps(v, vp, props, ps)
 		checkProps(v, vp, volumeExtraProps, ps)
-	}
+	})
 }
 
 func unknownVolumeType(got string) string {
@@ -255,23 +264,14 @@ var lvProps = []prop{
 
 func checkVG(vg *node, path string, ps *problems) {
 	checkProps(vg, path, vgProps, ps)
-	vols := vg.get("volumes")
-	if vols == nil || vols.kind != kArray {
-		return
-	}
-	for j, v := range vols.arr {
-		vp := index(field(path, "volumes"), j)
-		if v.kind != kObject {
-			ps.add(vp, "must be an object, got %s", v.describe())
-			continue
-		}
+	eachVolume(vg, path, ps, func(v *node, vp string) {
 		if t := v.get("type"); t != nil && !(t.kind == kString && t.str == VolLV) {
 			ps.add(field(vp, "type"), "%s", notLV(t.describe()))
 			checkProps(v, vp, lvProps[1:], ps)
-			continue
+			return
 		}
 		checkProps(v, vp, lvProps, ps)
-	}
+	})
 }
 
 func notLV(got string) string {

@@ -50,6 +50,11 @@ fi
 
 echo "bench: building imprint and the file server"
 go build -o "$DIR/imprint" ./cmd/imprint
+if want zstd-frames; then
+	# A measuring build that does not check the frames' sha256 (it says so
+	# in its log): the row beside imprint's gives the digests' cost.
+	go build -tags imprint_bench_nodigest -o "$DIR/imprint-nodigest" ./cmd/imprint
+fi
 go build -o "$DIR/benchserve" ./scripts/benchserve
 go build -o "$DIR/indexgz" ./scripts/indexgz
 
@@ -118,6 +123,10 @@ if want zstd-frames; then
 	FR_SIZE=$(stat -c %s "$FRAMES")
 fi
 RAW=$(stat -c %s "$img")
+# Go's crypto/sha256 uses the CPU's SHA extensions where there are some:
+# the frames' digests cost about three times as much without.
+if grep -qw sha_ni /proc/cpuinfo; then shani=yes; else shani="no (sha256 in software)"; fi
+echo "bench: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg), SHA extensions (sha_ni): $shani"
 echo "bench: image $RAW bytes; compressed:"
 for f in "$img".gz "$img".igz "$img".zst "$img".xz "$FRAMES"; do [[ -s $f ]] && echo "  $(basename "$f") $(stat -c %s "$f")"; done
 
@@ -164,18 +173,21 @@ contenders=(
 # multi-frame zstd: the same file for every row. imprint authenticates the
 # whole image by the manifest's sha256 (the frames' digests cover every
 # byte); the --sha256 row also hashes the whole file, the last row checks
-# only the frames against an unauthenticated manifest. The mirror row starts
+# only the frames against an unauthenticated manifest. The measuring build
+# without frame digests and `curl | zstd -dc | dd` run right after imprint,
+# so that each round's pairs share the machine's load (ratios per round). The mirror row starts
 # a server that dies after sending half the file; imprint must finish from
 # the main server (--mirror) at the frame where the first died.
 FR=$(basename "$FRAMES")
 contenders+=(
 	"imprint@zstd-frames@$DIR/imprint write-image $URL/$FR TARGET --manifest-sha256 $SHA_MAN --progress 0 FILEFLAG"
+	"imprint, no frame digests (measuring build)@zstd-frames@$DIR/imprint-nodigest write-image $URL/$FR TARGET --manifest-sha256 $SHA_MAN --progress 0 FILEFLAG"
+	"curl | zstd -dc | dd@zstd-frames@curl -s $URL/$FR | zstd -dc | $DD of=TARGET"
 	"imprint, --sha256 of the file@zstd-frames@$DIR/imprint write-image $URL/$FR TARGET --sha256 $SHA_FR --progress 0 FILEFLAG"
 	"imprint, frame digests only@zstd-frames@$DIR/imprint write-image $URL/$FR TARGET --progress 0 FILEFLAG"
 	"imprint, GOMAXPROCS=1@zstd-frames@GOMAXPROCS=1 $DIR/imprint write-image $URL/$FR TARGET --manifest-sha256 $SHA_MAN --progress 0 FILEFLAG"
 	"imprint, GOMAXPROCS=2@zstd-frames@GOMAXPROCS=2 $DIR/imprint write-image $URL/$FR TARGET --manifest-sha256 $SHA_MAN --progress 0 FILEFLAG"
 	"imprint, mirror killed half-way@zstd-frames@$DIR/benchserve -dir $DIR -die-after $((${FR_SIZE:-2} / 2)) >$DIR/die.addr 2>>$DIR/die.log & for i in \$(seq 50); do [[ -s $DIR/die.addr ]] && break; sleep 0.02; done; $DIR/imprint write-image http://\$(cat $DIR/die.addr)/$FR TARGET --mirror $URL/$FR --manifest-sha256 $SHA_MAN --progress 0 FILEFLAG; rc=\$?; kill %1 2>/dev/null; rm -f $DIR/die.addr; exit \$rc"
-	"curl | zstd -dc | dd@zstd-frames@curl -s $URL/$FR | zstd -dc | $DD of=TARGET"
 	"curl | zstd -T0 -dc | dd@zstd-frames@curl -s $URL/$FR | zstd -T0 -dc | $DD of=TARGET"
 )
 
@@ -206,7 +218,7 @@ for round in $(seq "$RUNS"); do
 			read -r rss usr sys < <(tail -1 "$DIR/time.out")
 			cpu=$(awk -v u="$usr" -v s="$sys" 'BEGIN{printf "%.2f", u + s}')
 			mbs=$(awk -v b="$RAW" -v ns=$((t1 - t0)) 'BEGIN{printf "%.0f", b / (ns / 1e9) / 1e6}')
-			printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$tgt" "$fmt" "$name" "$mbs" "$rss" "$cpu" >>"$results"
+			printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$tgt" "$fmt" "$name" "$mbs" "$rss" "$cpu" "$round" >>"$results"
 			printf 'round %d  %-5s %-5s %-22s %6s MB/s  %6d KiB RSS  %5s s CPU\n' "$round" "$tgt" "$fmt" "$name" "$mbs" "$rss" "$cpu"
 		done
 	done
@@ -215,12 +227,15 @@ done
 echo
 echo "Median of $RUNS runs, MB/s of uncompressed output ($RAW bytes), peak RSS of the largest process:"
 echo
-awk -F'\t' '
+# the median of a space-separated list, for both summaries below
+AWK_MEDIAN='
 function median(s,   a, n, i, j, t) {
 	n = split(s, a, " ")
 	for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
 	return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
 }
+'
+awk -F'\t' "$AWK_MEDIAN"'
 function minv(s,   a, n, i, m) { n = split(s, a, " "); m = a[1]; for (i = 2; i <= n; i++) if (a[i] + 0 < m + 0) m = a[i]; return m }
 function maxv(s,   a, n, i, m) { n = split(s, a, " "); m = a[1]; for (i = 2; i <= n; i++) if (a[i] + 0 > m + 0) m = a[i]; return m }
 {
@@ -243,3 +258,26 @@ END {
 		printf "| %s | %s | `%s` | %.0f | %s | %s | %.1f | %.2f | %s |\n", f[1], f[2], name, m, minv(mbs[order[i]]), maxv(mbs[order[i]]), maxv(rss[order[i]]) / 1024, median(cpu[order[i]]), ratio
 	}
 }' "$results"
+if want zstd-frames; then
+	# Paired per round (the rows ran seconds apart, under the same load):
+	# imprint against the measuring build without frame digests, and
+	# against `curl | zstd -dc | dd` on the same file.
+	echo
+	awk -F'\t' "$AWK_MEDIAN"'
+	$2 == "zstd-frames" { k = $1 SUBSEP $7; m[k, $3] = $4; c[k, $3] = $6; keys[k] = $1 }
+	END {
+		for (k in keys) {
+			t = keys[k]
+			if ((k, "imprint") in m && (k, "imprint, no frame digests (measuring build)") in m) {
+				nd = k SUBSEP "imprint, no frame digests (measuring build)"
+				wall[t] = wall[t] " " (m[nd] / m[k, "imprint"] - 1) * 100
+				cpu[t] = cpu[t] " " (c[k, "imprint"] / c[nd] - 1) * 100
+			}
+			if ((k, "imprint") in m && (k, "curl | zstd -dc | dd") in m) {
+				ratio[t] = ratio[t] " " m[k, "imprint"] / m[k, "curl | zstd -dc | dd"]
+			}
+		}
+		for (t in wall) printf "%s: frame digests cost (median of rounds) %.1f%% of wall time, %.1f%% of CPU time; per round:%s (wall %%)\n", t, median(wall[t]), median(cpu[t]), wall[t]
+		for (t in ratio) printf "%s: imprint / curl | zstd -dc | dd, same round: median %.2fx; per round:%s\n", t, median(ratio[t]), ratio[t]
+	}' "$results"
+fi

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 
 	"github.com/imprint-dev/imprint/bootstrap/nodearchive"
 	"github.com/imprint-dev/imprint/controller"
+	"github.com/imprint-dev/imprint/internal/logtest"
 	"github.com/imprint-dev/imprint/pxe"
 )
 
@@ -112,29 +112,12 @@ func TestControllerFlagErrors(t *testing.T) {
 	}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestControllerCommandServes runs the command, fetches a node's iPXE script
 // and sees the event printed.
 func TestControllerCommandServes(t *testing.T) {
 	dir, base := controllerFiles(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	var stdout, stderr syncBuffer
+	var stdout, stderr logtest.Buffer
 	done := make(chan int)
 	go func() {
 		done <- runController(ctx, &cmdEnv{stdout: &stdout, stderr: &stderr}, append(base, "--listen", "127.0.0.1:0", "--token", "tok", "--db", "sqlite:"+filepath.Join(dir, "state", "c.db"),

@@ -82,18 +82,10 @@ func runCtl(ctx context.Context, env *cmdEnv, args []string) int {
 	sub.SetOutput(env.stderr)
 	force := sub.Bool("force", false, "provision a node that is locked (already provisioned)")
 	watch := sub.Bool("watch", false, "follow the job after starting it")
-	var pos []string
-	for {
-		if err := sub.Parse(rest); err != nil {
-			return 2
-		}
-		if sub.NArg() == 0 {
-			break
-		}
-		pos = append(pos, sub.Arg(0)) // flags may follow FILE
-		rest = sub.Args()[1:]
+	rest, code, ok := parseInterspersed(sub, rest) // flags may follow FILE
+	if !ok {
+		return code
 	}
-	rest = pos
 
 	reqCtx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()

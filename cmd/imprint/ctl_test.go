@@ -44,6 +44,8 @@ func TestCtl(t *testing.T) {
 		{[]string{"provision", "--force", doc}, 0, "provisioning started"},
 		{[]string{"reboot"}, 1, "403"},
 		{[]string{"bogus"}, 2, "unknown command"},
+		{[]string{"provision", doc, "--bogus"}, 2, "flag provided but not defined: -bogus"},
+		{[]string{"provision", "-h"}, 0, "-watch"},
 	} {
 		code, out := ctl(tt.args...)
 		if code != tt.code || !strings.Contains(out, tt.contains) {

@@ -50,16 +50,9 @@ func runNodes(ctx context.Context, env *cmdEnv, args []string) int {
 	sub := flag.NewFlagSet("nodes "+cmd, flag.ContinueOnError)
 	sub.SetOutput(env.stderr)
 	output := sub.String("o", "table", "output: table or json")
-	var pos []string
-	for rest := fs.Args()[1:]; ; {
-		if err := sub.Parse(rest); err != nil {
-			return 2
-		}
-		if sub.NArg() == 0 {
-			break
-		}
-		pos = append(pos, sub.Arg(0)) // flags may follow NODE
-		rest = sub.Args()[1:]
+	pos, code, ok := parseInterspersed(sub, fs.Args()[1:]) // flags may follow NODE
+	if !ok {
+		return code
 	}
 	if *output != "table" && *output != "json" {
 		fmt.Fprintf(env.stderr, "nodes: -o %q: want table or json\n", *output)

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,14 +22,6 @@ func partitionRun(t *testing.T, args ...string) (code int, stdout, stderr string
 // targets), /srv ext4 (made) and the configdrive.
 func partitionDoc(t *testing.T, disk string) string {
 	t.Helper()
-	raw, err := os.ReadFile("testdata/provision_fuel90_ubuntu_1disk.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var doc map[string]any
-	if err := json.Unmarshal(raw, &doc); err != nil {
-		t.Fatal(err)
-	}
 	spaces := []any{map[string]any{
 		"type": "disk", "name": disk, "id": disk, "extra": []any{}, "size": 1200, "free_space": 1100, "bootable": true,
 		"volumes": []any{
@@ -40,16 +31,9 @@ func partitionDoc(t *testing.T, disk string) string {
 			map[string]any{"type": "partition", "mount": "/srv", "file_system": "ext4", "size": 200},
 		},
 	}}
-	doc["ks_meta"].(map[string]any)["pm_data"].(map[string]any)["ks_spaces"] = spaces
-	out, err := json.Marshal(doc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(t.TempDir(), "provision.json")
-	if err := os.WriteFile(p, out, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return writeEditedDoc(t, "testdata/provision_fuel90_ubuntu_1disk.json", func(doc map[string]any) {
+		doc["ks_meta"].(map[string]any)["pm_data"].(map[string]any)["ks_spaces"] = spaces
+	})
 }
 
 func TestPartitionUsageErrors(t *testing.T) {

@@ -223,6 +223,15 @@ func planWriteText(out io.Writer, p *partition.Plan) {
 	}
 }
 
+// planRows is one table row (tab-separated cells) per element of xs.
+func planRows[T any](xs []T, row func(T) string) []string {
+	out := make([]string, 0, len(xs))
+	for _, x := range xs {
+		out = append(out, row(x))
+	}
+	return out
+}
+
 func planWriteTables(w io.Writer, p *partition.Plan) {
 	yes := func(b bool, s string) string {
 		if b {
@@ -255,73 +264,56 @@ func planWriteTables(w io.Writer, p *partition.Plan) {
 		}
 		fmt.Fprintf(w, "  %s  %s, %s, %d partitions, last ends at %d MiB%s\n", d.Device, size, d.Label, len(d.Partitions), end, yes(d.Bootloader, ", grub"))
 	}
-	if len(p.MDs) > 0 {
-		fmt.Fprintln(w, "MD arrays:")
-		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		for _, md := range p.MDs {
-			spares := ""
-			if len(md.Spares) > 0 {
-				spares = " spares " + strings.Join(md.Spares, " ")
-			}
-			fmt.Fprintf(tw, "  %s\t%s\tmetadata %s\tmembers %s%s\t%s\n", md.Device, md.Level, md.Metadata, strings.Join(md.Members, " "), spares, yes(md.KeepData, "[keep]"))
+	// section prints a titled table of rows (tab-separated cells), when
+	// there are any.
+	section := func(title string, rows []string) {
+		if len(rows) == 0 {
+			return
+		}
+		fmt.Fprintln(w, title)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		for _, r := range rows {
+			fmt.Fprintln(tw, "  "+r)
 		}
 		tw.Flush()
 	}
-	if len(p.PVs) > 0 {
-		fmt.Fprintln(w, "Physical volumes:")
-		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		for _, pv := range p.PVs {
-			fmt.Fprintf(tw, "  %s\tvg %s\tmetadatasize %d MiB\tmetadatacopies %d\t%s\n", pv.Device, pv.VG, pv.MetadataSizeMiB, pv.MetadataCopies, yes(pv.KeepData, "[keep]"))
+	section("MD arrays:", planRows(p.MDs, func(md partition.MD) string {
+		spares := ""
+		if len(md.Spares) > 0 {
+			spares = " spares " + strings.Join(md.Spares, " ")
 		}
-		tw.Flush()
-	}
-	if len(p.VGs) > 0 {
-		fmt.Fprintln(w, "Volume groups:")
-		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		for _, vg := range p.VGs {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\n", vg.Name, strings.Join(vg.PVs, " "), yes(vg.KeepData, "[keep]"))
+		return fmt.Sprintf("%s\t%s\tmetadata %s\tmembers %s%s\t%s", md.Device, md.Level, md.Metadata, strings.Join(md.Members, " "), spares, yes(md.KeepData, "[keep]"))
+	}))
+	section("Physical volumes:", planRows(p.PVs, func(pv partition.PV) string {
+		return fmt.Sprintf("%s\tvg %s\tmetadatasize %d MiB\tmetadatacopies %d\t%s", pv.Device, pv.VG, pv.MetadataSizeMiB, pv.MetadataCopies, yes(pv.KeepData, "[keep]"))
+	}))
+	section("Volume groups:", planRows(p.VGs, func(vg partition.VG) string {
+		return fmt.Sprintf("%s\t%s\t%s", vg.Name, strings.Join(vg.PVs, " "), yes(vg.KeepData, "[keep]"))
+	}))
+	section("Logical volumes:", planRows(p.LVs, func(lv partition.LV) string {
+		return fmt.Sprintf("%s/%s\t%d MiB\t%s\t%s", lv.VG, lv.Name, lv.SizeMiB, lv.Device, yes(lv.KeepData, "[keep]"))
+	}))
+	section("Filesystems:", planRows(p.FSs, func(fs partition.FS) string {
+		mount := fs.Mount
+		if mount == "" {
+			mount = "-"
 		}
-		tw.Flush()
-	}
-	if len(p.LVs) > 0 {
-		fmt.Fprintln(w, "Logical volumes:")
-		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		for _, lv := range p.LVs {
-			fmt.Fprintf(tw, "  %s/%s\t%d MiB\t%s\t%s\n", lv.VG, lv.Name, lv.SizeMiB, lv.Device, yes(lv.KeepData, "[keep]"))
+		what := "mkfs"
+		switch {
+		case fs.Image:
+			what = "image target (no mkfs)"
+		case fs.KeepData:
+			what = "kept (no mkfs)"
 		}
-		tw.Flush()
-	}
-	if len(p.FSs) > 0 {
-		fmt.Fprintln(w, "Filesystems:")
-		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		for _, fs := range p.FSs {
-			mount := fs.Mount
-			if mount == "" {
-				mount = "-"
-			}
-			what := "mkfs"
-			switch {
-			case fs.Image:
-				what = "image target (no mkfs)"
-			case fs.KeepData:
-				what = "kept (no mkfs)"
-			}
-			label := ""
-			if fs.Label != "" {
-				label = "label " + fs.Label
-			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", fs.Device, fs.Type, mount, what, label)
+		label := ""
+		if fs.Label != "" {
+			label = "label " + fs.Label
 		}
-		tw.Flush()
-	}
-	if len(p.Images) > 0 {
-		fmt.Fprintln(w, "Images:")
-		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		for _, img := range p.Images {
-			fmt.Fprintf(tw, "  %s\t→ %s\t%s, %s\t%s\n", img.Mount, img.Device, img.Format, img.Container, img.URI)
-		}
-		tw.Flush()
-	}
+		return fmt.Sprintf("%s\t%s\t%s\t%s\t%s", fs.Device, fs.Type, mount, what, label)
+	}))
+	section("Images:", planRows(p.Images, func(img partition.Image) string {
+		return fmt.Sprintf("%s\t→ %s\t%s, %s\t%s", img.Mount, img.Device, img.Format, img.Container, img.URI)
+	}))
 	cd := p.Configdrive
 	if cd == "" {
 		cd = "none"

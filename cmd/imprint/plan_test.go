@@ -181,7 +181,15 @@ func itoa(n int64) string { b, _ := json.Marshal(n); return string(b) }
 // planWriteDoc writes the example document, changed by mutate, to a file.
 func planWriteDoc(t *testing.T, mutate func(m map[string]any)) string {
 	t.Helper()
-	data, err := os.ReadFile("../../examples/provision.json")
+	return writeEditedDoc(t, "../../examples/provision.json", mutate)
+}
+
+// writeEditedDoc reads the JSON document src, lets edit change it and
+// writes it to a provision.json in a temporary directory, whose path it
+// returns.
+func writeEditedDoc(t *testing.T, src string, edit func(m map[string]any)) string {
+	t.Helper()
+	data, err := os.ReadFile(src)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,8 +197,11 @@ func planWriteDoc(t *testing.T, mutate func(m map[string]any)) string {
 	if err := json.Unmarshal(data, &m); err != nil {
 		t.Fatal(err)
 	}
-	mutate(m)
-	out, _ := json.Marshal(m)
+	edit(m)
+	out, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
 	p := filepath.Join(t.TempDir(), "provision.json")
 	if err := os.WriteFile(p, out, 0o644); err != nil {
 		t.Fatal(err)

@@ -2,10 +2,15 @@ package vmtest
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"io"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
+	"testing"
 
 	diskfs "github.com/diskfs/go-diskfs"
 	"github.com/diskfs/go-diskfs/partition/gpt"
@@ -89,4 +94,20 @@ func run(argv []string) (string, string, error) {
 	cmd.Stdout, cmd.Stderr = &o, &e
 	err := cmd.Run()
 	return o.String(), strings.TrimSpace(e.String()), err
+}
+
+// FileSHA256 is the hex sha256 of a file (an image the test must find
+// unchanged, or written as expected); a read error fails the test.
+func FileSHA256(t testing.TB, path string) string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatalf("sha256 of %s: %v", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }

@@ -4,75 +4,26 @@ package vmtest
 
 import (
 	"context"
-	"encoding/json"
 	"net"
-	"net/http"
 	"os"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/imprint-dev/imprint/api"
 	"github.com/imprint-dev/imprint/bootstrap/nodearchive"
 	"github.com/imprint-dev/imprint/controller"
 	"github.com/imprint-dev/imprint/internal/logtest"
 	"github.com/imprint-dev/imprint/netdata"
 )
 
-// netOSDoc is a Fuel 9.0 document for one 3 GiB disk whose admin NIC is
-// eth0 (MAC mac, 10.0.2.15/24): the provision document knows nothing of
-// the second NIC or of IPv6.
+// netOSDoc is FuelDoc for one 3 GiB disk whose admin NIC is eth0 (MAC
+// mac, 10.0.2.15/24): the provision document knows nothing of the second
+// NIC or of IPv6.
 func netOSDoc(t *testing.T, mac, rootURI, bootURI, authKey, phoneHome string) []byte {
 	t.Helper()
-	b, err := os.ReadFile("../../agent/testdata/provision_fuel90_ubuntu_1disk.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var d map[string]any
-	if err := json.Unmarshal(b, &d); err != nil {
-		t.Fatal(err)
-	}
-	d["hostname"], d["name"], d["slave_name"] = "net-os.domain.tld", "net-os", "net-os"
-	d["interfaces"] = map[string]any{"eth0": map[string]any{"mac_address": mac, "ip_address": "10.0.2.15",
-		"netmask": "255.255.255.0", "dns_name": "net-os.domain.tld", "static": "0"}}
-	d["interfaces_extra"] = map[string]any{"eth0": map[string]any{"onboot": "yes", "peerdns": "no"}}
-	d["kernel_options"] = map[string]any{"udevrules": mac + "_eth0", "netcfg/choose_interface": mac}
-	d["name_servers"] = `"10.0.2.3"`
-	ks := d["ks_meta"].(map[string]any)
-	ks["gw"], ks["master_ip"], ks["admin_net"] = "10.0.2.2", "10.0.2.2", "10.0.2.0/24"
-	ks["auth_key"] = `"` + authKey + `"`
-	ks["authorized_keys"] = []any{}
-	ks["phone_home_url"] = phoneHome
-	pm := ks["pm_data"].(map[string]any)
-	pm["kernel_params"] = "console=tty0 console=ttyS0,115200n8 ignore_loglevel net.ifnames=0 biosdevname=0 nomodeset"
-	pm["ks_spaces"] = []any{
-		map[string]any{
-			"type": "disk", "id": "vda", "name": "vda", "size": 3072, "free_space": 2500, "bootable": true, "extra": []any{},
-			"volumes": []any{
-				map[string]any{"type": "boot", "size": 300},
-				map[string]any{"type": "partition", "mount": "/boot", "size": 200, "file_system": "ext2", "name": "Boot"},
-				map[string]any{"type": "lvm_meta_pool", "size": 0},
-				map[string]any{"type": "pv", "vg": "os", "size": 2400, "lvm_meta_size": 64},
-			},
-		},
-		map[string]any{
-			"type": "vg", "id": "os", "label": "Base System", "min_size": 2240, "_allocate_size": "min",
-			"volumes": []any{
-				map[string]any{"type": "lv", "name": "root", "mount": "/", "size": 2048, "file_system": "ext4"},
-				map[string]any{"type": "lv", "name": "swap", "mount": "swap", "size": 192, "file_system": "swap"},
-			},
-		},
-	}
-	ks["image_data"] = map[string]any{
-		"/":     map[string]any{"uri": rootURI, "format": "ext4", "container": "gzip"},
-		"/boot": map[string]any{"uri": bootURI, "format": "ext2", "container": "gzip"},
-	}
-	out, err := json.Marshal(d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return MarshalDoc(t, FuelDoc(t, FuelNode{Host: "net-os.domain.tld", MAC: mac, RootURI: rootURI, BootURI: bootURI,
+		AuthKey: authKey, PhoneHome: phoneHome}))
 }
 
 // TestVMNetInstalledOS: the node's network document (from its per-node
@@ -124,35 +75,7 @@ func TestVMNetInstalledOS(t *testing.T) {
 	boot := StartNet(t, NetOptions{NICs: nics, Initrd: initrd, Token: tok, Disks: []Disk{{Size: 3 << 30, Serial: "IMPRINT-VDA"}}})
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
 	defer cancel()
-	c := &api.Client{URL: boot.BaseURL, Token: tok, HTTP: &http.Client{Timeout: 60 * time.Second}}
-	t1 := time.Now()
-	r, err := c.Provision(ctx, doc, false)
-	if err != nil {
-		t.Fatalf("provision: %v", err)
-	}
-	var st *api.Status
-	for {
-		if st, err = c.Status(ctx); err != nil {
-			t.Fatalf("status: %v", err)
-		}
-		if st.ID == r.ID && (st.State == api.StateSucceeded || st.State == api.StateFailed) {
-			break
-		}
-		if time.Since(t1) > 15*time.Minute {
-			t.Fatalf("provision still %s at %s after 15 min", st.State, st.Step)
-		}
-		time.Sleep(3 * time.Second)
-	}
-	if st.State != api.StateSucceeded {
-		t.Fatalf("provision failed: %+v\n%s", st.Error, boot.Tail(100))
-	}
-	t.Logf("provisioned in %s", time.Since(t1).Round(time.Second))
-	if err := c.Reboot(ctx); err != nil {
-		t.Fatalf("reboot: %v", err)
-	}
-	if err := boot.WaitExit(120 * time.Second); err != nil {
-		t.Fatalf("bootstrap did not reboot: %v", err)
-	}
+	boot.ProvisionAndReboot(ctx, t, doc, 15*time.Minute)
 
 	t2 := time.Now()
 	osvm := LaunchNet(t, NetOptions{NICs: nics, DiskBoot: true, Disks: []Disk{{Path: boot.Disks[0]}}, BootTimeout: 240 * time.Second})

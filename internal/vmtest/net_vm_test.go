@@ -29,6 +29,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imprint-dev/imprint/api"
 	"github.com/imprint-dev/imprint/bootstrap/nodearchive"
 	"github.com/imprint-dev/imprint/controller"
 	"github.com/imprint-dev/imprint/netdata"
@@ -263,8 +264,8 @@ func TestVMNetBondVLAN(t *testing.T) {
 	if _, err := A.Client.Inventory(ctx); err != nil {
 		t.Errorf("node A: GET /v1/inventory with the archive's token: %v", err)
 	}
-	var se *StatusError
-	if _, err := (&Client{BaseURL: A.BaseURL, Token: tokB}).Inventory(ctx); !errors.As(err, &se) || se.Code != http.StatusUnauthorized {
+	var se *api.ResponseError
+	if _, err := A.apiClient(A.BaseURL, tokB).Inventory(ctx); !errors.As(err, &se) || se.StatusCode != http.StatusUnauthorized {
 		t.Errorf("node A: GET /v1/inventory with node B's token: %v, want 401", err)
 	}
 	// A reached the controller through the bond, with its token.
@@ -303,9 +304,9 @@ func TestVMNetBondVLAN(t *testing.T) {
 
 	// Bond failover: cut the active member's link; the API answers through
 	// the other NIC's forward.
-	viaN1 := &Client{BaseURL: "http://127.0.0.1:" + strconv.Itoa(A.Ports["n1"]), Token: tokA}
+	viaN1 := A.apiClient("http://127.0.0.1:"+strconv.Itoa(A.Ports["n1"]), tokA)
 	short, cancelShort := context.WithTimeout(ctx, 4*time.Second)
-	_, before := viaN1.Raw(short, "GET", "/healthz", nil)
+	before := viaN1.Healthz(short)
 	cancelShort()
 	// The backup member drops what it receives: no answer before the cut.
 	if before == nil {
@@ -319,7 +320,7 @@ func TestVMNetBondVLAN(t *testing.T) {
 	var last error
 	for time.Since(t0) < 60*time.Second {
 		c, cc := context.WithTimeout(ctx, 4*time.Second)
-		_, last = viaN1.Raw(c, "GET", "/healthz", nil)
+		last = viaN1.Healthz(c)
 		cc()
 		if last == nil {
 			break
@@ -333,7 +334,7 @@ func TestVMNetBondVLAN(t *testing.T) {
 	if _, err := viaN1.Inventory(ctx); err != nil {
 		t.Errorf("after the cut: GET /v1/inventory through n1: %v", err)
 	}
-	A.BaseURL, A.Client = viaN1.BaseURL, viaN1 // for the poweroff in Stop
+	A.BaseURL, A.Client = viaN1.URL, viaN1 // for the poweroff in Stop
 }
 
 // TestVMNetIPv6Only boots a node whose only network is QEMU user

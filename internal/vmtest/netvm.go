@@ -1,17 +1,10 @@
 package vmtest
 
 import (
-	"bufio"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -117,18 +110,14 @@ func LaunchNet(t testing.TB, opts NetOptions) *NetVM {
 		opts.BootTimeout = 300 * time.Second
 	}
 	if opts.Token == "" {
-		b := make([]byte, 16)
-		rand.Read(b)
-		opts.Token = hex.EncodeToString(b)
+		opts.Token = randomToken()
 	}
-	vm := &VM{Dir: t.TempDir(), Image: im, Token: opts.Token, exited: make(chan struct{}),
-		opts: Options{BootTimeout: opts.BootTimeout, StopTimeout: 30 * time.Second, Ready: readyMarker}}
+	vm := newVM(t, im, Options{BootTimeout: opts.BootTimeout, StopTimeout: 30 * time.Second, Ready: readyMarker, Token: opts.Token})
 	nv := &NetVM{VM: vm, noAgentCheck: opts.NoAgentCheck || opts.DiskBoot, Monitor: filepath.Join(vm.Dir, "mon.sock"),
 		Ports: map[string]int{}, SSHPorts: map[string]int{}}
 	if opts.DiskBoot {
 		vm.opts.Ready = KernelBanner
 	}
-	vm.SerialLog = filepath.Join(vm.Dir, "serial.log")
 	args := []string{
 		"-accel", "tcg", "-smp", strconv.Itoa(opts.CPUs), "-m", strconv.Itoa(opts.MemoryMiB),
 		"-nodefaults", "-display", "none", "-serial", "stdio", "-no-reboot",
@@ -157,26 +146,12 @@ func LaunchNet(t testing.TB, opts NetOptions) *NetVM {
 		args = append(args, "-kernel", im.Kernel, "-initrd", im.Initrd,
 			"-append", strings.Join(append([]string{"console=ttyS0", "panic=-1", "imprint.on_exit=poweroff"}, opts.Cmdline...), " "))
 	}
-	for i, d := range opts.Disks {
-		p := d.Path
-		if p == "" {
-			p = filepath.Join(vm.Dir, fmt.Sprintf("disk%d.img", i))
-			f, err := os.Create(p)
-			if err == nil {
-				err = f.Truncate(d.Size)
-				f.Close()
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-		}
-		vm.Disks = append(vm.Disks, p)
-		dev := fmt.Sprintf("virtio-blk-pci,drive=d%d", i)
-		if d.Serial != "" {
-			dev += ",serial=" + d.Serial
-		}
-		args = append(args, "-drive", fmt.Sprintf("file=%s,if=none,id=d%d,format=raw", p, i), "-device", dev)
+	paths, dargs, err := DiskArgs(vm.Dir, opts.Disks, nil)
+	if err != nil {
+		t.Fatal(err)
 	}
+	vm.Disks = paths
+	args = append(args, dargs...)
 	for i, n := range opts.NICs {
 		if n.ID == "" {
 			n.ID = "n" + strconv.Itoa(i)
@@ -213,36 +188,10 @@ func LaunchNet(t testing.TB, opts NetOptions) *NetVM {
 			args = append(args, "-object", fmt.Sprintf("filter-dump,id=dump%d,netdev=%s,file=%s", i, n.ID, n.Dump))
 		}
 	}
-	logf, err := os.Create(vm.SerialLog)
-	if err != nil {
+	vm.netns = opts.NetNS
+	if err := vm.launch(t, args); err != nil {
 		t.Fatal(err)
 	}
-	vm.console = newLineWatcher(logf, vm.opts.Ready)
-	vm.cmd = exec.Command(QEMU, args...)
-	if opts.NetNS != nil {
-		vm.cmd = opts.NetNS.Command(QEMU, args...) // ip netns exec: then execs QEMU
-	}
-	vm.cmd.Stdout, vm.cmd.Stderr = vm.console, vm.console
-	vm.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	t.Logf("vmtest: %s %s", QEMU, strings.Join(args, " "))
-	vm.started = time.Now()
-	if err := vm.cmd.Start(); err != nil {
-		logf.Close()
-		t.Fatalf("vmtest: start %s: %v", QEMU, err)
-	}
-	go func() {
-		vm.waitErr = vm.cmd.Wait()
-		logf.Close()
-		close(vm.exited)
-	}()
-	t.Cleanup(func() {
-		if err := vm.Stop(); err != nil {
-			t.Logf("vmtest: stop: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("vmtest: serial console of %s (tail):\n%s", vm.Dir, vm.Tail(120))
-		}
-	})
 	return nv
 }
 
@@ -250,91 +199,14 @@ func LaunchNet(t testing.TB, opts NetOptions) *NetVM {
 // forwarded port) for its API through the first forwarded port.
 func (nv *NetVM) Wait(t testing.TB) {
 	t.Helper()
-	vm := nv.VM
-	if nv.noAgentCheck || vm.BaseURL == "" {
-		if err := nv.waitLine(vm.opts.Ready); err != nil {
-			vm.kill()
-			t.Fatal(err)
-		}
-		t.Logf("vmtest: %q after %.1fs", vm.opts.Ready, vm.BootTime.Seconds())
-		return
-	}
-	if err := vm.waitReady(); err != nil {
-		vm.kill()
+	if err := nv.ready(t, !nv.noAgentCheck && nv.BaseURL != ""); err != nil {
 		t.Fatal(err)
-	}
-	vm.Client = &Client{BaseURL: vm.BaseURL, Token: vm.Token}
-	t.Logf("vmtest: boot-to-API %.1fs (TCG), initramfs %.1f MiB (%s)", vm.BootTime.Seconds(), float64(vm.Image.Size())/(1<<20), vm.Image.Initrd)
-}
-
-// waitLine waits for the ready line only (the guest's API is not reachable
-// from the host).
-func (nv *NetVM) waitLine(ready string) error {
-	vm := nv.VM
-	deadline := time.NewTimer(vm.opts.BootTimeout)
-	defer deadline.Stop()
-	fail := func(kind BootErrorKind, detail string) error {
-		return &BootError{Kind: kind, Detail: detail, Elapsed: time.Since(vm.started), Tail: vm.Tail(60)}
-	}
-	for {
-		select {
-		case ev := <-vm.console.events:
-			switch ev.kind {
-			case ready:
-				vm.BootTime = time.Since(vm.started)
-				return nil
-			case panicMarker:
-				return fail(KernelPanic, ev.line)
-			default:
-				select {
-				case <-vm.exited:
-				case <-time.After(2 * time.Second):
-				}
-				return fail(AgentExited, ev.line)
-			}
-		case <-vm.exited:
-			return fail(QEMUExited, fmt.Sprintf("%v before the agent was ready", vm.waitErr))
-		case <-deadline.C:
-			return fail(BootTimeout, fmt.Sprintf("no %q line within %v", ready, vm.opts.BootTimeout))
-		}
 	}
 }
 
 // HMP runs a QEMU human monitor command (e.g. "set_link n0 off") and
 // returns its output.
-func (nv *NetVM) HMP(cmd string) (string, error) {
-	c, err := net.DialTimeout("unix", nv.Monitor, 5*time.Second)
-	if err != nil {
-		return "", fmt.Errorf("vmtest: monitor: %w", err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(20 * time.Second))
-	r := bufio.NewReader(c)
-	readPrompt := func() (string, error) {
-		var sb strings.Builder
-		for !strings.HasSuffix(sb.String(), "(qemu) ") {
-			b, err := r.ReadByte()
-			if err != nil {
-				return sb.String(), fmt.Errorf("vmtest: monitor: %w (read %q)", err, sb.String())
-			}
-			sb.WriteByte(b)
-		}
-		return sb.String(), nil
-	}
-	if _, err := readPrompt(); err != nil {
-		return "", err
-	}
-	if _, err := fmt.Fprintf(c, "%s\n", cmd); err != nil {
-		return "", fmt.Errorf("vmtest: monitor: %w", err)
-	}
-	out, err := readPrompt()
-	out = strings.TrimSuffix(out, "(qemu) ")
-	// The monitor echoes the command (with terminal escapes); keep the rest.
-	if i := strings.Index(out, "\n"); i >= 0 {
-		out = out[i+1:]
-	}
-	return strings.TrimSpace(out), err
-}
+func (nv *NetVM) HMP(cmd string) (string, error) { return HMP(nv.Monitor, cmd) }
 
 // WaitConsole waits at most d for a console line containing s; it returns
 // that line.

@@ -59,7 +59,7 @@ func TestVMPXE(t *testing.T) {
 	vm := Start(t, Options{NetBoot: nb, Token: token, Disks: []Disk{{Size: 64 << 20, Serial: "PXE-DISK"}}})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := vm.Client.Raw(ctx, "GET", "/healthz", nil); err != nil {
+	if err := vm.Client.Healthz(ctx); err != nil {
 		t.Fatalf("GET /healthz after PXE boot: %v", err)
 	}
 	vm.Stop()

@@ -3,10 +3,9 @@ package vmtest
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/imprint-dev/imprint/api"
 )
 
 // QEMU is the emulator binary.
@@ -99,10 +100,11 @@ type VM struct {
 	SSHAddr   string // DiskBoot: 127.0.0.1:PORT forwarded to the guest's port 22
 	Token     string
 	BootTime  time.Duration // QEMU start to the agent's ready line
-	Client    *Client
-	Vars      string // OVMF NVRAM file (UEFI firmware only)
+	Client    *api.Client   // the agent's API with Token
+	Vars      string        // OVMF NVRAM file (UEFI firmware only)
 
 	opts    Options
+	netns   *NetNS // QEMU runs in it (NetOptions.NetNS)
 	cmd     *exec.Cmd
 	console *lineWatcher
 	started time.Time
@@ -185,56 +187,73 @@ func Boot(t testing.TB, opts Options) (*VM, error) {
 		opts.Ready = readyMarker
 	}
 	if opts.Token == "" {
-		b := make([]byte, 16)
-		rand.Read(b)
-		opts.Token = hex.EncodeToString(b)
+		opts.Token = randomToken()
 	}
-	vm := &VM{Dir: t.TempDir(), Image: *opts.Image, Token: opts.Token, opts: opts, exited: make(chan struct{})}
-	vm.SerialLog = filepath.Join(vm.Dir, "serial.log")
+	vm := newVM(t, *opts.Image, opts)
 	args, err := vm.qemuArgs()
 	if err != nil {
 		return nil, err
 	}
-	logf, err := os.Create(vm.SerialLog)
-	if err != nil {
+	if err := vm.launch(t, args); err != nil {
 		return nil, err
 	}
-	vm.console = newLineWatcher(logf, opts.Ready)
-	vm.cmd = exec.Command(QEMU, args...)
-	vm.cmd.Stdout = vm.console
-	vm.cmd.Stderr = vm.console
-	vm.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := vm.ready(t, opts.Ready == readyMarker); err != nil {
+		return nil, err
+	}
+	return vm, nil
+}
+
+func newVM(t testing.TB, im Image, opts Options) *VM {
+	vm := &VM{Dir: t.TempDir(), Image: im, Token: opts.Token, opts: opts, exited: make(chan struct{})}
+	vm.SerialLog = filepath.Join(vm.Dir, "serial.log")
+	return vm
+}
+
+// launch starts QEMU with args, its console going to SerialLog and watched
+// for the Ready marker; the guest is stopped in t.Cleanup.
+func (vm *VM) launch(t testing.TB, args []string) error {
+	logf, err := os.Create(vm.SerialLog)
+	if err != nil {
+		return err
+	}
+	vm.console = newLineWatcher(logf, vm.opts.Ready)
 	t.Logf("vmtest: %s %s", QEMU, strings.Join(args, " "))
 	vm.started = time.Now()
-	if err := vm.cmd.Start(); err != nil {
-		logf.Close()
-		return nil, fmt.Errorf("vmtest: start %s: %w", QEMU, err)
-	}
-	go func() {
-		vm.waitErr = vm.cmd.Wait()
+	vm.cmd, err = startQEMUIn(vm.netns, args, vm.console, func(err error) {
+		vm.waitErr = err
 		logf.Close()
 		close(vm.exited)
-	}()
+	})
+	if err != nil {
+		logf.Close()
+		return err
+	}
 	t.Cleanup(func() {
 		if err := vm.Stop(); err != nil {
 			t.Logf("vmtest: stop: %v", err)
 		}
 		if t.Failed() {
-			t.Logf("vmtest: serial console (tail):\n%s", vm.Tail(80))
+			t.Logf("vmtest: serial console of %s (tail):\n%s", vm.Dir, vm.Tail(120))
 		}
 	})
-	if err := vm.waitReady(); err != nil {
+	return nil
+}
+
+// ready waits for the Ready line and, with checkAPI, for the agent's API
+// (then Client is set); on failure QEMU is killed.
+func (vm *VM) ready(t testing.TB, checkAPI bool) error {
+	if err := vm.waitReady(checkAPI); err != nil {
 		vm.kill()
-		return nil, err
+		return err
 	}
-	if opts.Ready != readyMarker {
-		t.Logf("vmtest: %q after %.1fs", opts.Ready, vm.BootTime.Seconds())
-		return vm, nil
+	if !checkAPI {
+		t.Logf("vmtest: %q after %.1fs", vm.opts.Ready, vm.BootTime.Seconds())
+		return nil
 	}
-	vm.Client = &Client{BaseURL: vm.BaseURL, Token: vm.Token}
+	vm.Client = vm.apiClient(vm.BaseURL, vm.Token)
 	t.Logf("vmtest: boot-to-API %.1fs (TCG), initramfs %.1f MiB (%s)", vm.BootTime.Seconds(),
 		float64(vm.Image.Size())/(1<<20), vm.Image.Initrd)
-	return vm, nil
+	return nil
 }
 
 func (vm *VM) qemuArgs() ([]string, error) {
@@ -294,49 +313,12 @@ func (vm *VM) qemuArgs() ([]string, error) {
 		args = append(args, "-kernel", vm.Image.Kernel, "-initrd", vm.Image.Initrd, "-append", strings.Join(cmdline, " "))
 	}
 	args = append(args, "-device", "virtio-rng-pci", "-netdev", netdev, "-device", "virtio-net-pci,netdev=n0"+nicBoot)
-	scsi := 0
-	for i, d := range vm.opts.Disks {
-		switch d.Bus {
-		case "", BusVirtioBlk, BusSCSI:
-		default:
-			return nil, fmt.Errorf("vmtest: disk %d: bus %q: want %q or %q", i, d.Bus, BusVirtioBlk, BusSCSI)
-		}
-		if len(d.Serial) > 20 && d.Bus != BusSCSI {
-			return nil, fmt.Errorf("vmtest: disk %d: serial %q longer than virtio-blk's 20 bytes", i, d.Serial)
-		}
-		if strings.ContainsAny(d.Serial, ",= ") {
-			return nil, fmt.Errorf("vmtest: disk %d: serial %q contains ',', '=' or a space", i, d.Serial)
-		}
-		p := d.Path
-		if p == "" {
-			p = filepath.Join(vm.Dir, fmt.Sprintf("disk%d.img", i))
-			f, err := os.Create(p)
-			if err != nil {
-				return nil, err
-			}
-			err = f.Truncate(d.Size) // sparse
-			f.Close()
-			if err != nil {
-				return nil, fmt.Errorf("vmtest: disk %d: truncate %s: %w", i, p, err)
-			}
-		} else if _, err := os.Stat(p); err != nil {
-			return nil, fmt.Errorf("vmtest: disk %d: %w", i, err)
-		}
-		vm.Disks = append(vm.Disks, p)
-		dev := fmt.Sprintf("virtio-blk-pci,drive=d%d", i)
-		if d.Bus == BusSCSI {
-			if scsi == 0 {
-				args = append(args, "-device", "virtio-scsi-pci,id=scsi0")
-			}
-			dev = fmt.Sprintf("scsi-hd,drive=d%d,bus=scsi0.0,channel=0,scsi-id=%d,lun=0", i, scsi)
-			scsi++
-		}
-		if d.Serial != "" {
-			dev += ",serial=" + d.Serial
-		}
-		dev += diskBoot(i)
-		args = append(args, "-drive", fmt.Sprintf("file=%s,if=none,id=d%d,format=raw", p, i), "-device", dev)
+	paths, dargs, err := DiskArgs(vm.Dir, vm.opts.Disks, diskBoot)
+	if err != nil {
+		return nil, err
 	}
+	vm.Disks = paths
+	args = append(args, dargs...)
 	return args, nil
 }
 
@@ -348,7 +330,8 @@ const (
 
 var exitMarkers = []string{"imprint agent exited", "imprint ramdisk-init failed", "imprint ramdisk-init: refusing"}
 
-func (vm *VM) waitReady() error {
+// waitReady waits for the Ready line, then with checkAPI for /healthz.
+func (vm *VM) waitReady(checkAPI bool) error {
 	deadline := time.NewTimer(vm.opts.BootTimeout)
 	defer deadline.Stop()
 	fail := func(kind BootErrorKind, detail string) error {
@@ -360,7 +343,7 @@ func (vm *VM) waitReady() error {
 			switch ev.kind {
 			case vm.opts.Ready:
 				vm.BootTime = time.Since(vm.started)
-				if vm.opts.Ready != readyMarker {
+				if !checkAPI {
 					return nil
 				}
 				return vm.waitAPI()
@@ -386,14 +369,19 @@ func (vm *VM) waitReady() error {
 	}
 }
 
+// apiClient is a client of the agent at url (60 s a request).
+func (vm *VM) apiClient(url, token string) *api.Client {
+	return &api.Client{URL: url, Token: token, HTTP: &http.Client{Timeout: 60 * time.Second}}
+}
+
 // waitAPI checks that /healthz answers through the port forward (bounded).
 func (vm *VM) waitAPI() error {
-	c := &Client{BaseURL: vm.BaseURL}
+	c := vm.apiClient(vm.BaseURL, "")
 	deadline := time.Now().Add(20 * time.Second)
 	var last error
 	for time.Now().Before(deadline) {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		_, last = c.Raw(ctx, "GET", "/healthz", nil)
+		last = c.Healthz(ctx)
 		cancel()
 		if last == nil {
 			return nil
@@ -419,7 +407,7 @@ func (vm *VM) Stop() error {
 		}
 		if vm.Client != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			_, perr := vm.Client.Raw(ctx, "POST", "/v1/poweroff", nil)
+			perr := vm.Client.PowerOff(ctx)
 			cancel()
 			if perr == nil {
 				select {
@@ -564,4 +552,35 @@ func (lw *lineWatcher) scan(line string) {
 	case lw.events <- consoleEvent{kind, strings.TrimSpace(line)}:
 	default:
 	}
+}
+
+// ProvisionAndReboot posts doc to the guest's agent, waits at most limit
+// for the job to end, fails the test (with the console's tail) unless it
+// succeeded, then has the agent reboot and waits for QEMU to exit (the
+// guests run with -no-reboot): the disks are then the provisioned node's.
+// It returns the job's final status.
+func (vm *VM) ProvisionAndReboot(ctx context.Context, t testing.TB, doc []byte, limit time.Duration) *api.Status {
+	t.Helper()
+	t0 := time.Now()
+	r, err := vm.Client.Provision(ctx, doc, false)
+	if err != nil {
+		t.Fatalf("provision: %v", err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, limit)
+	st, err := vm.Client.Wait(wctx, r.ID, 3*time.Second)
+	cancel()
+	if err != nil {
+		t.Fatalf("provision: %v\n%s", err, vm.Tail(60))
+	}
+	if st.State != api.StateSucceeded {
+		t.Fatalf("provision failed: %+v\n%s", st.Error, vm.Tail(150))
+	}
+	t.Logf("phase provision: %s; steps %+v", time.Since(t0).Round(time.Second), st.Steps)
+	if err := vm.Client.Reboot(ctx); err != nil {
+		t.Fatalf("reboot: %v", err)
+	}
+	if err := vm.WaitExit(120 * time.Second); err != nil {
+		t.Fatalf("bootstrap did not reboot: %v\n%s", err, vm.Tail(40))
+	}
+	return st
 }

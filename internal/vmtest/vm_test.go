@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/imprint-dev/imprint/api"
 )
 
 // TestVMBoot boots the bootstrap ramdisk with two disks and checks the
@@ -22,12 +23,12 @@ func TestVMBoot(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
-	anon := &Client{BaseURL: vm.BaseURL}
-	if _, err := anon.Raw(ctx, "GET", "/healthz", nil); err != nil {
+	anon := &api.Client{URL: vm.BaseURL}
+	if err := anon.Healthz(ctx); err != nil {
 		t.Fatalf("GET /healthz: %v", err)
 	}
-	var se *StatusError
-	if _, err := anon.Inventory(ctx); !errors.As(err, &se) || se.Code != http.StatusUnauthorized {
+	var se *api.ResponseError
+	if _, err := anon.Inventory(ctx); !errors.As(err, &se) || se.StatusCode != http.StatusUnauthorized {
 		t.Errorf("GET /v1/inventory without token: err = %v, want HTTP 401", err)
 	}
 
