@@ -56,6 +56,12 @@ type Config struct {
 	// Kernel and Initrd are the bootstrap files, served at
 	// GET /boot/vmlinuz and GET /boot/initramfs.cpio.gz.
 	Kernel, Initrd string
+	// IPXEEFI, when set, is an iPXE EFI binary (Debian's ipxe package:
+	// /usr/lib/ipxe/snponly.efi) served at GET /boot/ipxe.efi: the boot
+	// file URL a DHCP server hands UEFI HTTP boot clients (vendor class
+	// HTTPClient), so UEFI nodes network-boot with no TFTP at all
+	// (pxe.DHCPHTTPBoot).
+	IPXEEFI string
 	// Images are the target images, served at GET /images/<base name>, with
 	// their Fuel metadata (<stem before the first dot>.yaml beside them)
 	// at GET /images/<stem>.yaml and a multi-frame zstd image's manifest at
@@ -298,6 +304,11 @@ func (cfg *Config) resolve(bad func(field, format string, a ...any)) {
 			bad(field, "required")
 		} else if err := regularFile(p); err != nil {
 			bad(field, "%v", err)
+		}
+	}
+	if cfg.IPXEEFI != "" {
+		if err := regularFile(cfg.IPXEEFI); err != nil {
+			bad("ipxe-efi", "%v", err)
 		}
 	}
 	if cfg.LocalBoot == "" {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/imprint-dev/imprint/agent"
 	"github.com/imprint-dev/imprint/api"
+	"github.com/imprint-dev/imprint/bootstrap/nodearchive"
 	"github.com/imprint-dev/imprint/pxe"
 )
 
@@ -221,20 +222,56 @@ func newHarness(t *testing.T, mutate func(*Config)) *harness {
 	return &harness{t: t, ctrl: ctrl, srv: srv, agent: ag, power: pw, store: cfg.Store, cfg: cfg}
 }
 
-// boot fetches the node's iPXE script as its firmware would and takes the
-// node's callback URL and token from it (and gives the token to the fake
-// agent, as the kernel command line gives it to the real one).
+// boot fetches the node's iPXE script and then its initramfs as its
+// firmware would, takes the node's callback URL from the script and its
+// token from the initramfs' per-node archive (and gives the token to the
+// fake agent, as the archive's /etc/imprint/token gives it to the real one).
 func (h *harness) boot(mac string) string {
 	h.t.Helper()
 	code, script := h.get("/ipxe?mac=" + mac)
 	if code != 200 {
 		h.t.Fatalf("GET /ipxe?mac=%s: %d %s", mac, code, script)
 	}
-	h.nodeURL, h.nodeToken = cmdlineValue(script, "imprint.controller="), cmdlineValue(script, "imprint.token=")
+	h.nodeURL, h.nodeToken = cmdlineValue(script, "imprint.controller="), h.initrdToken(script)
 	h.agent.mu.Lock()
 	h.agent.token = h.nodeToken
 	h.agent.mu.Unlock()
 	return script
+}
+
+// initrdToken fetches the initramfs the script names (as iPXE's initrd
+// line does) and returns the token of its per-node archive, the part after
+// the shared base.
+func (h *harness) initrdToken(script string) string {
+	h.t.Helper()
+	var u string
+	for _, line := range strings.Split(script, "\n") {
+		if f := strings.Fields(line); len(f) == 4 && f[0] == "initrd" && f[1] == "--name" {
+			u = f[3]
+		}
+	}
+	pu, err := url.Parse(u)
+	if err != nil || !strings.HasPrefix(u, strings.TrimRight(h.cfg.GuestURL, "/")) {
+		h.t.Fatalf("script's initrd %q is not under %s (%v):\n%s", u, h.cfg.GuestURL, err, script)
+	}
+	path := pu.RequestURI()
+	code, body := h.get(path)
+	if code != 200 {
+		h.t.Fatalf("GET %s: %d %s", path, code, body)
+	}
+	base, err := os.ReadFile(h.cfg.Initrd)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	rest, ok := strings.CutPrefix(body, string(base))
+	if !ok {
+		h.t.Fatalf("GET %s: does not start with the shared initramfs %s", path, h.cfg.Initrd)
+	}
+	files, err := nodearchive.Read([]byte(rest))
+	if err != nil {
+		h.t.Fatalf("GET %s: per-node archive: %v", path, err)
+	}
+	return strings.TrimSpace(string(files[nodearchive.TokenFile].Content))
 }
 
 func cmdlineValue(script, key string) string {
@@ -303,11 +340,11 @@ func TestLoop(t *testing.T) {
 		if len(h.nodeToken) != 64 {
 			t.Errorf("round %d: node token %q, want 32 random bytes in hex", round, h.nodeToken)
 		}
-		if strings.Contains(script, testToken) {
-			t.Errorf("round %d: the boot script carries the operator token:\n%s", round, script)
+		if strings.Contains(script, testToken) || strings.Contains(script, h.nodeToken) || strings.Contains(script, "imprint.token") {
+			t.Errorf("round %d: the boot script carries a token (the node's belongs in its initramfs):\n%s", round, script)
 		}
-		for _, want := range []string{"#!ipxe", "kernel --name vmlinuz " + base + "/boot/vmlinuz ", "imprint.controller=" + base + "/agent/52:54:00:12:34:56 ", "imprint.token=" + h.nodeToken,
-			"console=ttyS0 ", "imprint.log_format=text", "initrd --name initrd.img " + base + "/boot/initramfs.cpio.gz"} {
+		for _, want := range []string{"#!ipxe", "kernel --name vmlinuz " + base + "/boot/vmlinuz ", "imprint.controller=" + base + "/agent/52:54:00:12:34:56 ",
+			"console=ttyS0 ", "imprint.log_format=text", "initrd --name initrd.img " + base + "/boot/initramfs/52-54-00-12-34-56\n"} {
 			if !strings.Contains(script, want) {
 				t.Errorf("round %d: bootstrap script lacks %q:\n%s", round, want, script)
 			}
@@ -615,6 +652,45 @@ func TestGuestURL(t *testing.T) {
 	if !strings.Contains(string(b), "imprint.controller=http://10.0.2.2:"+port+"/agent/52:54:00:12:34:56 ") {
 		t.Errorf("bootstrap script with GuestURL:\n%s", b)
 	}
+}
+
+// TestGuestURLIPv6: a controller reached at an IPv6 address hands out
+// bracketed URLs (iPXE's and the agent's form) for the kernel, the node's
+// initramfs and the callbacks; the per-node initramfs at that URL carries
+// the node's token.
+func TestGuestURLIPv6(t *testing.T) {
+	for _, guest := range []string{"http://[fd00:6::1]:8080", "http://[fd00:6::1]:8080/"} {
+		h := newHarness(t, func(c *Config) { c.GuestURL = guest })
+		script := h.boot(testMAC)
+		base := "http://[fd00:6::1]:8080"
+		for _, w := range []string{"kernel --name vmlinuz " + base + "/boot/vmlinuz ", "imprint.controller=" + base + "/agent/52:54:00:12:34:56 ",
+			"initrd --name initrd.img " + base + "/boot/initramfs/52-54-00-12-34-56\n"} {
+			if !strings.Contains(script, w) {
+				t.Errorf("guest URL %s: script lacks %q:\n%s", guest, w, script)
+			}
+		}
+		if len(h.nodeToken) != 64 {
+			t.Errorf("guest URL %s: token from the per-node initramfs %q", guest, h.nodeToken)
+		}
+		if _, err := pxeScriptLines(script); err != nil {
+			t.Errorf("guest URL %s: %v", guest, err)
+		}
+	}
+}
+
+// pxeScriptLines checks an iPXE script's URLs parse as URLs.
+func pxeScriptLines(script string) ([]string, error) {
+	var urls []string
+	for _, f := range strings.Fields(script) {
+		if strings.HasPrefix(f, "http://") {
+			u, err := url.Parse(f)
+			if err != nil || u.Port() == "" {
+				return nil, fmt.Errorf("URL %q: %v (port %q)", f, err, u.Port())
+			}
+			urls = append(urls, f)
+		}
+	}
+	return urls, nil
 }
 
 func TestNewReportsEveryProblem(t *testing.T) {

@@ -20,6 +20,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/imprint-dev/imprint/api"
+	"github.com/imprint-dev/imprint/bootstrap/nodearchive"
 	"github.com/imprint-dev/imprint/pxe"
 )
 
@@ -44,6 +45,19 @@ func (c *Controller) routes() http.Handler {
 	r.Get("/boot/vmlinuz", c.file(c.cfg.Kernel, "kernel"))
 	r.Get("/boot/initramfs.cpio.gz", c.file(c.cfg.Initrd, "initrd"))
 	r.Get("/images/{name}", c.image)
+	if c.cfg.IPXEEFI != "" {
+		// application/efi: UEFI HTTP boot's name for an EFI image (it
+		// falls back to the URL's .efi extension).
+		serve := c.file(c.cfg.IPXEEFI, "ipxe")
+		efi := func(w http.ResponseWriter, r *http.Request) { serve(efiContentType{w}, r) }
+		r.Get("/boot/ipxe.efi", efi)
+		// OVMF's HTTP boot asks HEAD first (the size) and gives up on
+		// an error.
+		r.Head("/boot/ipxe.efi", efi)
+	}
+	// The node's own initramfs: the shared one with its per-node archive
+	// (its token of the round) appended; its boot script names it.
+	r.Get("/boot/initramfs/{mac}", InitrdHandler(c.cfg.Initrd, NodeArchiveFunc(c.nodeArchive), c.log).ServeHTTP)
 	// A node's agent calls back under its own path, with its own token.
 	r.Route("/agent/{mac}", func(r chi.Router) {
 		r.Use(m.timeAgentCallbacks) // the token check included
@@ -204,11 +218,13 @@ func (c *Controller) ipxe(w http.ResponseWriter, r *http.Request) {
 		}
 		rec.Token, rec.PhoneSecret = newSecret(), newSecret()
 		rec.Status, rec.LastStep = nil, ""
+		// The token travels in the node's initramfs (its per-node
+		// archive), not on the kernel command line: it stays out of
+		// console logs and /proc/cmdline.
 		p := pxe.PXE{
 			KernelURL:  base + "/boot/vmlinuz",
-			InitrdURL:  base + "/boot/initramfs.cpio.gz",
+			InitrdURL:  base + "/boot/initramfs/" + strings.ReplaceAll(mac, ":", "-"),
 			Controller: base + "/agent/" + mac,
-			Token:      rec.Token,
 		}
 		for _, a := range node.Cmdline {
 			if v, ok := strings.CutPrefix(a, "console="); ok {
@@ -222,7 +238,7 @@ func (c *Controller) ipxe(w http.ResponseWriter, r *http.Request) {
 			return err
 		}
 		script = s
-		record(PhaseBootstrap, "bootstrap "+p.KernelURL+", controller "+p.Controller+" (new node token)")
+		record(PhaseBootstrap, "bootstrap "+p.KernelURL+", controller "+p.Controller+" (new node token, in "+p.InitrdURL+")")
 		return nil
 	})
 	if err != nil {
@@ -238,6 +254,31 @@ func (c *Controller) ipxe(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	io.WriteString(w, script)
+}
+
+// efiContentType makes a file answer application/efi.
+type efiContentType struct{ http.ResponseWriter }
+
+func (e efiContentType) WriteHeader(code int) {
+	if code == http.StatusOK || code == http.StatusPartialContent {
+		e.Header().Set("Content-Type", "application/efi")
+	}
+	e.ResponseWriter.WriteHeader(code)
+}
+
+// nodeArchive is what the node's per-node initramfs carries: its token of
+// the round. It is served only between the bootstrap script and the
+// agent's discovery (the window in which the node's ramdisk loads it): a
+// node in any other state gets errNotBootstrapping.
+func (c *Controller) nodeArchive(hw net.HardwareAddr) (nodearchive.Contents, bool, error) {
+	rec, ok := c.node(hw.String())
+	if !ok {
+		return nodearchive.Contents{}, false, nil
+	}
+	if rec.Local || rec.Token == "" || !rec.has(PhaseBootstrap) || rec.has(PhaseDiscovered) {
+		return nodearchive.Contents{}, true, fmt.Errorf("%w: node %s has no bootstrap boot under way (fetch /ipxe?mac= first)", errNotBootstrapping, hw)
+	}
+	return nodearchive.Contents{Token: rec.Token}, true, nil
 }
 
 func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {

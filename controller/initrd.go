@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -27,6 +28,10 @@ func (f NodeArchiveFunc) NodeArchive(mac net.HardwareAddr) (nodearchive.Contents
 	return f(mac)
 }
 
+// errNotBootstrapping: the node is known but has no archive to fetch now
+// (InitrdHandler answers 409).
+var errNotBootstrapping = errors.New("not bootstrapping")
+
 // InitrdHandler serves GET .../{mac}: the shared bootstrap initramfs (the
 // file base, stored once) with the node's own archive appended (the kernel
 // unpacks concatenated archives in order, so the node's files land on top).
@@ -34,10 +39,10 @@ func (f NodeArchiveFunc) NodeArchive(mac net.HardwareAddr) (nodearchive.Contents
 // as iPXE's ${net0/mac} and ${net0/mac:hexhyp} give it). The answer carries
 // the node's credentials: it is never cached, and an unknown MAC gets 404.
 //
-// Hook: the reference controller routes it as
-// r.Get("/boot/initramfs/{mac}", InitrdHandler(cfg.Initrd, nodes, log).ServeHTTP)
-// and puts that URL in the node's iPXE script instead of the shared one, and
-// its token no longer on the kernel command line.
+// The reference controller routes it at /boot/initramfs/{mac} and puts that
+// URL in the node's iPXE script instead of the shared one; the token is no
+// longer on the kernel command line. A NodeArchives error wrapping
+// errNotBootstrapping is a 409.
 func InitrdHandler(base string, nodes NodeArchives, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -52,6 +57,11 @@ func InitrdHandler(base string, nodes NodeArchives, log *slog.Logger) http.Handl
 			return
 		}
 		c, ok, err := nodes.NodeArchive(mac)
+		if errors.Is(err, errNotBootstrapping) {
+			log.Warn("per-node initramfs refused", "mac", mac.String(), "remote", r.RemoteAddr, "err", err)
+			httpError(w, http.StatusConflict, "per-node archive of "+mac.String()+": "+err.Error())
+			return
+		}
 		if err != nil {
 			log.Error("per-node initramfs: archive contents", "mac", mac.String(), "err", err)
 			httpError(w, http.StatusInternalServerError, "per-node archive of "+mac.String()+": "+err.Error())

@@ -73,3 +73,38 @@ func TestInitrdHandler(t *testing.T) {
 		}
 	}
 }
+
+// TestIPXEEFI: Config.IPXEEFI is served at /boot/ipxe.efi (UEFI HTTP
+// boot's boot file); without it the path is 404; a missing file is refused
+// by New, naming the field.
+func TestIPXEEFI(t *testing.T) {
+	efi := filepath.Join(t.TempDir(), "snponly.efi")
+	os.WriteFile(efi, []byte("MZ-ipxe-efi"), 0o644)
+	h := newHarness(t, func(c *Config) { c.IPXEEFI = efi })
+	resp, err := http.Get(h.srv.URL + "/boot/ipxe.efi")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != "MZ-ipxe-efi" || resp.Header.Get("Content-Type") != "application/efi" {
+		t.Errorf("GET /boot/ipxe.efi = %d %q, Content-Type %q", resp.StatusCode, body, resp.Header.Get("Content-Type"))
+	}
+	head, err := http.Head(h.srv.URL + "/boot/ipxe.efi")
+	if err != nil {
+		t.Fatal(err)
+	}
+	head.Body.Close()
+	if head.StatusCode != 200 || head.ContentLength != int64(len("MZ-ipxe-efi")) || head.Header.Get("Content-Type") != "application/efi" {
+		t.Errorf("HEAD /boot/ipxe.efi (UEFI HTTP boot asks it first) = %d, length %d, Content-Type %q", head.StatusCode, head.ContentLength, head.Header.Get("Content-Type"))
+	}
+	if code, _ := newHarness(t, nil).get("/boot/ipxe.efi"); code != 404 {
+		t.Errorf("without IPXEEFI: GET /boot/ipxe.efi = %d, want 404", code)
+	}
+	cfg := newHarness(t, nil).cfg
+	cfg.IPXEEFI = filepath.Join(t.TempDir(), "missing.efi")
+	cfg.Store = testStore(t)
+	if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), "ipxe-efi") {
+		t.Errorf("New with a missing ipxe-efi: %v", err)
+	}
+}

@@ -132,7 +132,7 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 			m.powerActions.WithLabelValues(d, a)
 		}
 	}
-	for _, k := range []string{"image", "manifest", "metadata", "kernel", "initrd"} {
+	for _, k := range servedKinds {
 		m.bytesServed.WithLabelValues(k)
 	}
 	return m
@@ -349,9 +349,12 @@ func (w countingWriter) ReadFrom(r io.Reader) (int64, error) {
 
 func (w countingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
+// servedKinds are the file kinds whose bytes served are counted.
+var servedKinds = []string{"image", "manifest", "metadata", "kernel", "initrd", "ipxe"}
+
 // served returns the bytes-served counter of a file kind.
 func (m *Metrics) served(kind string) prometheus.Counter {
-	if !oneOf(kind, []string{"image", "manifest", "metadata", "kernel", "initrd"}) {
+	if !oneOf(kind, servedKinds) {
 		kind = servedOther
 	}
 	return m.bytesServed.WithLabelValues(kind)

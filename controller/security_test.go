@@ -38,7 +38,7 @@ func (h *twoNodes) node(mac string) (nodeURL, token string, rep *agent.CallbackC
 	if code != 200 {
 		h.t.Fatalf("ipxe %s: %d", mac, code)
 	}
-	nodeURL, token = cmdlineValue(script, "imprint.controller="), cmdlineValue(script, "imprint.token=")
+	nodeURL, token = cmdlineValue(script, "imprint.controller="), h.initrdToken(script)
 	ag := h.agent
 	if mac == macB {
 		ag = h.agentB
@@ -64,9 +64,9 @@ func TestBootScriptCarriesOnlyItsNode(t *testing.T) {
 	h := newTwoNodes(t)
 	_, tokA, _ := h.node(testMAC)
 	_, scriptB := h.get("/ipxe?mac=" + macB)
-	tokB := cmdlineValue(scriptB, "imprint.token=")
+	tokB := h.initrdToken(scriptB)
 	_, scriptA := h.get("/ipxe?mac=" + testMAC) // a second fetch: rotated
-	tokA2 := cmdlineValue(scriptA, "imprint.token=")
+	tokA2 := h.initrdToken(scriptA)
 	if tokA == "" || tokB == "" || tokA2 == "" || tokA == tokB || tokA2 == tokA {
 		t.Fatalf("tokens A %q, B %q, A again %q: want distinct", tokA, tokB, tokA2)
 	}
@@ -241,7 +241,7 @@ func TestHostHeaderIgnored(t *testing.T) {
 	if strings.Contains(b, "evil") || !strings.Contains(b, "imprint.controller="+base+"/agent/") {
 		t.Errorf("script for a request with Host evil.example:\n%s", b)
 	}
-	h.nodeURL, h.nodeToken = cmdlineValue(b, "imprint.controller="), cmdlineValue(b, "imprint.token=")
+	h.nodeURL, h.nodeToken = cmdlineValue(b, "imprint.controller="), h.initrdToken(b)
 	h.agent.mu.Lock()
 	h.agent.token = h.nodeToken
 	h.agent.mu.Unlock()
@@ -267,4 +267,43 @@ func (h hostRewriter) RoundTrip(r *http.Request) (*http.Response, error) {
 	r = r.Clone(r.Context())
 	r.Host = h.host
 	return http.DefaultTransport.RoundTrip(r)
+}
+
+// TestNodeInitrdWindow: the per-node initramfs (it carries the node's
+// token) is served only between the node's bootstrap script and its
+// discovery, only for its MAC, and holds the token of the current round;
+// the shared initramfs carries no token at all.
+func TestNodeInitrdWindow(t *testing.T) {
+	h := newTwoNodes(t)
+	path := "/boot/initramfs/52-54-00-12-34-56"
+	if code, body := h.get(path); code != http.StatusConflict || !strings.Contains(body, "no bootstrap boot under way") {
+		t.Errorf("before any boot script: GET %s = %d %q, want 409", path, code, body)
+	}
+	if code, body := h.get("/boot/initramfs/52-54-00-ff-ff-ff"); code != http.StatusNotFound || !strings.Contains(body, "no node with MAC 52:54:00:ff:ff:ff") {
+		t.Errorf("unknown MAC: %d %q, want 404", code, body)
+	}
+	_, tokA, repA := h.node(testMAC)
+	_, tokB, _ := h.node(macB)
+	if len(tokA) != 64 || tokA == tokB {
+		t.Fatalf("tokens A %q, B %q: want distinct 32-byte secrets", tokA, tokB)
+	}
+	_, a1 := h.get(path)
+	_, a2 := h.get(path)
+	_, b := h.get("/boot/initramfs/52:54:00:12:34:57")
+	if a1 != a2 || a1 == b {
+		t.Errorf("node A's initramfs twice equal: %v; equal to B's: %v", a1 == a2, a1 == b)
+	}
+	if _, shared := h.get("/boot/initramfs.cpio.gz"); strings.Contains(shared, tokA) || strings.Contains(shared, tokB) {
+		t.Error("the shared initramfs carries a node token")
+	}
+	if err := repA.Discovery(context.Background(), discoveryOf(testMAC, "")); err != nil {
+		t.Fatal(err)
+	}
+	h.wait(PhaseDiscovered)
+	if code, body := h.get(path); code != http.StatusConflict {
+		t.Errorf("after the discovery: GET %s = %d %q, want 409", path, code, body)
+	}
+	if code, _ := h.get("/boot/initramfs/52:54:00:12:34:57"); code != 200 {
+		t.Errorf("node B (not discovered yet): %d, want 200", code)
+	}
 }

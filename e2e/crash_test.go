@@ -19,6 +19,7 @@ import (
 
 	"github.com/imprint-dev/imprint/agent"
 	"github.com/imprint-dev/imprint/api"
+	"github.com/imprint-dev/imprint/bootstrap/nodearchive"
 	"github.com/imprint-dev/imprint/internal/vmtest"
 	"github.com/imprint-dev/imprint/inventory"
 )
@@ -100,12 +101,15 @@ func TestControllerProcessSIGKILL(t *testing.T) {
 		if v, ok := strings.CutPrefix(f, "imprint.controller="); ok {
 			nodeURL = v
 		}
-		if v, ok := strings.CutPrefix(f, "imprint.token="); ok {
-			mu.Lock()
-			nodeToken = v
-			mu.Unlock()
-		}
 	}
+	// The node's token is in its per-node initramfs, after the shared one.
+	files, err := nodearchive.Read([]byte(strings.TrimPrefix(get("/boot/initramfs/"+mac), "initramfs.cpio.gz")))
+	if err != nil {
+		t.Fatalf("per-node initramfs: %v", err)
+	}
+	mu.Lock()
+	nodeToken = strings.TrimSpace(string(files[nodearchive.TokenFile].Content))
+	mu.Unlock()
 	rep := &agent.CallbackClient{URL: nodeURL, Token: nodeToken, Backoff: 100 * time.Millisecond, MaxBackoff: 500 * time.Millisecond}
 	inv := &inventory.Inventory{NICs: []inventory.NIC{{Name: "eth0", MAC: mac}},
 		Disks: []inventory.Disk{{Name: "vda", Path: "/dev/vda", SizeBytes: 20 << 30}}}

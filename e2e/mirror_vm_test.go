@@ -5,11 +5,13 @@ package e2e
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/imprint-dev/imprint/api"
 	"github.com/imprint-dev/imprint/internal/vmtest"
 	"github.com/imprint-dev/imprint/partition"
 )
@@ -19,10 +21,13 @@ import (
 var degraded = regexp.MustCompile(`md/raid1:md\d+: active with 1 out of 2 mirrors|has been started with 1 drive \(out of 2\)`)
 
 // TestVMUEFIMirroredBoot provisions a two-disk UEFI node with mirrored
-// /boot and root and an ESP on each disk, then boots it twice from the
-// host with one disk detached each time, sharing those boots with the
-// other UEFI checks:
+// /boot and root and an ESP on each disk, reprovisions it from a second
+// ramdisk boot on the same disks and NVRAM, then boots it three times
+// from the host, sharing those boots with the other UEFI checks:
 //
+//   - boot 0, both disks, (a copy of) the NVRAM both rounds wrote: in the OS,
+//     efibootmgr -v lists exactly one entry per ESP, booting shim or grub
+//     from that ESP's current partition GUID, none left from round 1;
 //   - boot 1, vdb alone, OVMF with the NVRAM the agent wrote: the firmware
 //     starts the "debian (vdb)" entry and the node reaches the login prompt
 //     with its arrays degraded (console; the configdrive is on vda, so no
@@ -33,7 +38,7 @@ var degraded = regexp.MustCompile(`md/raid1:md\d+: active with 1 out of 2 mirror
 //     arrays degraded, and mokutil --sb-state says enabled.
 func TestVMUEFIMirroredBoot(t *testing.T) {
 	if os.Getenv("IMPRINT_VM_SLOW") == "" {
-		t.Skip("set IMPRINT_VM_SLOW=1 for the mirrored UEFI / Secure Boot scenario (a provision and two OS boots, about 5 min)")
+		t.Skip("set IMPRINT_VM_SLOW=1 for the mirrored UEFI / Secure Boot scenario (two provisions and three OS boots, about 15 min)")
 	}
 	log := testLogger(t)
 	t0 := time.Now()
@@ -47,27 +52,50 @@ func TestVMUEFIMirroredBoot(t *testing.T) {
 	}
 	doc := mirrorDoc(t, srv.GuestURL("/images/root.img.gz"), srv.GuestURL("/images/boot.img.gz"), pub)
 
-	// Provision through the agent, the ramdisk booted by OVMF.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
+	defer cancel()
+
+	// Round 1: provision through the agent, the ramdisk booted by OVMF.
 	vm := vmtest.Start(t, vmtest.Options{Firmware: vmtest.FirmwareUEFI, BootTimeout: 420 * time.Second,
 		Disks: []vmtest.Disk{{Size: 3 << 30, Serial: "IMPRINT-VDA"}, {Size: 3 << 30, Serial: "IMPRINT-VDB"}}})
 	t.Logf("phase bootstrap (UEFI): %s", time.Since(t0).Round(time.Second))
-	c := vm.Client
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
-	defer cancel()
-	plan, err := c.Plan(ctx, doc)
-	if err != nil {
-		t.Fatalf("plan: %v", err)
-	}
-	if plan.BootMode != "uefi" || len(plan.ESPs()) != 2 || len(plan.MDs) != 2 {
-		t.Fatalf("plan: boot mode %q, ESPs %v, mds %v; want uefi, 2, 2", plan.BootMode, plan.ESPs(), plan.MDs)
-	}
-	vm.ProvisionAndReboot(ctx, t, doc, 20*time.Minute)
-	for _, l := range strings.Split(vm.Console(), "\n") {
-		if strings.Contains(l, "NVRAM") || strings.Contains(l, "grub installed") {
-			t.Logf("agent: %s", strings.TrimSpace(l))
+	provisionMirror(t, ctx, vm, doc, false)
+	t.Logf("phase round 1 provisioned: %s", time.Since(t0).Round(time.Second))
+	vda, vdb := vm.Disks[0], vm.Disks[1]
+	firstESPs := espGUIDs(t, vda, vdb)
+
+	// Round 2: the same machine (disks and NVRAM) boots the ramdisk again
+	// and is reprovisioned: its new ESPs (new partition GUIDs) get their
+	// entries, the old ones (pointing at the partitions just wiped) go.
+	vm2 := vmtest.Start(t, vmtest.Options{Firmware: vmtest.FirmwareUEFI, BootTimeout: 420 * time.Second, Vars: vm.Vars,
+		Disks: []vmtest.Disk{{Path: vda, Serial: "IMPRINT-VDA"}, {Path: vdb, Serial: "IMPRINT-VDB"}}})
+	provisionMirror(t, ctx, vm2, doc, true)
+	t.Logf("phase round 2 (reprovision) provisioned: %s", time.Since(t0).Round(time.Second))
+	esps := espGUIDs(t, vda, vdb)
+	for i := range esps {
+		if esps[i] == firstESPs[i] {
+			t.Errorf("disk %d: ESP partition GUID %s unchanged by the reprovision: the stale-entry check proves nothing", i, esps[i])
 		}
 	}
-	vda, vdb := vm.Disks[0], vm.Disks[1]
+
+	// Boot 0: both disks, the NVRAM both rounds wrote; in the provisioned
+	// OS, efibootmgr -v lists one entry per ESP, booting shim from that
+	// ESP as it is now, and none left from round 1.
+	// A copy of the NVRAM: OVMF adds its own entries for the disks it
+	// sees at boot and reorders BootOrder by the disks' bootindex, and
+	// boot 1 must find the NVRAM as the agent left it.
+	vars0 := filepath.Join(t.TempDir(), "OVMF_VARS-boot0.fd")
+	if b, err := os.ReadFile(vm.Vars); err != nil || os.WriteFile(vars0, b, 0o644) != nil {
+		t.Fatalf("copy the NVRAM %s: %v", vm.Vars, err)
+	}
+	tb := time.Now()
+	n0 := vmtest.Start(t, vmtest.Options{DiskBoot: true, Firmware: vmtest.FirmwareUEFI, Vars: vars0,
+		Disks: []vmtest.Disk{{Path: vda}, {Path: vdb}}, Ready: " login:", BootTimeout: 20 * time.Minute})
+	efi := sshRetry(t, ctx, n0, key, "efibootmgr -v")
+	t.Logf("phase boot both disks, ssh: %s; efibootmgr -v:\n%s", time.Since(tb).Round(time.Second), efi)
+	checkMirrorNVRAM(t, efi, map[string]string{"vda": esps[0], "vdb": esps[1]}, firstESPs)
+	n0.Stop()
+
 	for _, img := range []string{vda, vdb} {
 		parts, err := vmtest.Partitions(img)
 		if err != nil {
@@ -119,6 +147,100 @@ func TestVMUEFIMirroredBoot(t *testing.T) {
 		t.Errorf("/proc/mdstat: want both arrays running degraded")
 	}
 	t.Logf("total: %s", time.Since(t0).Round(time.Second))
+}
+
+// provisionMirror posts doc to the ramdisk's agent, waits for the job,
+// reboots the node and waits for QEMU to exit (-no-reboot).
+func provisionMirror(t *testing.T, ctx context.Context, vm *vmtest.VM, doc []byte, force bool) {
+	t.Helper()
+	c := vm.Client
+	plan, err := c.Plan(ctx, doc)
+	if err != nil {
+		t.Fatalf("plan: %v", err)
+	}
+	if plan.BootMode != "uefi" || len(plan.ESPs()) != 2 || len(plan.MDs) != 2 {
+		t.Fatalf("plan: boot mode %q, ESPs %v, mds %v; want uefi, 2, 2", plan.BootMode, plan.ESPs(), plan.MDs)
+	}
+	t1 := time.Now()
+	r, err := c.Provision(ctx, doc, force)
+	if err != nil {
+		t.Fatalf("provision (force %v): %v", force, err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 20*time.Minute)
+	st, err := c.Wait(wctx, r.ID, 3*time.Second)
+	cancel()
+	if err != nil {
+		t.Fatalf("provision (force %v): %v\n%s", force, err, vm.Tail(60))
+	}
+	if st.State != api.StateSucceeded {
+		t.Fatalf("provision (force %v) failed: %+v\n%s", force, st.Error, vm.Tail(150))
+	}
+	t.Logf("phase provision (force %v): %s", force, time.Since(t1).Round(time.Second))
+	for _, l := range strings.Split(vm.Console(), "\n") {
+		if strings.Contains(l, "NVRAM") || strings.Contains(l, "grub installed") {
+			t.Logf("agent: %s", strings.TrimSpace(l))
+		}
+	}
+	if err := c.Reboot(ctx); err != nil {
+		t.Fatalf("reboot: %v", err)
+	}
+	if err := vm.WaitExit(120 * time.Second); err != nil {
+		t.Fatalf("bootstrap did not reboot: %v\n%s", err, vm.Tail(40))
+	}
+}
+
+// espGUIDs checks both disks carry a FAT32 ESP at partition 2 and RAID
+// members at 3 and 4, and returns the ESPs' partition GUIDs.
+func espGUIDs(t *testing.T, imgs ...string) []string {
+	t.Helper()
+	var out []string
+	for _, img := range imgs {
+		parts, err := vmtest.Partitions(img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(parts) < 4 || !strings.EqualFold(parts[1].Type, partition.GUIDEFISystem) || !strings.EqualFold(parts[2].Type, partition.GUIDLinuxRAID) {
+			t.Fatalf("%s: partitions %+v, want an ESP at 2 and RAID members at 3, 4", img, parts)
+		}
+		if p, err := vmtest.Probe(img, parts[1].StartBytes); err != nil || p["TYPE"] != "vfat" || p["VERSION"] != "FAT32" {
+			t.Errorf("%s: ESP holds %v (%v), want FAT32", img, p, err)
+		}
+		out = append(out, strings.ToLower(parts[1].GUID))
+	}
+	return out
+}
+
+// checkMirrorNVRAM checks efibootmgr -v output: for each disk exactly one
+// "debian (<disk>)" entry, booting shim or grub from partition 2 by its
+// current GUID; no entry names a GUID of stale (the partitions a
+// reprovision wiped).
+func checkMirrorNVRAM(t *testing.T, efibootmgr string, esps map[string]string, stale []string) {
+	t.Helper()
+	lines := strings.Split(efibootmgr, "\n")
+	for disk, guid := range esps {
+		var got []string
+		for _, l := range lines {
+			if strings.Contains(l, "debian ("+disk+")") {
+				got = append(got, l)
+			}
+		}
+		if len(got) != 1 {
+			t.Errorf("efibootmgr: %d entries for %s, want 1: %q", len(got), disk, got)
+			continue
+		}
+		e := strings.ToLower(got[0])
+		if !strings.Contains(e, "hd(2,gpt,"+guid+",") {
+			t.Errorf("efibootmgr: %s's entry %q does not name its ESP now (partition 2, GUID %s)", disk, got[0], guid)
+		}
+		if !strings.Contains(e, `\efi\debian\shimx64.efi`) && !strings.Contains(e, `\efi\debian\grubx64.efi`) {
+			t.Errorf("efibootmgr: %s's entry %q boots neither shim nor grub", disk, got[0])
+		}
+	}
+	for _, g := range stale {
+		if strings.Contains(strings.ToLower(efibootmgr), g) {
+			t.Errorf("efibootmgr: an entry still names the wiped ESP %s", g)
+		}
+	}
 }
 
 // sshRetry runs command over ssh, retrying while sshd and cloud-init's

@@ -95,7 +95,8 @@ type Options struct {
 	FS devguard.FS
 	// Network, when set, is the network the installed OS gets through the
 	// configdrive (configdrive.WithNetwork) instead of the document's admin
-	// NIC alone: the agent passes the document the ramdisk applied.
+	// NIC alone: the agent passes the document the ramdisk applied. A
+	// document with ks_meta.os_network "document" opts out: it is ignored.
 	Network *netdata.Document
 }
 
@@ -312,7 +313,7 @@ func prepareConfigdrive(ctx context.Context, doc *provision.Document, plan *part
 		c.fromErr(err, "ks_meta")
 		return nil
 	}
-	if opts.Network != nil {
+	if opts.Network != nil && doc.UsesRamdiskNetwork() {
 		if err := configdrive.WithNetwork(content, opts.Network); err != nil {
 			c.fromErr(err, "network")
 			return nil

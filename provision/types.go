@@ -92,6 +92,9 @@ type KsMeta struct {
 	// package prepare against configdrive.Formats); empty: the agent's
 	// configdrive-format setting.
 	ConfigdriveFormat string `json:"configdrive_format,omitempty"`
+	// OSNetwork is an imprint extension: ramdisk or document
+	// (osnetwork.go); empty: the ramdisk's applied network when it has one.
+	OSNetwork string `json:"os_network,omitempty"`
 }
 
 // PmData is ks_meta.pm_data.

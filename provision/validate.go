@@ -254,6 +254,7 @@ func (d *Document) checkTop(f *findings) {
 	}
 	d.checkKsMeta(f)
 	d.checkBootMode(f)
+	d.checkOSNetwork(f)
 }
 
 // AdminInterface returns the name of the interface whose MAC is

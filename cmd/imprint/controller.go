@@ -87,6 +87,7 @@ func parseControllerFlags(args []string, stderr io.Writer) (controllerFlags, int
 	fs.DurationVar(&f.cfg.PowerTimeout, "power-timeout", 2*time.Minute, "bound of one power action through a node's BMC (imprint nodes power, reprovision), a cycle's wait for off included")
 	fs.StringVar(&f.cfg.Kernel, "kernel", "", "bootstrap kernel (build/bootstrap/<flavour>/vmlinuz)")
 	fs.StringVar(&f.cfg.Initrd, "initrd", "", "bootstrap initramfs (build/bootstrap/<flavour>/initramfs.cpio.gz)")
+	fs.StringVar(&f.cfg.IPXEEFI, "ipxe-efi", "", "iPXE EFI binary served at /boot/ipxe.efi for UEFI HTTP boot (e.g. /usr/lib/ipxe/snponly.efi; see imprint pxe --dnsmasq)")
 	fs.Var(&images, "image", "target image MOUNT=PATH[:FORMAT] (repeatable; / required; FORMAT ext4 by default)")
 	fs.Var(&nodes, "node", "node MAC=HOSTNAME[,agent=URL][,ip=ADDR][,group=GROUP][,configdrive=config2-vfat|config2-iso|nocloud-vfat|nocloud-iso] (repeatable)")
 	fs.Var(&keys, "ssh-key", "file of SSH public keys for root on every node (repeatable)")

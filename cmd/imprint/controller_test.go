@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/imprint-dev/imprint/bootstrap/nodearchive"
 	"github.com/imprint-dev/imprint/controller"
 	"github.com/imprint-dev/imprint/internal/logtest"
 	"github.com/imprint-dev/imprint/pxe"
@@ -145,8 +146,21 @@ func TestControllerCommandServes(t *testing.T) {
 	}
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if !regexp.MustCompile(`imprint\.controller=`+regexp.QuoteMeta(url)+`/agent/52:54:00:aa:bb:cc imprint\.token=[0-9a-f]{64} `).Match(b) || strings.Contains(string(b), "tok ") {
-		t.Errorf("iPXE script (want the node's own token, not the operator's):\n%s", b)
+	// No token at all on the script's kernel command line: the node's own
+	// is in its per-node initramfs, which the script names.
+	if !regexp.MustCompile(`imprint\.controller=`+regexp.QuoteMeta(url)+`/agent/52:54:00:aa:bb:cc `).Match(b) || strings.Contains(string(b), "tok") ||
+		!strings.Contains(string(b), "initrd --name initrd.img "+url+"/boot/initramfs/52-54-00-aa-bb-cc\n") {
+		t.Errorf("iPXE script (want the node's per-node initramfs, no token):\n%s", b)
+	}
+	resp, err = http.Get(url + "/boot/initramfs/52-54-00-aa-bb-cc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	initrd, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	files, err := nodearchive.Read(initrd[len("initramfs.cpio.gz"):])
+	if tok := strings.TrimSpace(string(files[nodearchive.TokenFile].Content)); err != nil || !regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(tok) {
+		t.Errorf("per-node initramfs (%d): token %q, %v; want the node's own", resp.StatusCode, tok, err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "state", "c.db")); err != nil {
 		t.Errorf("--db file: %v", err)

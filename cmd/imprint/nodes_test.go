@@ -15,6 +15,7 @@ import (
 
 	"github.com/imprint-dev/imprint/agent"
 	"github.com/imprint-dev/imprint/api"
+	"github.com/imprint-dev/imprint/bootstrap/nodearchive"
 	"github.com/imprint-dev/imprint/controller"
 	"github.com/imprint-dev/imprint/inventory"
 )
@@ -52,15 +53,24 @@ func TestNodes(t *testing.T) {
 	}
 	script, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	var nodeURL, nodeToken string
+	var nodeURL string
 	for _, f := range strings.Fields(string(script)) {
 		if v, ok := strings.CutPrefix(f, "imprint.controller="); ok {
 			nodeURL = v
 		}
-		if v, ok := strings.CutPrefix(f, "imprint.token="); ok {
-			nodeToken = v
-		}
 	}
+	// The node's token is in its per-node initramfs, after the shared one.
+	resp, err = http.Get(srv.URL + "/boot/initramfs/52-54-00-aa-bb-cc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	initrd, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	files, err := nodearchive.Read(initrd[len("initramfs.cpio.gz"):])
+	if err != nil {
+		t.Fatalf("per-node initramfs (%d): %v", resp.StatusCode, err)
+	}
+	nodeToken := strings.TrimSpace(string(files[nodearchive.TokenFile].Content))
 	const evil = "\x1b]0;pwned\x07\x1b[2J"
 	rep := &agent.CallbackClient{URL: nodeURL, Token: nodeToken, Sleep: func(context.Context, time.Duration) error { return context.Canceled }}
 	ctx := context.Background()

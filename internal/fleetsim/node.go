@@ -1,6 +1,7 @@
 package fleetsim
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/imprint-dev/imprint/agent"
 	"github.com/imprint-dev/imprint/api"
+	"github.com/imprint-dev/imprint/bootstrap/nodearchive"
 	"github.com/imprint-dev/imprint/imagewriter"
 	"github.com/imprint-dev/imprint/internal/promscrape"
 	"github.com/imprint-dev/imprint/inventory"
@@ -93,6 +95,56 @@ func (n *node) ipxe(ctx context.Context) (string, error) {
 	}
 }
 
+// initrdLine is the URL of the script's initrd line.
+func initrdLine(script string) string {
+	for _, l := range strings.Split(script, "\n") {
+		if f := strings.Fields(l); len(f) > 0 && f[0] == "initrd" {
+			return f[len(f)-1]
+		}
+	}
+	return ""
+}
+
+// nodeToken fetches the node's own initramfs (retrying a controller that
+// is down, as firmware does) and reads its token from the per-node
+// archive appended to the shared one.
+func (n *node) nodeToken(ctx context.Context, u string) (string, error) {
+	var last error
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return "", fmt.Errorf("GET %s: %w (last: %v)", u, ctx.Err(), last)
+			case <-time.After(n.sim.retryWait(attempt)):
+			}
+		}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		resp, err := n.sim.http.Do(req)
+		if err != nil {
+			last = err
+			continue
+		}
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		resp.Body.Close()
+		if resp.StatusCode >= 500 {
+			last = fmt.Errorf("%s: %s", resp.Status, b)
+			continue
+		}
+		if resp.StatusCode != http.StatusOK || !bytes.HasPrefix(b, []byte(simInitrd)) {
+			return "", fmt.Errorf("GET %s: %s: %.200q", u, resp.Status, b)
+		}
+		files, err := nodearchive.Read(b[len(simInitrd):])
+		if err != nil {
+			return "", fmt.Errorf("GET %s: the node's archive: %w", u, err)
+		}
+		tok := strings.TrimSpace(string(files[nodearchive.TokenFile].Content))
+		if tok == "" {
+			return "", fmt.Errorf("GET %s: no token in the node's archive", u)
+		}
+		return tok, nil
+	}
+}
+
 func cmdlineValue(script, key string) string {
 	for _, f := range strings.Fields(script) {
 		if v, ok := strings.CutPrefix(f, key); ok {
@@ -116,9 +168,14 @@ func (n *node) run(ctx context.Context) error {
 		return n.fail("PXE: %v", err)
 	}
 	n.boots++
-	ctlURL, token := cmdlineValue(script, "imprint.controller="), cmdlineValue(script, "imprint.token=")
-	if ctlURL == "" || token == "" {
-		return n.fail("the iPXE script carries no bootstrap (controller %q, token set %v):\n%s", ctlURL, token != "", script)
+	ctlURL, initrdURL := cmdlineValue(script, "imprint.controller="), initrdLine(script)
+	if ctlURL == "" || initrdURL == "" {
+		return n.fail("the iPXE script carries no bootstrap (controller %q, initrd %q):\n%s", ctlURL, initrdURL, script)
+	}
+	// The token, as the ramdisk finds it: in the node's own initramfs.
+	token, err := n.nodeToken(ctx, initrdURL)
+	if err != nil {
+		return n.fail("per-node initramfs: %v", err)
 	}
 	// The agent, as the bootstrap starts it.
 	actx, stopAgent := context.WithCancel(ctx)
@@ -204,7 +261,7 @@ func (n *node) run(ctx context.Context) error {
 	if err != nil {
 		return n.fail("PXE after the reboot: %v", err)
 	}
-	if strings.Contains(script, "imprint.token=") {
+	if strings.Contains(script, "imprint.controller=") {
 		return n.fail("after the reboot iPXE handed out the bootstrap again (provisioned twice?)")
 	}
 	// The provisioned OS's cloud-init phones home.

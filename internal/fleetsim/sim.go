@@ -109,6 +109,10 @@ func (r Report) Ratio() float64 {
 	return r.WrittenMBps / r.NginxMBps
 }
 
+// simInitrd is the shared "initramfs" the simulation's controller serves;
+// a node's own is it with the node's archive (its token) appended.
+const simInitrd = "simulated initramfs: never booted"
+
 type sim struct {
 	cfg   Config
 	log   *slog.Logger
@@ -201,7 +205,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	kernel := filepath.Join(cfg.Dir, "vmlinuz")
 	initrd := filepath.Join(cfg.Dir, "initramfs.cpio.gz")
 	os.WriteFile(kernel, []byte("simulated kernel: never booted"), 0o644)
-	os.WriteFile(initrd, []byte("simulated initramfs: never booted"), 0o644)
+	os.WriteFile(initrd, []byte(simInitrd), 0o644)
 	token := fmt.Sprintf("fleet-sim-operator-%d", time.Now().UnixNano())
 	args := []string{"controller", "--listen", "127.0.0.1:" + strconv.Itoa(port), "--token", token, "--db", cfg.DB,
 		"--id", "fleet-sim-controller", "--kernel", kernel, "--initrd", initrd, "--image", "/=" + cfg.Image + ":ext4",

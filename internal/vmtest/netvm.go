@@ -27,6 +27,9 @@ type NIC struct {
 	// Dump, when set, records the NIC's frames in this pcap file
 	// (QEMU's filter-dump).
 	Dump string
+	// Device: extra virtio-net-pci properties, e.g. "speed=1000,duplex=full"
+	// (802.3ad needs a link speed; virtio-net reports none by default).
+	Device string
 }
 
 // NetOptions configure a guest with several NICs, for network tests.
@@ -51,6 +54,22 @@ type NetOptions struct {
 	// DiskBoot boots the first disk through the firmware (a provisioned
 	// OS) and waits for the kernel's banner instead of the agent.
 	DiskBoot bool
+	// NetNS runs QEMU inside this namespace, where NICs with Netdev
+	// "tap,ifname=<its Tap>,script=no,downscript=no" reach its servers.
+	NetNS *NetNS
+	// Firmware: SeaBIOS (zero value) or OVMF, with a fresh NVRAM.
+	Firmware Firmware
+	// FirmwareNetBoot boots from the NICs through the firmware instead of
+	// -kernel/-initrd (Cmdline and Initrd are then the controller's
+	// business). Under OVMF the NICs carry no iPXE option ROM: OVMF's own
+	// virtio-net driver, PXE (unless NoFirmwarePXE) and HTTP boot run,
+	// unless ROM names one (IPXEEFIROM: iPXE's EFI driver).
+	FirmwareNetBoot bool
+	ROM             string
+	// NoFirmwarePXE turns OVMF's own PXE (IPv4 and IPv6) off through
+	// fw_cfg (opt/org.tianocore/IPv{4,6}PXESupport), so its network boot
+	// options are HTTP boot's alone.
+	NoFirmwarePXE bool
 }
 
 // NetVM is a guest with several NICs and a QEMU monitor.
@@ -105,8 +124,24 @@ func LaunchNet(t testing.TB, opts NetOptions) *NetVM {
 		"-monitor", "unix:" + nv.Monitor + ",server=on,wait=off",
 		"-device", "virtio-rng-pci",
 	}
+	if opts.Firmware.UEFI() {
+		vm.Vars = filepath.Join(vm.Dir, "OVMF_VARS.fd")
+		fw, err := FirmwareArgs(opts.Firmware, vm.Vars)
+		if err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, fw...)
+		if opts.NoFirmwarePXE {
+			args = append(args, "-fw_cfg", "name=opt/org.tianocore/IPv4PXESupport,string=no",
+				"-fw_cfg", "name=opt/org.tianocore/IPv6PXESupport,string=no")
+		}
+	}
 	if opts.DiskBoot {
 		args = append(args, "-boot", "order=c", "-device", "VGA")
+	} else if opts.FirmwareNetBoot {
+		if !opts.Firmware.UEFI() {
+			args = append(args, "-boot", "order=n")
+		}
 	} else {
 		args = append(args, "-kernel", im.Kernel, "-initrd", im.Initrd,
 			"-append", strings.Join(append([]string{"console=ttyS0", "panic=-1", "imprint.on_exit=poweroff"}, opts.Cmdline...), " "))
@@ -141,11 +176,19 @@ func LaunchNet(t testing.TB, opts NetOptions) *NetVM {
 			nv.SSHPorts[n.ID] = p
 			netdev += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-%s:22", p, n.ForwardSSH)
 		}
-		args = append(args, "-netdev", netdev, "-device", fmt.Sprintf("virtio-net-pci,netdev=%s,mac=%s,id=nic%d", n.ID, n.MAC, i))
+		dev := fmt.Sprintf("virtio-net-pci,netdev=%s,mac=%s,id=nic%d", n.ID, n.MAC, i)
+		if n.Device != "" {
+			dev += "," + n.Device
+		}
+		if opts.FirmwareNetBoot && opts.Firmware.UEFI() {
+			dev += ",romfile=" + opts.ROM
+		}
+		args = append(args, "-netdev", netdev, "-device", dev)
 		if n.Dump != "" {
 			args = append(args, "-object", fmt.Sprintf("filter-dump,id=dump%d,netdev=%s,file=%s", i, n.ID, n.Dump))
 		}
 	}
+	vm.netns = opts.NetNS
 	if err := vm.launch(t, args); err != nil {
 		t.Fatal(err)
 	}

@@ -91,7 +91,16 @@ func createSparse(path string, size int64) error {
 // its stderr going to out, killed if the test process dies. exited is
 // called from another goroutine with Wait's result when QEMU has exited.
 func StartQEMU(args []string, out io.Writer, exited func(error)) (*exec.Cmd, error) {
+	return startQEMUIn(nil, args, out, exited)
+}
+
+// startQEMUIn is StartQEMU inside ns (ip netns exec, which then execs
+// QEMU: the process is QEMU's), or in the test's namespace when ns is nil.
+func startQEMUIn(ns *NetNS, args []string, out io.Writer, exited func(error)) (*exec.Cmd, error) {
 	cmd := exec.Command(QEMU, args...)
+	if ns != nil {
+		cmd = ns.Command(QEMU, args...)
+	}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

@@ -104,6 +104,7 @@ type VM struct {
 	Vars      string        // OVMF NVRAM file (UEFI firmware only)
 
 	opts    Options
+	netns   *NetNS // QEMU runs in it (NetOptions.NetNS)
 	cmd     *exec.Cmd
 	console *lineWatcher
 	started time.Time
@@ -218,7 +219,7 @@ func (vm *VM) launch(t testing.TB, args []string) error {
 	vm.console = newLineWatcher(logf, vm.opts.Ready)
 	t.Logf("vmtest: %s %s", QEMU, strings.Join(args, " "))
 	vm.started = time.Now()
-	vm.cmd, err = StartQEMU(args, vm.console, func(err error) {
+	vm.cmd, err = startQEMUIn(vm.netns, args, vm.console, func(err error) {
 		vm.waitErr = err
 		logf.Close()
 		close(vm.exited)
