@@ -9,26 +9,30 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/imprint-dev/imprint/controller"
 	"github.com/imprint-dev/imprint/internal/testenv"
-	"github.com/imprint-dev/imprint/internal/vmtest"
 )
 
-// TestVMReprovisionBMC: a node whose QEMU is owned by a real IPMI BMC
-// (OpenIPMI's ipmi_sim; QEMU's ipmi-bmc-extern talks to it). The
-// controller powers it on through the BMC over IPMI-over-LAN, provisions
-// it, and `imprint nodes reprovision --reason` flips it and power-cycles
-// it through the BMC (a new QEMU process); it is provisioned again and
-// comes back with its OS; the controller powers it off. At each step
-// ipmitool against the same BMC agrees with the controller.
-func TestVMReprovisionBMC(t *testing.T) {
-	im := vmtest.Require(t)
+// bmcOperator is the operator of a node whose QEMU is owned by a real
+// IPMI BMC (OpenIPMI's ipmi_sim; QEMU's ipmi-bmc-extern talks to it):
+// Config{BMC: true} has the controller power it on through the BMC over
+// IPMI-over-LAN, and its reprovision is `imprint nodes reprovision
+// --reason` (the built binary), which flips the node and power-cycles it
+// through the BMC (a new QEMU process); at the end the controller powers
+// it off. At each step ipmitool against the same BMC must agree with the
+// controller (check).
+type bmcOperator struct {
+	t      *testing.T
+	bin    string
+	host   string
+	reason string
+	cliOut []string
+}
+
+func newBMCOperator(t *testing.T, dir, host string) *bmcOperator {
+	t.Helper()
 	testenv.RequireTool(t, "ipmi_sim", "ipmitool")
-	log := testLogger(t)
-	ti := vmtest.RequireTargetImage(t, log)
-	dir := t.TempDir()
 	bin := os.Getenv("IMPRINT_BIN")
 	if bin == "" {
 		bin = filepath.Join(dir, "imprint")
@@ -38,61 +42,56 @@ func TestVMReprovisionBMC(t *testing.T) {
 			t.Fatalf("go build imprint: %v\n%s", err, out)
 		}
 	}
-	const reason = "e2e: disk replaced"
-	var cliOut []string
-	nodes := func(ctx context.Context, url, token string, args ...string) (string, error) {
-		cmd := exec.CommandContext(ctx, bin, append([]string{"nodes", "--controller", url}, args...)...)
-		cmd.Env = append(os.Environ(), "IMPRINT_CONTROLLER_TOKEN="+token)
-		out, err := cmd.CombinedOutput()
-		cliOut = append(cliOut, "$ imprint nodes "+strings.Join(args, " ")+"\n"+string(out))
-		return string(out), err
+	return &bmcOperator{t: t, bin: bin, host: host, reason: "e2e: disk replaced"}
+}
+
+func (o *bmcOperator) nodes(ctx context.Context, url, token string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, o.bin, append([]string{"nodes", "--controller", url}, args...)...)
+	cmd.Env = append(os.Environ(), "IMPRINT_CONTROLLER_TOKEN="+token)
+	out, err := cmd.CombinedOutput()
+	o.cliOut = append(o.cliOut, "$ imprint nodes "+strings.Join(args, " ")+"\n"+string(out))
+	return string(out), err
+}
+
+// reprovision is Config.Reprovision: the operator's commands.
+func (o *bmcOperator) reprovision(ctx context.Context, url, token, mac string) error {
+	t := o.t
+	if out, err := o.nodes(ctx, url, token, "reprovision", o.host, "--reason", o.reason); err != nil {
+		return err
+	} else if !strings.Contains(out, "flipped to the bootstrap") {
+		t.Errorf("reprovision said %q", out)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
-	defer cancel()
-	var tl strings.Builder
-	res, err := Run(ctx, Config{Dir: dir, Kernel: im.Kernel, Initrd: im.Initrd, Images: TargetImages(ti),
-		Hostname: "bmc-node", MAC: "52:54:00:12:34:5a", Out: &tl, Logger: log, BMC: true,
-		Reprovision: func(ctx context.Context, url, token, mac string) error {
-			if out, err := nodes(ctx, url, token, "reprovision", "bmc-node", "--reason", reason); err != nil {
-				return err
-			} else if !strings.Contains(out, "flipped to the bootstrap") {
-				t.Errorf("reprovision said %q", out)
-			}
-			out, err := nodes(ctx, url, token, "power", "status", "bmc-node")
-			if err == nil && !strings.Contains(out, "power on (ipmi BMC 127.0.0.1:") {
-				t.Errorf("power status after the reprovision: %q", out)
-			}
-			if out, err := nodes(ctx, url, token, "show", "bmc-node"); err == nil && !strings.Contains(out, "bmc:            ipmi 127.0.0.1:") {
-				t.Errorf("show lacks the BMC: %q", out)
-			}
-			return err
-		}})
-	t.Logf("timeline:\n%s", tl.String())
-	t.Logf("imprint nodes:\n%s", strings.Join(cliOut, "\n"))
-	if res != nil {
-		for _, pc := range res.Power {
-			t.Logf("power %-22s controller %-4s ipmitool %-4s qemu pid %d seen %v", pc.Step, pc.Controller, pc.Ipmitool, pc.QEMUPid, pc.Seen)
-		}
-		for _, ev := range res.Events {
-			t.Logf("event round %d %-13s %s", ev.Round, ev.Phase, controller.Printable(ev.Detail))
-		}
+	out, err := o.nodes(ctx, url, token, "power", "status", o.host)
+	if err == nil && !strings.Contains(out, "power on (ipmi BMC 127.0.0.1:") {
+		t.Errorf("power status after the reprovision: %q", out)
 	}
-	if err != nil {
-		t.Fatal(err)
+	if out, err := o.nodes(ctx, url, token, "show", o.host); err == nil && !strings.Contains(out, "bmc:            ipmi 127.0.0.1:") {
+		t.Errorf("show lacks the BMC: %q", out)
 	}
-	if len(res.Rounds) != 2 {
-		t.Fatalf("%d rounds, want 2", len(res.Rounds))
+	return err
+}
+
+// log prints what the operator ran and saw, and the power checks.
+func (o *bmcOperator) log(res *Result) {
+	t := o.t
+	t.Logf("imprint nodes:\n%s", strings.Join(o.cliOut, "\n"))
+	if res == nil {
+		return
 	}
-	for i, r := range res.Rounds {
-		if r.Observed.Hostname != "bmc-node" || r.Observed.CloudInit != "done" {
-			t.Errorf("round %d: hostname %q cloud-init %q, want bmc-node, done", i+1, r.Observed.Hostname, r.Observed.CloudInit)
-		}
+	for _, pc := range res.Power {
+		t.Logf("power %-22s controller %-4s ipmitool %-4s qemu pid %d seen %v", pc.Step, pc.Controller, pc.Ipmitool, pc.QEMUPid, pc.Seen)
 	}
-	if !res.Rounds[1].PhoneHome.Time.After(res.Rounds[0].PhoneHome.Time) {
-		t.Errorf("round 2's phone-home is not after round 1's")
+	for _, ev := range res.Events {
+		t.Logf("event round %d %-13s %s", ev.Round, ev.Phase, controller.Printable(ev.Detail))
 	}
-	// The power cycle went through off: ipmitool saw it, and the QEMU
-	// of round 2 is another process.
+}
+
+// check: the power cycle went through off (a new QEMU process), the node
+// is off at the end, and the controller's timeline names the reason and
+// the BMC. Run checks that ipmitool agreed with the controller at each
+// step (its error otherwise).
+func (o *bmcOperator) check(res *Result) {
+	t := o.t
 	var pids []int
 	for _, pc := range res.Power {
 		// ipmitool polls every 200ms: it may miss a short off; the new
@@ -107,13 +106,15 @@ func TestVMReprovisionBMC(t *testing.T) {
 	if len(pids) < 2 || pids[0] == pids[len(pids)-1] {
 		t.Errorf("QEMU pids %v: the power cycle did not start a new QEMU", pids)
 	}
+	if len(res.Power) == 0 {
+		t.Fatal("no power checks recorded")
+	}
 	if last := res.Power[len(res.Power)-1]; last.QEMUPid != 0 {
 		t.Errorf("QEMU pid %d still running after power off", last.QEMUPid)
 	}
-	// The controller's timeline names the reason and the BMC.
 	var sawReason, sawCycle bool
 	for _, ev := range res.Events {
-		sawReason = sawReason || (ev.Phase == controller.PhaseReprovision && strings.Contains(ev.Detail, reason))
+		sawReason = sawReason || (ev.Phase == controller.PhaseReprovision && strings.Contains(ev.Detail, o.reason))
 		sawCycle = sawCycle || (ev.Phase == controller.PhasePower && strings.Contains(ev.Detail, "power cycle through ipmi BMC"))
 	}
 	if !sawReason || !sawCycle {

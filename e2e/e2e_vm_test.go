@@ -22,6 +22,12 @@ import (
 // → cloud-init → phone-home, then reprovisioning, and checks from the
 // phone-home, from an SSH login with the provisioned key and from the disk
 // that what the controller's provision.json asked for is what the node is.
+// The node's QEMU is owned by its ipmi_sim BMC: the controller powers it
+// on through the BMC, the second round is the operator's `imprint nodes
+// reprovision --reason` (a power cycle through the BMC), and ipmitool
+// agrees with the controller at each step (bmcOperator). The first round
+// has a second node provisioned by the same controller at the same time
+// (ExtraNodes), and the rounds write a config-2 and a NoCloud configdrive.
 func TestVMEndToEnd(t *testing.T) {
 	im := vmtest.Require(t)
 	log := testLogger(t)
@@ -34,13 +40,17 @@ func TestVMEndToEnd(t *testing.T) {
 	// one round with each configdrive kind the agent writes
 	formats := []string{"config2-vfat", "nocloud-vfat"}
 	images := TargetImages(ti)
+	op := newBMCOperator(t, dir, "e2e-node")
 	res, err := Run(ctx, Config{Dir: dir, Kernel: im.Kernel, Initrd: im.Initrd, Images: images,
-		Hostname: "e2e-node", Out: &tl, Logger: log, ConfigdriveFormats: formats, ExtraNodes: 1})
+		Hostname: "e2e-node", Out: &tl, Logger: log, ConfigdriveFormats: formats, ExtraNodes: 1,
+		BMC: true, Reprovision: op.reprovision})
 	t.Logf("timeline:\n%s", tl.String())
+	op.log(res)
 	if err != nil {
 		t.Fatal(err)
 	}
 	checkConcurrentNodes(t, res, images)
+	op.check(res)
 	if len(res.Rounds) != 2 {
 		t.Fatalf("%d rounds, want 2 (provision, reprovision)", len(res.Rounds))
 	}
