@@ -267,7 +267,10 @@ func (a *applier) prepare(ctx context.Context) ([]Op, error) {
 		return nil, err
 	}
 	var ops []Op
-	if !a.plan.KeepData {
+	if a.plan.KeepData {
+		return a.prepareKeep(ctx)
+	}
+	{
 		st, err := a.discover(ctx)
 		if err != nil {
 			return nil, err
@@ -376,10 +379,11 @@ func (a *applier) safety() error {
 // not one, a partition past the disk's end) stops Apply before teardown and
 // wipes, not halfway through the disks.
 func (a *applier) checkTables() error {
-	if a.plan.KeepData {
-		return nil // no table is written
-	}
+	kept := KeptVolumes(a.plan)
 	for _, d := range a.plan.Disks {
+		if kept.Disks[d.Device] {
+			continue // its table stays (CheckKept)
+		}
 		info, err := a.deps.Devices.Stat(d.Device)
 		if err != nil {
 			return &StepError{Step: StepGPT, Device: d.Device, Err: err}
