@@ -5,6 +5,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/imprint-dev/imprint/inventory"
 )
 
 // Kept is what a KeepData plan preserves, derived from the plan's flags
@@ -331,5 +333,24 @@ func sortedKeys(m map[string]bool) []string {
 		}
 	}
 	sort.Strings(out)
+	return out
+}
+
+// ExistingFromInventory is the partitions the inventory lists, by disk
+// path: CheckKept's input at prepare.
+func ExistingFromInventory(inv *inventory.Inventory) map[string][]ExistingPartition {
+	out := map[string][]ExistingPartition{}
+	if inv == nil {
+		return out
+	}
+	for _, d := range inv.Disks {
+		path := d.Path
+		if path == "" {
+			path = "/dev/" + d.Name
+		}
+		for _, p := range d.Partitions {
+			out[path] = append(out[path], ExistingPartition{Name: p.Name, Number: p.Number, StartBytes: p.StartBytes, SizeBytes: p.SizeBytes})
+		}
+	}
 	return out
 }
