@@ -70,7 +70,7 @@ func fuel3Doc(t *testing.T, base []byte) []byte {
 // target's initramfs ("Gave up waiting for root file system device",
 // issue 22 problem 5; bootloader/initramfs.go).
 func TestVMFuel3Disks(t *testing.T) {
-	if os.Getenv("IMPRINT_VM_SLOW") == "" && os.Getenv("CI") == "" {
+	if os.Getenv("IMPRINT_VM_SLOW") == "" {
 		t.Skip("set IMPRINT_VM_SLOW=1: provisions three 64 GiB disks with the real image and boots them three times (about 25 min)")
 	}
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))

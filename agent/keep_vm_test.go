@@ -8,6 +8,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -63,6 +64,9 @@ func keepDoc(t *testing.T, base []byte, keep bool, keepMiB int) []byte {
 // and root are fresh; the disk then boots and the OS mounts the kept
 // volumes with their markers.
 func TestVMKeepData(t *testing.T) {
+	if os.Getenv("IMPRINT_VM_SLOW") == "" {
+		t.Skip("set IMPRINT_VM_SLOW=1: provisions the real image twice and boots it (about 20 min)")
+	}
 	testenv.RequireTool(t, "debugfs", "blkid")
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	t0 := time.Now()
