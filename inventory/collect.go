@@ -101,16 +101,25 @@ func CollectDisks(ctx context.Context, opts Options) ([]Disk, error) {
 		disks = append(disks, d)
 	}
 	// The paths of a multipath disk are that disk: not listed on their own.
+	// Their by-id names (scsi-<wwid>, wwn-..., the same on every path) are
+	// the map's, as udev gives them to it once multipath claims the paths.
 	paths := multipathPaths(disks)
+	pathIDs := map[string][]string{}
 	kept := disks[:0]
 	for _, d := range disks {
 		if mp, ok := paths[d.Name]; ok {
 			opts.Log.Debug("inventory: not a disk", "device", d.Name, "reason", "path of multipath "+mp)
+			pathIDs[mp] = append(pathIDs[mp], d.ByID...)
 			continue
 		}
 		kept = append(kept, d)
 	}
 	disks = kept
+	for i := range disks {
+		if ids := pathIDs[disks[i].Name]; len(ids) > 0 {
+			disks[i].ByID = sortedUnique(append(disks[i].ByID, ids...))
+		}
+	}
 	sort.Slice(disks, func(i, j int) bool { return disks[i].Name < disks[j].Name })
 	dropSharedLegacyPaths(disks)
 	return disks, nil

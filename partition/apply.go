@@ -110,6 +110,11 @@ func DeviceSet(plan *Plan, fsys devguard.FS) *devguard.Set {
 	s := devguard.New(fsys)
 	for _, d := range plan.Disks {
 		s.Allow(d.Device, "planned disk")
+		for _, p := range d.Paths {
+			// A path of a planned multipath disk is that disk; a path of
+			// any other multipath disk is not in the set.
+			s.Allow(p, "path of multipath disk "+d.Device)
+		}
 		for _, p := range d.Partitions {
 			// Only under the name the kernel gives partition N of this
 			// disk: a scheme can call a partition anything.

@@ -491,6 +491,7 @@ func (pl *planner) layoutDisk(d ksDisk, dev Device, st *layoutState) {
 		Label:             "gpt",
 		Partitions:        []Partition{},
 		Bootloader:        true,
+		Paths:             dev.Paths,
 	})
 	pd := &planDisk{d: &p.Disks[len(p.Disks)-1]}
 	pd.add(planBiosGrubMiB, Partition{Purpose: PurposeBiosGrub, Flags: []string{"bios_grub"}, TypeGUID: GUIDBIOSBoot, Name: "bios_grub"})
