@@ -369,6 +369,9 @@ func (d *Devices) RereadPartitions(ctx context.Context, dev string) error {
 	if d.Nodes != nil {
 		return d.Nodes.RereadPartitions(ctx, dev)
 	}
+	if kname, err := d.KernelName(dev); err == nil && isDM(kname) {
+		return d.rereadDM(ctx, dev)
+	}
 	f, err := os.OpenFile(dev, os.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return err
@@ -425,6 +428,9 @@ func (d *Devices) PartitionNode(ctx context.Context, dk partition.Disk, p partit
 	poll := d.PollInterval
 	if poll == 0 {
 		poll = 50 * time.Millisecond
+	}
+	if isDM(disk) {
+		return d.dmPartitionNode(ctx, dk, p, timeout, poll)
 	}
 	wantStart := p.BeginMiB * (1 << 20) / 512
 	wantSize := (p.EndMiB - p.BeginMiB) * (1 << 20) / 512
