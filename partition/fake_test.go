@@ -27,7 +27,7 @@ type fakeRule struct {
 	stderr string // non-empty: the command fails with this stderr
 	// contains, if set, must also occur in the joined argv
 	contains string
-	times  int    // >0: applies this many times only
+	times    int // >0: applies this many times only
 }
 
 func (r *fakeRunner) Run(_ context.Context, name string, args ...string) ([]byte, error) {
