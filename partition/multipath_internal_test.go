@@ -54,3 +54,41 @@ func TestPlanMultipathDisk(t *testing.T) {
 		}
 	}
 }
+
+// Reprovisioning a multipath disk: its old partitions are kpartx maps
+// holding it; teardown removes them (after the LVM on them) before
+// checking the disk is free.
+func TestTeardownMultipathPartitionMaps(t *testing.T) {
+	plan := &Plan{Disks: []Disk{{Device: "/dev/mapper/mpatha", Name: "mapper/mpatha"}}}
+	st := &teardownState{
+		onDisks:  map[string]string{"dm-0": "/dev/mapper/mpatha", "dm-3": "/dev/mapper/mpatha", "dm-4": "/dev/mapper/mpatha"},
+		oldParts: map[string][]ExistingPartition{"/dev/mapper/mpatha": {{Name: "dm-3", Number: 1, StartBytes: 1 << 20, SizeBytes: 24 << 20}, {Name: "dm-4", Number: 2, StartBytes: 26 << 20, SizeBytes: 500 << 20}}},
+		pvs:      []lvmPV{{Path: "/dev/mapper/mpatha-part2", Name: "dm-4", VG: "os"}},
+		lvs:      []lvmLV{{Name: "root", VG: "os"}},
+		paths:    map[string]string{},
+		dmDisks:  map[string]bool{"/dev/mapper/mpatha": true},
+	}
+	ops, err := teardownOps(plan, st, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, op := range ops {
+		got = append(got, op.String())
+	}
+	want := []string{
+		"teardown: lvm lvremove -ff os",
+		"teardown: lvm vgremove -ff os",
+		"teardown: lvm pvremove -ff -y /dev/mapper/mpatha-part2",
+		"teardown: kpartx -d -p -part /dev/mapper/mpatha",
+		"teardown: check-free /dev/mapper/mpatha",
+	}
+	if len(got) < len(want) {
+		t.Fatalf("ops %q", got)
+	}
+	for i, w := range want {
+		if got[i] != w {
+			t.Errorf("op %d: %q, want %q", i, got[i], w)
+		}
+	}
+}

@@ -136,6 +136,9 @@ func (d *Devices) Stat(dev string) (partition.DeviceInfo, error) {
 
 // partitionsOf lists the kernel's partitions of disk name, by number.
 func (d *Devices) partitionsOf(name string) ([]partition.ExistingPartition, error) {
+	if isDM(name) {
+		return d.dmPartitionsOf(name)
+	}
 	ents, err := os.ReadDir(d.classBlock(name))
 	if err != nil {
 		return nil, err

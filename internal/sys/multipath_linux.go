@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -65,4 +66,48 @@ func (d *Devices) dmPartitionNode(ctx context.Context, dk partition.Disk, p part
 			return "", err
 		}
 	}
+}
+
+// dmPartitionsOf lists the kpartx partition maps of the dm disk name: its
+// holders whose dm uuid is "part<N>-<the disk's uuid>", with the start
+// `dmsetup table` gives their linear target.
+func (d *Devices) dmPartitionsOf(name string) ([]partition.ExistingPartition, error) {
+	uuid, err := readTrim(d.classBlock(name, "dm", "uuid"))
+	if err != nil || uuid == "" {
+		return nil, nil
+	}
+	ents, err := os.ReadDir(d.classBlock(name, "holders"))
+	if err != nil {
+		return nil, nil
+	}
+	var out []partition.ExistingPartition
+	for _, e := range ents {
+		hu, _ := readTrim(d.classBlock(e.Name(), "dm", "uuid"))
+		num, ok := strings.CutSuffix(hu, "-"+uuid)
+		if !ok || !strings.HasPrefix(num, "part") {
+			continue
+		}
+		n, err := strconv.Atoi(strings.TrimPrefix(num, "part"))
+		if err != nil {
+			continue
+		}
+		dmName, _ := readTrim(d.classBlock(e.Name(), "dm", "name"))
+		table, err := exec.Command("dmsetup", "table", dmName).Output()
+		if err != nil {
+			return nil, fmt.Errorf("dmsetup table %s: %w", dmName, err)
+		}
+		// "0 409600 linear 253:0 2048"
+		f := strings.Fields(string(table))
+		if len(f) < 5 || f[2] != "linear" {
+			return nil, fmt.Errorf("partition map %s: table %q is not one linear target", dmName, strings.TrimSpace(string(table)))
+		}
+		size, err1 := strconv.ParseInt(f[1], 10, 64)
+		start, err2 := strconv.ParseInt(f[4], 10, 64)
+		if err1 != nil || err2 != nil {
+			return nil, fmt.Errorf("partition map %s: table %q", dmName, strings.TrimSpace(string(table)))
+		}
+		out = append(out, partition.ExistingPartition{Name: e.Name(), Number: n, StartBytes: start * 512, SizeBytes: size * 512})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Number < out[j].Number })
+	return out, nil
 }
