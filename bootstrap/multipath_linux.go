@@ -75,17 +75,65 @@ func (s *MultipathStep) Run(ctx context.Context) error {
 		}
 		return strings.TrimSpace(string(out)), nil
 	}
-	if _, err := run("-v2"); err != nil {
-		return err
+	if out, err := run("-v2"); err != nil {
+		s.Log.Warn("multipath failed; grouping the paths by their sysfs WWID instead", "err", err)
+	} else if out != "" {
+		s.Log.Info("multipath", "output", out)
 	}
-	out, err := run("-ll")
+	// Whatever multipath did not make (without udev's database it may
+	// leave paths alone): the same grouping from sysfs, with dmsetup.
+	maps, err := GroupMultipath(s.paths(), s.mapperNames())
 	if err != nil {
 		return err
 	}
-	if out == "" {
-		s.Log.Info("no multipath disks", "block_devices", len(prev))
-		return nil
+	for _, m := range maps {
+		cmd := exec.CommandContext(ctx, "dmsetup", "create", m.Name, "--uuid", m.UUID, "--table", m.Table)
+		cmd.Env = append(os.Environ(), "DM_DISABLE_UDEV=1")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("dmsetup create %s over %v: %w (output: %q)", m.Name, m.Paths, err, strings.TrimSpace(string(out)))
+		}
+		s.Log.Info("multipath map created", "name", "/dev/mapper/"+m.Name, "uuid", m.UUID, "paths", m.Paths, "table", m.Table)
 	}
-	s.Log.Info("multipath maps", "maps", out)
+	if out, err := run("-ll"); err == nil && out != "" {
+		s.Log.Info("multipath maps", "maps", out)
+	} else if len(maps) == 0 {
+		s.Log.Info("no multipath disks", "block_devices", len(prev))
+	}
 	return nil
+}
+
+// paths describes every SCSI, NVMe and virtio disk from sysfs.
+func (s *MultipathStep) paths() []MPPath {
+	sys := filepath.Join(or(s.SysRoot, "/sys"), "block")
+	ents, _ := os.ReadDir(sys)
+	var out []MPPath
+	for _, e := range ents {
+		n := e.Name()
+		if !strings.HasPrefix(n, "sd") && !strings.HasPrefix(n, "nvme") && !strings.HasPrefix(n, "vd") {
+			continue
+		}
+		read := func(p string) string {
+			b, _ := os.ReadFile(filepath.Join(sys, n, p))
+			return strings.TrimSpace(string(b))
+		}
+		wwid := read("device/wwid")
+		if wwid == "" {
+			wwid = read("wwid")
+		}
+		var sectors int64
+		fmt.Sscan(read("size"), &sectors)
+		holders, _ := os.ReadDir(filepath.Join(sys, n, "holders"))
+		out = append(out, MPPath{Name: n, Dev: read("dev"), WWID: wwid, Sectors: sectors, Held: len(holders) > 0})
+	}
+	return out
+}
+
+// mapperNames is the dm maps that exist (their names are taken).
+func (s *MultipathStep) mapperNames() map[string]bool {
+	out := map[string]bool{}
+	ents, _ := os.ReadDir("/dev/mapper")
+	for _, e := range ents {
+		out[e.Name()] = true
+	}
+	return out
 }
