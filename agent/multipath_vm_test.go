@@ -84,12 +84,12 @@ func TestVMMultipath(t *testing.T) {
 	if plan.Disks[0].Device != dev || strings.Join(plan.Disks[0].Paths, ",") != "/dev/sda,/dev/sdb" {
 		t.Fatalf("plan disk %+v, want %s with paths /dev/sda,/dev/sdb", plan.Disks[0], dev)
 	}
-	var fss []string
+	fss := map[string]string{}
 	for _, fs := range plan.FSs {
-		fss = append(fss, fs.Mount+"="+fs.Device)
+		fss[fs.Mount] = fs.Device
 	}
-	if got, want := strings.Join(fss, " "), "/boot="+dev+"-part3 /="+dev+"-part4"; !strings.Contains(got, want) {
-		t.Errorf("filesystems %q, want %q", got, want)
+	if fss["/boot"] != dev+"-part3" || fss["/"] != dev+"-part4" {
+		t.Errorf("filesystems %v, want /boot on %s-part3 and / on %s-part4", fss, dev, dev)
 	}
 	r, err := c.Provision(ctx, doc, false)
 	if err != nil {
