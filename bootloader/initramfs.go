@@ -42,7 +42,7 @@ func InitramfsLVMScript(vgs []string) []byte {
 # Written by imprint: activate the volume groups the provisioned layout
 # needs, every time initramfs-tools runs this phase, instead of relying on
 # one udev event (69-lvm.rules) per boot.
-PREREQ="mdadm"
+PREREQ=""
 prereqs() { echo "$PREREQ"; }
 case "$1" in
 prereqs) prereqs; exit 0 ;;
