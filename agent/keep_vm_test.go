@@ -159,7 +159,7 @@ func TestVMKeepData(t *testing.T) {
 
 	// 3. second bootstrap boot: a document moving the kept partition is
 	// refused and changes nothing; the same layout with keep_data provisions.
-	sum := fileSHA256(t, disk)
+	sum := vmtest.FileSHA256(t, disk)
 	vm = vmtest.Start(t, vmtest.Options{Disks: []vmtest.Disk{{Path: disk, Serial: "IMPRINT-VDA"}}, BootTimeout: 300 * time.Second})
 	c := &api.Client{URL: vm.BaseURL, Token: vm.Token, HTTP: &http.Client{Timeout: 60 * time.Second}}
 	for _, call := range []string{"plan", "provision"} {
@@ -175,7 +175,7 @@ func TestVMKeepData(t *testing.T) {
 			t.Logf("moving the kept partition: %s refused: %v", call, err)
 		}
 	}
-	if got := fileSHA256(t, disk); got != sum {
+	if got := vmtest.FileSHA256(t, disk); got != sum {
 		t.Errorf("the refused document changed the disk: sha256 %s, was %s", got, sum)
 	}
 	provision(vm, keepDoc(t, base, true, 100))

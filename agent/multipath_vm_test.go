@@ -54,7 +54,7 @@ func TestVMMultipath(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 
-	inv, err := vm.Client.Inventory(ctx)
+	inv, err := c.Inventory(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,9 +95,21 @@ func TestVMMultipath(t *testing.T) {
 	if err != nil {
 		t.Fatalf("provision: %v", err)
 	}
-	st, err := vm.Client.WaitJob(ctx, 10*time.Minute)
-	if err != nil || st.ID != r.ID || st.State != api.StateSucceeded {
-		t.Fatalf("provision: %+v %v\n%s", st, err, vm.Tail(120))
+	var st *api.Status
+	for t1 := time.Now(); ; time.Sleep(3 * time.Second) {
+		st, err = c.Status(ctx)
+		if err != nil {
+			t.Fatalf("status: %v", err)
+		}
+		if st.ID == r.ID && (st.State == api.StateSucceeded || st.State == api.StateFailed) {
+			break
+		}
+		if time.Since(t1) > 10*time.Minute {
+			t.Fatalf("provision still %s at %s\n%s", st.State, st.Step, vm.Tail(60))
+		}
+	}
+	if st.State != api.StateSucceeded {
+		t.Fatalf("provision: %+v\n%s", st.Error, vm.Tail(120))
 	}
 	t.Logf("provisioned through %s; steps %+v", dev, st.Steps)
 	if !strings.Contains(vm.Console(), dev+"-part4") {
