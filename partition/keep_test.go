@@ -191,3 +191,55 @@ func TestOperationsKeepData(t *testing.T) {
 		}
 	}
 }
+
+// A kept md array: its members' superblocks must name one array; it is
+// assembled first; neither member disk's table is rewritten; the array is
+// not re-created or formatted.
+func TestApplyKeepDataMD(t *testing.T) {
+	plan := applySamplePlan()
+	plan.MDs[0].KeepData = true
+	plan.KeepData = true
+	dv := newFakeDevices(t)
+	for i, dev := range []string{"/dev/sda", "/dev/sdb"} {
+		d := dv.addDisk(dev, 4096)
+		for _, p := range plan.Disks[i].Partitions {
+			d.partitions = append(d.partitions, ExistingPartition{Name: strings.TrimPrefix(p.Device, "/dev/"), Number: p.Number, StartBytes: p.BeginMiB << 20, SizeBytes: p.SizeMiB() << 20})
+		}
+	}
+	uuid := "MD_UUID=6ad9b1b6:4a4c4f1e:8f3c0e2d:5b1f6a7c\n"
+	r := &fakeRunner{rules: append([]fakeRule{{prefix: "mdadm --examine --export", out: "MD_LEVEL=raid1\n" + uuid}}, emptyLVM...)}
+	blkidOK(r)
+	if err := Apply(context.Background(), plan, ApplyDeps{Logger: testLogger(t), Runner: r, Devices: dv}); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	cmds := r.commands()
+	want := []string{
+		"lvm pvs --reportformat json -o pv_name,vg_name",
+		"lvm lvs --reportformat json -o lv_name,vg_name",
+		"mdadm --examine --export /dev/sda5",
+		"mdadm --examine --export /dev/sdb3",
+		"mdadm --assemble --run /dev/md0 /dev/sda5 /dev/sdb3",
+	}
+	if len(cmds) < len(want) {
+		t.Fatalf("commands %q", cmds)
+	}
+	if diff := cmp.Diff(want, cmds[:len(want)]); diff != "" {
+		t.Errorf("first commands (-want +got):\n%s", diff)
+	}
+	for _, c := range cmds {
+		if strings.Contains(c, "mdadm --create") || strings.HasSuffix(c, "/dev/md0") && strings.HasPrefix(c, "mkfs") {
+			t.Errorf("ran %q on the kept array", c)
+		}
+	}
+	if len(dv.opened) != 0 {
+		t.Errorf("GPT written on %v: both disks hold a kept array member", dv.opened)
+	}
+
+	// Members of two different arrays: refused before anything runs.
+	r = &fakeRunner{rules: append([]fakeRule{{prefix: "mdadm --examine --export /dev/sda5", out: uuid}, {prefix: "mdadm --examine --export", out: "MD_UUID=00000000:00000000:00000000:00000001\n"}}, emptyLVM...)}
+	dv.zeroes = nil
+	err := Apply(context.Background(), plan, ApplyDeps{Runner: r, Devices: dv})
+	if err == nil || !strings.Contains(err.Error(), "do not belong to one array") || len(dv.zeroes) != 0 {
+		t.Errorf("Apply = %v, zeroed %v; want a refusal", err, dv.zeroes)
+	}
+}
