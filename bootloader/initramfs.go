@@ -87,11 +87,17 @@ func planVGs(p *partition.Plan) []string {
 	return out
 }
 
-// fixInitramfs installs the LVM activation script in a target built on
-// initramfs-tools whose layout has LVM filesystems, and regenerates its
-// initramfs. A target without initramfs-tools (dracut activates the
-// LVs named by rd.lvm.lv itself) or without LVM is left alone.
+// fixInitramfs is InitramfsLVM with the installer's runner.
 func (in *Installer) fixInitramfs(ctx context.Context, t string, p *partition.Plan, log *slog.Logger) error {
+	return InitramfsLVM(ctx, in.Runner, t, p, log)
+}
+
+// InitramfsLVM installs the LVM activation script in the target tree t
+// (mounted, with /proc, /sys and /dev bound) when it is built on
+// initramfs-tools and p has LVM filesystems, and regenerates its initramfs
+// through runner. A target without initramfs-tools (dracut activates the
+// LVs named by rd.lvm.lv itself) or without LVM is left alone.
+func InitramfsLVM(ctx context.Context, runner Runner, t string, p *partition.Plan, log *slog.Logger) error {
 	vgs := planVGs(p)
 	if len(vgs) == 0 {
 		return nil
@@ -118,7 +124,7 @@ func (in *Installer) fixInitramfs(ctx context.Context, t string, p *partition.Pl
 			return fmt.Errorf("bootloader: chmod %s: %w", name, err)
 		}
 	}
-	if _, err := in.Runner.RunChroot(ctx, t, "update-initramfs", "-u", "-k", "all"); err != nil {
+	if _, err := runner.RunChroot(ctx, t, "update-initramfs", "-u", "-k", "all"); err != nil {
 		return fmt.Errorf("bootloader: regenerate the initramfs with the LVM activation script: %w", err)
 	}
 	log.Info("initramfs regenerated with explicit LVM activation", "vgs", vgs)
