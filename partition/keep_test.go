@@ -243,3 +243,27 @@ func TestApplyKeepDataMD(t *testing.T) {
 		t.Errorf("Apply = %v, zeroed %v; want a refusal", err, dv.zeroes)
 	}
 }
+
+// keep_data on an LV of a ks_spaces VG keeps that LV (and its filesystem),
+// not its neighbours: the planner used to drop the flag.
+func TestPlanKeepDataLV(t *testing.T) {
+	doc := planLoadDoc(t, "provision_sample_nailgun_3disks.json")
+	for i := range doc.KsMeta.PmData.KsSpaces {
+		s := &doc.KsMeta.PmData.KsSpaces[i]
+		if s.ID == "os" {
+			for j := range s.Volumes {
+				if s.Volumes[j].Name == "swap" {
+					s.Volumes[j].KeepData = true
+				}
+			}
+		}
+	}
+	p, err := NewPlan(doc, nil, DefaultPlanOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := KeptVolumes(p)
+	if !p.KeepData || !k.LVs["/dev/mapper/os-swap"] || k.LVs["/dev/mapper/os-root"] || !k.VGs["os"] {
+		t.Errorf("keep_data %v, kept %+v: want os/swap (and so VG os) kept, os/root not", p.KeepData, k)
+	}
+}

@@ -723,7 +723,7 @@ func (pl *planner) planLVs(spaces []provision.Space) {
 				continue
 			}
 			dev := LVDevice(s.ID, v.Name)
-			p.LVs = append(p.LVs, LV{Name: v.Name, VG: s.ID, SizeMiB: v.Size, Device: dev})
+			p.LVs = append(p.LVs, LV{Name: v.Name, VG: s.ID, SizeMiB: v.Size, Device: dev, KeepData: v.KeepData})
 			if v.Mount != "" && v.Mount != "none" {
 				fsType := v.FileSystem
 				if fsType == "" || fsType == "none" {
