@@ -67,6 +67,11 @@ func TestVMMultipath(t *testing.T) {
 		t.Fatalf("inventory disks %v (%+v), want one multipath map over sda and sdb\n%s", names, inv.Disks, vm.Tail(60))
 	}
 	mp := inv.Disks[0]
+	for _, l := range strings.Split(vm.Console(), "\n") {
+		if strings.Contains(l, "multipath") {
+			t.Logf("console: %s", l) // which made the map: multipath, or the dmsetup grouping
+		}
+	}
 	t.Logf("inventory: %s (%s), WWID %s, paths %v, by-id %v", mp.Name, mp.Path, mp.WWN, mp.Slaves, mp.ByID)
 
 	doc := vmDoc(t, fmt.Sprintf("http://10.0.2.2:%d/root.img.gz", port), fmt.Sprintf("http://10.0.2.2:%d/boot.img.gz", port))
