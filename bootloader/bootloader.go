@@ -214,6 +214,9 @@ func (in *Installer) Install(ctx context.Context, req Request) (err error) {
 	if err != nil {
 		return err
 	}
+	if err := in.fixInitramfs(ctx, t, req.Plan, log); err != nil {
+		return err
+	}
 	if _, err := in.Runner.RunChroot(ctx, t, tools.mkconfig, "-o", tools.cfg); err != nil {
 		return fmt.Errorf("bootloader: grub config: %w", err)
 	}

@@ -53,6 +53,7 @@ func (r *Ramdisk) Steps() ([]Step, error) {
 			Sys: KernelModules{}, Log: r.Log.With("step", "modules")}),
 		Optional(&EFIVarsStep{SysRoot: r.SysRoot, Dir: r.ModulesDir, Modules: KernelModules{}, Mounter: EFIVarsMount{},
 			Log: r.Log.With("step", "efivars")}),
+		Optional(&MultipathStep{SysRoot: r.SysRoot, Log: r.Log.With("step", "multipath")}),
 		Optional(&EntropyStep{Timeout: r.EntropyTimeout, Log: r.Log.With("step", "entropy")}),
 		&NetworkStep{Cmdline: nc, DocFile: or(r.NetworkDoc, DefaultNetworkDoc), ResolvedFile: or(r.AppliedNetwork, DefaultAppliedNetwork),
 			ModulesDir: r.ModulesDir, Log: r.Log.With("step", "network")},

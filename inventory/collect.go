@@ -85,12 +85,40 @@ func CollectDisks(ctx context.Context, opts Options) ([]Disk, error) {
 			opts.Log.Warn("inventory: skip block device", "device", sysname, "err", err)
 			continue
 		}
+		if stacked(s, sysname, &d) {
+			if d.ReadOnly || d.SizeBytes == 0 {
+				continue
+			}
+			probe(opts, &d)
+			disks = append(disks, d)
+			continue
+		}
 		if reason := exclusion(s, sysname, d); reason != "" {
 			opts.Log.Debug("inventory: not a disk", "device", sysname, "reason", reason)
 			continue
 		}
 		probe(opts, &d)
 		disks = append(disks, d)
+	}
+	// The paths of a multipath disk are that disk: not listed on their own.
+	// Their by-id names (scsi-<wwid>, wwn-..., the same on every path) are
+	// the map's, as udev gives them to it once multipath claims the paths.
+	paths := multipathPaths(disks)
+	pathIDs := map[string][]string{}
+	kept := disks[:0]
+	for _, d := range disks {
+		if mp, ok := paths[d.Name]; ok {
+			opts.Log.Debug("inventory: not a disk", "device", d.Name, "reason", "path of multipath "+mp)
+			pathIDs[mp] = append(pathIDs[mp], d.ByID...)
+			continue
+		}
+		kept = append(kept, d)
+	}
+	disks = kept
+	for i := range disks {
+		if ids := pathIDs[disks[i].Name]; len(ids) > 0 {
+			disks[i].ByID = sortedUnique(append(disks[i].ByID, ids...))
+		}
 	}
 	sort.Slice(disks, func(i, j int) bool { return disks[i].Name < disks[j].Name })
 	dropSharedLegacyPaths(disks)
@@ -118,6 +146,13 @@ func DescribeDisk(ctx context.Context, opts Options, name string) (Disk, error) 
 	d, err := describe(s, opts, sysname)
 	if err != nil {
 		return Disk{}, fmt.Errorf("inventory: describe %q: %w", name, err)
+	}
+	stacked(s, sysname, &d)
+	for _, h := range listDir(filepath.Join(s.path("block", sysname), "holders")) {
+		var hd Disk
+		if strings.HasPrefix(h, "dm-") && stacked(s, h, &hd) && hd.Kind == KindMultipath {
+			d.MultipathOf = hd.Name
+		}
 	}
 	probe(opts, &d)
 	return d, nil

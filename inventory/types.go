@@ -43,6 +43,14 @@ type Disk struct {
 	// Bus is how the disk is attached, as udev's ID_BUS names it where it
 	// has a name: ata, scsi, usb, nvme, virtio ("" when unknown).
 	Bus string `json:"bus,omitempty"`
+	// Kind is "" for a plain disk, "multipath" for a dm-multipath map
+	// (Name mapper/<name>, WWN its WWID, Slaves its paths: sda, sdb) or
+	// "md" for an md array (Slaves its members).
+	Kind   string   `json:"kind,omitempty"`
+	Slaves []string `json:"slaves,omitempty"`
+	// MultipathOf names the multipath disk a path belongs to (DescribeDisk
+	// of a path); paths are not listed by CollectDisks.
+	MultipathOf string `json:"multipath_of,omitempty"`
 }
 
 // Partition is an existing partition of a disk.

@@ -110,6 +110,11 @@ func DeviceSet(plan *Plan, fsys devguard.FS) *devguard.Set {
 	s := devguard.New(fsys)
 	for _, d := range plan.Disks {
 		s.Allow(d.Device, "planned disk")
+		for _, p := range d.Paths {
+			// A path of a planned multipath disk is that disk; a path of
+			// any other multipath disk is not in the set.
+			s.Allow(p, "path of multipath disk "+d.Device)
+		}
 		for _, p := range d.Partitions {
 			// Only under the name the kernel gives partition N of this
 			// disk: a scheme can call a partition anything.
@@ -267,7 +272,10 @@ func (a *applier) prepare(ctx context.Context) ([]Op, error) {
 		return nil, err
 	}
 	var ops []Op
-	if !a.plan.KeepData {
+	if a.plan.KeepData {
+		return a.prepareKeep(ctx)
+	}
+	{
 		st, err := a.discover(ctx)
 		if err != nil {
 			return nil, err
@@ -376,10 +384,11 @@ func (a *applier) safety() error {
 // not one, a partition past the disk's end) stops Apply before teardown and
 // wipes, not halfway through the disks.
 func (a *applier) checkTables() error {
-	if a.plan.KeepData {
-		return nil // no table is written
-	}
+	kept := KeptVolumes(a.plan)
 	for _, d := range a.plan.Disks {
+		if kept.Disks[d.Device] {
+			continue // its table stays (CheckKept)
+		}
 		info, err := a.deps.Devices.Stat(d.Device)
 		if err != nil {
 			return &StepError{Step: StepGPT, Device: d.Device, Err: err}

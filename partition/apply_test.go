@@ -338,32 +338,6 @@ func TestMkfsRetriedWhenBlkidDoesNotSeeIt(t *testing.T) {
 	}
 }
 
-func TestApplyKeepData(t *testing.T) {
-	plan := applySamplePlan()
-	plan.KeepData = true
-	plan.FSs[0].KeepData = true // /boot kept
-	dv := newFakeDevices(t)
-	dv.addDisk("/dev/sda", 4096)
-	dv.addDisk("/dev/sdb", 4096)
-	r := &fakeRunner{}
-	blkidOK(r)
-	if err := Apply(context.Background(), plan, ApplyDeps{Runner: r, Devices: dv}); err != nil {
-		t.Fatalf("Apply: %v", err)
-	}
-	want := []string{
-		"mkswap -f /dev/mapper/os-swap",
-		"blkid -p -o value -s TYPE /dev/mapper/os-swap",
-		"mkfs.xfs -f -q -L a-very-long- /dev/md0",
-		"blkid -p -o value -s TYPE /dev/md0",
-	}
-	if diff := cmp.Diff(want, r.commands()); diff != "" {
-		t.Errorf("keep_data commands (-want +got):\n%s", diff)
-	}
-	if len(dv.zeroes) != 0 || len(dv.opened) != 0 || len(dv.reread) != 0 {
-		t.Errorf("keep_data wiped %v, opened %v, re-read %v", dv.zeroes, dv.opened, dv.reread)
-	}
-}
-
 func TestPretendChangesNothing(t *testing.T) {
 	dv := newFakeDevices(t)
 	dv.addDisk("/dev/sda", 4096)

@@ -25,7 +25,9 @@ type fakeRule struct {
 	prefix string
 	out    string
 	stderr string // non-empty: the command fails with this stderr
-	times  int    // >0: applies this many times only
+	// contains, if set, must also occur in the joined argv
+	contains string
+	times    int // >0: applies this many times only
 }
 
 func (r *fakeRunner) Run(_ context.Context, name string, args ...string) ([]byte, error) {
@@ -37,7 +39,7 @@ func (r *fakeRunner) Run(_ context.Context, name string, args ...string) ([]byte
 	joined := strings.Join(argv, " ")
 	for i := range r.rules {
 		ru := &r.rules[i]
-		if !strings.HasPrefix(joined, ru.prefix) || ru.times < 0 {
+		if !strings.HasPrefix(joined, ru.prefix) || !strings.Contains(joined, ru.contains) || ru.times < 0 {
 			continue
 		}
 		if ru.times > 0 {

@@ -45,6 +45,7 @@ func DevicesFromInventory(inv *inventory.Inventory) []Device {
 			LogicalSectorSize: d.LogicalSectorSize,
 			Links:             links,
 			LegacyLinks:       legacy,
+			Paths:             multipathPaths(d),
 		})
 	}
 	return out
@@ -243,4 +244,16 @@ func planDescribeInv(inv []Device, only []int) string {
 		parts = append(parts, s)
 	}
 	return strings.Join(parts, ", ")
+}
+
+// multipathPaths is the /dev paths of a multipath disk's path devices.
+func multipathPaths(d inventory.Disk) []string {
+	if d.Kind != inventory.KindMultipath {
+		return nil
+	}
+	var out []string
+	for _, s := range d.Slaves {
+		out = append(out, "/dev/"+strings.ReplaceAll(s, "!", "/"))
+	}
+	return out
 }

@@ -147,9 +147,9 @@ func mergeByteRanges(rs []ByteRange) []ByteRange {
 // Operations lists, in order and without any I/O, what Apply does to the
 // plan's devices after tearing down the old storage stack: wipe, GPT,
 // re-read and wait for the nodes, wipe the new partitions, md, LVM, mkfs.
-// For a KeepData plan it is only the node lookup and the mkfs of
-// filesystems that are neither kept nor image targets (fuel-agent's
-// skip_partitioning). lvmConfig is the --config text given to every lvm
+// For a KeepData plan it is keepOperations: the kept md arrays assembled
+// and VGs activated first, then everything not kept rebuilt around them.
+// lvmConfig is the --config text given to every lvm
 // command ("" for none).
 func Operations(plan *Plan, lvmConfig string) ([]Op, error) {
 	if plan == nil {
@@ -157,20 +157,9 @@ func Operations(plan *Plan, lvmConfig string) ([]Op, error) {
 	}
 	var ops []Op
 	if plan.KeepData {
-		for _, d := range plan.Disks {
-			ops = append(ops, Op{Step: StepNodes, Kind: OpWaitNodes, Device: d.Device, Why: "keep_data: existing partitions"})
-		}
-		for _, fs := range plan.FSs {
-			if fs.KeepData || fs.Image {
-				continue
-			}
-			op, err := mkfsOp(fs)
-			if err != nil {
-				return nil, err
-			}
-			ops = append(ops, op)
-		}
-		return ops, nil
+		// As if no kept md were assembled yet and no non-kept LV of a kept
+		// VG existed: Apply passes what it found.
+		return keepOperations(plan, KeptVolumes(plan), keepFound{}, lvmConfig)
 	}
 	for _, d := range plan.Disks {
 		for _, r := range DiskWipeRanges(d) {

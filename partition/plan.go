@@ -491,6 +491,7 @@ func (pl *planner) layoutDisk(d ksDisk, dev Device, st *layoutState) {
 		Label:             "gpt",
 		Partitions:        []Partition{},
 		Bootloader:        true,
+		Paths:             dev.Paths,
 	})
 	pd := &planDisk{d: &p.Disks[len(p.Disks)-1]}
 	pd.add(planBiosGrubMiB, Partition{Purpose: PurposeBiosGrub, Flags: []string{"bios_grub"}, TypeGUID: GUIDBIOSBoot, Name: "bios_grub"})
@@ -722,7 +723,7 @@ func (pl *planner) planLVs(spaces []provision.Space) {
 				continue
 			}
 			dev := LVDevice(s.ID, v.Name)
-			p.LVs = append(p.LVs, LV{Name: v.Name, VG: s.ID, SizeMiB: v.Size, Device: dev})
+			p.LVs = append(p.LVs, LV{Name: v.Name, VG: s.ID, SizeMiB: v.Size, Device: dev, KeepData: v.KeepData})
 			if v.Mount != "" && v.Mount != "none" {
 				fsType := v.FileSystem
 				if fsType == "" || fsType == "none" {

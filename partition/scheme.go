@@ -117,7 +117,7 @@ func (pl *planner) fromScheme(s *provision.PartitionScheme) (*Plan, error) {
 			label = "gpt"
 		}
 		disk := Disk{Device: dev.Path, Name: dev.Name, SizeMiB: dev.SizeMiB, LogicalSectorSize: dev.LogicalSectorSize,
-			Label: label, Partitions: []Partition{}, Bootloader: pd.InstallBootloader}
+			Label: label, Partitions: []Partition{}, Bootloader: pd.InstallBootloader, Paths: dev.Paths}
 		for j, sp := range pd.Partitions {
 			name := sp.Name
 			part := Partition{

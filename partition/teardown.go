@@ -21,6 +21,9 @@ type teardownState struct {
 	lvs      []lvmLV
 	// paths maps kernel names to the /dev paths teardown commands use.
 	paths map[string]string
+	// dmDisks: planned disks that are device-mapper devices (multipath
+	// maps), whose partitions are kpartx maps.
+	dmDisks map[string]bool
 	// lvmMissing: the lvm tool is not installed (no LVM to tear down).
 	lvmMissing bool
 	// removeVGs is filled by teardownOps.
@@ -109,6 +112,12 @@ func (a *applier) discover(ctx context.Context) (*teardownState, error) {
 		}
 		st.onDisks[name] = d.Device
 		st.paths[name] = d.Device
+		if strings.HasPrefix(name, "dm-") {
+			if st.dmDisks == nil {
+				st.dmDisks = map[string]bool{}
+			}
+			st.dmDisks[d.Device] = true
+		}
 		parts, err := dv.Partitions(d.Device)
 		if err != nil {
 			return nil, &StepError{Step: StepTeardown, Device: d.Device, Err: fmt.Errorf("list partitions: %w", err)}
@@ -268,6 +277,10 @@ func teardownOps(plan *Plan, st *teardownState, conf string) ([]Op, error) {
 		}
 	}
 	for _, d := range plan.Disks {
+		if st.dmDisks[d.Device] && len(st.oldParts[d.Device]) > 0 {
+			// A multipath disk's partitions are kpartx maps holding it.
+			ops = append(ops, Op{Step: StepTeardown, Kind: OpRun, Device: d.Device, Argv: []string{"kpartx", "-d", "-p", "-part", d.Device}})
+		}
 		ops = append(ops, Op{Step: StepTeardown, Kind: OpCheckFree, Device: d.Device})
 	}
 	for _, d := range plan.Disks {

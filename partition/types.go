@@ -17,6 +17,9 @@ type Device struct {
 	// database filled from an old bootstrap may hold; matched only when no
 	// disk matches by Links.
 	LegacyLinks []string `json:"legacy_links,omitempty"`
+	// Paths are the path devices of a multipath disk (/dev/sda, /dev/sdb):
+	// the same disk under other names.
+	Paths []string `json:"paths,omitempty"`
 }
 
 // Partition purposes.
@@ -66,6 +69,9 @@ type Disk struct {
 	Label             string      `json:"label"` // gpt
 	Partitions        []Partition `json:"partitions"`
 	Bootloader        bool        `json:"bootloader"`
+	// Paths: the disk's multipath paths (Device.Paths); written only as
+	// this disk (devguard: the same disk).
+	Paths []string `json:"paths,omitempty"`
 }
 
 // Partition is one GPT partition.

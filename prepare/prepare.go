@@ -203,6 +203,13 @@ func prepareDocument(ctx context.Context, doc *provision.Document, inv *inventor
 			c.fromErr(err, "ks_meta.pm_data.ks_spaces")
 		}
 		job.Moves = movefiles.Plan(plan.FSs)
+		if plan.KeepData && inv != nil {
+			// A kept volume must be where the plan says on this node's
+			// disks now: refused here (422), before anything is touched.
+			if err := partition.CheckKept(plan, partition.ExistingFromInventory(inv)); err != nil {
+				c.add("ks_meta.pm_data.ks_spaces", strings.TrimPrefix(err.Error(), "partition: "))
+			}
+		}
 		job.Devices = partition.DeviceSet(plan, opts.FS)
 		checkContained(doc, plan, job.Devices, c)
 		checkOperations(doc, plan, job.Devices, c)

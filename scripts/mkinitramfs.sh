@@ -107,7 +107,7 @@ DRIVERS=(
 # ext4/xfs ask for crypto-crc32c through /sbin/modprobe, which a u-root image
 # does not have).
 ALWAYS=(
-	crc32c_generic dm_mod dm_mirror dm_snapshot md_mod raid0 raid1 raid10 linear
+	crc32c_generic dm_mod dm_mirror dm_snapshot dm_multipath dm_round_robin md_mod raid0 raid1 raid10 linear
 	ext4 xfs vfat nls_cp437 nls_ascii nls_iso8859_1 nls_utf8 isofs loop
 )
 # Staged but not in the always-load list: loaded by ramdisk-init's efivars
@@ -183,7 +183,7 @@ fi
 # Console commands for an operator debugging a node; pinned in internal/tools.
 CMDS=($(sed -n 's|^\s*_ "\(github.com/u-root/u-root/cmds/[^"]*\)"|\1|p' internal/tools/tools.go))
 HOSTBINS=(
-	/sbin/lvm /sbin/dmsetup /sbin/mdadm
+	/sbin/lvm /sbin/dmsetup /sbin/mdadm /sbin/multipath /sbin/multipathd /sbin/kpartx
 	/sbin/mke2fs /sbin/mkfs.ext4 /sbin/e2fsck /sbin/fsck.ext4 /sbin/resize2fs /sbin/tune2fs /sbin/dumpe2fs
 	/sbin/mkfs.xfs /sbin/xfs_growfs /sbin/xfs_repair
 	/sbin/mkfs.fat /sbin/mkfs.vfat /sbin/fsck.fat /sbin/fsck.vfat
@@ -191,7 +191,7 @@ HOSTBINS=(
 	/bin/efibootmgr
 	/usr/bin/flock
 )
-for b in "${HOSTBINS[@]}"; do [[ -e $b ]] || die "$b missing (install lvm2 mdadm e2fsprogs xfsprogs dosfstools util-linux gdisk efibootmgr)"; done
+for b in "${HOSTBINS[@]}"; do [[ -e $b ]] || die "$b missing (install lvm2 mdadm multipath-tools kpartx e2fsprogs xfsprogs dosfstools util-linux gdisk efibootmgr)"; done
 # The base is the same for every flavour: built once into build/bootstrap/common.
 COMMON=$BUILD/bootstrap/common
 ETC=$COMMON/etc
@@ -213,12 +213,26 @@ global {
 	event_activation = 0
 }
 EOF
+# dm-multipath without udev: WWIDs from sysfs (VPD page 0x83), a map only
+# for a WWID seen on two paths or more (a single-path disk stays itself).
+cat >"$ETC/multipath.conf" <<'EOF'
+# imprint bootstrap: no udev in the ramdisk.
+defaults {
+	user_friendly_names yes
+	find_multipaths yes
+	uid_attribute ""
+	enable_foreign "^$"
+}
+EOF
+# The path checkers and prioritizers libmultipath loads with dlopen.
+MPLIBS=($(ls /lib/multipath/libcheck*.so /lib/multipath/libprio*.so 2>/dev/null))
+[[ ${#MPLIBS[@]} -gt 0 ]] || die "/lib/multipath/*.so missing (install multipath-tools)"
 cp /etc/mke2fs.conf "$ETC/mke2fs.conf"
 BASESTAMP=$( (
 	echo "$UROOT_VERSION"
 	go env GOVERSION
 	printf '%s\n' "${CMDS[@]}"
-	for f in $(for b in "${HOSTBINS[@]}"; do readlink -f "$b"; done) go.sum "$ETC/lvm/lvm.conf" "$ETC/mke2fs.conf"; do
+	for f in $(for b in "${HOSTBINS[@]}"; do readlink -f "$b"; done) go.sum "$ETC/lvm/lvm.conf" "$ETC/mke2fs.conf" "$ETC/multipath.conf" "${MPLIBS[@]}"; do
 		sha256sum <"$f"
 	done
 ) | sha256sum | cut -c1-16)
@@ -227,7 +241,8 @@ if [[ ! -f $BASECPIO ]]; then
 	log "u-root build (${#CMDS[@]} commands, ${#HOSTBINS[@]} host tools)"
 	files=()
 	for b in "${HOSTBINS[@]}"; do files+=(-files "$b"); done
-	files+=(-files "$ETC/lvm/lvm.conf:etc/lvm/lvm.conf" -files "$ETC/mke2fs.conf:etc/mke2fs.conf")
+	files+=(-files "$ETC/lvm/lvm.conf:etc/lvm/lvm.conf" -files "$ETC/mke2fs.conf:etc/mke2fs.conf" -files "$ETC/multipath.conf:etc/multipath.conf")
+	for l in "${MPLIBS[@]}"; do files+=(-files "$l"); done
 	# uinit: /bin/uinit -> /bbin/imprint; argv[0] "uinit" selects ramdisk-init.
 	# GOROOT explicitly: u-root built under `make` (GOFLAGS=-trimpath) has no
 	# GOROOT of its own and would look for the go tool at "bin/go".

@@ -136,6 +136,9 @@ func (d *Devices) Stat(dev string) (partition.DeviceInfo, error) {
 
 // partitionsOf lists the kernel's partitions of disk name, by number.
 func (d *Devices) partitionsOf(name string) ([]partition.ExistingPartition, error) {
+	if isDM(name) {
+		return d.dmPartitionsOf(name)
+	}
 	ents, err := os.ReadDir(d.classBlock(name))
 	if err != nil {
 		return nil, err
@@ -369,6 +372,9 @@ func (d *Devices) RereadPartitions(ctx context.Context, dev string) error {
 	if d.Nodes != nil {
 		return d.Nodes.RereadPartitions(ctx, dev)
 	}
+	if kname, err := d.KernelName(dev); err == nil && isDM(kname) {
+		return d.rereadDM(ctx, dev)
+	}
 	f, err := os.OpenFile(dev, os.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return err
@@ -425,6 +431,9 @@ func (d *Devices) PartitionNode(ctx context.Context, dk partition.Disk, p partit
 	poll := d.PollInterval
 	if poll == 0 {
 		poll = 50 * time.Millisecond
+	}
+	if isDM(disk) {
+		return d.dmPartitionNode(ctx, dk, p, timeout, poll)
 	}
 	wantStart := p.BeginMiB * (1 << 20) / 512
 	wantSize := (p.EndMiB - p.BeginMiB) * (1 << 20) / 512

@@ -61,6 +61,15 @@ func DiskArgs(dir string, disks []Disk, bootIndex func(i int) string) (paths, ar
 		if d.Serial != "" {
 			dev += ",serial=" + d.Serial
 		}
+		if d.WWN != "" {
+			if d.Bus != BusSCSI || strings.ContainsAny(d.WWN, ",= ") {
+				return nil, nil, fmt.Errorf("vmtest: disk %d: wwn %q: only for a SCSI disk, without ',', '=' or a space", i, d.WWN)
+			}
+			dev += ",wwn=" + d.WWN
+		}
+		if d.Shared {
+			dev += ",share-rw=on"
+		}
 		if bootIndex != nil {
 			dev += bootIndex(i)
 		}

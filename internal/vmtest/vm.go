@@ -38,6 +38,12 @@ type Disk struct {
 	// Path attaches an existing image (a previous VM's disk: reboot tests)
 	// instead of creating a new sparse one; Size is then ignored.
 	Path string
+	// WWN is a SCSI disk's world wide name (scsi-hd wwn=, e.g.
+	// "0x5000c50015ea71ac").
+	WWN string
+	// Shared lets several disks of the VM be the same image file
+	// (share-rw=on): the paths of one multipath disk.
+	Shared bool
 }
 
 // Disk buses.

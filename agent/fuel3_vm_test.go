@@ -1,0 +1,184 @@
+//go:build vm
+
+package agent_test
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/imprint-dev/imprint/api"
+	"github.com/imprint-dev/imprint/internal/vmtest"
+)
+
+// fuel3Doc is realImageDoc with Fuel's 3-disk sample layout
+// (fuel-agent's PROVISION_SAMPLE_DATA, partition/testdata), corrected as
+// issue 22 says: /tmp without its "fake_guid" type GUID, and sda's image
+// PV (and so image/glance) 200 MiB smaller, which otherwise overran the
+// 65535 MiB disk. The disks are named by kernel name (the sample's by-id
+// names are VirtualBox's).
+func fuel3Doc(t *testing.T, base []byte) []byte {
+	t.Helper()
+	var d, sample map[string]any
+	if err := json.Unmarshal(base, &d); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile("../partition/testdata/provision_sample_nailgun_3disks.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &sample); err != nil {
+		t.Fatal(err)
+	}
+	ks := sample["ks_meta"].(map[string]any)["pm_data"].(map[string]any)["ks_spaces"].([]any)
+	for _, s := range ks {
+		s := s.(map[string]any)
+		switch s["type"] {
+		case "disk":
+			s["id"], s["extra"] = s["name"], []any{}
+			for _, v := range s["volumes"].([]any) {
+				v := v.(map[string]any)
+				delete(v, "partition_guid")
+				if s["name"] == "sda" && v["vg"] == "image" {
+					v["size"] = v["size"].(float64) - 200
+				}
+			}
+		case "vg":
+			if s["id"] == "image" {
+				lv := s["volumes"].([]any)[0].(map[string]any)
+				lv["size"] = lv["size"].(float64) - 200
+			}
+		}
+	}
+	d["ks_meta"].(map[string]any)["pm_data"].(map[string]any)["ks_spaces"] = ks
+	out, err := json.Marshal(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestVMFuel3Disks provisions Fuel's 3-disk sample (three 64 GiB SCSI
+// disks: /boot, /tmp, os VG on sda, the image VG across all three) with
+// the real image, then boots the disks three times in a row to the login
+// prompt: the first boot of an LVM root used to hang now and then in the
+// target's initramfs ("Gave up waiting for root file system device",
+// issue 22 problem 5; bootloader/initramfs.go).
+func TestVMFuel3Disks(t *testing.T) {
+	if os.Getenv("IMPRINT_VM_SLOW") == "" {
+		t.Skip("set IMPRINT_VM_SLOW=1: provisions three 64 GiB disks with the real image and boots them three times (about 25 min)")
+	}
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	t0 := time.Now()
+	ti := vmtest.RequireTargetImage(t, log)
+	srv := vmtest.NewHostServer(t)
+	srv.File("/images/root.img.gz", ti.Root)
+	srv.File("/images/boot.img.gz", ti.Boot)
+	srv.File("/images/imprint-target.yaml", ti.Metadata)
+	ph := srv.PhoneHome("/phone-home")
+	key, pub, err := vmtest.NewSSHKey(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := fuel3Doc(t, realImageDoc(t, srv.GuestURL("/images/root.img.gz"), srv.GuestURL("/images/boot.img.gz"), pub, srv.GuestURL("/phone-home")))
+	// image_data is realImageDoc's: "/" and "/boot" (the image's kernels
+	// live in its /boot image, which fills the sample's /boot partition).
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
+	defer cancel()
+	disks := []vmtest.Disk{
+		{Size: 65535 << 20, Serial: "IMPRINT-SDA", Bus: vmtest.BusSCSI},
+		{Size: 65535 << 20, Serial: "IMPRINT-SDB", Bus: vmtest.BusSCSI},
+		{Size: 65535 << 20, Serial: "IMPRINT-SDC", Bus: vmtest.BusSCSI},
+	}
+	vm := vmtest.Start(t, vmtest.Options{Disks: disks, BootTimeout: 300 * time.Second})
+	c := &api.Client{URL: vm.BaseURL, Token: vm.Token, HTTP: &http.Client{Timeout: 60 * time.Second}}
+	plan, err := c.Plan(ctx, doc)
+	if err != nil {
+		t.Fatalf("plan: %v", err)
+	}
+	if len(plan.Disks) != 3 || len(plan.LVs) != 3 || len(plan.Bootloader) != 3 {
+		t.Fatalf("plan: %+v", plan)
+	}
+	t1 := time.Now()
+	r, err := c.Provision(ctx, doc, false)
+	if err != nil {
+		t.Fatalf("provision: %v", err)
+	}
+	for {
+		st, err := c.Status(ctx)
+		if err != nil {
+			t.Fatalf("status: %v", err)
+		}
+		if st.ID == r.ID && st.State == api.StateSucceeded {
+			break
+		}
+		if st.ID == r.ID && st.State == api.StateFailed {
+			t.Fatalf("provision failed: %+v\n%s", st.Error, vm.Tail(150))
+		}
+		if time.Since(t1) > 20*time.Minute {
+			t.Fatalf("provision still %s at %s\n%s", st.State, st.Step, vm.Tail(60))
+		}
+		time.Sleep(3 * time.Second)
+	}
+	t.Logf("phase provision: %s", time.Since(t1).Round(time.Second))
+	if err := c.Reboot(ctx); err != nil {
+		t.Fatalf("reboot: %v", err)
+	}
+	if err := vm.WaitExit(120 * time.Second); err != nil {
+		t.Fatalf("bootstrap did not reboot: %v\n%s", err, vm.Tail(40))
+	}
+	for i, p := range vm.Disks {
+		disks[i] = vmtest.Disk{Path: p, Serial: disks[i].Serial, Bus: vmtest.BusSCSI}
+	}
+
+	for boot := 1; boot <= 3; boot++ {
+		tb := time.Now()
+		node := vmtest.Start(t, vmtest.Options{DiskBoot: true, Disks: disks, Ready: vmtest.KernelBanner, BootTimeout: 240 * time.Second})
+		deadline := time.Now().Add(10 * time.Minute)
+		var login string
+		for login == "" {
+			console := node.Console()
+			if strings.Contains(console, "Gave up waiting for") || strings.Contains(console, "(initramfs)") {
+				t.Fatalf("boot %d: the initramfs gave up waiting for the root device:\n%s", boot, node.Tail(80))
+			}
+			for _, l := range strings.Split(console, "\n") {
+				if strings.Contains(l, " login:") {
+					login = l
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("boot %d: no login prompt within 10 min\n%s", boot, node.Tail(60))
+			}
+			time.Sleep(time.Second)
+		}
+		t.Logf("boot %d: login prompt after %s: %q", boot, time.Since(tb).Round(time.Second), strings.TrimSpace(login))
+		if boot == 1 {
+			if _, err := node.WaitPhoneHome(ph, 10*time.Minute); err != nil {
+				t.Fatal(err)
+			}
+		}
+		sctx, scancel := context.WithTimeout(ctx, 90*time.Second)
+		out, err := node.SSH(sctx, key, "findmnt -n -o SOURCE / ; findmnt -n -o SOURCE /var/lib/glance; findmnt -n -o SOURCE /tmp; ls /etc/initramfs-tools/scripts/local-block/; (poweroff &) ; true")
+		scancel()
+		if err != nil {
+			t.Fatalf("boot %d: ssh: %v\n%s", boot, err, node.Tail(40))
+		}
+		t.Logf("boot %d:\n%s", boot, out)
+		for _, want := range []string{"/dev/mapper/os-root", "/dev/mapper/image-glance", "/dev/sda4", "imprint-lvm"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("boot %d: lacks %q", boot, want)
+			}
+		}
+		if err := node.WaitExit(3 * time.Minute); err != nil {
+			t.Logf("boot %d: %v; killing it", boot, err)
+			node.Stop()
+		}
+	}
+	t.Logf("total: %s", time.Since(t0).Round(time.Second))
+}
