@@ -50,7 +50,15 @@ esac
 LVM=/sbin/lvm
 [ -x "$LVM" ] || LVM=/usr/sbin/lvm
 [ -x "$LVM" ] || exit 0
-for vg in`)
+`)
+	if len(vgs) == 0 {
+		// The image builder's: every VG the initramfs can see.
+		b.WriteString(`"$LVM" vgchange -ay --sysinit >/dev/null 2>&1 || true
+exit 0
+`)
+		return []byte(b.String())
+	}
+	b.WriteString("for vg in")
 	for _, vg := range vgs {
 		b.WriteString(" " + shellQuote(vg))
 	}
@@ -60,6 +68,28 @@ done
 exit 0
 `)
 	return []byte(b.String())
+}
+
+// InitramfsLVMPaths are where the activation script goes in a target's
+// initramfs-tools configuration (relative to its root), one per phase.
+var InitramfsLVMPaths = []string{
+	"etc/initramfs-tools/scripts/local-top/" + initramfsLVMScript,
+	"etc/initramfs-tools/scripts/local-block/" + initramfsLVMScript,
+}
+
+// initramfsLVMBaked reports whether the target came with the image
+// builder's script (InitramfsLVMScript(nil), activating every VG) in both
+// phases: `imprint build-image` writes it before the kernel is installed,
+// so the image's initramfs already carries it and need not be rebuilt.
+func initramfsLVMBaked(t string) bool {
+	want := InitramfsLVMScript(nil)
+	for _, p := range InitramfsLVMPaths {
+		b, err := os.ReadFile(filepath.Join(t, p))
+		if err != nil || string(b) != string(want) {
+			return false
+		}
+	}
+	return true
 }
 
 // shellQuote single-quotes s for sh.
@@ -112,6 +142,10 @@ func InitramfsLVM(ctx context.Context, runner Runner, t string, p *partition.Pla
 		}
 	}
 	if !found {
+		return nil
+	}
+	if initramfsLVMBaked(t) {
+		log.Info("the image's initramfs already activates every VG (imprint build-image's script): not regenerated", "vgs", vgs)
 		return nil
 	}
 	script := InitramfsLVMScript(vgs)

@@ -53,6 +53,51 @@ func TestInstallInitramfsLVM(t *testing.T) {
 	}
 }
 
+// A target whose image came with the image builder's script (every VG,
+// both phases) keeps its initramfs: no update-initramfs, the scripts
+// unchanged. A target with only one phase's copy, or another script, is
+// rebuilt.
+func TestInstallInitramfsLVMBaked(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		paths   []string
+		data    []byte
+		rebuild bool
+	}{
+		{"baked", InitramfsLVMPaths, InitramfsLVMScript(nil), false},
+		{"one phase only", InitramfsLVMPaths[:1], InitramfsLVMScript(nil), true},
+		{"another script", InitramfsLVMPaths, []byte("#!/bin/sh\nexit 0\n"), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := target(t, ubuntuGrub)
+			os.MkdirAll(filepath.Join(dir, "etc/initramfs-tools/scripts"), 0o755)
+			os.WriteFile(filepath.Join(dir, "usr/sbin/update-initramfs"), []byte("#!/bin/sh\n"), 0o755)
+			for _, p := range tc.paths {
+				os.MkdirAll(filepath.Dir(filepath.Join(dir, p)), 0o755)
+				os.WriteFile(filepath.Join(dir, p), tc.data, 0o755)
+			}
+			plan := testPlan()
+			plan.LVs = []partition.LV{{Name: "root", VG: "os", Device: "/dev/mapper/os-root"}}
+			run := &fakeRunner{}
+			in := &Installer{Runner: run, Mounter: &fakeMounter{}}
+			if err := in.Install(context.Background(), Request{Plan: plan, Target: dir}); err != nil {
+				t.Fatal(err)
+			}
+			ran := strings.Contains(strings.Join(run.calls, "\n"), "update-initramfs")
+			if ran != tc.rebuild {
+				t.Errorf("update-initramfs run %v, want %v: %q", ran, tc.rebuild, run.calls)
+			}
+			if !tc.rebuild {
+				for _, p := range InitramfsLVMPaths {
+					if b, _ := os.ReadFile(filepath.Join(dir, p)); string(b) != string(InitramfsLVMScript(nil)) {
+						t.Errorf("%s rewritten:\n%s", p, b)
+					}
+				}
+			}
+		})
+	}
+}
+
 // Without initramfs-tools in the target, nothing is written or run.
 func TestInstallNoInitramfsTools(t *testing.T) {
 	dir := target(t, ubuntuGrub)

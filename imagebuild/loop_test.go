@@ -344,6 +344,11 @@ func TestLoopBuildDefaultImage(t *testing.T) {
 	if !names["scripts/local-top/lvm2"] && !names["usr/lib/udev/rules.d/69-lvm.rules"] && !names["lib/udev/rules.d/69-lvm.rules"] {
 		t.Errorf("initramfs has neither lvm2's boot script nor its udev activation rule 69-lvm.rules")
 	}
+	// and imprint's activation script, written before the kernel, so the
+	// agent need not rebuild this initramfs (bootloader.InitramfsLVMPaths)
+	if !names["scripts/local-top/imprint-lvm"] || !names["scripts/local-block/imprint-lvm"] {
+		t.Errorf("initramfs lacks imprint-lvm in scripts/local-top and scripts/local-block")
+	}
 	if b, _ := os.ReadFile(k); !bytes.Contains(b[:min(len(b), 1024)], []byte("HdrS")) {
 		t.Errorf("%s is not a bzImage", k)
 	}

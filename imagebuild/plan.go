@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/imprint-dev/imprint/bootloader"
 )
 
 // Op is what a Step does.
@@ -533,6 +535,15 @@ func (b *planBuilder) installPackages() {
 		b.add(Step{Name: "apt pin " + r.Name, Op: OpPin, Path: p, Source: b.in("var/lib/apt/lists"), Repo: &r})
 	}
 	b.hooks("pre-install.d")
+	if slices.Contains(b.cfg.Packages, "lvm2") && slices.Contains(b.cfg.Packages, "initramfs-tools") {
+		// Before the kernel, whose initramfs then carries it: activate
+		// every VG on each pass of the initramfs's wait for the root
+		// (bookworm's initramfs tries once, from one udev event; the
+		// agent rebuilds the initramfs of an image without it).
+		for _, p := range bootloader.InitramfsLVMPaths {
+			b.add(Step{Name: "initramfs LVM activation " + path.Dir(p), Op: OpWrite, Path: b.in(p), Data: string(bootloader.InitramfsLVMScript(nil)), Mode: 0o755})
+		}
+	}
 	s := b.chroot("apt-get dist-upgrade", apt("dist-upgrade")...)
 	s.Attempts = 3
 	b.add(s)

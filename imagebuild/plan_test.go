@@ -3,10 +3,12 @@ package imagebuild
 import (
 	"flag"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/imprint-dev/imprint/bootloader"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden")
@@ -214,5 +216,46 @@ func TestBuildPlanLocales(t *testing.T) {
 	}
 	if s := p.Steps[run]; s.Op != OpChroot || strings.Join(s.Argv, " ") != "locale-gen" {
 		t.Errorf("locale-gen step %s", s)
+	}
+}
+
+// TestBuildPlanInitramfsLVM: with lvm2 and initramfs-tools among the
+// packages, the image builder writes bootloader's VG activation script
+// into both initramfs-tools phases before the kernel is installed (so the
+// image's initramfs carries it and the agent need not rebuild it); without
+// lvm2 it writes none.
+func TestBuildPlanInitramfsLVM(t *testing.T) {
+	cfg := loadFixture(t)
+	cfg.Packages = DefaultPackages("")
+	p, err := BuildPlan(cfg, goldenOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := stepNames(p)
+	upgrade := indexOf(n, "apt-get dist-upgrade")
+	for _, phase := range []string{"local-top", "local-block"} {
+		name := "initramfs LVM activation etc/initramfs-tools/scripts/" + phase
+		i := indexOf(n, name)
+		if i < 0 || i > upgrade {
+			t.Fatalf("step %q at %d, want before apt-get dist-upgrade (%d): %v", name, i, upgrade, n)
+		}
+		s := p.Steps[i]
+		if s.Op != OpWrite || s.Mode != 0o755 || s.Data != string(bootloader.InitramfsLVMScript(nil)) ||
+			!strings.HasSuffix(s.Path, "/etc/initramfs-tools/scripts/"+phase+"/imprint-lvm") {
+			t.Errorf("step %q: %+v", name, s)
+		}
+	}
+	if !strings.Contains(string(bootloader.InitramfsLVMScript(nil)), `"$LVM" vgchange -ay --sysinit >`) {
+		t.Errorf("the image builder's script does not activate every VG:\n%s", bootloader.InitramfsLVMScript(nil))
+	}
+	cfg.Packages = slices.DeleteFunc(slices.Clone(cfg.Packages), func(s string) bool { return s == "lvm2" })
+	p, err = BuildPlan(cfg, goldenOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range stepNames(p) {
+		if strings.HasPrefix(s, "initramfs LVM activation") {
+			t.Errorf("without lvm2: step %q", s)
+		}
 	}
 }
