@@ -66,6 +66,11 @@ func TestVMBuildRamdiskElements(t *testing.T) {
 	if err := vm.Stop(); err != nil {
 		t.Errorf("Stop: %v", err)
 	}
+	for _, l := range strings.Split(console, "\n") {
+		if strings.Contains(l, "rd-init") || strings.Contains(l, "init.d script") {
+			t.Logf("console: %s", strings.TrimSpace(l))
+		}
+	}
 	want := []string{
 		"script=05-base",
 		"rd-init 05-base: rd-base static file",
