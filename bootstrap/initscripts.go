@@ -24,8 +24,11 @@ var initNameRe = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 // fails the step (the ramdisk is not what its builder asked for).
 type InitScriptsStep struct {
 	Dir string
-	Out io.Writer // the console
-	Log *slog.Logger
+	// Shell runs scripts without a #! line (default /bin/sh: u-root's gosh
+	// in the ramdisk).
+	Shell string
+	Out   io.Writer // the console
+	Log   *slog.Logger
 }
 
 // Name implements Step.
@@ -61,6 +64,11 @@ func (s *InitScriptsStep) Run(ctx context.Context) error {
 		s.Log.Info("init.d script start", "script", name)
 		t0 := time.Now()
 		cmd := exec.CommandContext(ctx, p)
+		if !hasShebang(p) {
+			// diskimage-builder's ramdisk init.d fragments are shell without
+			// a #! line (its init sources them): run them with the shell
+			cmd = exec.CommandContext(ctx, s.shell(), p)
+		}
 		cmd.Stdout, cmd.Stderr = s.Out, s.Out
 		cmd.Dir = "/"
 		if err := cmd.Run(); err != nil {
@@ -70,4 +78,22 @@ func (s *InitScriptsStep) Run(ctx context.Context) error {
 		s.Log.Info("init.d script done", "script", name, "duration", time.Since(t0).Round(time.Millisecond))
 	}
 	return nil
+}
+
+func (s *InitScriptsStep) shell() string {
+	if s.Shell != "" {
+		return s.Shell
+	}
+	return "/bin/sh"
+}
+
+func hasShebang(p string) bool {
+	f, err := os.Open(p)
+	if err != nil {
+		return true // let exec report it
+	}
+	defer f.Close()
+	b := make([]byte, 2)
+	n, _ := io.ReadFull(f, b)
+	return n == 2 && string(b) == "#!"
 }

@@ -17,12 +17,17 @@ func TestInitScriptsStep(t *testing.T) {
 	dir := t.TempDir()
 	log := filepath.Join(dir, "order")
 	for name, body := range map[string]string{
-		"20-second": "echo second >>" + log + "; echo second-ran",
-		"10-first":  "echo first >>" + log + "; echo first-ran",
-		"README.md": "echo never >>" + log,
-		"30-x.bak":  "echo never >>" + log,
+		"20-second":    "echo second >>" + log + "; echo second-ran",
+		"25-noshebang": "",
+		"10-first":     "echo first >>" + log + "; echo first-ran",
+		"README.md":    "echo never >>" + log,
+		"30-x.bak":     "echo never >>" + log,
 	} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {
+		data := "#!/bin/sh\n" + body + "\n"
+		if name == "25-noshebang" {
+			data = "echo third >>" + log + "\n" // a diskimage-builder fragment: shell without #!
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -31,8 +36,8 @@ func TestInitScriptsStep(t *testing.T) {
 	if err := s.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if b, _ := os.ReadFile(log); string(b) != "first\nsecond\n" {
-		t.Errorf("ran %q, want first then second only", b)
+	if b, _ := os.ReadFile(log); string(b) != "first\nsecond\nthird\n" {
+		t.Errorf("ran %q, want first, second, third only", b)
 	}
 	if out.String() != "first-ran\nsecond-ran\n" {
 		t.Errorf("console output %q", out.String())

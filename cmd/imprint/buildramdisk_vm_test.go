@@ -19,7 +19,8 @@ import (
 // jq with its shared libraries (binary-deps.d) and an init.d script that
 // runs it; rd-base adds a file (ramdisk-files/), an extra-data.d hook that
 // writes into TARGET_ROOT on the build host, and an earlier init.d script
-// that prints both. The console must show both init.d scripts in name
+// that prints both, written as diskimage-builder's ramdisk fragments are
+// (shell without a #! line: run with the ramdisk's /bin/sh). The console must show both init.d scripts in name
 // order, jq's computed output (so the binary and its libraries work in the
 // ramdisk), all before the agent starts — and the agent must still come up.
 func TestVMBuildRamdiskElements(t *testing.T) {
@@ -33,7 +34,7 @@ func TestVMBuildRamdiskElements(t *testing.T) {
 	files := map[string]string{
 		"path/rd-base/ramdisk-files/etc/rd-base.txt": "rd-base static file\n",
 		"path/rd-base/extra-data.d/10-stamp":         "#!/bin/sh\nset -e\nmkdir -p \"$TARGET_ROOT/etc\"\necho \"extra-data ran on the build host (tmp hooks: ${TMP_HOOKS_PATH:+set})\" >\"$TARGET_ROOT/etc/rd-extra-data.txt\"\n",
-		"path/rd-base/init.d/05-base":                "#!/bin/sh\necho \"rd-init 05-base: $(cat /etc/rd-base.txt)\"\necho \"rd-init 05-base: $(cat /etc/rd-extra-data.txt)\"\n",
+		"path/rd-base/init.d/05-base":                "echo \"rd-init 05-base: $(cat /etc/rd-base.txt)\"\necho \"rd-init 05-base: $(cat /etc/rd-extra-data.txt)\"\n",
 		"rd-jq/element-deps":                         "rd-base\n",
 		"rd-jq/binary-deps.d/rd-jq":                  "jq\n",
 		"rd-jq/init.d/10-jq":                         "#!/bin/sh\njq -n -r '\"rd-init 10-jq: \" + (\"jq works\" | ascii_upcase)'\n",
