@@ -80,9 +80,20 @@ test-slow:
 # initramfs builds the bootstrap ramdisk into build/bootstrap/$(KERNEL_FLAVOUR)/
 # (vmlinuz, initramfs.cpio.gz): u-root + imprint + storage tools + modules.
 # KERNEL_FLAVOUR=amd64 (Debian's generic kernel, bare metal) or cloud (VMs).
+# RAMDISK_ELEMENTS (space-separated element directories or names found in
+# ELEMENTS_PATH) are added with `imprint build-ramdisk`: initramfs.cpio.gz is
+# then the base followed by the elements' archive (mkinitramfs.sh rewrites
+# the base on every run, so elements are never appended twice).
 KERNEL_FLAVOUR ?= amd64
+RAMDISK_ELEMENTS ?=
 initramfs:
 	KERNEL_FLAVOUR=$(KERNEL_FLAVOUR) scripts/mkinitramfs.sh
+ifneq ($(strip $(RAMDISK_ELEMENTS)),)
+	$(MAKE) build
+	$(BIN) build-ramdisk --base build/bootstrap/$(KERNEL_FLAVOUR)/initramfs.cpio.gz \
+		$(foreach e,$(RAMDISK_ELEMENTS),--element $(e)) -o build/bootstrap/$(KERNEL_FLAVOUR)/initramfs+elements.cpio.gz
+	mv build/bootstrap/$(KERNEL_FLAVOUR)/initramfs+elements.cpio.gz build/bootstrap/$(KERNEL_FLAVOUR)/initramfs.cpio.gz
+endif
 
 # pxe writes the iPXE/pxelinux scripts booting that ramdisk into build/pxe/.
 # PXE_URL is where an HTTP server serves build/bootstrap/$(KERNEL_FLAVOUR)/

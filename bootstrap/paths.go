@@ -9,4 +9,7 @@ const (
 	DefaultNetworkDoc     = "/" + nodearchive.NetworkFile
 	DefaultCABundle       = "/" + nodearchive.CABundleFile
 	DefaultAppliedNetwork = "/run/imprint/network_data.json"
+	// DefaultInitDir holds the init.d scripts `imprint build-ramdisk`
+	// elements add; ramdisk-init runs them before the agent starts.
+	DefaultInitDir = "/etc/imprint/init.d"
 )

@@ -35,7 +35,10 @@ type Ramdisk struct {
 	// CABundle, when the file exists, is what the agent trusts for HTTPS
 	// (SSL_CERT_FILE; default /etc/imprint/ca.pem, from the per-node archive).
 	CABundle string
-	Log      *slog.Logger
+	// InitDir holds the elements' init.d scripts, run after the network is
+	// up and before the agent (default /etc/imprint/init.d).
+	InitDir string
+	Log     *slog.Logger
 }
 
 // Steps returns the bootstrap steps for this configuration; an invalid
@@ -57,6 +60,7 @@ func (r *Ramdisk) Steps() ([]Step, error) {
 		Optional(&EntropyStep{Timeout: r.EntropyTimeout, Log: r.Log.With("step", "entropy")}),
 		&NetworkStep{Cmdline: nc, DocFile: or(r.NetworkDoc, DefaultNetworkDoc), ResolvedFile: or(r.AppliedNetwork, DefaultAppliedNetwork),
 			ModulesDir: r.ModulesDir, Log: r.Log.With("step", "network")},
+		&InitScriptsStep{Dir: or(r.InitDir, DefaultInitDir), Out: os.Stdout, Log: r.Log.With("step", "init.d")},
 	}, nil
 }
 

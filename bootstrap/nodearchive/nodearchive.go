@@ -118,6 +118,19 @@ func Build(c Contents) ([]byte, error) {
 	if c.CABundle != nil {
 		recs = append(recs, cpio.StaticFile(CABundleFile, string(c.CABundle), 0o644))
 	}
+	b, err := WriteGzip(recs)
+	if err != nil {
+		return nil, fmt.Errorf("node archive: %w", err)
+	}
+	return b, nil
+}
+
+// WriteGzip writes recs as one newc cpio archive, gzip-compressed, to be
+// appended to an initramfs (the kernel unpacks concatenated, separately
+// compressed archives in order). Inode numbers are assigned in order, so
+// the same records give the same bytes. Both the per-node archive and
+// `imprint build-ramdisk`'s element archive are written by it.
+func WriteGzip(recs []cpio.Record) ([]byte, error) {
 	var buf bytes.Buffer
 	zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
 	if err != nil {
@@ -128,11 +141,11 @@ func Build(c Contents) ([]byte, error) {
 		r.Info.Ino = uint64(i + 1) // fixed: deterministic bytes, distinct inodes (no hard links)
 		r.Info.NLink = 1
 		if err := w.WriteRecord(r); err != nil {
-			return nil, fmt.Errorf("node archive: %s: %w", r.Name, err)
+			return nil, fmt.Errorf("%s: %w", r.Name, err)
 		}
 	}
 	if err := cpio.WriteTrailer(w); err != nil {
-		return nil, fmt.Errorf("node archive: trailer: %w", err)
+		return nil, fmt.Errorf("trailer: %w", err)
 	}
 	if err := zw.Close(); err != nil {
 		return nil, err

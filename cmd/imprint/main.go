@@ -96,6 +96,7 @@ func commands() []command {
 		{name: "write-image", aliases: []string{"fa_copyimage"}, summary: "stream a compressed image onto a block device, verified and resumable", run: runWriteImage},
 		{name: "configdrive", aliases: []string{"fa_configdrive"}, summary: "render the cloud-init configdrive (NoCloud or config-2, vfat or ISO9660) for a provision.json", run: runConfigdrive},
 		{name: "build-image", aliases: []string{"fa_build_image"}, summary: "build target OS images from a Fuel image build config (debootstrap, elements)", run: runBuildImage},
+		{name: "build-ramdisk", summary: "add diskimage-builder elements (binaries with their libraries, files, extra-data.d, init.d) to the bootstrap ramdisk", run: runBuildRamdisk},
 		{name: "get-kernel", summary: "extract the kernel and initrd from a built image (disk-image-get-kernel)", run: runGetKernel},
 	}
 }

@@ -20,7 +20,9 @@ loads kernel modules (etc/imprint/modules.conf, then by modalias), waits for
 the kernel's CRNG, brings the network up (the per-node archive's
 /etc/imprint/network_data.json, else dracut's ip=, bond=, vlan=, ifname=,
 nameserver= on the kernel command line, else DHCP on every NIC with a link),
-then runs
+runs the init.d scripts imprint build-ramdisk's elements installed in
+/etc/imprint/init.d (once each, in name order, output on the console), then
+runs
 "imprint agent --kernel-cmdline /proc/cmdline" with the console as its output.
 
 It refuses to run anywhere but in an initramfs as PID 1's child.
