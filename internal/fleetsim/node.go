@@ -62,17 +62,16 @@ func (n *node) fail(format string, a ...any) error {
 	return n.err
 }
 
-// ipxe fetches the node's iPXE script as its firmware does, retrying
-// while the controller is unreachable or answers 5xx (a firmware retries
-// its network boot).
-func (n *node) ipxe(ctx context.Context) (string, error) {
-	u := n.sim.ctlURL() + "/ipxe?mac=" + url.QueryEscape(n.mac)
+// get GETs u until it answers below 500, retrying a controller that is
+// down (as firmware does) until ctx ends; any other answer but 200 is an
+// error. The body is read up to limit bytes.
+func (n *node) get(ctx context.Context, u string, limit int64) ([]byte, error) {
 	var last error
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
 			select {
 			case <-ctx.Done():
-				return "", fmt.Errorf("GET %s: %w (last: %v)", u, ctx.Err(), last)
+				return nil, fmt.Errorf("GET %s: %w (last: %v)", u, ctx.Err(), last)
 			case <-time.After(n.sim.retryWait(attempt)):
 			}
 		}
@@ -82,17 +81,23 @@ func (n *node) ipxe(ctx context.Context) (string, error) {
 			last = err
 			continue
 		}
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, limit))
 		resp.Body.Close()
 		if resp.StatusCode >= 500 {
 			last = fmt.Errorf("%s: %s", resp.Status, b)
 			continue
 		}
 		if resp.StatusCode != http.StatusOK {
-			return "", fmt.Errorf("GET %s: %s: %s", u, resp.Status, b)
+			return nil, fmt.Errorf("GET %s: %s: %.200q", u, resp.Status, b)
 		}
-		return string(b), nil
+		return b, nil
 	}
+}
+
+// ipxe is the node's firmware asking for its boot script.
+func (n *node) ipxe(ctx context.Context) (string, error) {
+	b, err := n.get(ctx, n.sim.ctlURL()+"/ipxe?mac="+url.QueryEscape(n.mac), 64<<10)
+	return string(b), err
 }
 
 // initrdLine is the URL of the script's initrd line.
@@ -105,44 +110,25 @@ func initrdLine(script string) string {
 	return ""
 }
 
-// nodeToken fetches the node's own initramfs (retrying a controller that
-// is down, as firmware does) and reads its token from the per-node
-// archive appended to the shared one.
+// nodeToken fetches the node's own initramfs and reads its token from the
+// per-node archive appended to the shared one, as the ramdisk finds it.
 func (n *node) nodeToken(ctx context.Context, u string) (string, error) {
-	var last error
-	for attempt := 0; ; attempt++ {
-		if attempt > 0 {
-			select {
-			case <-ctx.Done():
-				return "", fmt.Errorf("GET %s: %w (last: %v)", u, ctx.Err(), last)
-			case <-time.After(n.sim.retryWait(attempt)):
-			}
-		}
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-		resp, err := n.sim.http.Do(req)
-		if err != nil {
-			last = err
-			continue
-		}
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		resp.Body.Close()
-		if resp.StatusCode >= 500 {
-			last = fmt.Errorf("%s: %s", resp.Status, b)
-			continue
-		}
-		if resp.StatusCode != http.StatusOK || !bytes.HasPrefix(b, []byte(simInitrd)) {
-			return "", fmt.Errorf("GET %s: %s: %.200q", u, resp.Status, b)
-		}
-		files, err := nodearchive.Read(b[len(simInitrd):])
-		if err != nil {
-			return "", fmt.Errorf("GET %s: the node's archive: %w", u, err)
-		}
-		tok := strings.TrimSpace(string(files[nodearchive.TokenFile].Content))
-		if tok == "" {
-			return "", fmt.Errorf("GET %s: no token in the node's archive", u)
-		}
-		return tok, nil
+	b, err := n.get(ctx, u, 1<<20)
+	if err != nil {
+		return "", err
 	}
+	if !bytes.HasPrefix(b, []byte(simInitrd)) {
+		return "", fmt.Errorf("GET %s: not the shared initramfs with an archive appended: %.200q", u, b)
+	}
+	files, err := nodearchive.Read(b[len(simInitrd):])
+	if err != nil {
+		return "", fmt.Errorf("GET %s: the node's archive: %w", u, err)
+	}
+	tok := strings.TrimSpace(string(files[nodearchive.TokenFile].Content))
+	if tok == "" {
+		return "", fmt.Errorf("GET %s: no token in the node's archive", u)
+	}
+	return tok, nil
 }
 
 func cmdlineValue(script, key string) string {
