@@ -6,13 +6,11 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
-	"net/http"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/imprint-dev/imprint/api"
 	"github.com/imprint-dev/imprint/internal/vmtest"
 )
 
@@ -75,17 +73,9 @@ func TestVMFuel3Disks(t *testing.T) {
 	}
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	t0 := time.Now()
-	ti := vmtest.RequireTargetImage(t, log)
-	srv := vmtest.NewHostServer(t)
-	srv.File("/images/root.img.gz", ti.Root)
-	srv.File("/images/boot.img.gz", ti.Boot)
-	srv.File("/images/imprint-target.yaml", ti.Metadata)
-	ph := srv.PhoneHome("/phone-home")
-	key, pub, err := vmtest.NewSSHKey(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc := fuel3Doc(t, realImageDoc(t, srv.GuestURL("/images/root.img.gz"), srv.GuestURL("/images/boot.img.gz"), pub, srv.GuestURL("/phone-home")))
+	ri := serveRealImage(t, log)
+	ph, key := ri.PhoneHome, ri.Key
+	doc := fuel3Doc(t, ri.Doc)
 	// image_data is realImageDoc's: "/" and "/boot" (the image's kernels
 	// live in its /boot image, which fills the sample's /boot partition).
 
@@ -97,7 +87,7 @@ func TestVMFuel3Disks(t *testing.T) {
 		{Size: 65535 << 20, Serial: "IMPRINT-SDC", Bus: vmtest.BusSCSI},
 	}
 	vm := vmtest.Start(t, vmtest.Options{Disks: disks, BootTimeout: 300 * time.Second})
-	c := &api.Client{URL: vm.BaseURL, Token: vm.Token, HTTP: &http.Client{Timeout: 60 * time.Second}}
+	c := vm.Client
 	plan, err := c.Plan(ctx, doc)
 	if err != nil {
 		t.Fatalf("plan: %v", err)
@@ -105,34 +95,7 @@ func TestVMFuel3Disks(t *testing.T) {
 	if len(plan.Disks) != 3 || len(plan.LVs) != 3 || len(plan.Bootloader) != 3 {
 		t.Fatalf("plan: %+v", plan)
 	}
-	t1 := time.Now()
-	r, err := c.Provision(ctx, doc, false)
-	if err != nil {
-		t.Fatalf("provision: %v", err)
-	}
-	for {
-		st, err := c.Status(ctx)
-		if err != nil {
-			t.Fatalf("status: %v", err)
-		}
-		if st.ID == r.ID && st.State == api.StateSucceeded {
-			break
-		}
-		if st.ID == r.ID && st.State == api.StateFailed {
-			t.Fatalf("provision failed: %+v\n%s", st.Error, vm.Tail(150))
-		}
-		if time.Since(t1) > 20*time.Minute {
-			t.Fatalf("provision still %s at %s\n%s", st.State, st.Step, vm.Tail(60))
-		}
-		time.Sleep(3 * time.Second)
-	}
-	t.Logf("phase provision: %s", time.Since(t1).Round(time.Second))
-	if err := c.Reboot(ctx); err != nil {
-		t.Fatalf("reboot: %v", err)
-	}
-	if err := vm.WaitExit(120 * time.Second); err != nil {
-		t.Fatalf("bootstrap did not reboot: %v\n%s", err, vm.Tail(40))
-	}
+	vm.ProvisionAndReboot(ctx, t, doc, 20*time.Minute)
 	for i, p := range vm.Disks {
 		disks[i] = vmtest.Disk{Path: p, Serial: disks[i].Serial, Bus: vmtest.BusSCSI}
 	}

@@ -70,52 +70,13 @@ func TestVMKeepData(t *testing.T) {
 	testenv.RequireTool(t, "debugfs", "blkid")
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	t0 := time.Now()
-	ti := vmtest.RequireTargetImage(t, log)
-	srv := vmtest.NewHostServer(t)
-	srv.File("/images/root.img.gz", ti.Root)
-	srv.File("/images/boot.img.gz", ti.Boot)
-	srv.File("/images/imprint-target.yaml", ti.Metadata)
-	ph := srv.PhoneHome("/phone-home")
-	key, pub, err := vmtest.NewSSHKey(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := realImageDoc(t, srv.GuestURL("/images/root.img.gz"), srv.GuestURL("/images/boot.img.gz"), pub, srv.GuestURL("/phone-home"))
+	ri := serveRealImage(t, log)
+	ph, key := ri.PhoneHome, ri.Key
+	base := ri.Doc
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
 	defer cancel()
 
-	provision := func(vm *vmtest.VM, doc []byte) {
-		t.Helper()
-		c := &api.Client{URL: vm.BaseURL, Token: vm.Token, HTTP: &http.Client{Timeout: 60 * time.Second}}
-		t1 := time.Now()
-		r, err := c.Provision(ctx, doc, false)
-		if err != nil {
-			t.Fatalf("provision: %v", err)
-		}
-		for {
-			st, err := c.Status(ctx)
-			if err != nil {
-				t.Fatalf("status: %v", err)
-			}
-			if st.ID == r.ID && st.State == api.StateSucceeded {
-				break
-			}
-			if st.ID == r.ID && st.State == api.StateFailed {
-				t.Fatalf("provision failed: %+v\n%s", st.Error, vm.Tail(120))
-			}
-			if time.Since(t1) > 15*time.Minute {
-				t.Fatalf("provision still %s at %s\n%s", st.State, st.Step, vm.Tail(60))
-			}
-			time.Sleep(3 * time.Second)
-		}
-		t.Logf("provisioned in %s", time.Since(t1).Round(time.Second))
-		if err := c.Reboot(ctx); err != nil {
-			t.Fatalf("reboot: %v", err)
-		}
-		if err := vm.WaitExit(120 * time.Second); err != nil {
-			t.Fatalf("bootstrap did not reboot: %v\n%s", err, vm.Tail(40))
-		}
-	}
+	provision := func(vm *vmtest.VM, doc []byte) { t.Helper(); vm.ProvisionAndReboot(ctx, t, doc, 15*time.Minute) }
 
 	// 1. first provision: the layout without keep_data
 	vm := vmtest.Start(t, vmtest.Options{Disks: []vmtest.Disk{{Size: 4 << 30, Serial: "IMPRINT-VDA"}}, BootTimeout: 300 * time.Second})
@@ -161,7 +122,7 @@ func TestVMKeepData(t *testing.T) {
 	// refused and changes nothing; the same layout with keep_data provisions.
 	sum := vmtest.FileSHA256(t, disk)
 	vm = vmtest.Start(t, vmtest.Options{Disks: []vmtest.Disk{{Path: disk, Serial: "IMPRINT-VDA"}}, BootTimeout: 300 * time.Second})
-	c := &api.Client{URL: vm.BaseURL, Token: vm.Token, HTTP: &http.Client{Timeout: 60 * time.Second}}
+	c := vm.Client
 	for _, call := range []string{"plan", "provision"} {
 		if call == "plan" {
 			_, err = c.Plan(ctx, keepDoc(t, base, true, 120))

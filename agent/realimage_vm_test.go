@@ -43,19 +43,11 @@ func TestVMProvisionRealImage(t *testing.T) {
 	}
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	t0 := time.Now()
-	ti := vmtest.RequireTargetImage(t, log)
-	t.Logf("phase image: %s (built: %v)", time.Since(t0).Round(time.Second), ti.Built)
+	ri := serveRealImage(t, log)
+	t.Logf("phase image: %s (built: %v)", time.Since(t0).Round(time.Second), ri.Image.Built)
 
-	srv := vmtest.NewHostServer(t)
-	srv.File("/images/root.img.gz", ti.Root)
-	srv.File("/images/boot.img.gz", ti.Boot)
-	srv.File("/images/imprint-target.yaml", ti.Metadata)
-	ph := srv.PhoneHome("/phone-home")
-	key, pub, err := vmtest.NewSSHKey(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc := realImageDoc(t, srv.GuestURL("/images/root.img.gz"), srv.GuestURL("/images/boot.img.gz"), pub, srv.GuestURL("/phone-home"))
+	ph, key, pub := ri.PhoneHome, ri.Key, ri.Pub
+	doc := ri.Doc
 
 	// 1. the bootstrap VM provisions the disk
 	t1 := time.Now()
@@ -163,4 +155,32 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
+}
+
+// realImage is what the real-image tests serve their bootstrap VM: the
+// target image `make image` built, a phone-home endpoint and a fresh SSH
+// key; Doc is realImageDoc pointing at them.
+type realImage struct {
+	Image     vmtest.TargetImage
+	Srv       *vmtest.HostServer
+	PhoneHome *vmtest.PhoneHome
+	Key       string // the private key whose public half is in Doc
+	Pub       string
+	Doc       []byte
+}
+
+func serveRealImage(t *testing.T, log *slog.Logger) realImage {
+	t.Helper()
+	ti := vmtest.RequireTargetImage(t, log)
+	srv := vmtest.NewHostServer(t)
+	srv.File("/images/root.img.gz", ti.Root)
+	srv.File("/images/boot.img.gz", ti.Boot)
+	srv.File("/images/imprint-target.yaml", ti.Metadata)
+	ph := srv.PhoneHome("/phone-home")
+	key, pub, err := vmtest.NewSSHKey(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := realImageDoc(t, srv.GuestURL("/images/root.img.gz"), srv.GuestURL("/images/boot.img.gz"), pub, srv.GuestURL("/phone-home"))
+	return realImage{Image: ti, Srv: srv, PhoneHome: ph, Key: key, Pub: pub, Doc: doc}
 }
