@@ -161,6 +161,13 @@ func runBuildImage(ctx context.Context, env *cmdEnv, args []string) int {
 		return 2
 	}
 	defer closeLog()
+	return buildAndReport(ctx, env, cfg, bo, log)
+}
+
+// buildAndReport runs the build (or prints its plan with --dry-run) and
+// prints its outputs; its exit code: 2 for a plan that cannot be made, 1
+// for a failed build.
+func buildAndReport(ctx context.Context, env *cmdEnv, cfg imagebuild.Config, bo imagebuild.BuildOptions, log *slog.Logger) int {
 	res, err := imagebuild.Build(ctx, cfg, bo, imagebuild.SystemDeps(log))
 	if bo.DryRun {
 		if err != nil {
@@ -175,7 +182,7 @@ func runBuildImage(ctx context.Context, env *cmdEnv, args []string) int {
 		return 1
 	}
 	if res.Skipped {
-		fmt.Fprintln(env.stdout, "all outputs exist; nothing built")
+		fmt.Fprintln(env.stdout, "all outputs exist; nothing built (--force rebuilds)")
 		return 0
 	}
 	for _, o := range res.Plan.Outputs {

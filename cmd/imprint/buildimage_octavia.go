@@ -134,25 +134,5 @@ func runOctavia(ctx context.Context, env *cmdEnv, a *octaviaArgs, bo imagebuild.
 	log := slog.New(h).With("cmd", "build-image", "mode", "octavia")
 	log.Info("building the amphora image", "os", o.OS, "codename", ob.Config.Codename, "arch", o.Arch, "backend", o.Backend,
 		"size_gb", o.SizeGB, "types", o.Types, "outputs", ob.Outputs, "elements", ob.Options.Elements, "root_password", o.RootPassword != "")
-	res, err := imagebuild.Build(ctx, ob.Config, ob.Options, imagebuild.SystemDeps(log))
-	if bo.DryRun {
-		if err != nil {
-			fmt.Fprintf(env.stderr, "build-image: %v\n", err)
-			return 2
-		}
-		fmt.Fprint(env.stdout, res.Plan.String())
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintf(env.stderr, "build-image: %v\n", err)
-		return 1
-	}
-	if res.Skipped {
-		fmt.Fprintln(env.stdout, "all outputs exist; nothing built (--force rebuilds)")
-		return 0
-	}
-	for _, p := range res.Plan.Outputs {
-		fmt.Fprintln(env.stdout, p)
-	}
-	return 0
+	return buildAndReport(ctx, env, ob.Config, ob.Options, log)
 }
