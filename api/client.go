@@ -189,7 +189,39 @@ var ErrStopEvents = errors.New("stop events")
 // ends or the stream breaks.
 func (c *Client) Events(ctx context.Context, after int64, fn func(Event) error) error {
 	url := strings.TrimRight(c.URL, "/") + "/v1/events"
-	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
+	err := streamSSE(ctx, c.httpClient(), url, c.Token, after, func(m sseMessage) error {
+		var ev Event
+		if err := json.Unmarshal(m.data, &ev); err != nil {
+			return fmt.Errorf("GET %s: bad event %q: %w", url, m.data, err)
+		}
+		if ev.Type == "" {
+			return nil // "end" marker or comment-only block
+		}
+		return fn(ev)
+	})
+	if errors.Is(err, errStreamEnded) {
+		return fmt.Errorf("GET %s: stream ended", url)
+	}
+	return err
+}
+
+// sseMessage is one server-sent event: its id, event name and data.
+type sseMessage struct {
+	id    int64
+	event string
+	data  []byte
+}
+
+// errStreamEnded is streamSSE's error when the server closed the stream.
+var errStreamEnded = errors.New("stream ended")
+
+// streamSSE GETs u as a server-sent event stream (from Last-Event-ID
+// after, with the bearer token when there is one) and calls fn for each
+// message with data or an event name, until fn returns an error
+// (ErrStopEvents: streamSSE returns nil), ctx ends, or the stream ends
+// (errStreamEnded). An answer other than 200 is a *ResponseError.
+func streamSSE(ctx context.Context, hc *http.Client, u, token string, after int64, fn func(sseMessage) error) error {
+	req, err := http.NewRequestWithContext(ctx, "GET", u, nil)
 	if err != nil {
 		return err
 	}
@@ -197,50 +229,47 @@ func (c *Client) Events(ctx context.Context, after int64, fn func(Event) error) 
 	if after > 0 {
 		req.Header.Set("Last-Event-ID", strconv.FormatInt(after, 10))
 	}
-	if c.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.Token)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := c.httpClient().Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		re := &ResponseError{Method: "GET", URL: url, StatusCode: resp.StatusCode}
-		b, _ := io.ReadAll(resp.Body)
+		re := &ResponseError{Method: "GET", URL: u, StatusCode: resp.StatusCode}
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 		json.Unmarshal(b, &re.Body)
 		return re
 	}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	var data []byte
+	var m sseMessage
 	for sc.Scan() {
 		line := sc.Bytes()
 		switch {
 		case len(line) == 0:
-			if len(data) == 0 {
+			if len(m.data) == 0 && m.event == "" {
 				continue
 			}
-			var ev Event
-			if err := json.Unmarshal(data, &ev); err != nil {
-				return fmt.Errorf("GET %s: bad event %q: %w", url, data, err)
-			}
-			data = data[:0]
-			if ev.Type == "" {
-				continue // "end" marker or comment-only block
-			}
-			if err := fn(ev); err != nil {
+			if err := fn(m); err != nil {
 				if errors.Is(err, ErrStopEvents) {
 					return nil
 				}
 				return err
 			}
+			m.data, m.event = m.data[:0], ""
+		case bytes.HasPrefix(line, []byte("id: ")):
+			m.id, _ = strconv.ParseInt(string(line[4:]), 10, 64)
+		case bytes.HasPrefix(line, []byte("event: ")):
+			m.event = string(line[7:])
 		case bytes.HasPrefix(line, []byte("data: ")):
-			data = append(data, line[6:]...)
+			m.data = append(m.data, line[6:]...)
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return fmt.Errorf("GET %s: %w", url, err)
+		return fmt.Errorf("GET %s: %w", u, err)
 	}
-	return fmt.Errorf("GET %s: stream ended", url)
+	return errStreamEnded
 }

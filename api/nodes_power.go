@@ -1,16 +1,12 @@
 package api
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 )
 
@@ -97,65 +93,25 @@ func (c *ControllerClient) NodeEvents(ctx context.Context, mac string, after int
 	if follow {
 		u += "?follow=1"
 	}
-	req, err := http.NewRequestWithContext(ctx, "GET", u, nil)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Accept", "text/event-stream")
-	if after > 0 {
-		req.Header.Set("Last-Event-ID", strconv.FormatInt(after, 10))
-	}
-	req.Header.Set("Authorization", "Bearer "+c.Token)
 	hc := c.HTTP
 	if hc == nil {
 		hc = &http.Client{} // a stream: no overall timeout
 	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		re := &ResponseError{Method: "GET", URL: u, StatusCode: resp.StatusCode}
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		json.Unmarshal(b, &re.Body)
-		return re
-	}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	var data []byte
-	var seq int64
-	for sc.Scan() {
-		line := sc.Bytes()
-		switch {
-		case len(line) == 0:
-			if len(data) == 0 {
-				continue
-			}
-			var ev NodeEvent
-			if err := json.Unmarshal(data, &ev); err != nil {
-				return fmt.Errorf("GET %s: bad event %q: %w", u, data, err)
-			}
-			data = data[:0]
-			if err := fn(seq, ev); err != nil {
-				if errors.Is(err, ErrStopEvents) {
-					return nil
-				}
-				return err
-			}
-		case bytes.HasPrefix(line, []byte("id: ")):
-			seq, _ = strconv.ParseInt(string(line[4:]), 10, 64)
-		case bytes.HasPrefix(line, []byte("data: ")):
-			data = append(data, line[6:]...)
-		case bytes.Equal(line, []byte("event: end")):
-			return nil
+	err := streamSSE(ctx, hc, u, c.Token, after, func(m sseMessage) error {
+		if m.event == "end" {
+			return ErrStopEvents
 		}
+		var ev NodeEvent
+		if err := json.Unmarshal(m.data, &ev); err != nil {
+			return fmt.Errorf("GET %s: bad event %q: %w", u, m.data, err)
+		}
+		return fn(m.id, ev)
+	})
+	if errors.Is(err, errStreamEnded) {
+		if follow {
+			return fmt.Errorf("GET %s: stream ended", u)
+		}
+		return nil
 	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("GET %s: %w", u, err)
-	}
-	if follow {
-		return fmt.Errorf("GET %s: stream ended", u)
-	}
-	return nil
+	return err
 }
