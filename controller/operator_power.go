@@ -97,6 +97,11 @@ func (c *Controller) powerStatus(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	c.writePowerState(w, r, mac)
+}
+
+// writePowerState answers with the node's power state as its BMC reads it.
+func (c *Controller) writePowerState(w http.ResponseWriter, r *http.Request, mac string) {
 	st, b, err := c.PowerState(r.Context(), mac)
 	if err != nil {
 		c.powerError(w, err)
@@ -125,12 +130,7 @@ func (c *Controller) powerNode(w http.ResponseWriter, r *http.Request) {
 		c.powerError(w, err)
 		return
 	}
-	st, b, err := c.PowerState(r.Context(), mac)
-	if err != nil {
-		c.powerError(w, err)
-		return
-	}
-	writeJSON(w, api.PowerStatus{MAC: mac, State: string(st), BMC: *bmcView(b)})
+	c.writePowerState(w, r, mac)
 }
 
 // nodeEvents streams the node's timeline as server-sent events: each

@@ -24,6 +24,13 @@ func (c *Controller) adoptRunningJob(ctx context.Context, cl *api.Client, mac st
 	if !errors.As(postErr, &re) || re.StatusCode != http.StatusConflict {
 		return false
 	}
+	return c.adoptJob(ctx, cl, mac, round, "the agent already runs job %q (%s), started in this boot with this round's token: the round's job (the document was posted twice, across a controller restart)")
+}
+
+// adoptJob records the agent's job of this boot as the round's when it is
+// pending, running or succeeded (detail: a format taking its id and
+// state), and reports whether it did.
+func (c *Controller) adoptJob(ctx context.Context, cl *api.Client, mac string, round int, detail string) bool {
 	st, err := cl.Status(ctx)
 	if err != nil {
 		return false
@@ -33,7 +40,7 @@ func (c *Controller) adoptRunningJob(ctx context.Context, cl *api.Client, mac st
 	default:
 		return false
 	}
-	c.recordRound(mac, round, PhaseProvisioning, fmt.Sprintf("the agent already runs job %q (%s), started in this boot with this round's token: the round's job (the document was posted twice, across a controller restart)", st.ID, st.State))
+	c.recordRound(mac, round, PhaseProvisioning, fmt.Sprintf(detail, st.ID, st.State))
 	return true
 }
 
@@ -46,17 +53,7 @@ func (c *Controller) adoptRunningJob(ctx context.Context, cl *api.Client, mac st
 // (it restarted: its job died with it) gets the document. Found by the
 // fleet simulation's SIGKILL run.
 func (c *Controller) adoptExistingJob(ctx context.Context, cl *api.Client, mac string, round int) bool {
-	st, err := cl.Status(ctx)
-	if err != nil {
-		return false
-	}
-	switch st.State {
-	case api.StatePending, api.StateRunning, api.StateSucceeded:
-	default:
-		return false
-	}
-	c.recordRound(mac, round, PhaseProvisioning, fmt.Sprintf("the agent already has job %q (%s) from this boot: the round's job (its discovery was repeated, not the agent restarted); not posted again", st.ID, st.State))
-	return true
+	return c.adoptJob(ctx, cl, mac, round, "the agent already has job %q (%s) from this boot: the round's job (its discovery was repeated, not the agent restarted); not posted again")
 }
 
 // rebootAfterRestart asks the agent to reboot for a restarted controller
