@@ -6,7 +6,6 @@ import (
 	"context"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -33,16 +32,7 @@ type bmcOperator struct {
 func newBMCOperator(t *testing.T, dir, host string) *bmcOperator {
 	t.Helper()
 	testenv.RequireTool(t, "ipmi_sim", "ipmitool")
-	bin := os.Getenv("IMPRINT_BIN")
-	if bin == "" {
-		bin = filepath.Join(dir, "imprint")
-		build := exec.Command("go", "build", "-o", bin, "github.com/imprint-dev/imprint/cmd/imprint")
-		build.Env = append(build.Environ(), "CGO_ENABLED=0")
-		if out, err := build.CombinedOutput(); err != nil {
-			t.Fatalf("go build imprint: %v\n%s", err, out)
-		}
-	}
-	return &bmcOperator{t: t, bin: bin, host: host, reason: "e2e: disk replaced"}
+	return &bmcOperator{t: t, bin: imprintBinary(t, dir), host: host, reason: "e2e: disk replaced"}
 }
 
 func (o *bmcOperator) nodes(ctx context.Context, url, token string, args ...string) (string, error) {

@@ -24,16 +24,7 @@ func TestVMControllerCrash(t *testing.T) {
 	log := testLogger(t)
 	ti := vmtest.RequireTargetImage(t, log)
 	dir := t.TempDir()
-	// IMPRINT_BIN: an imprint binary built beforehand (else built now).
-	bin := os.Getenv("IMPRINT_BIN")
-	if bin == "" {
-		bin = filepath.Join(dir, "imprint")
-		build := exec.Command("go", "build", "-o", bin, "github.com/imprint-dev/imprint/cmd/imprint")
-		build.Env = append(build.Environ(), "CGO_ENABLED=0")
-		if out, err := build.CombinedOutput(); err != nil {
-			t.Fatalf("go build imprint: %v\n%s", err, out)
-		}
-	}
+	bin := imprintBinary(t, dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
 	defer cancel()
 	var tl strings.Builder
@@ -67,4 +58,20 @@ func TestVMControllerCrash(t *testing.T) {
 	if got != want && got != want+" os-up" {
 		t.Errorf("phases (progress left out):\n got %s\nwant %s[ os-up]", got, want)
 	}
+}
+
+// imprintBinary is IMPRINT_BIN, an imprint binary built beforehand, else
+// one built now (static, as the ramdisk's) into dir.
+func imprintBinary(t *testing.T, dir string) string {
+	t.Helper()
+	if bin := os.Getenv("IMPRINT_BIN"); bin != "" {
+		return bin
+	}
+	bin := filepath.Join(dir, "imprint")
+	build := exec.Command("go", "build", "-o", bin, "github.com/imprint-dev/imprint/cmd/imprint")
+	build.Env = append(build.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build imprint: %v\n%s", err, out)
+	}
+	return bin
 }

@@ -291,15 +291,4 @@ func fileSum(p string) (AirshipFile, error) {
 }
 
 // Marshal renders the metadata as YAML.
-func (m AirshipMetadata) Marshal() ([]byte, error) {
-	var b bytes.Buffer
-	enc := yaml.NewEncoder(&b)
-	enc.SetIndent(2)
-	if err := enc.Encode(m); err != nil {
-		return nil, err
-	}
-	if err := enc.Close(); err != nil {
-		return nil, err
-	}
-	return b.Bytes(), nil
-}
+func (m AirshipMetadata) Marshal() ([]byte, error) { return marshalYAML(m) }

@@ -49,11 +49,15 @@ type MetadataRepo struct {
 }
 
 // Marshal renders m as YAML (two-space indentation).
-func (m Metadata) Marshal() ([]byte, error) {
+func (m Metadata) Marshal() ([]byte, error) { return marshalYAML(m) }
+
+// marshalYAML renders v as YAML with two-space indentation, as the
+// metadata files imprint writes are.
+func marshalYAML(v any) ([]byte, error) {
 	var b bytes.Buffer
 	enc := yaml.NewEncoder(&b)
 	enc.SetIndent(2)
-	if err := enc.Encode(m); err != nil {
+	if err := enc.Encode(v); err != nil {
 		return nil, err
 	}
 	if err := enc.Close(); err != nil {
