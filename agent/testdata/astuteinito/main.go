@@ -17,7 +17,6 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"os"
@@ -25,6 +24,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/imprint-dev/imprint/internal/vmtest/guestinit"
 )
 
 // patterns are Astute's image-based-provisioning progress patterns.
@@ -52,19 +53,7 @@ func run(cmd string, args ...string) {
 func main() {
 	path := "/ubin:/usr/sbin:/usr/bin:/sbin:/bin:/usr/local/bin:/usr/local/sbin:/buildbin:/bbin" // u-root's
 	os.Setenv("PATH", path)
-	mods := []string{"virtio_pci", "virtio_blk", "virtio_net", "dm_mod"}
-	if f, err := os.Open("/etc/imprint/modules.conf"); err == nil {
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			if m := strings.TrimSpace(sc.Text()); m != "" && !strings.HasPrefix(m, "#") {
-				mods = append(mods, m)
-			}
-		}
-		f.Close()
-	}
-	for _, m := range mods {
-		exec.Command("/bbin/modprobe", m).Run() // built-in modules fail harmlessly
-	}
+	guestinit.LoadModules("virtio_pci", "virtio_blk", "virtio_net", "dm_mod")
 	for i := 0; i < 100; i++ {
 		_, e1 := os.Stat("/dev/vda")
 		_, e2 := os.Stat("/sys/class/net/eth0")

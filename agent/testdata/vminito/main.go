@@ -8,29 +8,18 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"os/exec"
 	"strings"
 	"time"
+
+	"github.com/imprint-dev/imprint/internal/vmtest/guestinit"
 )
 
 func main() {
 	os.Setenv("PATH", "/bbin:/bin:/sbin:/usr/sbin:/usr/bin")
-	mods := []string{"virtio_pci", "virtio_blk"}
-	if f, err := os.Open("/etc/imprint/modules.conf"); err == nil {
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			if m := strings.TrimSpace(sc.Text()); m != "" && !strings.HasPrefix(m, "#") {
-				mods = append(mods, m)
-			}
-		}
-		f.Close()
-	}
-	for _, m := range mods {
-		exec.Command("/bbin/modprobe", m).Run() // built-in modules fail harmlessly
-	}
+	guestinit.LoadModules("virtio_pci", "virtio_blk")
 	for i := 0; i < 100; i++ {
 		if _, err := os.Stat("/dev/vda"); err == nil {
 			break
