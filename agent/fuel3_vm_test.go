@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -127,13 +128,19 @@ func TestVMFuel3Disks(t *testing.T) {
 			}
 		}
 		sctx, scancel := context.WithTimeout(ctx, 90*time.Second)
-		out, err := node.SSH(sctx, key, "findmnt -n -o SOURCE / ; findmnt -n -o SOURCE /var/lib/glance; findmnt -n -o SOURCE /tmp; ls /etc/initramfs-tools/scripts/local-block/; (poweroff &) ; true")
+		out, err := node.SSH(sctx, key, "findmnt -n -o SOURCE / ; findmnt -n -o SOURCE /var/lib/glance; findmnt -n -o SOURCE /tmp; lsblk -ndo SERIAL /dev/$(lsblk -no PKNAME $(findmnt -n -o SOURCE /tmp)); ls /etc/initramfs-tools/scripts/local-block/; (poweroff &) ; true")
 		scancel()
 		if err != nil {
 			t.Fatalf("boot %d: ssh: %v\n%s", boot, err, node.Tail(40))
 		}
 		t.Logf("boot %d:\n%s", boot, out)
-		for _, want := range []string{"/dev/mapper/os-root", "/dev/mapper/image-glance", "/dev/sda4", "imprint-lvm"} {
+		// /tmp is partition 4 of the first disk (IMPRINT-SDA), whatever
+		// name the OS's SCSI scan gave that disk this boot (sda or sdb:
+		// the scan is asynchronous; fstab mounts by UUID).
+		if !regexp.MustCompile(`(?m)^/dev/sd[a-c]4$`).MatchString(out) {
+			t.Errorf("boot %d: /tmp not on a disk's partition 4", boot)
+		}
+		for _, want := range []string{"/dev/mapper/os-root", "/dev/mapper/image-glance", "IMPRINT-SDA", "imprint-lvm"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("boot %d: lacks %q", boot, want)
 			}
