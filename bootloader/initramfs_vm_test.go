@@ -22,9 +22,10 @@ import (
 
 // TestVMInitramfsLVMScript runs InitramfsLVM on the real target image (the
 // bookworm tree the VM tests boot, its root and /boot images loop-mounted,
-// no QEMU): the image's own update-initramfs builds an initramfs whose
-// local-top and local-block phases run imprint-lvm (listed in their ORDER
-// files, executable), with the plan's VGs, next to lvm itself.
+// no QEMU): the image imprint built keeps its initramfs, which already
+// runs the builder's imprint-lvm (every VG) in local-top and local-block;
+// with the builder's scripts removed (any other image), the image's own
+// update-initramfs rebuilds it with the plan's VGs.
 func TestVMInitramfsLVMScript(t *testing.T) {
 	testenv.RequireRoot(t, "loop mounts and chroot")
 	testenv.RequireTool(t, "losetup", "mount", "umount", "e2fsck", "resize2fs", "cpio")
@@ -89,35 +90,66 @@ func TestVMInitramfsLVMScript(t *testing.T) {
 		LVs: []partition.LV{{Name: "root", VG: "os", Device: "/dev/mapper/os-root"}, {Name: "glance", VG: "image", Device: "/dev/mapper/image-glance"}},
 		FSs: []partition.FS{{Device: "/dev/mapper/os-root", Mount: "/", Type: "ext4", Image: true}, {Device: "/dev/mapper/image-glance", Mount: "/var/lib/glance", Type: "xfs"}},
 	}
-	if err := bootloader.InitramfsLVM(context.Background(), &sys.Exec{}, mnt, plan, slog.New(slog.NewTextHandler(testWriter{t}, nil))); err != nil {
+	// checkInitrd: the target's initramfs runs imprint-lvm in both phases
+	// (listed in their ORDER files, executable), its text holding want,
+	// next to lvm itself.
+	checkInitrd := func(name, want string) {
+		t.Helper()
+		initrds, _ := filepath.Glob(filepath.Join(mnt, "boot", "initrd.img-*"))
+		if len(initrds) != 1 {
+			t.Fatalf("%s: initrds %v", name, initrds)
+		}
+		ird := filepath.Join(dir, "ird-"+name)
+		os.MkdirAll(ird, 0o755)
+		x := exec.Command("sh", "-c", `zcat "$1" | cpio -idm --quiet`, "sh", initrds[0])
+		x.Dir = ird
+		if out, err := x.CombinedOutput(); err != nil {
+			t.Fatalf("%s: unpack %s: %v\n%s", name, initrds[0], err, out)
+		}
+		for _, phase := range []string{"local-top", "local-block"} {
+			order, err := os.ReadFile(filepath.Join(ird, "scripts", phase, "ORDER"))
+			if err != nil || !strings.Contains(string(order), "/scripts/"+phase+"/imprint-lvm") {
+				t.Errorf("%s: %s/ORDER does not run imprint-lvm: %q %v", name, phase, order, err)
+			}
+			s, err := os.ReadFile(filepath.Join(ird, "scripts", phase, "imprint-lvm"))
+			fi, _ := os.Stat(filepath.Join(ird, "scripts", phase, "imprint-lvm"))
+			if err != nil || fi.Mode().Perm()&0o111 == 0 || !strings.Contains(string(s), want) {
+				t.Errorf("%s: %s/imprint-lvm (want %q): %v %v\n%s", name, phase, want, err, fi, s)
+			}
+		}
+		if _, err := os.Stat(filepath.Join(ird, "usr/sbin/lvm")); err != nil {
+			t.Errorf("%s: no lvm in the initramfs: %v", name, err)
+		}
+	}
+	log2 := slog.New(slog.NewTextHandler(testWriter{t}, nil))
+
+	// 1. The image `imprint build-image` made carries the builder's script
+	// (every VG) in its initramfs already: kept as it is.
+	initrds, _ := filepath.Glob(filepath.Join(mnt, "boot", "initrd.img-*"))
+	before, err := os.Stat(initrds[0])
+	if err != nil {
 		t.Fatal(err)
 	}
-	initrds, _ := filepath.Glob(filepath.Join(mnt, "boot", "initrd.img-*"))
-	if len(initrds) != 1 {
-		t.Fatalf("initrds %v", initrds)
+	if err := bootloader.InitramfsLVM(context.Background(), &sys.Exec{}, mnt, plan, log2); err != nil {
+		t.Fatal(err)
 	}
-	ird := filepath.Join(dir, "ird")
-	os.MkdirAll(ird, 0o755)
-	x := exec.Command("sh", "-c", `zcat "$1" | cpio -idm --quiet`, "sh", initrds[0])
-	x.Dir = ird
-	if out, err := x.CombinedOutput(); err != nil {
-		t.Fatalf("unpack %s: %v\n%s", initrds[0], err, out)
+	if after, err := os.Stat(initrds[0]); err != nil || !after.ModTime().Equal(before.ModTime()) {
+		t.Errorf("the built image's initramfs was rebuilt (%v)", err)
 	}
-	for _, phase := range []string{"local-top", "local-block"} {
-		order, err := os.ReadFile(filepath.Join(ird, "scripts", phase, "ORDER"))
-		if err != nil || !strings.Contains(string(order), "/scripts/"+phase+"/imprint-lvm") {
-			t.Errorf("%s/ORDER does not run imprint-lvm: %q %v", phase, order, err)
+	checkInitrd("built", `"$LVM" vgchange -ay --sysinit >`)
+
+	// 2. An image without it (any other image: the builder's scripts
+	// removed here): the plan's VGs written and the initramfs rebuilt by
+	// the image's own update-initramfs.
+	for _, p := range bootloader.InitramfsLVMPaths {
+		if err := os.Remove(filepath.Join(mnt, p)); err != nil {
+			t.Fatal(err)
 		}
-		s, err := os.ReadFile(filepath.Join(ird, "scripts", phase, "imprint-lvm"))
-		fi, _ := os.Stat(filepath.Join(ird, "scripts", phase, "imprint-lvm"))
-		if err != nil || fi.Mode().Perm()&0o111 == 0 || !strings.Contains(string(s), "for vg in 'image' 'os'; do") {
-			t.Errorf("%s/imprint-lvm: %v %v\n%s", phase, err, fi, s)
-		}
-		t.Logf("%s/ORDER:\n%s", phase, order)
 	}
-	if _, err := os.Stat(filepath.Join(ird, "usr/sbin/lvm")); err != nil {
-		t.Errorf("no lvm in the initramfs: %v", err)
+	if err := bootloader.InitramfsLVM(context.Background(), &sys.Exec{}, mnt, plan, log2); err != nil {
+		t.Fatal(err)
 	}
+	checkInitrd("foreign", "for vg in 'image' 'os'; do")
 }
 
 type testWriter struct{ t *testing.T }

@@ -298,6 +298,11 @@ func BuildPlan(cfg Config, o Options) (Plan, error) {
 	return b.plan()
 }
 
+// Revision names what a build puts into an image beyond its config;
+// bump it when that changes (the VM tests' target-image cache is keyed by
+// it with the config).
+const Revision = 2 // 2: the initramfs's LVM activation script
+
 // checkBuild reports every reason cfg cannot be built with o.
 func checkBuild(cfg Config, o Options) error {
 	var errs []error

@@ -47,7 +47,8 @@ func TargetImageConfig(mirror, out string) imagebuild.Config {
 }
 
 // targetImageKey is the cache key of a config: its JSON with the output
-// directory (and so the URIs) left out, after the defaults are applied.
+// directory (and so the URIs) left out, after the defaults are applied,
+// and the builder's Revision.
 func targetImageKey(cfg imagebuild.Config, variant string) (string, error) {
 	c := cfg
 	c.Output = ""
@@ -57,9 +58,10 @@ func targetImageKey(cfg imagebuild.Config, variant string) (string, error) {
 		c.ImageData[mp] = im
 	}
 	b, err := json.Marshal(struct {
-		Config  imagebuild.Config
-		Variant string
-	}{c, variant})
+		Config   imagebuild.Config
+		Variant  string
+		Revision int
+	}{c, variant, imagebuild.Revision})
 	if err != nil {
 		return "", err
 	}
