@@ -20,9 +20,11 @@ import (
 
 const (
 	dlChunkSize = 512 << 10 // download chunk handed to the decoder
-	dlChunks    = 8
-	zeroBlock   = 64 << 10 // granularity of zero skipping
-	minZeroOut  = 1 << 20  // shortest zero run handed to the device as write-zeroes
+	// dlChunks is the download's read-ahead (2 MiB). Eight measured no
+	// faster on any format (make bench, 2026-12-07) and cost 2 MiB of RSS.
+	dlChunks   = 4
+	zeroBlock  = 64 << 10 // granularity of zero skipping
+	minZeroOut = 1 << 20  // shortest zero run handed to the device as write-zeroes
 )
 
 // ErrVerify marks a verification failure (digest, size, md5).

@@ -49,11 +49,18 @@ if [[ $(id -u) -ne 0 && " $TARGETS " == *" loop "* ]]; then
 fi
 
 echo "bench: building imprint and the file server"
-go build -o "$DIR/imprint" ./cmd/imprint
+# imprint is built as scripts/mkinitramfs.sh builds the ramdisk's, the one
+# that writes images on the nodes: the node's commands only, static, no cgo,
+# baseline amd64, stripped (its mapped pages count in the RSS measured)
+build_imprint() { # OUT [EXTRA_TAG]
+	GOOS=linux GOARCH=amd64 GOAMD64=v1 CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" \
+		-tags "imprint_ramdisk${2:+,$2}" -o "$1" ./cmd/imprint
+}
+build_imprint "$DIR/imprint"
 if want zstd-frames; then
 	# A measuring build that does not check the frames' sha256 (it says so
 	# in its log): the row beside imprint's gives the digests' cost.
-	go build -tags imprint_bench_nodigest -o "$DIR/imprint-nodigest" ./cmd/imprint
+	build_imprint "$DIR/imprint-nodigest" imprint_bench_nodigest
 fi
 go build -o "$DIR/benchserve" ./scripts/benchserve
 go build -o "$DIR/indexgz" ./scripts/indexgz
@@ -194,13 +201,32 @@ contenders+=(
 results=$DIR/results.txt
 : >"$results"
 for round in $(seq "$RUNS"); do
+	# imprint and its measuring build without frame digests swap places
+	# every other round, so that neither always runs first
+	order=("${contenders[@]}")
+	if ((round % 2 == 0)); then
+		for i in "${!order[@]}"; do
+			case ${order[i]} in
+			"imprint@zstd-frames@"*) a=$i ;;
+			"imprint, no frame digests"*) b=$i ;;
+			esac
+		done
+		if [[ -n ${a:-} && -n ${b:-} ]]; then
+			t=${order[a]} && order[a]=${order[b]} && order[b]=$t
+		fi
+	fi
 	for tgt in $TARGETS; do
-		for c in "${contenders[@]}"; do
+		for c in "${order[@]}"; do
 			IFS=@ read -r name fmt cmd <<<"$c"
 			want "$fmt" || continue
 			if [[ $tgt == loop ]]; then
 				dev=$LOOP
 				cmd=${cmd//FILEFLAG/}
+				# every row starts on the same device: the backing file
+				# emptied (all holes). Without this, a row after one that
+				# wrote every byte (dd) pays for punching the holes its
+				# zero runs leave, and the row after imprint does not.
+				blkdiscard -f "$LOOP" 2>/dev/null || { echo "bench: blkdiscard $LOOP failed" >&2; exit 1; }
 			else
 				dev=$DIR/target.img
 				rm -f "$dev"

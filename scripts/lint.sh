@@ -27,19 +27,23 @@ unformatted=$(gofmt -l "${files[@]}")
 # architecture name, nor `tools` (internal/tools/tools.go is never compiled:
 # it imports u-root's commands, which are programs, only to pin them), nor
 # the bench's measuring build (imprint_bench_nodigest: with it the product's
-# frame check would not be checked itself; it is vetted on its own below).
+# frame check would not be checked itself), nor the ramdisk's build of
+# cmd/imprint (imprint_ramdisk: it leaves out commands the other builds'
+# tests call); those two are vetted on their own below.
 mapfile -t known < <(go tool dist list | tr '/' '\n' | sort -u)
 tags=$(git grep -h '^//go:build' -- '*.go' | sed 's|^//go:build||' | tr -c 'A-Za-z0-9_\n' ' ' | tr ' ' '\n' |
-	grep -v -x -F -e '' "${known[@]/#/-e}" -e unix -e cgo -e ignore -e tools -e imprint_bench_nodigest | sort -u | paste -sd, -)
+	grep -v -x -F -e '' "${known[@]/#/-e}" -e unix -e cgo -e ignore -e tools -e imprint_bench_nodigest -e imprint_ramdisk | sort -u | paste -sd, -)
 step "go vet (no tags; tags: ${tags:-none})"
 go vet ./... || bad "go vet ./..."
 if [[ -n $tags ]]; then
 	go vet -tags "$tags" ./... || bad "go vet -tags $tags ./..."
 fi
 go vet -tags imprint_bench_nodigest ./imagewriter || bad "go vet -tags imprint_bench_nodigest ./imagewriter"
+go vet -tags imprint_ramdisk ./cmd/imprint || bad "go vet -tags imprint_ramdisk ./cmd/imprint"
 
 step "staticcheck $STATICCHECK_VERSION (tags: ${tags:-none})"
 "$STATICCHECK" -tags "$tags" ./... || bad "staticcheck -tags $tags ./..."
+"$STATICCHECK" -tags imprint_ramdisk ./cmd/imprint || bad "staticcheck -tags imprint_ramdisk ./cmd/imprint"
 
 # vet type-checks the packages and their tests for darwin, and vets the
 # files only other systems build (configdrive/device_other.go).

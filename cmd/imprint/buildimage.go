@@ -1,3 +1,5 @@
+//go:build !imprint_ramdisk
+
 package main
 
 import (
@@ -42,11 +44,6 @@ sha256s, kernel and installed packages. Unknown fields are errors.
 
 Flags may come before or after CONFIG.json.
 ` + octaviaUsage
-
-type stringList []string
-
-func (s *stringList) String() string     { return strings.Join(*s, ",") }
-func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
 // runBuildImage is `imprint build-image CONFIG.json`.
 func runBuildImage(ctx context.Context, env *cmdEnv, args []string) int {

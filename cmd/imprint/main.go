@@ -76,29 +76,38 @@ func (env *cmdEnv) teeFuelAgentLog(path string) (closeLog func()) {
 	return func() { f.Close() }
 }
 
-// commands lists every subcommand; each lives in its own file of this package.
+// commands lists every subcommand; each lives in its own file of this
+// package. The ramdisk's build (-tags imprint_ramdisk) has the node's
+// commands only: the controller's, the operator's and the builders' are
+// left out with the packages they need (SQLite, PostgreSQL, BMC clients,
+// the image builder), which halves the binary (hostcommands.go).
 func commands() []command {
-	return []command{
+	return append([]command{
 		{name: "version", summary: "print the version", run: runVersion},
 		{name: "inventory", summary: "print the hardware inventory (disks with udev-style names, NICs, CPU, memory, DMI) as JSON", run: runInventory},
 		{name: "agent", summary: "run the provisioning agent (HTTP API on :9999)", run: runAgent},
 		{name: "provision", aliases: []string{"provision"}, summary: "run the whole provisioning job on /tmp/provision.json in the foreground (fuel-agent's provision)", run: runProvision},
 		{name: "bootloader", aliases: []string{"fa_bootloader"}, summary: "run only the bootloader step (fstab, grub) of a provision.json", run: runBootloader},
-		{name: "controller", summary: "run the reference controller: bootstrap and images over HTTP, iPXE per MAC, provision.json for discovered nodes, flip to local boot, reboot", run: runController},
-		{name: "nodes", summary: "show a controller's nodes (list, show NODE with its timeline and last result) over its operator API", run: runNodes},
-		{name: "ctl", summary: "drive an agent's API: inventory, plan, provision, status, watch, reboot", run: runCtl},
 		{name: "ramdisk-init", aliases: []string{"uinit"}, summary: "bootstrap ramdisk's uinit: modules, entropy, network, then the agent", run: runRamdiskInit},
 		{name: "node-archive", summary: "write a node's initramfs archive (token, network document, CA bundle) to append to the bootstrap", run: runNodeArchive},
-		{name: "pxe", summary: "write the iPXE/pxelinux scripts that boot the bootstrap ramdisk, and the local-disk flip", run: runPXE},
 		{name: "plan", summary: "validate a provision.json and print its storage plan (partitions, md, LVM, filesystems, images)", run: runPlan},
 		{name: "partition", aliases: []string{"fa_partition"}, summary: "lay only the storage plan of a provision.json onto the disks (teardown, wipe, GPT, md, LVM, mkfs)", run: runPartition},
 		{name: "convert-image", summary: "convert a gzip/zstd/xz/raw image into a multi-frame zstd image with its manifest", run: runConvertImage},
 		{name: "write-image", aliases: []string{"fa_copyimage"}, summary: "stream a compressed image onto a block device, verified and resumable", run: runWriteImage},
 		{name: "configdrive", aliases: []string{"fa_configdrive"}, summary: "render the cloud-init configdrive (NoCloud or config-2, vfat or ISO9660) for a provision.json", run: runConfigdrive},
-		{name: "build-image", aliases: []string{"fa_build_image"}, summary: "build target OS images from a Fuel image build config (debootstrap, elements)", run: runBuildImage},
-		{name: "build-ramdisk", summary: "add diskimage-builder elements (binaries with their libraries, files, extra-data.d, init.d) to the bootstrap ramdisk", run: runBuildRamdisk},
-		{name: "get-kernel", summary: "extract the kernel and initrd from a built image (disk-image-get-kernel)", run: runGetKernel},
-	}
+	}, hostCommands()...)
+}
+
+// hostCommandList describes the commands of the full build only; the
+// ramdisk's build keeps their names and says where they are.
+var hostCommandList = []command{
+	{name: "controller", summary: "run the reference controller: bootstrap and images over HTTP, iPXE per MAC, provision.json for discovered nodes, flip to local boot, reboot"},
+	{name: "nodes", summary: "show a controller's nodes (list, show NODE with its timeline and last result) over its operator API"},
+	{name: "ctl", summary: "drive an agent's API: inventory, plan, provision, status, watch, reboot"},
+	{name: "pxe", summary: "write the iPXE/pxelinux scripts that boot the bootstrap ramdisk, and the local-disk flip"},
+	{name: "build-image", aliases: []string{"fa_build_image"}, summary: "build target OS images from a Fuel image build config (debootstrap, elements)"},
+	{name: "build-ramdisk", summary: "add diskimage-builder elements (binaries with their libraries, files, extra-data.d, init.d) to the bootstrap ramdisk"},
+	{name: "get-kernel", summary: "extract the kernel and initrd from a built image (disk-image-get-kernel)"},
 }
 
 var version = "dev" // set with -ldflags "-X main.version=..."
@@ -208,6 +217,12 @@ func logHandler(w io.Writer, verbose, jsonLog bool) slog.Handler {
 	}
 	return slog.NewTextHandler(w, opts)
 }
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
 // newFlagSet is a subcommand's flag set: errors and usage on stderr, the
 // usage text followed by the flags.

@@ -1,3 +1,5 @@
+//go:build !imprint_ramdisk
+
 package main
 
 import (
